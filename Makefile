@@ -1,0 +1,17 @@
+# The two commands a new user needs: `make demo` and `make test`.
+.PHONY: setup demo test lint bench
+
+setup:
+	./scripts/setup.sh
+
+demo: setup
+	.venv/bin/gridmap demo
+
+test:
+	./scripts/setup.sh --browser
+	.venv/bin/ruff check gridmap tests bench
+	.venv/bin/mypy
+	.venv/bin/pytest
+
+bench: setup
+	.venv/bin/python bench/bench_import.py

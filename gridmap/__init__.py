@@ -1,0 +1,3 @@
+"""gridmap: grid-based community governance on PostGIS."""
+
+__version__ = "0.1.0"

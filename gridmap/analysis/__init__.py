@@ -1,0 +1,1 @@
+"""Pure GeoDataFrame analysis: assignment to grids, partition checks, coverage."""

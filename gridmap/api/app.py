@@ -1,0 +1,37 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from gridmap import __version__
+from gridmap.api import pages, routes_features
+from gridmap.settings import Settings
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+    """Build the app. The lifespan opens (or adopts) the engine and disposes of it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if engine is None:
+            from gridmap.store.db import open_database
+
+            app.state.engine = open_database(settings)
+        else:
+            app.state.engine = engine
+        yield
+        app.state.engine.dispose()
+
+    app = FastAPI(title="gridmap", version=__version__, lifespan=lifespan,
+                  description="Grid-based community governance: divisions, grids, households, "
+                  "facilities and incidents.")
+    app.state.settings = settings
+    app.include_router(routes_features.router)
+    app.include_router(pages.router)
+    pages.mount_assets(app)
+    return app

@@ -1,0 +1,27 @@
+"""Web pages, and the front-end assets installed from npm (served locally, never a CDN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+WEB = Path(__file__).resolve().parent / "web"
+VENDOR = WEB / "node_modules" / "maplibre-gl" / "dist"
+
+router = APIRouter(include_in_schema=False)
+
+
+def mount_assets(app: FastAPI) -> None:
+    if not VENDOR.exists():
+        raise RuntimeError(f"front-end assets are missing ({VENDOR}): run `make setup` "
+                           f"(or `npm ci --prefix {WEB}`)")
+    app.mount("/static/vendor/maplibre-gl", StaticFiles(directory=VENDOR), name="maplibre")
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+
+
+@router.get("/", response_class=HTMLResponse)
+def home() -> HTMLResponse:
+    return HTMLResponse((WEB / "static" / "index.html").read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""Rules and vocabulary of grid governance, with no I/O."""

@@ -1,0 +1,1 @@
+"""Reading and writing layer files (GeoJSON, GeoPackage, Shapefile, GeoParquet, CSV)."""

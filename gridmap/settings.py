@@ -1,0 +1,45 @@
+"""Configuration, read from ``GRIDMAP_*`` environment variables when the app or CLI starts.
+
+Nothing here runs at import time: call :func:`get_settings` (or build :class:`Settings`
+yourself in tests) where the program starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """All of gridmap's configuration.
+
+    Examples
+    --------
+    >>> Settings(database_url="postgresql+psycopg://u@h/db").database_url
+    'postgresql+psycopg://u@h/db'
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of a PostGIS database. Unset: a local cluster is started.",
+    )
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / ".gridmap",
+        description="Folder of the project's own local PostgreSQL cluster and caches.",
+    )
+    local_pg_port: int = Field(default=55432, ge=1024, le=65535)
+    local_db_name: str = "gridmap"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    copy_batch_rows: int = Field(default=500_000, ge=1000)
+
+
+def get_settings() -> Settings:
+    """Build the settings from the environment (call once at start-up)."""
+    return Settings()

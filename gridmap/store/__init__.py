@@ -1,0 +1,1 @@
+"""PostGIS store: tables, migrations, the local cluster, reads and bulk writes."""

@@ -1,0 +1,230 @@
+"""Bulk writes: a validated frame goes through ``COPY`` into a temporary stage table, is
+checked against what the database already holds, and is upserted on its key.
+
+Everything runs on the caller's connection and inside its transaction: an import either
+loads completely or, on any error, leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import shapely
+from psycopg import sql
+from sqlalchemy.engine import Connection
+from tqdm import tqdm
+
+from gridmap.domain.codes import division_level
+from gridmap.domain.layers import LAYERS, LayerSpec
+from gridmap.io.errors import ImportRejected, Problem
+
+STAGE = "gm_stage"
+
+
+@dataclass
+class LoadResult:
+    layer: str
+    rows: int
+    inserted: int
+    updated: int
+    versions: int = 0
+
+    def __str__(self) -> str:
+        text = (f"{self.layer}: {self.rows} rows read, {self.inserted} inserted, "
+                f"{self.updated} updated, {self.rows - self.inserted - self.updated} unchanged")
+        if self.layer == "grids":
+            text += f"; {self.versions} community grid version(s) published"
+        return text
+
+
+def _raw(conn: Connection) -> psycopg.Connection:
+    """The psycopg connection under a SQLAlchemy one (COPY needs it)."""
+    raw = conn.connection.driver_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise TypeError("gridmap's store needs the psycopg (3) driver: postgresql+psycopg://")
+    return raw
+
+
+def _table_columns(spec: LayerSpec) -> list[str]:
+    cols = list(spec.columns)
+    if spec.table == "division":
+        cols += ["level", "parent_code"]
+    if spec.table == "grid":
+        cols += ["community_code"]
+    if spec.geometry != "none":
+        cols.append("geom")
+    return cols
+
+
+def _prepare(frame: pd.DataFrame, spec: LayerSpec) -> tuple[pd.DataFrame, list[Problem]]:
+    """Add derived columns (level, parent, community) and check the code hierarchy."""
+    frame = frame.copy()
+    problems: list[Problem] = []
+    if spec.table == "division":
+        levels = [division_level(c) for c in frame["code"]]
+        for i, level in enumerate(levels):
+            if level != spec.division_level:
+                problems.append(Problem(i, frame["code"].iat[i],
+                                        f"the code denotes a {level}, not a {spec.division_level}"))
+        frame["level"] = spec.division_level
+        frame["parent_code"] = [None if spec.division_level == "county"
+                                else c[:6] + "000000" if spec.division_level == "township"
+                                else c[:9] + "000" for c in frame["code"]]
+    if spec.table == "grid":
+        frame["community_code"] = frame["code"].str.slice(0, 12)
+    return frame, problems
+
+
+def _arrow(frame: pd.DataFrame, columns: list[str]) -> pa.Table:
+    arrays = {}
+    for col in columns:
+        if col == "geom":
+            geoms = shapely.set_srid(np.asarray(frame.geometry.values), 4326)
+            arrays[col] = pa.array(shapely.to_wkb(geoms, hex=True, include_srid=True))
+        elif isinstance(frame[col].dtype, pd.DatetimeTZDtype):
+            arrays[col] = pa.array(frame[col].dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z"))
+        else:
+            arrays[col] = pa.array(frame[col], from_pandas=True)
+    return pa.table(arrays)
+
+
+def copy_into(conn: Connection, table: str, frame: pd.DataFrame, columns: list[str], *,
+              batch_rows: int = 500_000, progress: bool = False) -> None:
+    """``COPY`` *frame*'s *columns* into *table* (CSV, geometry as hex EWKB)."""
+    raw = _raw(conn)
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    bar = tqdm(total=len(frame), unit="rows", disable=not progress, desc=f"copy {table}")
+    with raw.cursor() as cur, cur.copy(stmt) as copy:
+        for start in range(0, len(frame), batch_rows):
+            part = frame.iloc[start:start + batch_rows]
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(_arrow(part, columns), sink, write_options=options)
+            copy.write(sink.getvalue().to_pybytes())
+            bar.update(len(part))
+    bar.close()
+
+
+def _stage(conn: Connection, spec: LayerSpec, columns: list[str]) -> None:
+    raw = _raw(conn)
+    raw.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(STAGE)))
+    raw.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA")
+                .format(sql.Identifier(STAGE), sql.SQL(", ").join(map(sql.Identifier, columns)),
+                        sql.Identifier(spec.table)))
+
+
+def _reference_problems(conn: Connection, spec: LayerSpec) -> list[Problem]:
+    """Staged rows that name divisions or grids the store does not hold."""
+    checks: list[tuple[str, str]] = []
+    if spec.table == "division" and spec.division_level != "county":
+        checks.append((
+            "SELECT s.code, 'parent division ' || s.parent_code || ' does not exist; import the "
+            "parent level first' FROM gm_stage s WHERE NOT EXISTS (SELECT 1 FROM division d "
+            "WHERE d.code = s.parent_code)", ""))
+    if spec.table == "grid":
+        checks.append((
+            "SELECT s.code, 'community ' || s.community_code || ' (the first 12 digits of the grid "
+            "code) is not a village/community in the store; import communities first' FROM "
+            "gm_stage s WHERE NOT EXISTS (SELECT 1 FROM division d WHERE d.code = "
+            "s.community_code AND d.level = 'community')", ""))
+        checks.append((
+            "SELECT s.code, 'the code was retired in an earlier version of its community and "
+            "cannot be reused; take the next free sequence' FROM gm_stage s WHERE NOT EXISTS "
+            "(SELECT 1 FROM grid g WHERE g.code = s.code) AND EXISTS (SELECT 1 FROM grid_history "
+            "h WHERE h.code = s.code)", ""))
+        checks.append((
+            "SELECT s.code, 'parent grid ' || s.parent_grid_code || ' is not a comprehensive grid "
+            "of the same community' FROM gm_stage s WHERE s.parent_grid_code IS NOT NULL AND NOT "
+            "EXISTS (SELECT 1 FROM gm_stage p WHERE p.code = s.parent_grid_code AND p.kind = "
+            "'comprehensive' AND p.community_code = s.community_code)", ""))
+        checks.append((
+            "SELECT s.code, 'a comprehensive grid cannot have a parent grid' FROM gm_stage s "
+            "WHERE s.kind = 'comprehensive' AND s.parent_grid_code IS NOT NULL", ""))
+    if spec.table == "grid_worker":
+        checks.append((
+            "SELECT s.id, 'grid ' || s.grid_code || ' does not exist' FROM gm_stage s WHERE "
+            "s.grid_code IS NOT NULL AND NOT EXISTS (SELECT 1 FROM grid g WHERE g.code = "
+            "s.grid_code)", ""))
+        checks.append((
+            "SELECT s.id, 'division ' || s.division_code || ' does not exist' FROM gm_stage s "
+            "WHERE s.division_code IS NOT NULL AND NOT EXISTS (SELECT 1 FROM division d WHERE "
+            "d.code = s.division_code)", ""))
+    raw = _raw(conn)
+    problems: list[Problem] = []
+    for query, _ in checks:
+        for key, message in raw.execute(query).fetchmany(1000):
+            problems.append(Problem(None, key.strip() if key else key, message))
+    return problems
+
+
+def _upsert(conn: Connection, spec: LayerSpec, columns: list[str]) -> tuple[int, int]:
+    key = sql.Identifier(spec.key)
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    others = [c for c in columns if c != spec.key]
+    sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+                              for c in others)
+    target = sql.Identifier(spec.table)
+    changed = sql.SQL(" OR ").join(
+        sql.SQL("{t}.{c} IS DISTINCT FROM EXCLUDED.{c}").format(t=target, c=sql.Identifier(c))
+        for c in others)
+    query = sql.SQL(
+        "WITH up AS (INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} "
+        "ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {changed} RETURNING (xmax = 0) AS ins) "
+        "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
+    ).format(target=target, cols=cols, stage=sql.Identifier(STAGE), key=key, sets=sets,
+             changed=changed)
+    row = _raw(conn).execute(query).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _publish_grids(conn: Connection) -> tuple[int, int, int]:
+    raw = _raw(conn)
+    before = raw.execute("SELECT count(*) FROM grid_history").fetchone()
+    raw.execute(files("gridmap.store.sql").joinpath("publish_grids.sql").read_text("utf-8"))
+    versions = raw.execute("SELECT count(*) FROM gm_new_version").fetchone()
+    rows = raw.execute("SELECT count(*) FROM grid_history").fetchone()
+    assert before is not None and versions is not None and rows is not None
+    raw.execute("DROP TABLE gm_changed, gm_new_version")
+    return int(rows[0]) - int(before[0]), 0, int(versions[0])
+
+
+def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFrame, *,
+               source: str = "input", batch_rows: int = 500_000,
+               progress: bool = False) -> LoadResult:
+    """Write a frame from :func:`gridmap.io.read.read_layer` into the store.
+
+    Runs inside the transaction of *conn* (open a savepoint around it to keep a failed load
+    from poisoning an outer transaction). Raises :class:`ImportRejected` naming every row that
+    refers to something the store does not hold.
+    """
+    spec = LAYERS[layer_name]
+    frame, problems = _prepare(frame, spec)
+    if problems:
+        raise ImportRejected(source, f"{len(problems)} code(s) of the wrong level", problems)
+    columns = _table_columns(spec)
+    if spec.table == "grid":
+        columns = [c for c in columns if c != "version"]
+    _stage(conn, spec, columns)
+    copy_into(conn, STAGE, frame, columns, batch_rows=batch_rows, progress=progress)
+    problems = _reference_problems(conn, spec)
+    if problems:
+        raise ImportRejected(source, f"{len(problems)} row(s) refer to what the store does not "
+                             "hold; nothing was imported", problems)
+    if spec.table == "grid":
+        inserted, updated, versions = _publish_grids(conn)
+        result = LoadResult(layer_name, len(frame), inserted, updated, versions)
+    else:
+        inserted, updated = _upsert(conn, spec, columns)
+        result = LoadResult(layer_name, len(frame), inserted, updated)
+    _raw(conn).execute(
+        sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(STAGE)))
+    return result

@@ -1,0 +1,123 @@
+"""SQLAlchemy Core tables for the schema the migrations create (``store/sql/*.sql``).
+
+The migrations are the source of truth; these objects let queries be written with
+SQLAlchemy Core and GeoAlchemy2 instead of strings. ``tests/store/test_tables.py`` checks
+that both agree.
+"""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Computed,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+
+def _polygons(srid: int = 4326) -> Geometry:
+    return Geometry("MULTIPOLYGON", srid=srid, spatial_index=False)
+
+
+def _point() -> Geometry:
+    return Geometry("POINT", srid=4326, spatial_index=False)
+
+
+division = Table(
+    "division", metadata,
+    Column("code", String(12), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("level", Text, nullable=False),
+    Column("urban_rural", Text),
+    Column("parent_code", String(12), ForeignKey("division.code")),
+    Column("population", Integer),
+    Column("geom", _polygons(), nullable=False),
+    Column("geom_3857", _polygons(3857), Computed("ST_Transform(geom, 3857)")),
+)
+
+grid = Table(
+    "grid", metadata,
+    Column("code", String(15), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("community_code", String(12), ForeignKey("division.code"), nullable=False),
+    Column("parent_grid_code", String(15), ForeignKey("grid.code")),
+    Column("version", Integer, nullable=False),
+    Column("geom", _polygons(), nullable=False),
+    Column("geom_3857", _polygons(3857), Computed("ST_Transform(geom, 3857)")),
+)
+
+grid_version = Table(
+    "grid_version", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("community_code", String(12), ForeignKey("division.code"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("valid_from", DateTime(timezone=True), nullable=False),
+    Column("valid_to", DateTime(timezone=True)),
+    Column("note", Text),
+)
+
+grid_history = Table(
+    "grid_history", metadata,
+    Column("version_id", BigInteger, ForeignKey("grid_version.id"), primary_key=True),
+    Column("code", String(15), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("parent_grid_code", String(15)),
+    Column("geom", _polygons(), nullable=False),
+)
+
+grid_worker = Table(
+    "grid_worker", metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("phone", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("grid_code", String(15), ForeignKey("grid.code")),
+    Column("division_code", String(12), ForeignKey("division.code")),
+)
+
+household = Table(
+    "household", metadata,
+    Column("id", Text, primary_key=True),
+    Column("address", Text, nullable=False),
+    Column("residents", SmallInteger, nullable=False),
+    Column("elderly_alone", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("left_behind_child", Boolean, nullable=False),
+    Column("low_income", Boolean, nullable=False),
+    Column("grid_code", String(15), ForeignKey("grid.code")),
+    Column("geom", _point(), nullable=False),
+)
+
+facility = Table(
+    "facility", metadata,
+    Column("id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("capacity", Integer),
+    Column("grid_code", String(15), ForeignKey("grid.code")),
+    Column("geom", _point(), nullable=False),
+)
+
+incident = Table(
+    "incident", metadata,
+    Column("id", Text, primary_key=True),
+    Column("category", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("grid_code", String(15), ForeignKey("grid.code")),
+    Column("geom", _point(), nullable=False),
+)

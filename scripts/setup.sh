@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Everything gridmap needs on a fresh Debian machine: PostgreSQL + PostGIS from Debian's
+# packages when missing, a virtualenv with the Python packages, and the web assets from npm.
+# With --browser it also installs Debian's chromium for the browser tests. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_browser=0
+[[ "${1:-}" == "--browser" ]] && want_browser=1
+
+apt_install() {
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null; then SUDO=sudo; else
+      echo "gridmap setup: please install as root: apt-get install $*" >&2; exit 1; fi
+  else SUDO=""; fi
+  echo "gridmap setup: installing $* from Debian's packages"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# PostgreSQL server and PostGIS (the local cluster runs on these)
+pgver=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 || true)
+if [[ -z "$pgver" || ! -x /usr/lib/postgresql/$pgver/bin/postgres ]]; then
+  apt_install postgresql-15 postgresql-15-postgis-3
+elif [[ ! -f /usr/share/postgresql/$pgver/extension/postgis.control ]]; then
+  apt_install "postgresql-$pgver-postgis-3"
+fi
+
+if [[ $want_browser -eq 1 ]] && ! command -v chromium >/dev/null; then
+  apt_install chromium
+fi
+
+# Python environment (pip >= 25.1 understands [dependency-groups])
+stamp=.venv/.gridmap-installed
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv
+fi
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -U "pip>=25.1"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e . --group dev
+  touch "$stamp"
+fi
+
+# Web assets from the npm registry, served locally by gridmap
+web=gridmap/api/web
+if [[ ! -d $web/node_modules/maplibre-gl || $web/package-lock.json -nt $web/node_modules ]]; then
+  if ! command -v npm >/dev/null; then apt_install npm; fi
+  npm ci --prefix "$web" --no-audit --no-fund --loglevel=error
+  touch "$web/node_modules"
+fi
+echo "gridmap setup: ready"

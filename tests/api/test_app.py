@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gridmap.api.app import create_app
+from gridmap.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def client(demo_db: str) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(database_url=demo_db))) as c:
+        yield c
+
+
+def test_summary_counts_what_was_loaded(client: TestClient) -> None:
+    body = client.get("/api/summary").json()
+    assert body["communities"] == 74 and body["townships"] == 4
+    assert body["households"] > 90_000
+
+
+def test_grids_carry_household_counts(client: TestClient) -> None:
+    res = client.get("/api/grids.geojson")
+    assert res.status_code == 200
+    assert res.headers["content-type"].startswith("application/geo+json")
+    fc = res.json()
+    comp = [f for f in fc["features"] if f["properties"]["kind"] == "comprehensive"]
+    assert len(comp) == 287
+    total = sum(f["properties"]["households"] for f in comp)
+    assert total == client.get("/api/summary").json()["households"]
+
+
+def test_grids_of_one_community(client: TestClient) -> None:
+    fc = client.get("/api/grids.geojson", params={"community": "610199001001"}).json()
+    assert fc["features"]
+    assert {f["properties"]["community_code"] for f in fc["features"]} == {"610199001001"}
+
+
+@pytest.mark.parametrize("bad", ["6101", "61019900100x", "'; drop table grid;--"])
+def test_bad_community_code_is_a_422_that_says_what_to_fix(client: TestClient, bad: str) -> None:
+    res = client.get("/api/grids.geojson", params={"community": bad})
+    assert res.status_code == 422
+    assert "12-digit" in res.json()["detail"]
+
+
+def test_home_page_and_local_assets(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "/docs" in page.text
+    assert "http" not in page.text.replace("http://", "")  # no external assets
+    for src in ("/static/vendor/maplibre-gl/maplibre-gl.js",
+                "/static/vendor/maplibre-gl/maplibre-gl.css", "/static/gridmap.js"):
+        assert client.get(src).status_code == 200, src
+    assert client.get("/openapi.json").json()["info"]["title"] == "gridmap"

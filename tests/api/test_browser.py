@@ -1,0 +1,76 @@
+"""The demo map page in a real headless Chromium (Debian's), served by uvicorn."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import sync_playwright
+
+from gridmap.api.app import create_app
+from gridmap.settings import Settings
+
+SHOT_DIR = Path(os.environ.get("GRIDMAP_SCREENSHOT_DIR", "/nonexistent"))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+@pytest.fixture(scope="module")
+def base_url(demo_db: str) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(Settings(database_url=demo_db)), host="127.0.0.1",
+                            port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_map_page_draws_the_district(base_url: str, tmp_path_factory: pytest.TempPathFactory
+                                     ) -> None:
+    errors: list[str] = []
+    external: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: external.append(r.url)
+                if not r.url.startswith(base_url) and not r.url.startswith(("data:", "blob:"))
+                else None)
+        page.goto(base_url + "/")
+        page.wait_for_function("window.gridmapReady === true", timeout=30_000)
+        page.wait_for_function("map.loaded() && !map.isMoving()", timeout=30_000)
+        counts = page.evaluate("""() => ({
+            grids: map.queryRenderedFeatures({layers: ['grids-fill']}).length,
+            communities: map.queryRenderedFeatures({layers: ['communities-line']}).length,
+        })""")
+        summary = page.text_content("#summary") or ""
+        page.screenshot(path=str(SHOT_DIR / "home.png") if SHOT_DIR.exists()
+                        else str(tmp_path_factory.mktemp("shots") / "home.png"))
+        # click a grid: its popup shows the grid's code and household count
+        page.mouse.click(600, 420)
+        page.wait_for_selector(".maplibregl-popup", timeout=5_000)
+        popup = page.text_content(".maplibregl-popup") or ""
+        browser.close()
+    assert counts["grids"] > 200 and counts["communities"] > 50, counts
+    assert "74 communities" in summary
+    assert "households" in popup and "610199" in popup
+    assert not errors, errors
+    assert not external, external

@@ -1,0 +1,78 @@
+"""The committed demo district: regenerated identically, partitioned exactly, to standard."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from gridmap.demodata import DEMO_DIR, DEMO_FILES, generate
+from gridmap.domain.codes import reading_order
+
+
+@pytest.fixture(scope="module")
+def demo() -> dict[str, gpd.GeoDataFrame]:
+    return generate().layers
+
+
+def test_committed_files_are_what_the_seeded_script_makes(demo: dict) -> None:
+    for name in ("grids", "households", "communities"):
+        path = DEMO_DIR / DEMO_FILES[name]
+        committed = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
+        made = demo[name].reset_index(drop=True)
+        assert len(committed) == len(made)
+        assert committed.geometry.geom_equals_exact(made.geometry, tolerance=0).all()
+        assert (committed["code" if "code" in made else "id"].to_numpy()
+                == made["code" if "code" in made else "id"].to_numpy()).all()
+
+
+def test_grids_partition_each_community_exactly(demo: dict) -> None:
+    grids = demo["grids"]
+    comp = grids[grids["kind"] == "comprehensive"]
+    assert shapely.coverage_is_valid(comp.geometry.values)  # no overlaps, matching edges
+    for com in demo["communities"].itertuples():
+        mine = comp[comp["code"].str[:12] == com.code]
+        union = shapely.coverage_union_all(mine.geometry.values)
+        assert union.symmetric_difference(com.geometry).area == pytest.approx(0, abs=1e-12)
+    county = demo["counties"].geometry.iat[0]
+    union = shapely.coverage_union_all(demo["communities"].geometry.values)
+    assert union.symmetric_difference(county).area == pytest.approx(0, abs=1e-12)
+
+
+def test_exclusive_grids_sit_inside_their_comprehensive_grid(demo: dict) -> None:
+    grids = demo["grids"].set_index("code")
+    exclusive = grids[grids["kind"] == "exclusive"]
+    assert len(exclusive) >= 5
+    for code, row in exclusive.iterrows():
+        assert grids.geometry[row["parent_grid_code"]].contains(row.geometry), code
+
+
+def test_codes_and_numbering(demo: dict) -> None:
+    grids = demo["grids"]
+    assert grids["code"].str.fullmatch(r"[0-9]{15}").all()
+    comp = grids[grids["kind"] == "comprehensive"].to_crs(32649)
+    for _, mine in comp.groupby(comp["code"].str[:12]):
+        mine = mine.sort_values("code")
+        cents = mine.geometry.centroid
+        order = reading_order(cents.x.to_numpy(), cents.y.to_numpy(), band=250)
+        assert order == list(range(len(mine)))
+        assert mine["code"].str[12:].astype(int).tolist() == list(range(1, len(mine) + 1))
+
+
+def test_households_per_grid_within_the_standard(demo: dict) -> None:
+    grids = demo["grids"]
+    comp = grids[grids["kind"] == "comprehensive"]
+    hh = demo["households"]
+    joined = gpd.sjoin(hh, comp, predicate="within", how="left")
+    assert joined["code"].notna().all()
+    per = joined.groupby("code").agg(households=("id_left", "size") if "id_left" in joined
+                                     else ("id", "size"), residents=("residents", "sum"))
+    urban_codes = set(demo["communities"].query("urban_rural == 'urban'")["code"])
+    urban = per.index.str[:12].isin(urban_codes)
+    assert per.loc[urban, "households"].between(300, 500).all()
+    assert per.loc[~urban, "households"].between(200, 350).all()
+    assert (per["residents"] <= 2500).all()
+    assert 90_000 <= len(hh) <= 120_000
+    assert pd.Series(np.asarray(demo["facilities"]["type"])).nunique() >= 10
