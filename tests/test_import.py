@@ -299,3 +299,34 @@ def test_repairable_polygon_is_repaired_and_reported(fresh_db: str, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert "repaired" in result.output
     assert scalar(fresh_db, "SELECT bool_and(ST_IsValid(geom)) FROM division") is True
+
+
+def test_a_refused_bulk_load_leaves_table_and_indexes_as_they_were(
+        fresh_db: str, tmp_path: Path) -> None:
+    """The fast path for a large load into an empty table drops and rebuilds indexes; when
+    the database refuses a row at the end, all of that is rolled back."""
+    frame = gpd.read_parquet(DEMO_DIR / DEMO_FILES["households"])
+    frame["residents"] = frame["residents"].astype("int64")
+    frame.loc[frame.index[-1], "residents"] = 40_000  # beyond the column's smallint range
+    path = tmp_path / "hh.parquet"
+    frame.to_parquet(path)
+    indexes = "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes " \
+              "WHERE tablename = 'household'"
+    before_idx = scalar(fresh_db, indexes)
+    before = fingerprint(fresh_db)
+    result = run_cli(fresh_db, "import", "households", str(path))
+    assert result.exit_code != 0
+    assert "refused" in result.output and "out of range" in result.output
+    assert fingerprint(fresh_db) == before
+    assert scalar(fresh_db, indexes) == before_idx
+    assert "household_geom_idx" in str(before_idx) and "household_pkey" in str(before_idx)
+
+
+def test_large_load_into_an_empty_table_keeps_its_indexes(fresh_db: str) -> None:
+    result = run_cli(fresh_db, "import", "households",
+                     str(DEMO_DIR / DEMO_FILES["households"]))
+    assert result.exit_code == 0, result.output
+    assert scalar(fresh_db, "SELECT count(*) FROM household") > 100_000
+    assert scalar(fresh_db, "SELECT count(*) FROM pg_indexes WHERE tablename = 'household'") == 3
+    again = run_cli(fresh_db, "import", "households", str(DEMO_DIR / DEMO_FILES["households"]))
+    assert "0 inserted, 0 updated" in again.output

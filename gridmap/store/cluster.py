@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -157,18 +158,25 @@ class LocalCluster:
         conf = self.pgdata / "postgresql.conf"
         with conf.open("a") as fh:
             fh.write(
-                "\n# gridmap local cluster\n"
-                "listen_addresses = '127.0.0.1'\n"
-                f"port = {self.port}\n"
-                f"unix_socket_directories = '{self.sockdir}'\n"
-                "shared_buffers = 512MB\n"
-                "work_mem = 64MB\n"
-                "maintenance_work_mem = 512MB\n"
-                "max_wal_size = 4GB\n"
-                "synchronous_commit = off\n"
-                "max_connections = 200\n"
+                "\n# gridmap local cluster: the server options are given at each start\n"
+                "# (LocalCluster.server_options)\n"
             )
         return True
+
+    def server_options(self) -> list[str]:
+        """Settings passed at every start, so a changed default reaches old clusters too.
+
+        A development cluster of one machine: no replication, so ``wal_level = minimal``
+        lets bulk loads into a table emptied in the same transaction skip the WAL.
+        """
+        return [
+            "-c", "listen_addresses=127.0.0.1", "-c", f"port={self.port}",
+            "-c", f"unix_socket_directories={self.sockdir}",
+            "-c", "shared_buffers=512MB", "-c", "work_mem=64MB",
+            "-c", "maintenance_work_mem=1GB", "-c", "max_wal_size=4GB",
+            "-c", "synchronous_commit=off", "-c", "max_connections=200",
+            "-c", "wal_level=minimal", "-c", "max_wal_senders=0",
+        ]
 
     def start(self) -> bool:
         """Start the cluster (creating it first if needed); return True if it was started."""
@@ -177,7 +185,7 @@ class LocalCluster:
             return False
         install = find_postgres()
         res = self._pg(install, "pg_ctl", "-D", str(self.pgdata), "-l", str(self.logfile),
-                       "-w", "-t", "60", "start")
+                       "-w", "-t", "60", "-o", shlex.join(self.server_options()), "start")
         if res.returncode != 0:
             tail = self.logfile.read_text(errors="replace").splitlines()[-15:]
             raise ClusterError(

@@ -26,6 +26,8 @@ from gridmap.domain.layers import LAYERS, LayerSpec
 from gridmap.io.errors import ImportRejected, Problem
 
 STAGE = "gm_stage"
+# a load into an empty table with at least this many rows rebuilds the indexes afterwards
+BULK_MIN_ROWS = 50_000
 
 
 @dataclass
@@ -85,6 +87,10 @@ def _prepare(frame: pd.DataFrame, spec: LayerSpec) -> tuple[pd.DataFrame, list[P
 def _arrow(frame: pd.DataFrame, columns: list[str]) -> pa.Table:
     arrays = {}
     for col in columns:
+        if col in ("gx", "gy"):
+            xy = shapely.get_coordinates(np.asarray(frame.geometry.values))
+            arrays["gx"], arrays["gy"] = pa.array(xy[:, 0]), pa.array(xy[:, 1])
+            continue
         if col == "geom":
             geoms = shapely.set_srid(np.asarray(frame.geometry.values), 4326)
             arrays[col] = pa.array(shapely.to_wkb(geoms, hex=True, include_srid=True))
@@ -113,12 +119,23 @@ def copy_into(conn: Connection, table: str, frame: pd.DataFrame, columns: list[s
     bar.close()
 
 
+def _stage_columns(spec: LayerSpec, columns: list[str]) -> list[str]:
+    """Points travel as two doubles (gx, gy): much cheaper to encode and parse than WKB."""
+    if spec.geometry == "point":
+        return [c for c in columns if c != "geom"] + ["gx", "gy"]
+    return columns
+
+
 def _stage(conn: Connection, spec: LayerSpec, columns: list[str]) -> None:
     raw = _raw(conn)
     raw.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(STAGE)))
+    plain = [c for c in columns if c != "geom"] if spec.geometry == "point" else columns
     raw.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA")
-                .format(sql.Identifier(STAGE), sql.SQL(", ").join(map(sql.Identifier, columns)),
+                .format(sql.Identifier(STAGE), sql.SQL(", ").join(map(sql.Identifier, plain)),
                         sql.Identifier(spec.table)))
+    if spec.geometry == "point":
+        raw.execute(sql.SQL("ALTER TABLE {} ADD COLUMN gx float8 NOT NULL, "
+                            "ADD COLUMN gy float8 NOT NULL").format(sql.Identifier(STAGE)))
 
 
 def _reference_problems(conn: Connection, spec: LayerSpec) -> list[Problem]:
@@ -168,6 +185,7 @@ def _reference_problems(conn: Connection, spec: LayerSpec) -> list[Problem]:
 def _upsert(conn: Connection, spec: LayerSpec, columns: list[str]) -> tuple[int, int]:
     key = sql.Identifier(spec.key)
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    values = _select_list(spec, columns)
     others = [c for c in columns if c != spec.key]
     sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
                               for c in others)
@@ -176,14 +194,61 @@ def _upsert(conn: Connection, spec: LayerSpec, columns: list[str]) -> tuple[int,
         sql.SQL("{t}.{c} IS DISTINCT FROM EXCLUDED.{c}").format(t=target, c=sql.Identifier(c))
         for c in others)
     query = sql.SQL(
-        "WITH up AS (INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} "
+        "WITH up AS (INSERT INTO {target} ({cols}) SELECT {values} FROM {stage} "
         "ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {changed} RETURNING (xmax = 0) AS ins) "
         "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
-    ).format(target=target, cols=cols, stage=sql.Identifier(STAGE), key=key, sets=sets,
+    ).format(target=target, cols=cols, values=values, stage=sql.Identifier(STAGE), key=key,
+             sets=sets,
              changed=changed)
     row = _raw(conn).execute(query).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
+
+
+def _select_list(spec: LayerSpec, columns: list[str]) -> sql.Composed:
+    """The stage's columns as the target's, points built from (gx, gy)."""
+    return sql.SQL(", ").join(
+        sql.SQL("ST_SetSRID(ST_MakePoint(gx, gy), 4326)") if c == "geom"
+        and spec.geometry == "point" else sql.Identifier(c) for c in columns)
+
+
+def _bulk_insert(conn: Connection, spec: LayerSpec, columns: list[str], rows: int) -> bool:
+    """Fill an empty table fast: no per-row index maintenance, no WAL where the server
+    allows it (``wal_level = minimal``, as in the local cluster). Inside the caller's
+    transaction like everything else, so a failure leaves the table, and its indexes, as they
+    were. Returns False (and does nothing) when the fast path does not apply."""
+    raw = _raw(conn)
+    target = sql.Identifier(spec.table)
+    if rows < BULK_MIN_ROWS:
+        return False
+    state = raw.execute(sql.SQL(
+        "SELECT NOT EXISTS (SELECT 1 FROM {t}), NOT EXISTS (SELECT 1 FROM pg_constraint "
+        "WHERE confrelid = %s::regclass)").format(t=target), (spec.table,)).fetchone()
+    if state is None or not (state[0] and state[1]):
+        return False
+    pkey = raw.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype = 'p'", (spec.table,)).fetchone()
+    indexes = raw.execute(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary", (spec.table,)).fetchall()
+    raw.execute(sql.SQL("TRUNCATE {}").format(target))
+    for name, _ in indexes:
+        raw.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+    if pkey:
+        raw.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+            target, sql.Identifier(pkey[0])))
+    values = _select_list(spec, columns)
+    raw.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+        target, sql.SQL(", ").join(map(sql.Identifier, columns)), values,
+        sql.Identifier(STAGE)))
+    if pkey:
+        raw.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(
+            target, sql.Identifier(pkey[0])) + sql.SQL(pkey[1]))
+    for _, definition in indexes:
+        raw.execute(sql.SQL(definition))
+    raw.execute(sql.SQL("ANALYZE {}").format(target))
+    return True
 
 
 def _publish_grids(conn: Connection) -> tuple[int, int, int]:
@@ -206,6 +271,18 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
     from poisoning an outer transaction). Raises :class:`ImportRejected` naming every row that
     refers to something the store does not hold.
     """
+    try:
+        return _load(conn, layer_name, frame, source=source, batch_rows=batch_rows,
+                     progress=progress)
+    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+        detail = exc.diag.message_detail
+        raise ImportRejected(source, "the database refused the file, nothing was imported: "
+                             f"{exc.diag.message_primary}" + (f" ({detail})" if detail else "")
+                             ) from exc
+
+
+def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFrame, *,
+          source: str, batch_rows: int, progress: bool) -> LoadResult:
     spec = LAYERS[layer_name]
     frame, problems = _prepare(frame, spec)
     if problems:
@@ -214,7 +291,8 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
     if spec.table == "grid":
         columns = [c for c in columns if c != "version"]
     _stage(conn, spec, columns)
-    copy_into(conn, STAGE, frame, columns, batch_rows=batch_rows, progress=progress)
+    copy_into(conn, STAGE, frame, _stage_columns(spec, columns), batch_rows=batch_rows,
+              progress=progress)
     problems = _reference_problems(conn, spec)
     if problems:
         raise ImportRejected(source, f"{len(problems)} row(s) refer to what the store does not "
@@ -222,6 +300,8 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
     if spec.table == "grid":
         inserted, updated, versions = _publish_grids(conn)
         result = LoadResult(layer_name, len(frame), inserted, updated, versions)
+    elif _bulk_insert(conn, spec, columns, len(frame)):
+        result = LoadResult(layer_name, len(frame), len(frame), 0)
     else:
         inserted, updated = _upsert(conn, spec, columns)
         result = LoadResult(layer_name, len(frame), inserted, updated)

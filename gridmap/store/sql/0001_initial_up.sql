@@ -111,7 +111,6 @@ CREATE TABLE household (
 );
 CREATE INDEX household_geom_idx ON household USING gist (geom);
 CREATE INDEX household_grid_idx ON household (grid_code);
-CREATE INDEX household_address_trgm_idx ON household USING gin (address gin_trgm_ops);
 
 CREATE TABLE facility (
     id        text PRIMARY KEY CHECK (id <> ''),

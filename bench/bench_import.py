@@ -1,0 +1,90 @@
+"""Import speed: 1M households from GeoParquet, gridmap vs GeoDataFrame.to_postgis.
+
+Run: .venv/bin/python bench/bench_import.py [--rows N]
+
+Both load the same file into databases of the same server (the local cluster, or the server
+of GRIDMAP_DATABASE_URL), each into a fresh database migrated to head. gridmap's figure is
+end to end — read, validate (CRS, geometry, columns, values), COPY, upsert with the household
+table's constraints and indexes — as `gridmap import` does it. to_postgis writes into an empty
+table with no constraints and no index and validates nothing, so it is the lower bound of
+effort, not a like-for-like job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+from sqlalchemy import create_engine, make_url, text
+
+from gridmap.io.read import read_layer
+from gridmap.settings import Settings
+from gridmap.store.db import create_database, database_url, drop_database, migrate
+from gridmap.store.load import load_layer
+
+
+def make_households(n: int, path: Path) -> None:
+    rng = np.random.default_rng(7)
+    lon = rng.uniform(108.9, 109.2, n)
+    lat = rng.uniform(34.1, 34.3, n)
+    frame = gpd.GeoDataFrame({
+        "id": np.char.add("B", np.arange(n).astype(str)),
+        "address": np.char.add("长安路", (np.arange(n) % 9999).astype(str)),
+        "residents": rng.integers(1, 6, n).astype(np.int16),
+        "elderly_alone": rng.random(n) < 0.05,
+        "disabled": rng.random(n) < 0.02,
+        "left_behind_child": rng.random(n) < 0.02,
+        "low_income": rng.random(n) < 0.03,
+    }, geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    frame.to_parquet(path, compression="zstd")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    settings = Settings()
+    server = database_url(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "households.parquet"
+        make_households(args.rows, path)
+        results = {}
+        for name in ("gridmap", "to_postgis"):
+            dbname = f"gridmap_bench_{uuid.uuid4().hex[:8]}"
+            create_database(server, dbname)
+            url = make_url(server).set(database=dbname)
+            engine = create_engine(url)
+            try:
+                with engine.begin() as conn:
+                    migrate(conn)
+                start = time.perf_counter()
+                if name == "gridmap":
+                    frame = read_layer(path, "households").frame
+                    with engine.begin() as conn:
+                        load_layer(conn, "households", frame)
+                else:
+                    frame = gpd.read_parquet(path)
+                    frame.to_postgis("household_plain", engine, if_exists="replace",
+                                     index=False, chunksize=100_000)
+                seconds = time.perf_counter() - start
+                with engine.connect() as conn:
+                    table = "household" if name == "gridmap" else "household_plain"
+                    count = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+                assert count == args.rows, (name, count)
+                results[name] = seconds
+            finally:
+                engine.dispose()
+                drop_database(server, dbname)
+        for name, seconds in results.items():
+            print(f"{name:>11}: {args.rows:,} rows in {seconds:6.2f} s = "
+                  f"{args.rows / seconds:,.0f} rows/s")
+        print(f"gridmap / to_postgis speed: {results['to_postgis'] / results['gridmap']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
