@@ -33,7 +33,10 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / ".gridmap",
         description="Folder of the project's own local PostgreSQL cluster and caches.",
     )
-    local_pg_port: int = Field(default=55432, ge=1024, le=65535)
+    local_pg_port: int | None = Field(
+        default=None, ge=1024, le=65535,
+        description="Port of the local cluster. Unset: a free port from 55432 up is chosen "
+        "when the cluster is created and kept in its folder.")
     local_db_name: str = "gridmap"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

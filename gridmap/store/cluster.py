@@ -12,6 +12,7 @@ import os
 import pwd
 import shlex
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,14 +76,36 @@ class LocalCluster:
     Examples
     --------
     >>> from gridmap.settings import Settings
-    >>> LocalCluster(Settings(data_dir="/tmp/gm-doc")).url("gridmap")
-    'postgresql+psycopg://postgres@127.0.0.1:55432/gridmap'
+    >>> LocalCluster(Settings(data_dir="/tmp/gm-doc", local_pg_port=55999)).url("gridmap")
+    'postgresql+psycopg://postgres@127.0.0.1:55999/gridmap'
     """
+
+    FIRST_PORT = 55432
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.root = Path(settings.data_dir)
-        self.port = settings.local_pg_port
+
+    @property
+    def port(self) -> int:
+        """The configured port, else the one chosen when the cluster was created."""
+        if self.settings.local_pg_port:
+            return self.settings.local_pg_port
+        saved = self.root / "port"
+        if saved.exists():
+            return int(saved.read_text().strip())
+        return self._free_port()
+
+    def _free_port(self) -> int:
+        for port in range(self.FIRST_PORT, self.FIRST_PORT + 200):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise ClusterError("no free port in 55432-55631 for the local cluster; "
+                           "set GRIDMAP_LOCAL_PG_PORT")
 
     @property
     def pgdata(self) -> Path:
@@ -146,6 +169,7 @@ class LocalCluster:
         if self.exists:
             return False
         self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "port").write_text(f"{self.port}\n")
         self.pgdata.mkdir(exist_ok=True)
         self.sockdir.mkdir(exist_ok=True)
         self.logfile.touch()
