@@ -1,0 +1,114 @@
+"""Grid assignment stored in the database: in PostGIS (SQL) or computed in Python by
+:mod:`gridmap.analysis.assign` and written back. Both apply the same rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Literal
+
+import geopandas as gpd
+import pandas as pd
+import psycopg
+from psycopg import sql
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from gridmap.analysis.assign import GridIndex, build_grid_index, points_to_grids
+
+POINT_TABLES = {"households": "household", "facilities": "facility", "incidents": "incident"}
+Engine = Literal["python", "postgis"]
+
+
+@dataclass
+class AssignResult:
+    layer: str
+    rows: int
+    inside: int
+    changed: int
+
+    def __str__(self) -> str:
+        return (f"{self.layer}: {self.rows} rows, {self.inside} in a grid, "
+                f"{self.rows - self.inside} outside every grid, {self.changed} changed")
+
+
+def _raw(conn: Connection) -> psycopg.Connection:
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    return raw
+
+
+def _sql(name: str, **identifiers: str) -> sql.Composed:
+    body = files("gridmap.store.sql").joinpath(name).read_text("utf-8")
+    return sql.SQL(body).format(**{k: sql.Identifier(v) for k, v in identifiers.items()})
+
+
+def assign_query(table: str) -> sql.Composed:
+    """The SQL that re-assigns *table* (for EXPLAIN in tests)."""
+    return _sql("assign_points.sql", points=table)
+
+
+def read_grids(conn: Connection) -> gpd.GeoDataFrame:
+    return gpd.read_postgis(
+        text("SELECT code, name, kind, community_code, geom FROM grid ORDER BY code"),
+        conn, geom_col="geom", crs=4326)
+
+
+def grid_index(conn: Connection) -> GridIndex:
+    return build_grid_index(read_grids(conn))
+
+
+def _counts(conn: Connection, table: str) -> tuple[int, int]:
+    row = _raw(conn).execute(sql.SQL(
+        "SELECT count(*), count(grid_code) FROM {}").format(sql.Identifier(table))).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
+                 index: GridIndex | None = None) -> AssignResult:
+    """Re-assign every point of *layer* (households, facilities, incidents) to its grid,
+    in the caller's transaction."""
+    if layer not in POINT_TABLES:
+        raise ValueError(f"cannot assign {layer!r}: choose one of {', '.join(POINT_TABLES)}")
+    table = POINT_TABLES[layer]
+    raw = _raw(conn)
+    before = pd.DataFrame(raw.execute(sql.SQL("SELECT id, grid_code FROM {}").format(
+        sql.Identifier(table))).fetchall(), columns=["id", "grid_code"])
+    if engine == "postgis":
+        raw.execute(assign_query(table))
+    else:
+        points = gpd.read_postgis(
+            sql.SQL("SELECT id, geom FROM {}").format(sql.Identifier(table)).as_string(raw),
+            conn, geom_col="geom", crs=4326)
+        if index is None:
+            index = grid_index(conn)
+        codes = points_to_grids(points, index) if len(points) else pd.Series([], dtype=object)
+        raw.execute("CREATE TEMP TABLE gm_assigned (id text PRIMARY KEY, code char(15)) "
+                    "ON COMMIT DROP")
+        with raw.cursor() as cur, cur.copy("COPY gm_assigned (id, code) FROM STDIN") as copy:
+            for pid, code in zip(points["id"].tolist(), codes.tolist(), strict=True):
+                if code is not None:
+                    copy.write_row((pid, code))
+        raw.execute(sql.SQL(
+            "UPDATE {t} AS p SET grid_code = a.code FROM gm_assigned a "
+            "WHERE a.id = p.id AND p.grid_code IS DISTINCT FROM a.code").format(
+                t=sql.Identifier(table)))
+        raw.execute(sql.SQL(
+            "UPDATE {t} AS p SET grid_code = NULL WHERE p.grid_code IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM gm_assigned a WHERE a.id = p.id)").format(t=sql.Identifier(table)))
+    raw.execute("DROP TABLE IF EXISTS gm_assigned")
+    after = pd.DataFrame(raw.execute(sql.SQL("SELECT id, grid_code FROM {}").format(
+        sql.Identifier(table))).fetchall(), columns=["id", "grid_code"])
+    merged = before.merge(after, on="id", suffixes=("_old", "_new"))
+    changed = int((merged["grid_code_old"].fillna("") != merged["grid_code_new"].fillna("")
+                   ).sum())
+    rows, inside = _counts(conn, table)
+    return AssignResult(layer, rows, inside, changed)
+
+
+def locate(conn: Connection, lon: float, lat: float) -> list[dict[str, str]]:
+    """The grids containing a WGS84 point, the winner first (empty: outside every grid)."""
+    rows = conn.execute(text(files("gridmap.store.sql").joinpath("locate_point.sql")
+                             .read_text("utf-8")), {"lon": lon, "lat": lat}).mappings().all()
+    return [dict(r) for r in rows]

@@ -1,0 +1,226 @@
+"""Exactness of assignment on the awkward points, agreement with PostGIS, and bad input."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from bench.city import make_city, make_points
+from gridmap.analysis.assign import (
+    GridIndexError,
+    assign_to_grids,
+    build_grid_index,
+    points_to_grids,
+)
+from gridmap.store.assign import assign_layer, assign_query
+
+X0, Y0 = 109.0, 34.0
+U = 1 / 256  # a unit that is exact in binary floating point
+
+
+def box(x1: float, y1: float, x2: float, y2: float) -> shapely.Polygon:
+    return shapely.box(X0 + x1 * U, Y0 + y1 * U, X0 + x2 * U, Y0 + y2 * U)
+
+
+def P(x: float, y: float) -> tuple[float, float]:
+    return X0 + x * U, Y0 + y * U
+
+
+COM = "610199001001"
+
+
+def awkward_grids() -> gpd.GeoDataFrame:
+    """A 2x2 block (001-004), a ring grid with a hole (005) filled by 006, a two-part grid
+    (007) with 008 between its parts, and an exclusive grid (901) inside 004 touching its
+    edge."""
+    ring = box(4, 0, 8, 4).difference(box(5, 1, 7, 3))
+    rows = [
+        ("001", "comprehensive", box(0, 2, 2, 4)), ("002", "comprehensive", box(2, 2, 4, 4)),
+        ("003", "comprehensive", box(0, 0, 2, 2)), ("004", "comprehensive", box(2, 0, 4, 2)),
+        ("005", "comprehensive", ring), ("006", "comprehensive", box(5, 1, 7, 3)),
+        ("007", "comprehensive", shapely.MultiPolygon([box(0, 4, 4, 6), box(5, 4, 8, 6)])),
+        ("008", "comprehensive", box(4, 4, 5, 6)),
+        ("901", "exclusive", box(3, 0.5, 4, 1.5)),
+    ]
+    geoms = [g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g])
+             for _, _, g in rows]
+    return gpd.GeoDataFrame({"code": [COM + c for c, _, _ in rows],
+                             "kind": [k for _, k, _ in rows]}, geometry=geoms, crs=4326)
+
+
+# point → expected grid suffix (None: outside)
+CASES = {
+    "interior": (P(1, 3), "001"),
+    "shared edge 001|002": (P(2, 3), "001"),
+    "shared edge 003|004": (P(2, 1), "003"),
+    "vertex of four grids": (P(2, 2), "001"),
+    "outer edge": (P(0, 1), "003"),
+    "outer corner": (P(0, 0), "003"),
+    "in the hole": (P(6, 2), "006"),
+    "on the hole's edge": (P(5, 2), "005"),
+    "ring interior": (P(4.5, 0.5), "005"),
+    "edge 004|005": (P(4, 0.25), "004"),
+    "multipolygon part 1": (P(1, 5), "007"),
+    "multipolygon part 2": (P(7, 5), "007"),
+    "between parts of 007": (P(4.5, 5), "008"),
+    "edge 007|008": (P(5, 5), "007"),
+    "edge 002|007": (P(3, 4), "002"),
+    "exclusive interior": (P(3.5, 1), "901"),
+    "exclusive edge inside 004": (P(3, 1), "901"),
+    "exclusive edge on 004|005": (P(4, 1.25), "901"),
+    "outside": (P(9, 9), None),
+    "just outside": (P(8 + 1 / 1024, 2), None),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_awkward_points(case: str) -> None:
+    (x, y), expected = CASES[case]
+    grids = awkward_grids()
+    pts = gpd.GeoSeries(gpd.points_from_xy([x], [y]), crs=4326)
+    got = points_to_grids(pts, build_grid_index(grids, max_cells=50_000)).iat[0]
+    assert got == (None if expected is None else COM + expected)
+
+
+def test_index_agrees_with_brute_force_on_a_city() -> None:
+    grids = make_city(150, size=8000)
+    pts = make_points(grids, 60_000, on_edges=6_000)
+    index = build_grid_index(grids, max_cells=2_000_000)
+    got = index.lookup(shapely.get_x(pts.values), shapely.get_y(pts.values))
+    want = index.exact(shapely.get_x(pts.values), shapely.get_y(pts.values))
+    assert (got == want).all()
+    assert (want >= 0).mean() > 0.5  # most points are in the city
+
+
+def test_every_point_in_a_community_gets_exactly_one_grid() -> None:
+    grids = make_city(150, size=8000)
+    pts = make_points(grids, 20_000, on_edges=4_000)
+    assigned = assign_to_grids(gpd.GeoDataFrame(geometry=pts), grids)
+    covered = shapely.intersects_xy(shapely.union_all(grids.geometry.values),
+                                    shapely.get_x(pts.values), shapely.get_y(pts.values))
+    assert (assigned["grid_code"].notna().to_numpy() == covered).all()
+    assert (assigned["outside"].to_numpy() == ~covered).all()
+    inside = assigned[~assigned["outside"]]
+    assert (inside["community_code"] == inside["grid_code"].str[:12]).all()
+    assert (inside["township_code"] == inside["grid_code"].str[:9] + "000").all()
+
+
+def test_h3_alone_would_be_wrong_near_edges() -> None:
+    """Why the index is exact and not an H3 approximation: at resolution 11 a cell-centre
+    answer puts points near edges in the wrong grid."""
+    import h3
+
+    grids = make_city(150, size=8000).to_crs(4326)
+    pts = make_points(grids.to_crs(32650), 20_000, on_edges=0).to_crs(4326)
+    lon, lat = shapely.get_x(pts.values), shapely.get_y(pts.values)
+    index = build_grid_index(grids)
+    exact = index.lookup(lon, lat)
+    cells = [h3.latlng_to_cell(la, lo, 11) for lo, la in zip(lon, lat, strict=True)]
+    centres = np.array([h3.cell_to_latlng(c) for c in cells])
+    approx = index.lookup(centres[:, 1], centres[:, 0])
+    inside = exact >= 0
+    assert (approx[inside] != exact[inside]).mean() > 0.005
+
+
+# ------------------------------------------------------------------------------ bad input
+def test_points_in_another_crs_are_refused() -> None:
+    grids = awkward_grids()
+    pts = gpd.GeoSeries(gpd.points_from_xy([500_000], [3_760_000]), crs=32649)
+    with pytest.raises(ValueError, match="reproject"):
+        points_to_grids(pts, grids)
+
+
+def test_empty_points_give_an_empty_answer() -> None:
+    out = points_to_grids(gpd.GeoSeries([], crs=4326), awkward_grids())
+    assert out.empty
+
+
+def test_empty_point_geometry_is_refused() -> None:
+    pts = gpd.GeoSeries([shapely.Point(*P(1, 1)), shapely.Point()], crs=4326)
+    with pytest.raises(ValueError, match="NaN|empty"):
+        points_to_grids(pts, awkward_grids())
+
+
+def test_invalid_grid_geometry_is_refused() -> None:
+    grids = awkward_grids()
+    bowtie = shapely.Polygon([P(0, 0), P(1, 1), P(1, 0), P(0, 1)])
+    grids.loc[0, "geometry"] = shapely.MultiPolygon([bowtie])
+    with pytest.raises(GridIndexError, match="invalid"):
+        build_grid_index(grids)
+
+
+def test_overlapping_grids_of_two_communities_are_refused() -> None:
+    grids = awkward_grids()
+    other = gpd.GeoDataFrame({"code": ["610199001002001"], "kind": ["comprehensive"]},
+                             geometry=[shapely.MultiPolygon([box(1, 1, 3, 3)])], crs=4326)
+    with pytest.raises(GridIndexError, match="overlap.*610199001002001|610199001002001.*overlap"):
+        build_grid_index(gpd.GeoDataFrame(
+            [*grids.to_dict("records"), *other.to_dict("records")], crs=4326))
+
+
+def test_grids_without_crs_are_refused() -> None:
+    with pytest.raises(GridIndexError, match="CRS"):
+        build_grid_index(awkward_grids().set_crs(None, allow_override=True))
+
+
+# --------------------------------------------------------------------- PostGIS agreement
+def _load_awkward(conn: Connection) -> gpd.GeoDataFrame:
+    grids = awkward_grids()
+    world = shapely.box(X0 - U, Y0 - U, X0 + 10 * U, Y0 + 10 * U).wkt
+    conn.execute(text(
+        "INSERT INTO division (code, name, level, parent_code, geom) VALUES "
+        "('610199000000', 'd', 'county', NULL, ST_Multi(ST_GeomFromText(:w, 4326))),"
+        "('610199001000', 't', 'township', '610199000000', ST_Multi(ST_GeomFromText(:w, 4326))),"
+        "('610199001001', 'c', 'community', '610199001000', ST_Multi(ST_GeomFromText(:w, 4326)))"
+    ), {"w": world})
+    for row in grids.sort_values("kind").itertuples():
+        parent = f"{COM}004" if row.kind == "exclusive" else None
+        conn.execute(text(
+            "INSERT INTO grid (code, name, kind, community_code, parent_grid_code, geom) VALUES "
+            "(:c, :n, :k, :com, :p, ST_GeomFromText(:g, 4326))"),
+            {"c": row.code, "n": row.code, "k": row.kind, "com": COM, "p": parent,
+             "g": row.geometry.wkt})
+    for i, ((x, y), _) in enumerate(CASES.values()):
+        conn.execute(text("INSERT INTO household (id, address, residents, geom) VALUES "
+                          "(:i, 'a', 1, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
+                     {"i": f"h{i:02d}", "x": x, "y": y})
+    return grids
+
+
+@pytest.mark.parametrize("how", ["postgis", "python"])
+def test_store_and_analysis_agree_on_the_awkward_points(conn: Connection, how: str) -> None:
+    _load_awkward(conn)
+    result = assign_layer(conn, "households", engine=how)  # type: ignore[arg-type]
+    assert result.rows == len(CASES)
+    stored = dict(conn.execute(text("SELECT id, grid_code FROM household")).all())
+    for i, (case, (_, expected)) in enumerate(CASES.items()):
+        assert stored[f"h{i:02d}"] == (None if expected is None else COM + expected), case
+
+
+def test_reassignment_plan_keeps_grids_outer_and_no_parallel_gather(demo_db: str) -> None:
+    import json
+
+    from sqlalchemy import create_engine
+
+    engine = create_engine(demo_db)
+    with engine.begin() as c:
+        raw = c.connection.driver_connection
+        raw.execute("ANALYZE grid; ANALYZE household")
+        raw.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        script = assign_query("household").as_string(raw)
+        select = script[script.index("SELECT DISTINCT"):script.index(";", script.index(
+            "SELECT DISTINCT"))]
+        plan = raw.execute("EXPLAIN (FORMAT JSON) " + select).fetchone()[0]  # type: ignore[index]
+    engine.dispose()
+    text_plan = json.dumps(plan)
+    assert "Gather" not in text_plan
+    node = plan[0]["Plan"]
+    while node["Node Type"] not in ("Nested Loop",):
+        node = node["Plans"][0]
+    outer, inner = node["Plans"]
+    assert outer.get("Relation Name") == "grid"
+    assert inner.get("Relation Name") == "household" and "Index" in inner["Node Type"]
