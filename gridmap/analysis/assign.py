@@ -23,7 +23,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS
 
 OUTSIDE = -1
@@ -55,17 +55,21 @@ class GridIndex:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.labels.shape  # type: ignore[return-value]
+        ny, nx = self.labels.shape
+        return int(ny), int(nx)
 
     @property
     def boundary_share(self) -> float:
         """Share of raster cells that need the exact test."""
         return float((self.labels == BOUNDARY).mean())
 
-    def lookup(self, x: NDArray[np.floating], y: NDArray[np.floating]) -> NDArray[np.int32]:
+    def lookup(self, x: ArrayLike, y: ArrayLike) -> NDArray[np.int32]:
         """Position of each point's grid in ``codes`` (``OUTSIDE`` = -1), by the rule."""
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
+        return self._lookup_all(x, y)
+
+    def _lookup_all(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.int32]:
         if x.shape != y.shape:
             raise ValueError("x and y differ in length")
         if x.size and not (np.isfinite(x).all() and np.isfinite(y).all()):
@@ -257,7 +261,7 @@ def build_grid_index(grids: gpd.GeoDataFrame, *, max_cells: int = 16_000_000,
     if overlap.any():
         r, c = np.argwhere(overlap)[0]
         x, y = x0 + (c + 0.5) * cell, y0 + (r + 0.5) * cell
-        pi, gi = tree.query(shapely.points([x], [y]), predicate="intersects")
+        _, gi = tree.query(shapely.points([x], [y]), predicate="intersects")
         raise GridIndexError(
             f"grids overlap ({int(overlap.sum())} raster cells), e.g. "
             f"{' and '.join(index.codes[gi])} at ({x:.7g}, {y:.7g}): a partition must not; "
@@ -297,7 +301,8 @@ def points_to_grids(points: gpd.GeoDataFrame | gpd.GeoSeries,
     pos = index.lookup(x, y)
     if how == "positions":
         return pd.Series(pos, index=points.index, name="grid_position")
-    codes = np.where(pos >= 0, index.codes[np.maximum(pos, 0)], None)
+    codes = index.codes[np.maximum(pos, 0)].astype(object)
+    codes[pos < 0] = None
     return pd.Series(codes, index=points.index, name="grid_code", dtype=object)
 
 

@@ -141,7 +141,7 @@ def test_empty_points_give_an_empty_answer() -> None:
 
 def test_empty_point_geometry_is_refused() -> None:
     pts = gpd.GeoSeries([shapely.Point(*P(1, 1)), shapely.Point()], crs=4326)
-    with pytest.raises(ValueError, match="NaN|empty"):
+    with pytest.raises(ValueError, match=r"NaN|empty"):
         points_to_grids(pts, awkward_grids())
 
 
@@ -157,7 +157,7 @@ def test_overlapping_grids_of_two_communities_are_refused() -> None:
     grids = awkward_grids()
     other = gpd.GeoDataFrame({"code": ["610199001002001"], "kind": ["comprehensive"]},
                              geometry=[shapely.MultiPolygon([box(1, 1, 3, 3)])], crs=4326)
-    with pytest.raises(GridIndexError, match="overlap.*610199001002001|610199001002001.*overlap"):
+    with pytest.raises(GridIndexError, match=r"overlap.*610199001002001"):
         build_grid_index(gpd.GeoDataFrame(
             [*grids.to_dict("records"), *other.to_dict("records")], crs=4326))
 
