@@ -38,14 +38,19 @@ def _raw(conn: Connection) -> psycopg.Connection:
     return raw
 
 
-def _sql(name: str, **identifiers: str) -> sql.Composed:
+def _sql(name: str, **parts: sql.Composable) -> sql.Composed:
     body = files("gridmap.store.sql").joinpath(name).read_text("utf-8")
-    return sql.SQL(body).format(**{k: sql.Identifier(v) for k, v in identifiers.items()})
+    return sql.SQL(body).format(**parts)
+
+
+def join_query(table: str) -> sql.Composed:
+    """The point-in-grid join of *table* by the rule (what EXPLAIN is asked about)."""
+    return _sql("assign_join.sql", points=sql.Identifier(table))
 
 
 def assign_query(table: str) -> sql.Composed:
-    """The SQL that re-assigns *table* (for EXPLAIN in tests)."""
-    return _sql("assign_points.sql", points=table)
+    """The SQL script that re-assigns and stores every row of *table*."""
+    return _sql("assign_points.sql", points=sql.Identifier(table), join=join_query(table))
 
 
 def read_grids(conn: Connection) -> gpd.GeoDataFrame:

@@ -1,18 +1,9 @@
--- Assign every row of a point table ({points}) to its grid by gridmap's rule: the grids whose
--- closed polygon contains the point (ST_Intersects); an exclusive grid before a comprehensive
--- one; then the lowest code. The same rule as gridmap.analysis.assign.
---
--- The join keeps the few grids on the outer side and probes the points' GiST index for each:
--- the planner's default parallel plan (points outer, a parallel scan probing grids) was
--- measured 3x slower, so parallel workers are switched off for this transaction.
+-- Store the grid of every row of a point table; the join itself is assign_join.sql.
+-- The join keeps the few grids on the outer side and probes the points' GiST index for each,
+-- without parallel workers (see bench/bench_assign.py for both plans measured).
 SET LOCAL max_parallel_workers_per_gather = 0;
 
-CREATE TEMP TABLE gm_assigned ON COMMIT DROP AS
-SELECT DISTINCT ON (p.id) p.id, g.code
-FROM grid AS g
-JOIN {points} AS p ON ST_Intersects(g.geom, p.geom)
-WHERE g.kind IN ('exclusive', 'comprehensive')
-ORDER BY p.id, (g.kind <> 'exclusive'), g.code;
+CREATE TEMP TABLE gm_assigned ON COMMIT DROP AS {join};
 
 CREATE INDEX ON gm_assigned (id);
 ANALYZE gm_assigned;

@@ -1,0 +1,185 @@
+"""Assignment speed: points → grids on a generated city, gridmap vs geopandas.sjoin vs
+shapely STRtree vs PostGIS, all checked to agree point for point.
+
+Run: .venv/bin/python bench/bench_assign.py [--points 1000000] [--grids 500] [--no-postgis]
+
+The city (bench/city.py) has ~500 irregular grids with 100+ vertices each and a few exclusive
+grids; 2,000 of the points sit exactly on vertices or edge midpoints. Every method applies the
+same rule (closed polygons; exclusive first; lowest code). Timings are single-threaded
+(numpy, GEOS and PostGIS with parallel workers off all use one core); best of 3 where cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import geopandas as gpd  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import shapely  # noqa: E402
+from sqlalchemy import create_engine, make_url  # noqa: E402
+
+from bench.city import make_city, make_points  # noqa: E402
+from gridmap.analysis.assign import build_grid_index  # noqa: E402
+
+
+def best(fn, repeat: int = 3) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def rule_winner(point_idx: np.ndarray, grid_rank: np.ndarray, n: int) -> np.ndarray:
+    best_rank = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(best_rank, point_idx, grid_rank)
+    return np.where(best_rank == np.iinfo(np.int64).max, -1, best_rank)
+
+
+def postgis(grids: gpd.GeoDataFrame, points: gpd.GeoSeries, codes_in_rule_order: np.ndarray
+            ) -> tuple[float, float, float, np.ndarray]:
+    from gridmap.settings import Settings
+    from gridmap.store.assign import assign_query, join_query
+    from gridmap.store.db import create_database, database_url, drop_database, migrate
+    from gridmap.store.load import load_layer
+
+    server = database_url(Settings())
+    name = f"gridmap_bench_{uuid.uuid4().hex[:8]}"
+    create_database(server, name)
+    engine = create_engine(make_url(server).set(database=name))
+    try:
+        with engine.begin() as conn:
+            migrate(conn)
+        coms = grids.assign(code=grids["code"].str[:12]).dissolve("code").reset_index()
+        towns = grids.assign(code=grids["code"].str[:9] + "000").dissolve("code").reset_index()
+        county = gpd.GeoDataFrame({"code": ["610199000000"]},
+                                  geometry=[grids.union_all()], crs=grids.crs)
+        with engine.begin() as conn:
+            for layer, frame in (("counties", county), ("townships", towns),
+                                 ("communities", coms)):
+                frame = frame[["code", "geometry"]].assign(
+                    name=frame["code"], urban_rural=None, population=None)
+                frame["geometry"] = [shapely.MultiPolygon(shapely.get_parts(g))
+                                     for g in frame.geometry]
+                load_layer(conn, layer, frame)
+            g = grids.assign(name=grids["code"], parent_grid_code=None)
+            g["geometry"] = [shapely.MultiPolygon(shapely.get_parts(x)) for x in g.geometry]
+            load_layer(conn, "grids", g)
+            hh = gpd.GeoDataFrame({"id": np.arange(len(points)).astype(str), "address": "",
+                                   "residents": 1}, geometry=points.values, crs=points.crs)
+            for flag in ("elderly_alone", "disabled", "left_behind_child", "low_income"):
+                hh[flag] = False
+            load_layer(conn, "households", hh)
+        timings = []
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            raw.autocommit = True
+            raw.execute("VACUUM ANALYZE household")
+            join = join_query("household").as_string(raw)
+            for workers in (0, 2):  # the rule's join: grids outer, then the planner's default
+                raw.execute(f"SET max_parallel_workers_per_gather = {workers}")
+                start = time.perf_counter()
+                raw.execute(f"CREATE TEMP TABLE gm_join AS {join}")
+                timings.append(time.perf_counter() - start)
+                raw.execute("DROP TABLE gm_join")
+            raw.execute("RESET max_parallel_workers_per_gather")
+        with engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            start = time.perf_counter()
+            raw.execute(assign_query("household").as_string(raw))
+            timings.append(time.perf_counter() - start)
+            rows = raw.execute("SELECT id::bigint, grid_code FROM household").fetchall()
+        got = pd.Series(dict(rows)).sort_index()
+        position = {c: i for i, c in enumerate(codes_in_rule_order)}
+        answer = np.array([-1 if pd.isna(c) else position[c] for c in got.to_numpy()])
+        return timings[0], timings[1], timings[2], answer
+    finally:
+        engine.dispose()
+        drop_database(server, name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--grids", type=int, default=500)
+    parser.add_argument("--no-postgis", action="store_true")
+    parser.add_argument("--memory-points", type=int, default=5_000_000)
+    args = parser.parse_args()
+    n = args.points
+    grids = make_city(args.grids).to_crs(4326)
+    grids["geometry"] = shapely.set_precision(grids.geometry.values, 0)  # as stored
+    points = make_points(grids, n)
+    x, y = shapely.get_x(points.values), shapely.get_y(points.values)
+    comp = grids[grids["kind"] == "comprehensive"]
+    verts = np.median(shapely.get_num_coordinates(comp.geometry.values))
+    print(f"city: {len(comp)} comprehensive + {len(grids) - len(comp)} exclusive grids, "
+          f"median {verts:.0f} vertices; {n:,} points")
+
+    build_s, index = best(lambda: build_grid_index(grids))
+    lookup_s, ours = best(lambda: index.lookup(x, y))
+    print(f"gridmap index build: {build_s * 1000:.0f} ms ({index.shape[1]}x{index.shape[0]} "
+          f"cells, {index.boundary_share:.2%} boundary)")
+    rate = n / lookup_s
+    print(f"gridmap lookup (index built):  {rate / 1e6:8.2f} M points/s")
+    print(f"gridmap build + lookup:        {n / (build_s + lookup_s) / 1e6:8.2f} M points/s")
+
+    rank_of = {c: i for i, c in enumerate(index.codes)}
+    grid_rank = np.array([rank_of[c] for c in grids["code"]])
+    pts = gpd.GeoDataFrame(geometry=points)
+
+    def sjoin() -> np.ndarray:
+        joined = gpd.sjoin(pts, grids, predicate="intersects", how="inner")
+        return rule_winner(joined.index.to_numpy(), grid_rank[joined["index_right"].to_numpy()], n)
+
+    sjoin_s, theirs = best(sjoin, repeat=1)
+    print(f"geopandas.sjoin:               {n / sjoin_s / 1e6:8.2f} M points/s")
+
+    def strtree() -> np.ndarray:
+        geoms = grids.geometry.values
+        tree = shapely.STRtree(geoms)
+        shapely.prepare(geoms)
+        pi, gi = tree.query(points.values)
+        hit = shapely.intersects_xy(geoms[gi], x[pi], y[pi])
+        return rule_winner(pi[hit], grid_rank[gi[hit]], n)
+
+    tree_s, tree_ans = best(strtree, repeat=1)
+    print(f"shapely STRtree + prepared:    {n / tree_s / 1e6:8.2f} M points/s")
+    agree = (ours == theirs).all() and (ours == tree_ans).all()
+
+    if not args.no_postgis:
+        pg_s, pg_par_s, pg_store_s, pg_ans = postgis(grids, points, index.codes)
+        print(f"PostGIS join (grids outer, 1 core): {n / pg_s / 1e6:8.2f} M points/s")
+        print(f"PostGIS join (planner default, 2 workers): {n / pg_par_s / 1e6:8.2f} M points/s")
+        print(f"PostGIS join + storing grid_code (gridmap assign --engine postgis): "
+              f"{n / pg_store_s / 1e6:.2f} M points/s")
+        agree = agree and bool((ours == pg_ans).all())
+
+    tracemalloc.start()
+    big = make_points(grids, args.memory_points, seed=9, on_edges=0)
+    bx, by = shapely.get_x(big.values), shapely.get_y(big.values)
+    del big
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    index.lookup(bx, by)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    print(f"extra memory for {args.memory_points:,} points: {peak / 2**20:.0f} MiB "
+          f"(index itself: {index.labels.nbytes / 2**20:.0f} MiB)")
+    print(f"all methods agree point for point: {agree}")
+    if not agree:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
