@@ -22,14 +22,14 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import geopandas as gpd  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import shapely  # noqa: E402
-from sqlalchemy import create_engine, make_url  # noqa: E402
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import create_engine, make_url
 
-from bench.city import make_city, make_points  # noqa: E402
-from gridmap.analysis.assign import build_grid_index  # noqa: E402
+from bench.city import make_city, make_points
+from gridmap.analysis.assign import build_grid_index
 
 
 def best(fn, repeat: int = 3) -> tuple[float, object]:

@@ -166,6 +166,100 @@ def export(
     typer.echo(f"wrote {len(frame)} {name} to {path}")
 
 
+@app.command("assign")
+def assign(
+    layers: Annotated[list[str] | None, typer.Argument(
+        help="households, facilities, incidents (default: all three).")] = None,
+    engine_: Annotated[str, typer.Option("--engine", help="python (gridmap's index) or "
+                                         "postgis (SQL in the database); same rule.")] = "python",
+) -> None:
+    """Re-assign point layers in the database to their grids."""
+    from gridmap.analysis.assign import GridIndexError
+    from gridmap.store.assign import POINT_TABLES, assign_layer, grid_index
+
+    names = layers or list(POINT_TABLES)
+    for name in names:
+        if name not in POINT_TABLES:
+            raise fail(f"cannot assign {name!r}: choose from {', '.join(POINT_TABLES)}")
+    if engine_ not in ("python", "postgis"):
+        raise fail("--engine is python or postgis")
+    engine = _engine(get_settings())
+    with engine.begin() as conn:
+        try:
+            index = grid_index(conn) if engine_ == "python" else None
+        except GridIndexError as exc:
+            raise fail(str(exc)) from exc
+        for name in names:
+            start = time.perf_counter()
+            result = assign_layer(conn, name, engine=engine_, index=index)  # type: ignore[arg-type]
+            typer.echo(f"{result} in {time.perf_counter() - start:.2f} s")
+
+
+@app.command("check")
+def check(
+    community: Annotated[str | None, typer.Option(help="12-digit community code; "
+                                                  "all communities if absent.")] = None,
+    format_: Annotated[str, typer.Option("--format", help="table or geojson "
+                                         "(the defects as GeoJSON).")] = "table",
+    output: Annotated[Path | None, typer.Option(help="Write the GeoJSON here "
+                                                "instead of standard output.")] = None,
+) -> None:
+    """Validate grid partitions (gaps, overlaps, spill-over, pieces, slivers) and balance.
+
+    Exits 1 when the partition has defects, 0 when it is clean (balance is reported only).
+    """
+    from gridmap.analysis.report import check_communities
+    from gridmap.store.read import division_exists, read_check_inputs
+
+    if format_ not in ("table", "geojson"):
+        raise fail("--format is table or geojson")
+    settings = get_settings()
+    engine = _engine(settings)
+    with engine.connect() as conn:
+        if community and not division_exists(conn, community, "community"):
+            raise fail(f"no village/community with code {community!r} in the store")
+        frames = read_check_inputs(conn, community=community)
+    if frames["communities"].empty:
+        raise fail("no communities in the store: import them first (gridmap import ...)")
+    report = check_communities(
+        frames["communities"], frames["grids"], frames["households"],
+        workers=frames["workers"], standard=settings.standard,
+        tolerance=settings.check_tolerance_m, min_area=settings.check_min_area_m2)
+    if format_ == "geojson":
+        text_ = report.defects.to_json(drop_id=True)
+        if output:
+            output.write_text(text_)
+        else:
+            typer.echo(text_)
+    else:
+        _print_check(report, len(frames["communities"]))
+    if len(report.defects):
+        raise typer.Exit(1)
+
+
+def _print_check(report: object, n_communities: int) -> None:
+    from gridmap.analysis.report import CheckReport
+
+    assert isinstance(report, CheckReport)
+    defects = report.defects
+    typer.echo(f"{n_communities} communities, {len(report.balance)} comprehensive grids: "
+               f"{len(defects)} partition defect(s)")
+    if len(defects):
+        cols = ["defect", "community_code", "grid_code", "other_code", "area_m2", "detail"]
+        table = defects[cols].copy()
+        cent = defects.geometry.representative_point()
+        table["at (lon, lat)"] = [f"{p.x:.6f}, {p.y:.6f}" for p in cent]
+        typer.echo(table.fillna("").to_string(index=False))
+    off = report.unbalanced
+    typer.echo(f"\nbalance: {len(report.balance) - len(off)} grids within their band, "
+               f"{len(off)} outside it; {report.outside_households} households outside "
+               "every grid")
+    if len(off):
+        cols = ["code", "urban_rural", "households", "band_low", "band_high", "status",
+                "excess", "residents", "residents_excess"]
+        typer.echo(off[cols].to_string(index=False))
+
+
 @app.command("make-demo-data")
 def make_demo_data(
     out: Annotated[Path, typer.Argument(help="Folder to write the demo layers to.")] = Path(
@@ -184,6 +278,7 @@ def make_demo_data(
 def load_demo() -> None:
     """Load the demo district into the database (idempotent)."""
     from gridmap.demodata import load_demo_files
+    from gridmap.store.assign import POINT_TABLES, assign_layer, grid_index
 
     engine = _engine(get_settings())
     try:
@@ -191,6 +286,10 @@ def load_demo() -> None:
             typer.echo(line)
     except ImportRejected as exc:
         raise fail(str(exc)) from exc
+    with engine.begin() as conn:
+        index = grid_index(conn)
+        for name in POINT_TABLES:
+            typer.echo(str(assign_layer(conn, name, index=index)))
 
 
 @app.command("serve")

@@ -311,19 +311,21 @@ def generate(seed: int = 2026) -> Demo:
                          "capacity": capacity, "geometry": shapely.Point(
                              round(lon, 7), round(lat, 7))})
 
+    com_utm = np.array([shapely.coverage_union_all(cells[grid_com_arr == i])
+                        for i in range(len(com_seeds))])
     for t in range(4):
         members = np.flatnonzero(township_of == t)
-        town_utm = shapely.union_all(com_cells[members])
+        town_utm = shapely.union_all(com_utm[members])
         for ftype in per_township:
             add(ftype, town_utm, township_names[t])
         for j, i in enumerate(members.tolist()):
             if j % 3 == 0:
                 for ftype in per_three:
-                    add(ftype, com_cells[i], str(com_names[i]))
+                    add(ftype, com_utm[i], str(com_names[i]))
             for ftype in per_community:
                 p = 0.9 if is_urban[i] else 0.45
                 if ftype == "service_station" or rng.random() < p:
-                    add(ftype, com_cells[i], str(com_names[i]))
+                    add(ftype, com_utm[i], str(com_names[i]))
     facilities = gpd.GeoDataFrame(pd.DataFrame(fac_rows), geometry="geometry", crs=4326)
     facilities["capacity"] = facilities["capacity"].astype("Int64")
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gridmap.domain.standards import GridStandard
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,7 +25,8 @@ class Settings(BaseSettings):
     'postgresql+psycopg://u@h/db'
     """
 
-    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore",
+                                      env_nested_delimiter="__")
 
     database_url: str | None = Field(
         default=None,
@@ -41,6 +44,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     copy_batch_rows: int = Field(default=500_000, ge=1000)
+    standard: GridStandard = Field(default_factory=GridStandard)
+    check_tolerance_m: float = Field(
+        default=0.1, gt=0, le=100,
+        description="Gaps, overlaps and spill-over thinner than twice this are boundary noise.")
+    check_min_area_m2: float = Field(default=1.0, ge=0)
 
 
 def get_settings() -> Settings:

@@ -269,6 +269,10 @@ def build_grid_index(grids: gpd.GeoDataFrame, *, max_cells: int = 16_000_000,
     return index
 
 
+def _is_dask(frame: object) -> bool:
+    return type(frame).__module__.startswith("dask")
+
+
 def _xy(points: gpd.GeoSeries | gpd.GeoDataFrame) -> tuple[NDArray, NDArray]:
     geoms = np.asarray(points.geometry.values if isinstance(points, gpd.GeoDataFrame)
                        else points.values)
@@ -292,6 +296,9 @@ def points_to_grids(points: gpd.GeoDataFrame | gpd.GeoSeries,
     Points in another CRS than the grids are refused, not silently transformed.
     """
     index = grids if isinstance(grids, GridIndex) else build_grid_index(grids)
+    if _is_dask(points):
+        meta = points_to_grids(points._meta, index, how=how)
+        return points.map_partitions(points_to_grids, index, how=how, meta=meta)
     if points.crs is None:
         raise ValueError("the points have no CRS: set one (points.set_crs(...))")
     if not CRS.from_user_input(points.crs).equals(index.crs):
@@ -310,8 +317,14 @@ def assign_to_grids(points: gpd.GeoDataFrame, grids: gpd.GeoDataFrame | GridInde
                     ) -> gpd.GeoDataFrame:
     """*points* with the whole chain added: ``grid_code``, ``grid_kind``, ``community_code``,
     ``township_code``, ``county_code`` and ``outside`` (True where no grid contains the point).
+
+    *points* may be a dask-geopandas GeoDataFrame: the result is then one too, computed
+    partition by partition (on a dask.distributed cluster when a client is active).
     """
     index = grids if isinstance(grids, GridIndex) else build_grid_index(grids)
+    if _is_dask(points):  # one task per partition; the index travels once with the graph
+        meta = assign_to_grids(points._meta, index)
+        return points.map_partitions(assign_to_grids, index, meta=meta)
     pos = points_to_grids(points, index, how="positions").to_numpy()
     inside = pos >= 0
     safe = np.maximum(pos, 0)

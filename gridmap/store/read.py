@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import pandas as pd
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 
 from gridmap.domain.layers import LAYERS
@@ -31,10 +31,42 @@ def layer_query(layer_name: str) -> Select:
     return query.order_by(table.c[spec.key])
 
 
-def read_layer(conn: Connection, layer_name: str) -> gpd.GeoDataFrame | pd.DataFrame:
-    """One layer as a GeoDataFrame in EPSG:4326 (workers: a DataFrame)."""
+def read_layer(conn: Connection, layer_name: str, *, community: str | None = None
+               ) -> gpd.GeoDataFrame | pd.DataFrame:
+    """One layer as a GeoDataFrame in EPSG:4326 (workers: a DataFrame).
+
+    With *community* (a 12-digit code), only what belongs to it: the community itself, its
+    grids and their workers, and the points inside its boundary.
+    """
     spec = LAYERS[layer_name]
     query = layer_query(layer_name)
+    if community is not None:
+        table = _TABLES[spec.table]
+        if spec.table == "division":
+            query = query.where(table.c.code == community)
+        elif spec.table == "grid":
+            query = query.where(table.c.community_code == community)
+        elif spec.table == "grid_worker":
+            query = query.where(func.left(table.c.grid_code, 12) == community)
+        else:
+            boundary = select(tables.division.c.geom).where(
+                tables.division.c.code == community).scalar_subquery()
+            query = query.where(func.ST_Intersects(table.c.geom, boundary))
     if spec.geometry == "none":
         return pd.read_sql(query, conn)
     return gpd.read_postgis(query, conn, geom_col="geom", crs=4326)
+
+
+def division_exists(conn: Connection, code: str, level: str | None = None) -> bool:
+    query = select(tables.division.c.code).where(tables.division.c.code == code)
+    if level:
+        query = query.where(tables.division.c.level == level)
+    return conn.execute(query).first() is not None
+
+
+def read_check_inputs(conn: Connection, *, community: str | None = None
+                      ) -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
+    """What a check report needs: communities, grids, households and workers (of one
+    community, or all)."""
+    return {name: read_layer(conn, name, community=community)
+            for name in ("communities", "grids", "households", "workers")}

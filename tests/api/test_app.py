@@ -54,3 +54,22 @@ def test_home_page_and_local_assets(client: TestClient) -> None:
                 "/static/vendor/maplibre-gl/maplibre-gl.css", "/static/gridmap.js"):
         assert client.get(src).status_code == 200, src
     assert client.get("/openapi.json").json()["info"]["title"] == "gridmap"
+
+
+def test_check_report_of_the_demo_district(client: TestClient) -> None:
+    body = client.get("/api/check").json()
+    assert body["defects"]["features"] == []
+    assert len(body["balance"]) == 287
+    assert body["grids_outside_band"] == 0 and body["households_outside_grids"] == 0
+    one = client.get("/api/check", params={"community": "610199001001"}).json()
+    assert {row["code"][:12] for row in one["balance"]} == {"610199001001"}
+    geo = client.get("/api/check.geojson")
+    assert geo.headers["content-type"].startswith("application/geo+json")
+
+
+@pytest.mark.parametrize(("community", "status"), [("610199001999", 404), ("abc", 422)])
+def test_check_of_unknown_or_malformed_community(client: TestClient, community: str,
+                                                 status: int) -> None:
+    res = client.get("/api/check", params={"community": community})
+    assert res.status_code == status
+    assert community in res.json()["detail"]

@@ -1,0 +1,57 @@
+"""Partition validation and balance reports."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+
+from gridmap.analysis.report import check_communities
+from gridmap.api.deps import ConnDep
+from gridmap.store.read import division_exists, read_check_inputs
+
+router = APIRouter(prefix="/api", tags=["checks"])
+
+CommunityQuery = Query(None, description="12-digit community code; all communities if absent")
+
+
+def _report(conn: ConnDep, request: Request, community: str | None) -> Any:
+    if community is not None:
+        if not re.fullmatch(r"[0-9]{12}", community):
+            raise HTTPException(422, f"community must be a 12-digit code, not {community!r}")
+        if not division_exists(conn, community, "community"):
+            raise HTTPException(404, f"no village/community with code {community} in the store")
+    frames = read_check_inputs(conn, community=community)
+    if frames["communities"].empty:
+        raise HTTPException(404, "no communities in the store: import them first")
+    settings = request.app.state.settings
+    return check_communities(
+        frames["communities"], frames["grids"], frames["households"],
+        workers=frames["workers"], standard=settings.standard,
+        tolerance=settings.check_tolerance_m, min_area=settings.check_min_area_m2)
+
+
+@router.get("/check")
+def get_check(request: Request, conn: ConnDep, community: str | None = CommunityQuery
+              ) -> dict[str, Any]:
+    """Partition defects (GeoJSON, located) and per-grid balance against the standard."""
+    report = _report(conn, request, community)
+    balance = report.balance.drop(columns=report.balance.geometry.name)
+    return {
+        "defects": json.loads(report.defects.to_json(drop_id=True)),
+        "balance": json.loads(balance.to_json(orient="records")),
+        "grids_outside_band": len(report.unbalanced),
+        "households_outside_grids": report.outside_households,
+    }
+
+
+@router.get("/check.geojson", response_class=JSONResponse)
+def get_check_geojson(request: Request, conn: ConnDep,
+                      community: str | None = CommunityQuery) -> Any:
+    """The partition defects alone, as GeoJSON to open in QGIS."""
+    report = _report(conn, request, community)
+    return JSONResponse(json.loads(report.defects.to_json(drop_id=True)),
+                        media_type="application/geo+json")
