@@ -15,3 +15,4 @@ test:
 
 bench: setup
 	.venv/bin/python bench/bench_import.py
+	.venv/bin/python bench/bench_assign.py

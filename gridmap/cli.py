@@ -278,18 +278,12 @@ def make_demo_data(
 def load_demo() -> None:
     """Load the demo district into the database (idempotent)."""
     from gridmap.demodata import load_demo_files
-    from gridmap.store.assign import POINT_TABLES, assign_layer, grid_index
-
     engine = _engine(get_settings())
     try:
         for line in load_demo_files(engine):
             typer.echo(line)
     except ImportRejected as exc:
         raise fail(str(exc)) from exc
-    with engine.begin() as conn:
-        index = grid_index(conn)
-        for name in POINT_TABLES:
-            typer.echo(str(assign_layer(conn, name, index=index)))
 
 
 @app.command("serve")

@@ -393,8 +393,10 @@ def write_demo(demo: Demo, out: Path = DEMO_DIR) -> list[Path]:
 
 
 def load_demo_files(engine: Engine, folder: Path = DEMO_DIR) -> Iterator[str]:
-    """Import every demo layer, in dependency order, each in its own transaction."""
+    """Import every demo layer, in dependency order, each in its own transaction; then assign
+    households, facilities and incidents to their grids."""
     from gridmap.io.read import read_layer
+    from gridmap.store.assign import POINT_TABLES, assign_layer, grid_index
     from gridmap.store.load import load_layer
 
     for name, filename in DEMO_FILES.items():
@@ -402,3 +404,7 @@ def load_demo_files(engine: Engine, folder: Path = DEMO_DIR) -> Iterator[str]:
         result = read_layer(path, name)
         with engine.begin() as conn:
             yield str(load_layer(conn, name, result.frame, source=str(path)))
+    with engine.begin() as conn:
+        index = grid_index(conn)
+        for name in POINT_TABLES:
+            yield str(assign_layer(conn, name, index=index))

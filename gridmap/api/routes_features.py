@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from gridmap.api.deps import ConnDep
@@ -23,6 +23,12 @@ class GeoJSONResponse(JSONResponse):
 def get_summary(conn: ConnDep) -> dict[str, int]:
     """Row counts of every layer."""
     return features.summary(conn)
+
+
+@router.get("/standard")
+def get_standard(request: Request) -> dict[str, Any]:
+    """The grid-size standard this deployment applies (households and residents per grid)."""
+    return request.app.state.settings.standard.model_dump()
 
 
 @router.get("/communities.geojson", response_class=GeoJSONResponse)

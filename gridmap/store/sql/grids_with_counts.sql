@@ -1,11 +1,15 @@
--- Current grids with the households and residents inside each, as a GeoJSON FeatureCollection.
--- :community is NULL for all communities. Counts use ST_Intersects until assignment is stored.
-WITH counts AS (
-    SELECT g.code, count(h.id) AS households, coalesce(sum(h.residents), 0) AS residents
+-- Current grids with their households and residents (as assigned: `gridmap assign`), as a
+-- GeoJSON FeatureCollection. :community is NULL for all communities.
+WITH load AS (
+    SELECT grid_code, count(*) AS households, sum(residents) AS residents
+    FROM household
+    WHERE grid_code IS NOT NULL
+    GROUP BY grid_code
+), counts AS (
+    SELECT g.code, coalesce(l.households, 0) AS households, coalesce(l.residents, 0) AS residents
     FROM grid g
-    LEFT JOIN household h ON ST_Intersects(g.geom, h.geom)
+    LEFT JOIN load l ON l.grid_code = g.code
     WHERE (CAST(:community AS text) IS NULL OR g.community_code = :community)
-    GROUP BY g.code
 )
 SELECT json_build_object(
     'type', 'FeatureCollection',

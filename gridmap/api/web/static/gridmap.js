@@ -2,10 +2,8 @@
 // Everything is served by gridmap itself: no CDN, no tile server, no glyphs.
 "use strict";
 
-// households per comprehensive grid: urban 300–500; rural "about 300" (DESIGN.md §2)
-const BAND = { urban: [300, 500], rural: [200, 350] };
-const low = ["case", ["==", ["get", "urban_rural"], "rural"], BAND.rural[0], BAND.urban[0]];
-const high = ["case", ["==", ["get", "urban_rural"], "rural"], BAND.rural[1], BAND.urban[1]];
+// households per comprehensive grid against the deployment's standard (GET /api/standard)
+const isRural = ["==", ["get", "urban_rural"], "rural"];
 
 const map = new maplibregl.Map({
   container: "map",
@@ -37,14 +35,18 @@ function popupHtml(props, fields) {
 }
 
 async function load() {
-  const [summary, communities, grids] = await Promise.all(
-    ["/api/summary", "/api/communities.geojson", "/api/grids.geojson"].map((u) =>
+  const [summary, communities, grids, standard] = await Promise.all(
+    ["/api/summary", "/api/communities.geojson", "/api/grids.geojson", "/api/standard"].map((u) =>
       fetch(u).then((r) => {
         if (!r.ok) throw new Error(`${u}: HTTP ${r.status}`);
         return r.json();
       })
     )
   );
+  const low = ["case", isRural, standard.rural_households[0], standard.urban_households[0]];
+  const high = ["case", isRural, standard.rural_households[1], standard.urban_households[1]];
+  document.getElementById("band").textContent =
+    `urban ${standard.urban_households.join("–")}, rural ${standard.rural_households.join("–")}`;
   document.getElementById("summary").textContent =
     `${summary.townships} townships · ${summary.communities} communities · ` +
     `${summary.grids} grids · ${summary.households.toLocaleString()} households`;
@@ -102,7 +104,11 @@ async function load() {
 
 map.on("load", () => {
   load().catch((err) => {
-    document.getElementById("summary").textContent = `error: ${err.message}`;
+    const low = ["case", isRural, standard.rural_households[0], standard.urban_households[0]];
+  const high = ["case", isRural, standard.rural_households[1], standard.urban_households[1]];
+  document.getElementById("band").textContent =
+    `urban ${standard.urban_households.join("–")}, rural ${standard.rural_households.join("–")}`;
+  document.getElementById("summary").textContent = `error: ${err.message}`;
     console.error(err);
   });
 });
