@@ -15,10 +15,10 @@ import time
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-from scipy.spatial import cKDTree  # noqa: E402
+import numpy as np
+from scipy.spatial import cKDTree
 
-from gridmap.analysis.coverage import CoverageIndex, covered_within  # noqa: E402
+from gridmap.analysis.coverage import CoverageIndex, covered_within
 
 TYPES = 5
 DISTANCES = (300.0, 500.0, 1000.0)

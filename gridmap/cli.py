@@ -22,7 +22,8 @@ db_app = typer.Typer(help="Show and control the database (the local cluster when
 app.add_typer(db_app, name="db")
 
 LayerArg = Annotated[str, typer.Argument(
-    help=f"Layer: {', '.join(LAYERS)}.", show_default=False)]
+    help=f"Layer: {', '.join(LAYERS)} (import also takes osm: an OpenStreetMap .pbf "
+    "extract → households, facilities and the walking network).", show_default=False)]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -123,6 +124,9 @@ def import_(
     from gridmap.io.read import read_layer
     from gridmap.store.load import load_layer
 
+    if layer == "osm":
+        _import_osm(path)
+        return
     name = _layer(layer)
     settings = get_settings()
     start = time.perf_counter()
@@ -144,6 +148,30 @@ def import_(
     except ImportRejected as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"{loaded} in {time.perf_counter() - start:.2f} s")
+
+
+def _import_osm(path: Path) -> None:
+    from gridmap.io.osm import read_osm
+    from gridmap.store.load import load_layer
+    from gridmap.store.network import save_network
+
+    settings = get_settings()
+    start = time.perf_counter()
+    try:
+        layers = read_osm(path, rules=settings.osm)
+    except ImportRejected as exc:
+        raise fail(str(exc)) from exc
+    engine = _engine(settings)
+    try:
+        with engine.begin() as conn:
+            for name, frame in (("households", layers.households),
+                                ("facilities", layers.facilities)):
+                typer.echo(str(load_layer(conn, name, frame, source=str(path))))
+            edges = save_network(conn, layers.nodes, layers.edges)
+    except ImportRejected as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"walking network: {len(layers.nodes)} nodes, {edges} edges")
+    typer.echo(f"imported {path} in {time.perf_counter() - start:.1f} s")
 
 
 @app.command("export")
@@ -258,6 +286,120 @@ def _print_check(report: object, n_communities: int) -> None:
         cols = ["code", "urban_rural", "households", "band_low", "band_high", "status",
                 "excess", "residents", "residents_excess"]
         typer.echo(off[cols].to_string(index=False))
+
+
+@app.command("coverage")
+def coverage(
+    division: Annotated[str | None, typer.Option(help="12-digit code of a county, township "
+                                                 "or community; everything if absent.")] = None,
+    type_: Annotated[list[str] | None, typer.Option("--type", help="Facility type "
+                                                    "(repeatable); all if absent.")] = None,
+    distance: Annotated[list[float] | None, typer.Option(help="Metres (repeatable); each "
+                                                         "type's life-circle distance if "
+                                                         "absent.")] = None,
+    metric: Annotated[str, typer.Option(help="straight or network (along the imported "
+                                        "walking network).")] = "straight",
+    level: Annotated[str, typer.Option(help="grid, community, township or all.")] = "all",
+    uncovered_out: Annotated[Path | None, typer.Option(
+        "--uncovered", help="Write the households out of reach (first type and distance) "
+        "to this file (.gpkg, .geojson, .parquet).")] = None,
+    compliance_: Annotated[bool, typer.Option(
+        "--compliance", help="Per community: which life-circle types are missing or partial "
+        "at their level's distance, and the residents affected.")] = False,
+) -> None:
+    """Share of residents, households and vulnerable residents within reach of facilities."""
+    from gridmap.analysis.coverage import coverage_by, household_coverage, thresholds_for
+    from gridmap.analysis.coverage import uncovered as uncovered_households
+    from gridmap.io.write import write_layer
+    from gridmap.store.network import read_network
+    from gridmap.store.read import read_coverage_inputs
+
+    if metric not in ("straight", "network"):
+        raise fail("--metric is straight or network")
+    if level not in ("grid", "community", "township", "all"):
+        raise fail("--level is grid, community, township or all")
+    settings = get_settings()
+    try:
+        thresholds = thresholds_for(type_, distance)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    engine = _engine(settings)
+    with engine.connect() as conn:
+        try:
+            households, facilities = read_coverage_inputs(conn, division=division)
+            network = read_network(conn) if metric == "network" else None
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+    try:
+        cov = household_coverage(households, facilities, thresholds=thresholds,
+                                 metric=metric, network=network)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    if compliance_:
+        from gridmap.analysis.coverage import compliance
+
+        report = compliance(households, cov)
+        report = report[report["status"] != "ok"]
+        typer.echo(report.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        return
+    table = coverage_by(households, cov, level=level)  # type: ignore[arg-type]
+    cols = ["unit", "type", "distance_m", "residents", "residents_share", "households_share",
+            "vulnerable", "vulnerable_share"]
+    typer.echo(f"{len(households):,} households, {int(households['residents'].sum()):,} "
+               f"residents; {metric} distance")
+    typer.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if uncovered_out:
+        first = next(iter(thresholds.items()))
+        column = f"{first[0]}@{first[1][0]:g}"
+        layer = uncovered_households(households, cov, column)
+        write_layer(layer, uncovered_out)
+        typer.echo(f"wrote {len(layer)} households out of reach of {column} to {uncovered_out}")
+
+
+@app.command("site")
+def site(
+    type_: Annotated[str, typer.Option("--type", help="Facility type to place.")],
+    k: Annotated[int | None, typer.Option(help="How many new sites (maximal covering); "
+                                          "absent: the fewest that reach everyone.")] = None,
+    distance: Annotated[float | None, typer.Option(help="Metres; the type's life-circle "
+                                                   "distance if absent.")] = None,
+    division: Annotated[str | None, typer.Option(help="Division code to plan for.")] = None,
+    weight: Annotated[str, typer.Option(help="residents or vulnerable.")] = "residents",
+    capacity: Annotated[float | None, typer.Option(help="People one site can serve "
+                                                   "(set covering only).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write the sites to this file.")] = None,
+) -> None:
+    """Suggest sites for new facilities of one type."""
+    from gridmap.analysis.coverage import thresholds_for
+    from gridmap.analysis.siting import site_facilities
+    from gridmap.io.write import write_layer
+    from gridmap.store.read import read_coverage_inputs
+
+    if weight not in ("residents", "vulnerable"):
+        raise fail("--weight is residents or vulnerable")
+    try:
+        (ftype, (dist, *_)), = thresholds_for([type_], [distance] if distance else None).items()
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    engine = _engine(get_settings())
+    with engine.connect() as conn:
+        try:
+            households, facilities = read_coverage_inputs(conn, division=division)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+    try:
+        result = site_facilities(households, facilities[facilities["type"] == ftype],
+                                 distance=dist, k=k, weight=weight,  # type: ignore[arg-type]
+                                 capacity=capacity)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"{ftype} within {dist:.0f} m: {result.covered_residents:,} of "
+               f"{result.total_residents:,} {weight} reached with {len(result.sites)} new "
+               f"site(s) ({result.model}, {'optimal' if result.optimal else 'time limit hit'})")
+    for row in result.sites.to_crs(4326).itertuples():
+        typer.echo(f"  {row.geometry.x:.6f}, {row.geometry.y:.6f}  reaches {row.reaches:,}")
+    if output:
+        write_layer(result.sites, output)
 
 
 @app.command("make-demo-data")

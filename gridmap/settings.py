@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gridmap.domain.osm import OsmRules
 from gridmap.domain.standards import GridStandard
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
         default=0.1, gt=0, le=100,
         description="Gaps, overlaps and spill-over thinner than twice this are boundary noise.")
     check_min_area_m2: float = Field(default=1.0, ge=0)
+    osm: OsmRules = Field(default_factory=OsmRules)
 
 
 def get_settings() -> Settings:

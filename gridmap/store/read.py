@@ -70,3 +70,26 @@ def read_check_inputs(conn: Connection, *, community: str | None = None
     community, or all)."""
     return {name: read_layer(conn, name, community=community)
             for name in ("communities", "grids", "households", "workers")}
+
+
+def read_coverage_inputs(conn: Connection, *, division: str | None = None
+                         ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Households (with their stored grid) inside a division (any level), or all of them, and
+    all facilities (those just across the boundary serve the division's residents too).
+    Raises ValueError for an unknown division or one with no households."""
+    if division is not None:
+        if not division_exists(conn, division):
+            raise ValueError(f"no division with code {division!r} in the store")
+        boundary = select(tables.division.c.geom).where(
+            tables.division.c.code == division).scalar_subquery()
+    frames = []
+    for name in ("households", "facilities"):
+        table = _TABLES[LAYERS[name].table]
+        query = layer_query(name)
+        if division is not None and name == "households":
+            query = query.where(func.ST_Intersects(table.c.geom, boundary))
+        frames.append(gpd.read_postgis(query, conn, geom_col="geom", crs=4326))
+    if frames[0].empty:
+        where = f"in {division}" if division else "in the store"
+        raise ValueError(f"there are no households {where}: import some first")
+    return frames[0], frames[1]

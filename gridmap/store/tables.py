@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Computed,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -120,4 +121,19 @@ incident = Table(
     Column("status", Text, nullable=False),
     Column("grid_code", String(15), ForeignKey("grid.code")),
     Column("geom", _point(), nullable=False),
+)
+
+street_node = Table(
+    "street_node", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("geom", _point(), nullable=False),
+)
+
+street_edge = Table(
+    "street_edge", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("u", BigInteger, ForeignKey("street_node.id"), nullable=False),
+    Column("v", BigInteger, ForeignKey("street_node.id"), nullable=False),
+    Column("length_m", Float, nullable=False),
+    Column("geom", Geometry("LINESTRING", srid=4326, spatial_index=False)),
 )
