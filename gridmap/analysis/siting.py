@@ -2,9 +2,11 @@
 set covering (the fewest new sites that reach everyone, with capacity where given), as
 sparse mixed-integer programs solved by HiGHS (highspy).
 
-Only people not yet within reach of an existing facility shape the choice; they are summed
-per small H3 cell (resolution 10, ~65 m across) at their weighted centre, and candidate sites
-are the centres of the resolution-9 H3 cells (~170 m across) where they live.
+Only people not yet within reach of an existing facility shape the choice. For maximal
+covering they are summed per small H3 cell (resolution 10, ~65 m across) at their weighted
+centre; set covering keeps every distinct household location, so that everyone is reached
+exactly. Candidate sites are the centres of the resolution-9 H3 cells (~170 m across) where
+people live. The reported coverage is always recounted household by household.
 """
 
 from __future__ import annotations
@@ -43,11 +45,16 @@ def candidate_sites(households: gpd.GeoDataFrame, resolution: int = 9) -> gpd.Ge
 
 
 def _demand(households: gpd.GeoDataFrame, weights: np.ndarray, metric: object,
-            resolution: int) -> pd.DataFrame:
-    ll = households.to_crs(4326)
+            resolution: int | None) -> pd.DataFrame:
+    """People per demand point: per H3 cell at its weighted centre, or (``resolution``
+    None) per distinct household location, exactly."""
     pts = households.to_crs(metric)
-    cells = [h3.latlng_to_cell(y, x, resolution)
-             for x, y in zip(ll.geometry.x, ll.geometry.y, strict=True)]
+    if resolution is None:
+        cells = list(zip(pts.geometry.x.round(2), pts.geometry.y.round(2), strict=True))
+    else:
+        ll = households.to_crs(4326)
+        cells = [h3.latlng_to_cell(y, x, resolution)
+                 for x, y in zip(ll.geometry.x, ll.geometry.y, strict=True)]
     frame = pd.DataFrame({"cell": cells, "wx": pts.geometry.x.to_numpy() * weights,
                           "wy": pts.geometry.y.to_numpy() * weights, "w": weights})
     frame = frame[frame["w"] > 0].groupby("cell", as_index=False)[["wx", "wy", "w"]].sum()
@@ -111,7 +118,9 @@ def site_facilities(households: gpd.GeoDataFrame, existing: gpd.GeoDataFrame, *,
     empty = gpd.GeoDataFrame({"reaches": []}, geometry=[], crs=households.crs)
     if not todo.any():
         return SitingResult(empty, base, total, kind, True)
-    demand = _demand(households.loc[todo], people[todo], metric, demand_resolution)
+    # set covering must reach every household exactly; maximal covering may aggregate
+    demand = _demand(households.loc[todo], people[todo], metric,
+                     demand_resolution if k is not None else None)
     cand = (candidates if candidates is not None
             else candidate_sites(households.loc[todo])).to_crs(metric)
     new_xy = np.column_stack([cand.geometry.x, cand.geometry.y])
@@ -136,7 +145,6 @@ def site_facilities(households: gpd.GeoDataFrame, existing: gpd.GeoDataFrame, *,
             np.r_[np.full(n_dem, -np.inf), float(k)], np.r_[np.zeros(n_dem), float(k)],
             maximize=True, time_limit=time_limit)
         chosen = np.flatnonzero(sol[:n_sites] > 0.5)
-        reached = sol[n_sites:] > 0.5
     else:
         unreachable = np.setdiff1d(np.arange(n_dem), rows)
         if len(unreachable):
@@ -169,12 +177,15 @@ def site_facilities(households: gpd.GeoDataFrame, existing: gpd.GeoDataFrame, *,
                 np.r_[np.ones(n_dem), np.zeros(n_sites + n_p)], maximize=False,
                 time_limit=time_limit)
         chosen = np.flatnonzero(sol[:n_sites] > 0.5)
-        reached = np.ones(n_dem, bool)
     new = chosen[chosen >= n_old]
     near = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_dem, n_sites))
     gain = near[:, new].T @ w if len(new) else np.zeros(0)  # people within reach of each
     out = gpd.GeoDataFrame({"reaches": gain.round().astype(int)},
                            geometry=gpd.points_from_xy(sites[new, 0], sites[new, 1]),
                            crs=metric).to_crs(households.crs)
-    newly = int(w[reached].sum()) if capacity is None else total - base
-    return SitingResult(out, base + newly, total, kind, bool(optimal))
+    # the people within reach, counted exactly household by household
+    all_x = np.r_[ex.geometry.x.to_numpy(), sites[new, 0]]
+    all_y = np.r_[ex.geometry.y.to_numpy(), sites[new, 1]]
+    reach_now = covered_within(hh.geometry.x.to_numpy(), hh.geometry.y.to_numpy(), all_x,
+                               all_y, distance)
+    return SitingResult(out, int(people[reach_now].sum()), total, kind, bool(optimal))

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from gridmap import __version__
-from gridmap.api import pages, routes_check, routes_features
+from gridmap.api import pages, routes_check, routes_coverage, routes_features
 from gridmap.settings import Settings
 
 
@@ -33,6 +33,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(routes_features.router)
     app.include_router(routes_check.router)
+    app.include_router(routes_coverage.router)
     app.include_router(pages.router)
     pages.mount_assets(app)
     return app

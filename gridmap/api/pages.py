@@ -5,21 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 WEB = Path(__file__).resolve().parent / "web"
 VENDOR = WEB / "node_modules" / "maplibre-gl" / "dist"
+LEAFLET = WEB / "node_modules" / "leaflet" / "dist"
 
 router = APIRouter(include_in_schema=False)
 
 
 def mount_assets(app: FastAPI) -> None:
-    if not VENDOR.exists():
+    if not VENDOR.exists() or not LEAFLET.exists():
         raise RuntimeError(f"front-end assets are missing ({VENDOR}): run `make setup` "
                            f"(or `npm ci --prefix {WEB}`)")
     app.mount("/static/vendor/maplibre-gl", StaticFiles(directory=VENDOR), name="maplibre")
+    app.mount("/static/vendor/leaflet", StaticFiles(directory=LEAFLET), name="leaflet")
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return Response(status_code=204)
 
 
 @router.get("/", response_class=HTMLResponse)

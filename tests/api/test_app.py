@@ -73,3 +73,44 @@ def test_check_of_unknown_or_malformed_community(client: TestClient, community: 
     res = client.get("/api/check", params={"community": community})
     assert res.status_code == status
     assert community in res.json()["detail"]
+
+
+def test_coverage_report_json(client: TestClient) -> None:
+    rows = client.get("/api/coverage", params={"type": "kindergarten", "level": "township"}
+                      ).json()
+    assert len(rows) == 4
+    assert sum(r["residents"] for r in rows) == sum(
+        f["properties"]["residents"] for f in client.get("/api/grids.geojson").json()["features"]
+        if f["properties"]["kind"] == "comprehensive")
+
+
+def test_uncovered_geojson(client: TestClient) -> None:
+    res = client.get("/api/coverage/uncovered.geojson",
+                     params={"type": "elderly_daycare", "division": "610199001001"})
+    assert res.status_code == 200
+    feats = res.json()["features"]
+    assert feats and all(f["properties"]["dist_elderly_daycare"] is None
+                         or f["properties"]["dist_elderly_daycare"] > 300 for f in feats)
+
+
+@pytest.mark.parametrize(("params", "status", "phrase"), [
+    ({"type": "school"}, 422, "unknown facility type"),
+    ({"distance": "-5"}, 422, "positive"),
+    ({"distance": "abc"}, 422, ""),
+    ({"division": "610199009000"}, 404, "no division"),
+    ({"division": "6101"}, 422, "12-digit"),
+    ({"metric": "network"}, 422, "walking network"),
+])
+def test_coverage_errors_say_what_to_fix(client: TestClient, params: dict, status: int,
+                                         phrase: str) -> None:
+    res = client.get("/api/coverage", params=params)
+    assert res.status_code == status
+    assert phrase in str(res.json()["detail"])
+
+
+def test_coverage_map_page_uses_local_assets(client: TestClient) -> None:
+    page = client.get("/maps/coverage", params={"type": "elderly_daycare"})
+    assert page.status_code == 200
+    assert "/static/vendor/leaflet/leaflet.js" in page.text
+    assert "cdn" not in page.text.lower()
+    assert client.get("/static/vendor/leaflet/leaflet.js").status_code == 200

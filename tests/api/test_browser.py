@@ -74,3 +74,26 @@ def test_map_page_draws_the_district(base_url: str, tmp_path_factory: pytest.Tem
     assert "households" in popup and "610199" in popup
     assert not errors, errors
     assert not external, external
+
+
+def test_coverage_map_renders_offline(base_url: str) -> None:
+    errors: list[str] = []
+    external: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: external.append(r.url)
+                if not r.url.startswith(base_url) and not r.url.startswith(("data:", "blob:"))
+                else None)
+        page.goto(base_url + "/maps/coverage?type=elderly_daycare")
+        page.wait_for_selector(".leaflet-container canvas", timeout=20_000)
+        legend = page.text_content("body") or ""
+        layers = page.evaluate("document.querySelectorAll('.leaflet-control-layers-overlays "
+                               "input').length")
+        browser.close()
+    assert "Residents within 300 m" in legend
+    assert layers == 2
+    assert not errors, errors
+    assert not external, external
