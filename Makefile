@@ -16,3 +16,4 @@ test:
 bench: setup
 	.venv/bin/python bench/bench_import.py
 	.venv/bin/python bench/bench_assign.py
+	.venv/bin/python bench/bench_coverage.py
