@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         description="Gaps, overlaps and spill-over thinner than twice this are boundary noise.")
     check_min_area_m2: float = Field(default=1.0, ge=0)
     osm: OsmRules = Field(default_factory=OsmRules)
+    locate_margin_m: float = Field(
+        default=10.0, ge=0, le=1000,
+        description="Within this distance of a grid edge, locate lists the other candidates.")
 
 
 def get_settings() -> Settings:

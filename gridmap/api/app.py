@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from gridmap import __version__
-from gridmap.api import pages, routes_check, routes_coverage, routes_features
+from gridmap.api import pages, routes_check, routes_coverage, routes_features, routes_locate
+from gridmap.api.locator import Locator
 from gridmap.settings import Settings
 
 
@@ -24,7 +25,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             app.state.engine = open_database(settings)
         else:
             app.state.engine = engine
+        app.state.locator = Locator(app.state.engine, margin_m=settings.locate_margin_m)
         yield
+        app.state.locator.close()
         app.state.engine.dispose()
 
     app = FastAPI(title="gridmap", version=__version__, lifespan=lifespan,
@@ -34,6 +37,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(routes_features.router)
     app.include_router(routes_check.router)
     app.include_router(routes_coverage.router)
+    app.include_router(routes_locate.router)
     app.include_router(pages.router)
     pages.mount_assets(app)
     return app

@@ -1,0 +1,123 @@
+"""Locate over HTTP on loopback: gridmap's in-process index vs a PostGIS query per request.
+
+Run: .venv/bin/python bench/bench_locate.py [--seconds 10] [--connections 4]
+
+Needs wrk (Debian package wrk). Loads the demo district into the local database if it is not
+there, starts `gridmap serve` and, for comparison, the same endpoint answered by PostGIS
+(`store/sql/locate_point.sql`, one round trip per request), and drives both with wrk over
+2,000 random points of the district. Prints requests/s and the latency percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGIS_APP = '''
+from fastapi import FastAPI, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import create_engine
+from gridmap.store.assign import locate
+engine = create_engine({url!r}, pool_size=8)
+app = FastAPI()
+@app.get("/api/locate")
+def by_postgis(lon: float = Query(ge=-180, le=180), lat: float = Query(ge=-90, le=90)):
+    with engine.connect() as conn:
+        return JSONResponse({{"grids": locate(conn, lon, lat)}})
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait(port: int) -> None:
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"server on {port} did not start")
+
+
+def run_wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          "-s", str(script), f"http://127.0.0.1:{port}"],
+                         capture_output=True, text=True, check=True).stdout
+    unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    lat = {p: float(v) * unit[u] for p, v, u in
+           re.findall(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, **{f"p{k}": v for k, v in lat.items()},
+            "errors": float(errors.group(1)) if errors else 0.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=4)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    gridmap = str(ROOT / ".venv" / "bin" / "gridmap")
+    subprocess.run([gridmap, "load-demo"], check=True, capture_output=True)
+    url = subprocess.run([gridmap, "db", "url"], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    import geopandas as gpd
+
+    grids = gpd.read_file(ROOT / "data" / "boundaries" / "grids.geojson")
+    xmin, ymin, xmax, ymax = grids.total_bounds
+    rng = np.random.default_rng(1)
+    pts = rng.uniform([xmin, ymin], [xmax, ymax], size=(2000, 2))
+    inside = shapely.contains_xy(grids.union_all(), pts[:, 0], pts[:, 1])
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "points.lua"
+        paths = ",".join(f'"/api/locate?lon={x:.7f}&lat={y:.7f}"' for x, y in pts)
+        script.write_text(f"local paths = {{{paths}}}\nlocal i = 0\n"
+                          "request = function()\n  i = i % #paths + 1\n"
+                          "  return wrk.format('GET', paths[i])\nend\n")
+        app_file = Path(tmp) / "postgis_app.py"
+        app_file.write_text(POSTGIS_APP.format(url=url))
+        results = {}
+        env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
+        for name, cmd in (
+            ("gridmap (in-process index)", [gridmap, "serve", "--port", "{port}"]),
+            ("PostGIS per request", [sys.executable, "-m", "uvicorn", "postgis_app:app",
+                                     "--port", "{port}", "--log-level", "warning"]),
+        ):
+            port = free_port()
+            proc = subprocess.Popen([c.replace("{port}", str(port)) for c in cmd], cwd=tmp,
+                                    env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            try:
+                wait(port)
+                run_wrk(port, script, 2, args.connections)  # warm up
+                results[name] = run_wrk(port, script, args.seconds, args.connections)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+    print(f"{len(pts)} random points of the district ({inside.mean():.0%} inside a grid), "
+          f"wrk with {args.connections} connections for {args.seconds} s:")
+    for name, r in results.items():
+        print(f"  {name:28s} {r['rps']:8.0f} req/s   p50 {r['p50']:.2f} ms   "
+              f"p90 {r['p90']:.2f} ms   p99 {r['p99']:.2f} ms   errors {r['errors']:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The dispatcher's lookup: a point → township, community, grid, workers, in-process.
+
+The grid index (:mod:`gridmap.analysis.assign`) and the names and workers live in memory;
+a request reads no table. Change notices from the database (``store.listen``) are polled on
+every request — a non-blocking socket read — and a change to grids, divisions or workers
+rebuilds the index before the request is answered, so the first request after a redraw
+already sees it.
+"""
+
+from __future__ import annotations
+
+import threading
+from importlib.resources import files
+from typing import Any
+
+import numpy as np
+import shapely
+from sqlalchemy import Engine, text
+
+from gridmap.analysis.assign import GridIndex, build_grid_index
+from gridmap.domain import chinacrs
+from gridmap.store.assign import read_grids
+from gridmap.store.listen import ChangeListener
+
+M_PER_DEG_LAT = 110_574.0
+M_PER_DEG_LON_EQ = 111_320.0
+WATCHED = {"grid", "division", "grid_worker"}
+
+
+def to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
+    """(lon, lat) in WGS84 from wgs84 / cgcs2000 (the same to centimetres) / gcj02 / bd09."""
+    if crs in ("wgs84", "cgcs2000"):
+        return lon, lat
+    convert = chinacrs.gcj02_to_wgs84 if crs == "gcj02" else chinacrs.bd09_to_wgs84
+    x, y = convert(lon, lat)
+    return float(x), float(y)
+
+
+class Locator:
+    def __init__(self, engine: Engine, *, margin_m: float = 10.0) -> None:
+        self.engine = engine
+        self.margin_m = margin_m
+        self._lock = threading.Lock()
+        self.listener = ChangeListener(engine.url.render_as_string(hide_password=False))
+        self.index: GridIndex | None = None
+        self.context: dict[str, dict[str, Any]] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        with self.engine.connect() as conn:
+            grids = read_grids(conn)
+            rows = conn.execute(text(files("gridmap.store.sql").joinpath(
+                "locate_context.sql").read_text("utf-8"))).mappings().all()
+        index = build_grid_index(grids) if len(grids) else None
+        context = {r["code"]: dict(r) for r in rows}
+        with self._lock:
+            self.index, self.context = index, context
+
+    def sync(self) -> None:
+        """Apply change notices that have arrived (never waits for the server)."""
+        if any(change.table in WATCHED for change in self.listener.poll()):
+            self.reload()
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def locate(self, lon: float, lat: float, crs: str = "wgs84") -> dict[str, Any]:
+        self.sync()
+        x, y = to_wgs84(lon, lat, crs)
+        index = self.index
+        answer: dict[str, Any] = {"lon": x, "lat": y, "crs": crs}
+        if index is None:
+            return {**answer, "inside": False, "message": "no grids are loaded"}
+        pos = int(index.lookup(np.array([x]), np.array([y]))[0])
+        kx = M_PER_DEG_LON_EQ * np.cos(np.radians(y))
+
+        def metres(geom: shapely.Geometry) -> shapely.Geometry:
+            return shapely.transform(geom, lambda c: np.column_stack(
+                [(c[:, 0] - x) * kx, (c[:, 1] - y) * M_PER_DEG_LAT]))
+
+        origin = shapely.Point(0, 0)
+        pad = self.margin_m / min(kx, M_PER_DEG_LAT)
+        near = index.tree.query(shapely.box(x - pad, y - pad, x + pad, y + pad))
+        candidates = []
+        for j in sorted(near.tolist()):
+            if j == pos:
+                continue
+            d = float(shapely.distance(metres(index.geoms[j]), origin))
+            if d <= self.margin_m:
+                candidates.append({**self._grid(index, j), "distance_m": round(d, 2)})
+        if pos < 0:
+            return {**answer, "inside": False, "candidates": candidates,
+                    "message": "the point is outside every grid of the district"}
+        edge = float(shapely.distance(metres(index.geoms[pos].boundary), origin))
+        info = self._grid(index, pos)
+        ctx = self.context.get(info["code"], {})
+        return {
+            **answer, "inside": True,
+            "township": {"code": ctx.get("township_code"), "name": ctx.get("township_name")},
+            "community": {"code": ctx.get("community_code"), "name": ctx.get("community_name")},
+            "grid": info, "workers": ctx.get("workers", []),
+            "edge_distance_m": round(edge, 2),
+            "near_edge": edge < self.margin_m, "candidates": candidates,
+        }
+
+    def _grid(self, index: GridIndex, j: int) -> dict[str, Any]:
+        code = str(index.codes[j])
+        ctx = self.context.get(code, {})
+        return {"code": code, "name": ctx.get("name"), "kind": str(index.kinds[j])}
+

@@ -1,0 +1,25 @@
+"""The dispatcher's locate call."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(prefix="/api", tags=["locate"])
+
+
+@router.get("/locate")
+async def locate(
+    request: Request,
+    lon: Annotated[float, Query(ge=-180, le=180, description="longitude (x)")],
+    lat: Annotated[float, Query(ge=-90, le=90, description="latitude (y)")],
+    crs: Annotated[Literal["wgs84", "cgcs2000", "gcj02", "bd09"], Query(
+        description="coordinate system of lon/lat: gcj02 and bd09 are what Chinese web "
+        "maps and geocoders return")] = "wgs84",
+) -> Any:
+    """Township, community, grid (exclusive grids first) and the grid's workers with their
+    phones for a point; the distance to the nearest grid edge and, within the margin
+    (default 10 m), the other candidate grids. Outside every grid: ``inside`` false."""
+    return JSONResponse(request.app.state.locator.locate(lon, lat, crs))

@@ -1,0 +1,46 @@
+"""Change notices from the database (LISTEN gridmap_change), read without blocking.
+
+The triggers of migration 0003 send one notice per statement that changes grids, divisions,
+households, facilities, incidents or workers, with the bounding box it touched. Readers poll
+:meth:`ChangeListener.poll` — a non-blocking read of what the server already sent, not a
+query — so in-process state (the locate index, the tile cache) follows the database without a
+round trip per request.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+
+import psycopg
+from sqlalchemy import make_url
+
+
+@dataclass(frozen=True)
+class Change:
+    table: str
+    bbox: tuple[float, float, float, float] | None  # lon/lat; None: the whole table
+
+
+class ChangeListener:
+    CHANNEL = "gridmap_change"
+
+    def __init__(self, database_url: str) -> None:
+        url = make_url(database_url).set(drivername="postgresql")
+        self._conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+        self._conn.execute(f"LISTEN {self.CHANNEL}")
+        self._lock = threading.Lock()
+
+    def poll(self) -> list[Change]:
+        """Notices that have arrived since the last poll (never waits)."""
+        with self._lock:
+            changes = []
+            for note in self._conn.notifies(timeout=0, stop_after=None):
+                body = json.loads(note.payload)
+                bbox = tuple(body["bbox"]) if body.get("bbox") else None
+                changes.append(Change(body["table"], bbox))
+            return changes
+
+    def close(self) -> None:
+        self._conn.close()
