@@ -9,9 +9,18 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from gridmap import __version__
-from gridmap.api import pages, routes_check, routes_coverage, routes_features, routes_locate
+from gridmap.api import (
+    pages,
+    routes_check,
+    routes_coverage,
+    routes_features,
+    routes_locate,
+    routes_tiles,
+)
 from gridmap.api.locator import Locator
 from gridmap.settings import Settings
+from gridmap.store.listen import ChangeHub
+from gridmap.tiles.mvt import TileCache
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
@@ -25,9 +34,14 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             app.state.engine = open_database(settings)
         else:
             app.state.engine = engine
+        url = app.state.engine.url.render_as_string(hide_password=False)
+        app.state.changes = ChangeHub(url)
         app.state.locator = Locator(app.state.engine, margin_m=settings.locate_margin_m)
+        app.state.tiles = TileCache(app.state.engine, settings.standard)
+        app.state.changes.subscribe(app.state.locator.apply)
+        app.state.changes.subscribe(app.state.tiles.apply)
         yield
-        app.state.locator.close()
+        app.state.changes.close()
         app.state.engine.dispose()
 
     app = FastAPI(title="gridmap", version=__version__, lifespan=lifespan,
@@ -38,6 +52,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(routes_check.router)
     app.include_router(routes_coverage.router)
     app.include_router(routes_locate.router)
+    app.include_router(routes_tiles.router)
     app.include_router(pages.router)
     pages.mount_assets(app)
     return app

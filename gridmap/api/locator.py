@@ -1,7 +1,7 @@
 """The dispatcher's lookup: a point → township, community, grid, workers, in-process.
 
 The grid index (:mod:`gridmap.analysis.assign`) and the names and workers live in memory;
-a request reads no table. Change notices from the database (``store.listen``) are polled on
+a request reads no table. The API polls the database's change notices (``store.listen``) on
 every request — a non-blocking socket read — and a change to grids, divisions or workers
 rebuilds the index before the request is answered, so the first request after a redraw
 already sees it.
@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text
 from gridmap.analysis.assign import GridIndex, build_grid_index
 from gridmap.domain import chinacrs
 from gridmap.store.assign import read_grids
-from gridmap.store.listen import ChangeListener
+from gridmap.store.listen import Change
 
 M_PER_DEG_LAT = 110_574.0
 M_PER_DEG_LON_EQ = 111_320.0
@@ -41,7 +41,6 @@ class Locator:
         self.engine = engine
         self.margin_m = margin_m
         self._lock = threading.Lock()
-        self.listener = ChangeListener(engine.url.render_as_string(hide_password=False))
         self.index: GridIndex | None = None
         self.context: dict[str, dict[str, Any]] = {}
         self.reload()
@@ -56,16 +55,12 @@ class Locator:
         with self._lock:
             self.index, self.context = index, context
 
-    def sync(self) -> None:
-        """Apply change notices that have arrived (never waits for the server)."""
-        if any(change.table in WATCHED for change in self.listener.poll()):
+    def apply(self, changes: list[Change]) -> None:
+        """Rebuild when grids, divisions or workers changed (a ChangeHub subscriber)."""
+        if any(change.table in WATCHED for change in changes):
             self.reload()
 
-    def close(self) -> None:
-        self.listener.close()
-
     def locate(self, lon: float, lat: float, crs: str = "wgs84") -> dict[str, Any]:
-        self.sync()
         x, y = to_wgs84(lon, lat, crs)
         index = self.index
         answer: dict[str, Any] = {"lon": x, "lat": y, "crs": crs}

@@ -22,4 +22,5 @@ async def locate(
     """Township, community, grid (exclusive grids first) and the grid's workers with their
     phones for a point; the distance to the nearest grid edge and, within the margin
     (default 10 m), the other candidate grids. Outside every grid: ``inside`` false."""
+    request.app.state.changes.poll()
     return JSONResponse(request.app.state.locator.locate(lon, lat, crs))

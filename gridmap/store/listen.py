@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -44,3 +45,24 @@ class ChangeListener:
 
     def close(self) -> None:
         self._conn.close()
+
+
+class ChangeHub:
+    """One listener, many subscribers (the locate index, the tile cache): every request polls
+    the hub, and whatever arrived is handed to each subscriber before the request proceeds."""
+
+    def __init__(self, database_url: str) -> None:
+        self.listener = ChangeListener(database_url)
+        self._subscribers: list[Callable[[list[Change]], None]] = []
+
+    def subscribe(self, apply: Callable[[list[Change]], None]) -> None:
+        self._subscribers.append(apply)
+
+    def poll(self) -> None:
+        changes = self.listener.poll()
+        if changes:
+            for apply in self._subscribers:
+                apply(changes)
+
+    def close(self) -> None:
+        self.listener.close()

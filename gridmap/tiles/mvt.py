@@ -1,0 +1,130 @@
+"""Vector tiles from PostGIS with a cache that is invalidated exactly where data changed.
+
+Each layer's tile is one ``ST_AsMVT`` query (``tiles/sql``). Tiles are kept in an in-process
+LRU cache; the database's change notices (migration 0003: table + bounding box per statement)
+evict only the cached tiles of the affected layers that touch the changed box — a redrawn grid
+or a new incident never leaves a stale tile, and every other tile stays cached.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+from sqlalchemy import Engine, TextClause, text
+
+from gridmap.domain.standards import GridStandard
+from gridmap.store.listen import Change
+
+LAYERS = {
+    "townships": ("divisions", {"level": "township", "layer": "townships"}),
+    "communities": ("divisions", {"level": "community", "layer": "communities"}),
+    "grids": ("grids", {}),
+    "facilities": ("facilities", {}),
+    "incidents": ("incidents", {}),
+}
+# which tile layers a change to a table makes stale
+AFFECTS = {"grid": ("grids",), "household": ("grids",), "division": ("townships", "communities",
+           "grids"), "facility": ("facilities",), "incident": ("incidents",)}
+MAX_ZOOM = 22
+
+
+class TileError(ValueError):
+    """A tile request that cannot be answered (unknown layer, z/x/y out of range)."""
+
+
+def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """(west, south, east, north) of a tile in degrees."""
+    n = 2.0**z
+
+    def lat(t: float) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * t / n))))
+
+    return x / n * 360.0 - 180.0, lat(y + 1), (x + 1) / n * 360.0 - 180.0, lat(y)
+
+
+def check_tile(layer: str, z: int, x: int, y: int) -> None:
+    if layer not in LAYERS:
+        raise TileError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
+    if not 0 <= z <= MAX_ZOOM:
+        raise TileError(f"zoom {z} is outside 0..{MAX_ZOOM}")
+    if not (0 <= x < 2**z and 0 <= y < 2**z):
+        raise TileError(f"tile {z}/{x}/{y} does not exist: x and y must be 0..{2**z - 1}")
+
+
+@cache
+def _query(name: str) -> TextClause:
+    return text(files("gridmap.tiles.sql").joinpath(f"{name}.sql").read_text("utf-8"))
+
+
+@dataclass
+class TileStats:
+    hits: int = 0
+    misses: int = 0
+    evicted: int = 0
+
+
+class TileCache:
+    def __init__(self, engine: Engine, standard: GridStandard, *, max_tiles: int = 50_000
+                 ) -> None:
+        self.engine = engine
+        self.standard = standard
+        self.max_tiles = max_tiles
+        self._tiles: OrderedDict[tuple[str, int, int, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self.stats = TileStats()
+
+    def _render(self, layer: str, z: int, x: int, y: int) -> bytes:
+        name, extra = LAYERS[layer]
+        params: dict[str, object] = {"z": z, "x": x, "y": y, **extra}
+        if name == "grids":
+            s = self.standard
+            params |= {"urban_low": s.urban_households[0], "urban_high": s.urban_households[1],
+                       "rural_low": s.rural_households[0], "rural_high": s.rural_households[1]}
+        with self.engine.connect() as conn:
+            data = conn.execute(_query(name), params).scalar()
+        return bytes(data or b"")
+
+    def get(self, layer: str, z: int, x: int, y: int) -> tuple[bytes, bool]:
+        """The tile and whether it came from the cache."""
+        check_tile(layer, z, x, y)
+        key = (layer, z, x, y)
+        with self._lock:
+            tile = self._tiles.get(key)
+            if tile is not None:
+                self._tiles.move_to_end(key)
+                self.stats.hits += 1
+                return tile, True
+        tile = self._render(layer, z, x, y)
+        with self._lock:
+            self.stats.misses += 1
+            self._tiles[key] = tile
+            while len(self._tiles) > self.max_tiles:
+                self._tiles.popitem(last=False)
+        return tile, False
+
+    def apply(self, changes: list[Change]) -> None:
+        """Evict the cached tiles the changes make stale."""
+        for change in changes:
+            layers = AFFECTS.get(change.table, ())
+            if not layers:
+                continue
+            with self._lock:
+                stale = [k for k in self._tiles if k[0] in layers
+                         and (change.bbox is None or _touches(k, change.bbox))]
+                for k in stale:
+                    del self._tiles[k]
+                self.stats.evicted += len(stale)
+
+
+def _touches(key: tuple[str, int, int, int], bbox: tuple[float, float, float, float]) -> bool:
+    _, z, x, y = key
+    west, south, east, north = tile_bounds(z, x, y)
+    # the tile's buffer (64/4096 of its width) carries features drawn in it too
+    pad = (east - west) * 64 / 4096
+    return not (bbox[2] < west - pad or bbox[0] > east + pad
+                or bbox[3] < south - pad or bbox[1] > north + pad)

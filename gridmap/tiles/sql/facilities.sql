@@ -1,0 +1,11 @@
+-- Facilities in one tile (points are stored in EPSG:4326: filter there, project the few).
+WITH bounds AS (
+    SELECT ST_TileEnvelope(:z, :x, :y) AS env,
+           ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096), 4326) AS wide
+), rows AS (
+    SELECT f.id, f.type, f.name, f.capacity, f.grid_code,
+           ST_AsMVTGeom(ST_Transform(f.geom, 3857), bounds.env, 4096, 64, true) AS geom
+    FROM facility f CROSS JOIN bounds
+    WHERE f.geom && bounds.wide
+)
+SELECT ST_AsMVT(rows, 'facilities', 4096, 'geom') FROM rows WHERE geom IS NOT NULL;

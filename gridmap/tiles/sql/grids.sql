@@ -1,0 +1,19 @@
+-- Current grids in one tile, with households and residents (as assigned) and the standard's
+-- band for their community. Filtered on the stored Web-Mercator copy with the GiST index.
+WITH bounds AS (
+    SELECT ST_TileEnvelope(:z, :x, :y) AS env,
+           ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096) AS wide
+), rows AS (
+    SELECT g.code, g.name, g.kind, g.community_code, d.urban_rural, g.version,
+           coalesce(l.households, 0) AS households, coalesce(l.residents, 0) AS residents,
+           CASE WHEN d.urban_rural = 'rural' THEN :rural_low ELSE :urban_low END AS band_low,
+           CASE WHEN d.urban_rural = 'rural' THEN :rural_high ELSE :urban_high END AS band_high,
+           ST_AsMVTGeom(g.geom_3857, bounds.env, 4096, 64, true) AS geom
+    FROM grid g
+    CROSS JOIN bounds
+    JOIN division d ON d.code = g.community_code
+    LEFT JOIN LATERAL (SELECT count(*) AS households, sum(h.residents) AS residents
+                       FROM household h WHERE h.grid_code = g.code) AS l ON true
+    WHERE g.geom_3857 && bounds.wide
+)
+SELECT ST_AsMVT(rows, 'grids', 4096, 'geom') FROM rows WHERE geom IS NOT NULL;

@@ -1,0 +1,11 @@
+-- Incidents in one tile.
+WITH bounds AS (
+    SELECT ST_TileEnvelope(:z, :x, :y) AS env,
+           ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096), 4326) AS wide
+), rows AS (
+    SELECT i.id, i.category, i.status, i.reported_at::text AS reported_at, i.grid_code,
+           ST_AsMVTGeom(ST_Transform(i.geom, 3857), bounds.env, 4096, 64, true) AS geom
+    FROM incident i CROSS JOIN bounds
+    WHERE i.geom && bounds.wide
+)
+SELECT ST_AsMVT(rows, 'incidents', 4096, 'geom') FROM rows WHERE geom IS NOT NULL;

@@ -1,0 +1,130 @@
+"""Vector tiles decode to what the database holds; edits evict exactly the stale tiles."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import mapbox_vector_tile
+import psycopg
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+from gridmap.api.app import create_app
+from gridmap.demodata import DEMO_DIR, DEMO_FILES
+from gridmap.settings import Settings
+from gridmap.tiles.mvt import tile_bounds
+from tests.helpers import run_cli
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return z, x, y
+
+
+@pytest.fixture(scope="module")
+def district(server_url: str, template_db: str) -> Iterator[str]:
+    from tests.conftest import _fresh
+
+    gen = _fresh(server_url, template_db)
+    url = next(gen)
+    for layer in ("counties", "townships", "communities", "grids", "workers", "households",
+                  "facilities", "incidents"):
+        assert run_cli(url, "import", layer, str(DEMO_DIR / DEMO_FILES[layer])).exit_code == 0
+    assert run_cli(url, "assign").exit_code == 0
+    yield url
+    gen.close()
+
+
+@pytest.fixture(scope="module")
+def client(district: str) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(database_url=district))) as c:
+        yield c
+
+
+def decode(content: bytes) -> dict:
+    return mapbox_vector_tile.decode(content)
+
+
+def test_grid_tile_holds_the_grids_with_counts(client: TestClient) -> None:
+    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"])
+    g = grids[grids["kind"] == "comprehensive"].iloc[30]
+    p = g.geometry.representative_point()
+    z, x, y = tile_of(p.x, p.y, 14)
+    res = client.get(f"/tiles/grids/{z}/{x}/{y}.mvt")
+    assert res.status_code == 200
+    assert res.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    feats = {f["properties"]["code"]: f["properties"] for f in decode(res.content)["grids"][
+        "features"]}
+    assert g["code"] in feats
+    props = feats[g["code"]]
+    assert props["households"] > 0 and props["band_low"] in (200, 300)
+    west, south, east, north = tile_bounds(z, x, y)
+    box = shapely.box(west, south, east, north)
+    expected = set(grids.loc[grids.intersects(box), "code"])
+    assert expected <= set(feats)
+
+
+def test_tiles_are_cached_and_a_redraw_evicts_only_what_it_touches(
+        client: TestClient, district: str, tmp_path: Path) -> None:
+    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"])
+    comp = grids[grids["kind"] == "comprehensive"]
+    a = comp.iloc[50]
+    b = comp[comp.geometry.touches(a.geometry) & (comp["code"].str[:12] == a["code"][:12])].iloc[0]
+    here = tile_of(*b.geometry.representative_point().coords[0], 14)
+    far = tile_of(*comp.iloc[-1].geometry.representative_point().coords[0], 14)
+    assert here != far
+    for t in (here, far):
+        client.get("/tiles/grids/{}/{}/{}.mvt".format(*t))
+    assert client.get("/tiles/grids/{}/{}/{}.mvt".format(*here)).headers["X-Tile-Cache"] == "hit"
+    merged = grids.drop(index=b.name)
+    merged.loc[a.name, "geometry"] = shapely.MultiPolygon(shapely.get_parts(
+        shapely.coverage_union_all([a.geometry, b.geometry])))
+    merged.loc[merged["parent_grid_code"] == b["code"], "parent_grid_code"] = a["code"]
+    path = tmp_path / "merged.geojson"
+    merged.to_file(path)
+    assert run_cli(district, "import", "grids", str(path)).exit_code == 0
+    fresh = client.get("/tiles/grids/{}/{}/{}.mvt".format(*here))
+    assert fresh.headers["X-Tile-Cache"] == "miss"
+    codes = {f["properties"]["code"] for f in decode(fresh.content)["grids"]["features"]}
+    assert b["code"] not in codes and a["code"] in codes
+    assert client.get("/tiles/grids/{}/{}/{}.mvt".format(*far)).headers["X-Tile-Cache"] == "hit"
+
+
+def test_a_new_incident_appears_in_the_next_tile(client: TestClient, district: str) -> None:
+    lon, lat = 109.0512, 34.2051
+    z, x, y = tile_of(lon, lat, 15)
+    client.get(f"/tiles/incidents/{z}/{x}/{y}.mvt")
+    with psycopg.connect(district.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("INSERT INTO incident (id, category, reported_at, status, geom) VALUES "
+                     "('T1', '事件/市容环境/暴露垃圾', now(), 'collected', "
+                     "ST_SetSRID(ST_MakePoint(%s, %s), 4326))", (lon, lat))
+    res = client.get(f"/tiles/incidents/{z}/{x}/{y}.mvt")
+    assert res.headers["X-Tile-Cache"] == "miss"
+    ids = {f["properties"]["id"] for f in decode(res.content)["incidents"]["features"]}
+    assert "T1" in ids
+
+
+def test_tilejson(client: TestClient) -> None:
+    body = client.get("/tiles/grids.json").json()
+    assert body["tiles"][0].endswith("/tiles/grids/{z}/{x}/{y}.mvt")
+    assert "households" in body["vector_layers"][0]["fields"]
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/tiles/parcels/10/1/1.mvt", 404), ("/tiles/grids/23/0/0.mvt", 400),
+    ("/tiles/grids/2/4/0.mvt", 400), ("/tiles/grids/2/0/-1.mvt", 400),
+    ("/tiles/grids/a/0/0.mvt", 422), ("/tiles/parcels.json", 404)])
+def test_bad_tile_requests_are_4xx(client: TestClient, path: str, status: int) -> None:
+    res = client.get(path)
+    assert res.status_code == status
+    assert res.json()["detail"]
+
+
+def test_empty_tile_is_204(client: TestClient) -> None:
+    assert client.get("/tiles/grids/10/0/0.mvt").status_code == 204
