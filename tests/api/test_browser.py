@@ -68,10 +68,19 @@ def test_map_page_draws_the_district(base_url: str, tmp_path_factory: pytest.Tem
         page.mouse.click(600, 420)
         page.wait_for_selector(".maplibregl-popup", timeout=5_000)
         popup = page.text_content(".maplibregl-popup") or ""
+        # the locate box: a GCJ-02 point (as a Chinese web map gives it) → grid and workers
+        page.fill("#locate-xy", "109.0277, 34.2232")
+        page.select_option("#locate-crs", "gcj02")
+        page.click("#locate-form button")
+        page.wait_for_function(
+            "document.getElementById('locate-result').textContent.includes('610199')",
+            timeout=10_000)
+        located = page.text_content("#locate-result") or ""
         browser.close()
     assert counts["grids"] > 200 and counts["communities"] > 50, counts
     assert "74 communities" in summary
     assert "households" in popup and "610199" in popup
+    assert "›" in located and "full_time" in located
     assert not errors, errors
     assert not external, external
 

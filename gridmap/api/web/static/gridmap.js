@@ -1,5 +1,5 @@
 // gridmap home page: communities and grids of the district on a MapLibre map.
-// Everything is served by gridmap itself: no CDN, no tile server, no glyphs.
+// Everything is served by gridmap itself (vector tiles included): no CDN, no glyphs.
 "use strict";
 
 // households per comprehensive grid against the deployment's standard (GET /api/standard)
@@ -35,8 +35,8 @@ function popupHtml(props, fields) {
 }
 
 async function load() {
-  const [summary, communities, grids, standard] = await Promise.all(
-    ["/api/summary", "/api/communities.geojson", "/api/grids.geojson", "/api/standard"].map((u) =>
+  const [summary, communities, standard] = await Promise.all(
+    ["/api/summary", "/api/communities.geojson", "/api/standard"].map((u) =>
       fetch(u).then((r) => {
         if (!r.ok) throw new Error(`${u}: HTTP ${r.status}`);
         return r.json();
@@ -51,12 +51,21 @@ async function load() {
     `${summary.townships} townships · ${summary.communities} communities · ` +
     `${summary.grids} grids · ${summary.households.toLocaleString()} households`;
 
-  map.addSource("grids", { type: "geojson", data: grids });
-  map.addSource("communities", { type: "geojson", data: communities });
+  const tiles = (layer) => ({
+    type: "vector",
+    tiles: [`${location.origin}/tiles/${layer}/{z}/{x}/{y}.mvt`],
+    minzoom: 0,
+    maxzoom: 22,
+  });
+  map.addSource("grids", tiles("grids"));
+  map.addSource("communities", tiles("communities"));
+  map.addSource("facilities", tiles("facilities"));
+  map.addSource("incidents", tiles("incidents"));
   map.addLayer({
     id: "grids-fill",
     type: "fill",
     source: "grids",
+    "source-layer": "grids",
     filter: ["==", ["get", "kind"], "comprehensive"],
     paint: {
       "fill-color": [
@@ -69,21 +78,44 @@ async function load() {
     },
   });
   map.addLayer({
-    id: "grids-line", type: "line", source: "grids",
+    id: "grids-line", type: "line", source: "grids", "source-layer": "grids",
     filter: ["==", ["get", "kind"], "comprehensive"],
     paint: { "line-color": "#ffffff", "line-width": 0.8 },
   });
   map.addLayer({
-    id: "exclusive-fill", type: "fill", source: "grids",
+    id: "exclusive-fill", type: "fill", source: "grids", "source-layer": "grids",
     filter: ["!=", ["get", "kind"], "comprehensive"],
     paint: { "fill-color": "#9e6ac8", "fill-opacity": 0.8 },
   });
   map.addLayer({
-    id: "communities-line", type: "line", source: "communities",
+    id: "communities-line", type: "line", source: "communities", "source-layer": "communities",
     paint: { "line-color": "#1f3b57", "line-width": 2 },
+  });
+  map.addLayer({
+    id: "facilities", type: "circle", source: "facilities", "source-layer": "facilities",
+    minzoom: 12,
+    paint: { "circle-radius": 4, "circle-color": "#2171b5", "circle-stroke-color": "#fff",
+             "circle-stroke-width": 1 },
+  });
+  map.addLayer({
+    id: "incidents", type: "circle", source: "incidents", "source-layer": "incidents",
+    minzoom: 12,
+    filter: ["!", ["in", ["get", "status"], ["literal", ["closed", "evaluated", "cancelled"]]]],
+    paint: { "circle-radius": 3, "circle-color": "#e6550d" },
   });
   map.fitBounds(bounds(communities), { padding: 20, animate: false });
 
+  const fields = {
+    facilities: [["name", "facility"], ["type", "type"], ["capacity", "capacity"]],
+    incidents: [["category", "incident"], ["status", "status"], ["reported_at", "reported"]],
+  };
+  for (const layer of ["facilities", "incidents"]) {
+    map.on("click", layer, (e) => {
+      new maplibregl.Popup().setLngLat(e.lngLat)
+        .setHTML(popupHtml(e.features[0].properties, fields[layer])).addTo(map);
+      e.originalEvent.stopPropagation();
+    });
+  }
   for (const layer of ["exclusive-fill", "grids-fill"]) {
     map.on("click", layer, (e) => {
       const props = e.features[0].properties;
@@ -101,6 +133,35 @@ async function load() {
   }
   window.gridmapReady = true;
 }
+
+// the dispatcher's locate box: a point (lon, lat) in WGS84 / GCJ-02 / BD-09 → grid and workers
+let marker = null;
+async function locate(event) {
+  event.preventDefault();
+  const out = document.getElementById("locate-result");
+  const [lon, lat] = document.getElementById("locate-xy").value.split(/[ ,]+/).map(Number);
+  const crs = document.getElementById("locate-crs").value;
+  const res = await fetch(`/api/locate?lon=${lon}&lat=${lat}&crs=${crs}`);
+  const body = await res.json();
+  if (!res.ok) {
+    out.textContent = `error: ${JSON.stringify(body.detail)}`;
+    return;
+  }
+  if (marker) marker.remove();
+  marker = new maplibregl.Marker().setLngLat([body.lon, body.lat]).addTo(map);
+  map.easeTo({ center: [body.lon, body.lat], zoom: Math.max(map.getZoom(), 14) });
+  if (!body.inside) {
+    out.textContent = body.message;
+    return;
+  }
+  const workers = body.workers.map((w) => `${w.name} (${w.role}) ${w.phone}`).join("; ");
+  const near = body.near_edge
+    ? ` — ${body.edge_distance_m} m from an edge; also: ${body.candidates.map((c) => c.code).join(", ")}`
+    : "";
+  out.textContent = `${body.township.name} › ${body.community.name} › ${body.grid.name} ` +
+    `(${body.grid.code}) — ${workers}${near}`;
+}
+document.getElementById("locate-form").addEventListener("submit", locate);
 
 map.on("load", () => {
   load().catch((err) => {
