@@ -17,3 +17,5 @@ bench: setup
 	.venv/bin/python bench/bench_import.py
 	.venv/bin/python bench/bench_assign.py
 	.venv/bin/python bench/bench_coverage.py
+	.venv/bin/python bench/bench_locate.py
+	.venv/bin/python bench/bench_tiles.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from gridmap.tiles.mvt import LAYERS, MAX_ZOOM, TileError
 
@@ -21,12 +22,16 @@ FIELDS = {
 
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", responses={200: {"content": {MVT: {}}}})
-def get_tile(request: Request, layer: str, z: int, x: int, y: int) -> Response:
+async def get_tile(request: Request, layer: str, z: int, x: int, y: int) -> Response:
     """One Mapbox vector tile of a layer (townships, communities, grids, facilities,
     incidents). Cached; a change in the database evicts exactly the tiles it touches."""
     request.app.state.changes.poll()
+    cache = request.app.state.tiles
     try:
-        tile, hit = request.app.state.tiles.get(layer, z, x, y)
+        tile = cache.cached(layer, z, x, y)  # a hit is answered on the event loop
+        hit = tile is not None
+        if tile is None:
+            tile, hit = await run_in_threadpool(cache.get, layer, z, x, y)
     except TileError as exc:
         status = 404 if "unknown layer" in str(exc) else 400
         raise HTTPException(status, str(exc)) from exc

@@ -89,8 +89,8 @@ class TileCache:
             data = conn.execute(_query(name), params).scalar()
         return bytes(data or b"")
 
-    def get(self, layer: str, z: int, x: int, y: int) -> tuple[bytes, bool]:
-        """The tile and whether it came from the cache."""
+    def cached(self, layer: str, z: int, x: int, y: int) -> bytes | None:
+        """The cached tile, or None (no database work: safe on the event loop)."""
         check_tile(layer, z, x, y)
         key = (layer, z, x, y)
         with self._lock:
@@ -98,7 +98,14 @@ class TileCache:
             if tile is not None:
                 self._tiles.move_to_end(key)
                 self.stats.hits += 1
-                return tile, True
+            return tile
+
+    def get(self, layer: str, z: int, x: int, y: int) -> tuple[bytes, bool]:
+        """The tile and whether it came from the cache."""
+        tile = self.cached(layer, z, x, y)
+        if tile is not None:
+            return tile, True
+        key = (layer, z, x, y)
         tile = self._render(layer, z, x, y)
         with self._lock:
             self.stats.misses += 1
