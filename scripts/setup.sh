@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything gridmap needs on a fresh Debian machine: PostgreSQL + PostGIS from Debian's
 # packages when missing, a virtualenv with the Python packages, and the web assets from npm.
-# With --browser it also installs Debian's chromium for the browser tests. Safe to re-run.
+# With --browser it also installs what the tests drive: Debian's chromium (browser tests) and
+# gdal-bin (GDAL's OGC API client). Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,8 +27,11 @@ elif [[ ! -f /usr/share/postgresql/$pgver/extension/postgis.control ]]; then
   apt_install "postgresql-$pgver-postgis-3"
 fi
 
-if [[ $want_browser -eq 1 ]] && ! command -v chromium >/dev/null; then
-  apt_install chromium
+if [[ $want_browser -eq 1 ]]; then
+  missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v ogr2ogr >/dev/null || missing+=(gdal-bin)
+  if [[ ${#missing[@]} -gt 0 ]]; then apt_install "${missing[@]}"; fi
 fi
 
 # Python environment (pip >= 25.1 understands [dependency-groups])

@@ -15,6 +15,7 @@ from gridmap.api import (
     routes_coverage,
     routes_features,
     routes_locate,
+    routes_ogc,
     routes_tiles,
 )
 from gridmap.api.locator import Locator
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(routes_coverage.router)
     app.include_router(routes_locate.router)
     app.include_router(routes_tiles.router)
+    app.include_router(routes_ogc.router)
     app.include_router(pages.router)
     pages.mount_assets(app)
     return app

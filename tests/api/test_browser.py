@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import sync_playwright
 
-from gridmap.api.app import create_app
-from gridmap.settings import Settings
+from tests.conftest import serve_in_thread
 
 SHOT_DIR = Path(os.environ.get("GRIDMAP_SCREENSHOT_DIR", "/nonexistent"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -26,20 +21,7 @@ FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
 
 @pytest.fixture(scope="module")
 def base_url(demo_db: str) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(Settings(database_url=demo_db)), host="127.0.0.1",
-                            port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    yield from serve_in_thread(demo_db)
 
 
 def test_map_page_draws_the_district(base_url: str, tmp_path_factory: pytest.TempPathFactory
