@@ -128,6 +128,7 @@ class CoverageIndex:
     start: NDArray[np.int64]
     bx0: float
     by0: float
+    side: float
     nbx: int
     nby: int
 
@@ -143,19 +144,21 @@ class CoverageIndex:
         cell = max(distance / cells_per_distance, np.sqrt(width * height / max_cells))
         nx, ny = int(width // cell) + 1, int(height // cell) + 1
         raster = _paint(fx, fy, float(distance), xmin, ymin, cell, nx, ny)
-        side = float(distance)
+        # buckets of at least the distance (the 3x3 search then sees every facility in
+        # reach), and never more than about a million of them
+        side = max(float(distance), float(np.sqrt(width * height / 1_000_000)))
         nbx = int(width // side) + 1
         nby = int(height // side) + 1
         order, start = _buckets(fx, fy, xmin, ymin, side, nbx, nby)
         return cls(float(distance), raster, xmin, ymin, cell, fx, fy, order, start,
-                   xmin, ymin, nbx, nby)
+                   xmin, ymin, side, nbx, nby)
 
     def covered(self, hx: NDArray, hy: NDArray) -> NDArray[np.bool_]:
         out = np.empty(len(hx), dtype=np.bool_)
         _covered(np.ascontiguousarray(hx, dtype=np.float64),
                  np.ascontiguousarray(hy, dtype=np.float64), self.raster, self.x0, self.y0,
                  self.cell, self.fx, self.fy, self.order, self.start, self.bx0, self.by0,
-                 float(self.distance), self.nbx, self.nby, self.distance, out)
+                 self.side, self.nbx, self.nby, self.distance, out)
         return out
 
 

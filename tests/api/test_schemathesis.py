@@ -30,7 +30,7 @@ def test_no_server_errors_on_any_get(app_client: TestClient) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, database=None,
+        @settings(max_examples=20, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         def check(case: schemathesis.Case) -> None:
             response = case.call(session=app_client)
