@@ -136,3 +136,18 @@ def serve_in_thread(database_url: str) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+
+
+def loaded_database(server_url: str, template_db: str, layers: tuple[str, ...],
+                    files: dict[str, object] | None = None) -> Iterator[str]:
+    """A database of its own with demo *layers* imported through the CLI (a file per layer
+    from *files* instead of the demo's, where given)."""
+    from gridmap.demodata import DEMO_DIR, DEMO_FILES
+    from tests.helpers import run_cli
+
+    for url in _fresh(server_url, template_db):
+        for layer in layers:
+            path = (files or {}).get(layer, DEMO_DIR / DEMO_FILES[layer])
+            result = run_cli(url, "import", layer, str(path))
+            assert result.exit_code == 0, result.output
+        yield url

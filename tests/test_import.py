@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain import chinacrs
+from tests.conftest import loaded_database
 from tests.helpers import fingerprint, run_cli
 
 BOUNDARIES = ("counties", "townships", "communities", "grids")
@@ -25,15 +26,7 @@ BOUNDARIES = ("counties", "townships", "communities", "grids")
 @pytest.fixture(scope="module")
 def district_db(server_url: str, template_db: str) -> Iterator[str]:
     """A database holding the demo district's boundaries and workers (module scope)."""
-    from tests.conftest import _fresh
-
-    gen = _fresh(server_url, template_db)
-    url = next(gen)
-    for layer in (*BOUNDARIES, "workers"):
-        result = run_cli(url, "import", layer, str(DEMO_DIR / DEMO_FILES[layer]))
-        assert result.exit_code == 0, result.output
-    yield url
-    gen.close()
+    yield from loaded_database(server_url, template_db, (*BOUNDARIES, "workers"))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ already sees it.
 from __future__ import annotations
 
 import threading
-from importlib.resources import files
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from gridmap.analysis.assign import GridIndex, build_grid_index
 from gridmap.domain import chinacrs
 from gridmap.store.assign import read_grids
 from gridmap.store.listen import Change
+from gridmap.store.sqlfiles import read_sql
 
 M_PER_DEG_LAT = 110_574.0
 M_PER_DEG_LON_EQ = 111_320.0
@@ -48,8 +48,7 @@ class Locator:
     def reload(self) -> None:
         with self.engine.connect() as conn:
             grids = read_grids(conn)
-            rows = conn.execute(text(files("gridmap.store.sql").joinpath(
-                "locate_context.sql").read_text("utf-8"))).mappings().all()
+            rows = conn.execute(text(read_sql("locate_context.sql"))).mappings().all()
         index = build_grid_index(grids) if len(grids) else None
         context = {r["code"]: dict(r) for r in rows}
         with self._lock:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Literal
 
 import geopandas as gpd
@@ -15,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmap.analysis.assign import GridIndex, build_grid_index, points_to_grids
+from gridmap.store.sqlfiles import read_sql
 
 POINT_TABLES = {"households": "household", "facilities": "facility", "incidents": "incident"}
 Engine = Literal["python", "postgis"]
@@ -39,8 +39,7 @@ def _raw(conn: Connection) -> psycopg.Connection:
 
 
 def _sql(name: str, **parts: sql.Composable) -> sql.Composed:
-    body = files("gridmap.store.sql").joinpath(name).read_text("utf-8")
-    return sql.SQL(body).format(**parts)
+    return sql.SQL(read_sql(name)).format(**parts)
 
 
 def join_query(table: str) -> sql.Composed:
@@ -114,6 +113,6 @@ def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
 
 def locate(conn: Connection, lon: float, lat: float) -> list[dict[str, str]]:
     """The grids containing a WGS84 point, the winner first (empty: outside every grid)."""
-    rows = conn.execute(text(files("gridmap.store.sql").joinpath("locate_point.sql")
-                             .read_text("utf-8")), {"lon": lon, "lat": lat}).mappings().all()
+    rows = conn.execute(text(read_sql("locate_point.sql")),
+                        {"lon": lon, "lat": lat}).mappings().all()
     return [dict(r) for r in rows]

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from functools import cache
-from importlib.resources import files
 from typing import Any, Literal
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.engine import Connection
 
+from gridmap.store.sqlfiles import read_sql
+
 
 @cache
 def _query(name: str) -> TextClause:
-    return text(files("gridmap.store.sql").joinpath(f"{name}.sql").read_text("utf-8"))
+    return text(read_sql(f"{name}.sql"))
 
 
 def divisions_geojson(conn: Connection, level: Literal["county", "township", "community"]

@@ -8,7 +8,6 @@ loads completely or, on any error, leaves the database as it was.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources import files
 
 import geopandas as gpd
 import numpy as np
@@ -24,6 +23,7 @@ from tqdm import tqdm
 from gridmap.domain.codes import division_level
 from gridmap.domain.layers import LAYERS, LayerSpec
 from gridmap.io.errors import ImportRejected, Problem
+from gridmap.store.sqlfiles import read_sql
 
 STAGE = "gm_stage"
 # a load into an empty table with at least this many rows rebuilds the indexes afterwards
@@ -254,7 +254,7 @@ def _bulk_insert(conn: Connection, spec: LayerSpec, columns: list[str], rows: in
 def _publish_grids(conn: Connection) -> tuple[int, int, int]:
     raw = _raw(conn)
     before = raw.execute("SELECT count(*) FROM grid_history").fetchone()
-    raw.execute(files("gridmap.store.sql").joinpath("publish_grids.sql").read_text("utf-8"))
+    raw.execute(read_sql("publish_grids.sql"))
     versions = raw.execute("SELECT count(*) FROM gm_new_version").fetchone()
     rows = raw.execute("SELECT count(*) FROM grid_history").fetchone()
     assert before is not None and versions is not None and rows is not None

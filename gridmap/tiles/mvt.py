@@ -13,12 +13,12 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
-from importlib.resources import files
 
 from sqlalchemy import Engine, TextClause, text
 
 from gridmap.domain.standards import GridStandard
 from gridmap.store.listen import Change
+from gridmap.store.sqlfiles import read_sql
 
 LAYERS = {
     "townships": ("divisions", {"level": "township", "layer": "townships"}),
@@ -58,7 +58,7 @@ def check_tile(layer: str, z: int, x: int, y: int) -> None:
 
 @cache
 def _query(name: str) -> TextClause:
-    return text(files("gridmap.tiles.sql").joinpath(f"{name}.sql").read_text("utf-8"))
+    return text(read_sql(f"{name}.sql", "gridmap.tiles.sql"))
 
 
 @dataclass

@@ -15,19 +15,14 @@ from gridmap.api.app import create_app
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain import chinacrs
 from gridmap.settings import Settings
+from tests.conftest import loaded_database
 from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")
 def district(server_url: str, template_db: str) -> Iterator[str]:
-    from tests.conftest import _fresh
-
-    gen = _fresh(server_url, template_db)
-    url = next(gen)
-    for layer in ("counties", "townships", "communities", "grids", "workers"):
-        assert run_cli(url, "import", layer, str(DEMO_DIR / DEMO_FILES[layer])).exit_code == 0
-    yield url
-    gen.close()
+    yield from loaded_database(server_url, template_db, (
+        "counties", "townships", "communities", "grids", "workers"))
 
 
 @pytest.fixture(scope="module")

@@ -16,24 +16,18 @@ from owslib.ogcapi.features import Features
 
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.store.ogc import COLLECTIONS
-from tests.conftest import serve_in_thread
-from tests.helpers import run_cli
+from tests.conftest import loaded_database, serve_in_thread
 
 
 @pytest.fixture(scope="module")
 def ogc(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
         ) -> Iterator[str]:
-    from tests.conftest import _fresh
-
-    gen = _fresh(server_url, template_db)
-    url = next(gen)
     some = tmp_path_factory.mktemp("hh") / "households.parquet"
     gpd.read_parquet(DEMO_DIR / DEMO_FILES["households"]).iloc[:700].to_parquet(some)
-    for layer in ("counties", "townships", "communities", "grids", "facilities", "incidents"):
-        assert run_cli(url, "import", layer, str(DEMO_DIR / DEMO_FILES[layer])).exit_code == 0
-    assert run_cli(url, "import", "households", str(some)).exit_code == 0
-    yield from serve_in_thread(url)
-    gen.close()
+    for url in loaded_database(server_url, template_db, (
+            "counties", "townships", "communities", "grids", "facilities", "incidents",
+            "households"), {"households": some}):
+        yield from serve_in_thread(url)
 
 
 EXPECTED = {"townships": 4, "communities": 74, "grids": 295, "households": 700,

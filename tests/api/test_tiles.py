@@ -17,6 +17,7 @@ from gridmap.api.app import create_app
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.settings import Settings
 from gridmap.tiles.mvt import tile_bounds
+from tests.conftest import loaded_database
 from tests.helpers import run_cli
 
 
@@ -29,16 +30,11 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
 
 @pytest.fixture(scope="module")
 def district(server_url: str, template_db: str) -> Iterator[str]:
-    from tests.conftest import _fresh
-
-    gen = _fresh(server_url, template_db)
-    url = next(gen)
-    for layer in ("counties", "townships", "communities", "grids", "workers", "households",
-                  "facilities", "incidents"):
-        assert run_cli(url, "import", layer, str(DEMO_DIR / DEMO_FILES[layer])).exit_code == 0
-    assert run_cli(url, "assign").exit_code == 0
-    yield url
-    gen.close()
+    for url in loaded_database(server_url, template_db, (
+            "counties", "townships", "communities", "grids", "workers", "households",
+            "facilities", "incidents")):
+        assert run_cli(url, "assign").exit_code == 0
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ Revision ID: 0001
 Revises:
 """
 
-from importlib.resources import files
-
 from alembic import op
+
+from gridmap.store.sqlfiles import read_sql
 
 revision = "0001"
 down_revision = None
@@ -15,13 +15,9 @@ branch_labels = None
 depends_on = None
 
 
-def _sql(name: str) -> str:
-    return files("gridmap.store.sql").joinpath(name).read_text(encoding="utf-8")
-
-
 def upgrade() -> None:
-    op.execute(_sql("0001_initial_up.sql"))
+    op.execute(read_sql("0001_initial_up.sql"))
 
 
 def downgrade() -> None:
-    op.execute(_sql("0001_initial_down.sql"))
+    op.execute(read_sql("0001_initial_down.sql"))

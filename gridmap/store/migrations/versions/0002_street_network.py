@@ -4,9 +4,9 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from importlib.resources import files
-
 from alembic import op
+
+from gridmap.store.sqlfiles import read_sql
 
 revision = "0002"
 down_revision = "0001"
@@ -14,13 +14,9 @@ branch_labels = None
 depends_on = None
 
 
-def _sql(name: str) -> str:
-    return files("gridmap.store.sql").joinpath(name).read_text(encoding="utf-8")
-
-
 def upgrade() -> None:
-    op.execute(_sql("0002_street_network_up.sql"))
+    op.execute(read_sql("0002_street_network_up.sql"))
 
 
 def downgrade() -> None:
-    op.execute(_sql("0002_street_network_down.sql"))
+    op.execute(read_sql("0002_street_network_down.sql"))
