@@ -31,3 +31,23 @@ def fingerprint(url: str) -> dict[str, Any]:
 def run_cli(url: str, *args: str) -> Result:
     return CliRunner().invoke(app, list(args), env={"GRIDMAP_DATABASE_URL": url},
                               catch_exceptions=False)
+
+
+def neighbours_in_community(grids: Any, nth: int) -> tuple[Any, Any]:
+    """The *nth* comprehensive grid and one grid of its community that shares an edge."""
+    comp = grids[grids["kind"] == "comprehensive"]
+    a = comp.iloc[nth]
+    b = comp[comp.geometry.touches(a.geometry) & (comp["code"].str[:12] == a["code"][:12])]
+    return a, b.iloc[0]
+
+
+def import_merged(url: str, grids: Any, keep: Any, drop: Any, path: Any) -> Result:
+    """Redraw: merge grid *drop* into *keep* (its code retires) and import the result."""
+    import shapely
+
+    merged = grids.drop(index=drop.name)
+    merged.loc[keep.name, "geometry"] = shapely.MultiPolygon(shapely.get_parts(
+        shapely.coverage_union_all([keep.geometry, drop.geometry])))
+    merged.loc[merged["parent_grid_code"] == drop["code"], "parent_grid_code"] = keep["code"]
+    merged.to_file(path)
+    return run_cli(url, "import", "grids", str(path))

@@ -16,7 +16,7 @@ from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain import chinacrs
 from gridmap.settings import Settings
 from tests.conftest import loaded_database
-from tests.helpers import run_cli
+from tests.helpers import import_merged, neighbours_in_community
 
 
 @pytest.fixture(scope="module")
@@ -106,20 +106,11 @@ def test_bad_coordinates_are_4xx(client: TestClient, params: dict) -> None:
 
 def test_a_redraw_is_seen_by_the_next_request(client: TestClient, district: str,
                                               grids: gpd.GeoDataFrame, tmp_path: Path) -> None:
-    comp = grids[grids["kind"] == "comprehensive"]
-    a = comp.iloc[20]
-    b = comp[(comp.geometry.touches(a.geometry)) & (comp["code"].str[:12] == a["code"][:12])
-             ].iloc[0]
+    a, b = neighbours_in_community(grids, 20)
     p = b.geometry.buffer(-0.0005).representative_point()
     before = client.get("/api/locate", params={"lon": p.x, "lat": p.y}).json()
     assert before["grid"]["code"] == b["code"]
-    merged = grids.drop(index=b.name)
-    merged.loc[a.name, "geometry"] = shapely.MultiPolygon(shapely.get_parts(
-        shapely.coverage_union_all([a.geometry, b.geometry])))
-    merged.loc[merged["parent_grid_code"] == b["code"], "parent_grid_code"] = a["code"]
-    path = tmp_path / "merged.geojson"
-    merged.to_file(path)
-    result = run_cli(district, "import", "grids", str(path))
+    result = import_merged(district, grids, a, b, tmp_path / "merged.geojson")
     assert result.exit_code == 0, result.output
     after = client.get("/api/locate", params={"lon": p.x, "lat": p.y}).json()
     assert after["grid"]["code"] == a["code"]

@@ -18,7 +18,7 @@ from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.settings import Settings
 from gridmap.tiles.mvt import tile_bounds
 from tests.conftest import loaded_database
-from tests.helpers import run_cli
+from tests.helpers import import_merged, neighbours_in_community, run_cli
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
@@ -70,21 +70,14 @@ def test_tiles_are_cached_and_a_redraw_evicts_only_what_it_touches(
         client: TestClient, district: str, tmp_path: Path) -> None:
     grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"])
     comp = grids[grids["kind"] == "comprehensive"]
-    a = comp.iloc[50]
-    b = comp[comp.geometry.touches(a.geometry) & (comp["code"].str[:12] == a["code"][:12])].iloc[0]
+    a, b = neighbours_in_community(grids, 50)
     here = tile_of(*b.geometry.representative_point().coords[0], 14)
     far = tile_of(*comp.iloc[-1].geometry.representative_point().coords[0], 14)
     assert here != far
     for t in (here, far):
         client.get("/tiles/grids/{}/{}/{}.mvt".format(*t))
     assert client.get("/tiles/grids/{}/{}/{}.mvt".format(*here)).headers["X-Tile-Cache"] == "hit"
-    merged = grids.drop(index=b.name)
-    merged.loc[a.name, "geometry"] = shapely.MultiPolygon(shapely.get_parts(
-        shapely.coverage_union_all([a.geometry, b.geometry])))
-    merged.loc[merged["parent_grid_code"] == b["code"], "parent_grid_code"] = a["code"]
-    path = tmp_path / "merged.geojson"
-    merged.to_file(path)
-    assert run_cli(district, "import", "grids", str(path)).exit_code == 0
+    assert import_merged(district, grids, a, b, tmp_path / "merged.geojson").exit_code == 0
     fresh = client.get("/tiles/grids/{}/{}/{}.mvt".format(*here))
     assert fresh.headers["X-Tile-Cache"] == "miss"
     codes = {f["properties"]["code"] for f in decode(fresh.content)["grids"]["features"]}
