@@ -1,4 +1,4 @@
-"""The dispatcher's locate call."""
+"""The dispatcher's calls: locate a point, search an address."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+
+from gridmap.api.deps import ConnDep
+from gridmap.store.search import search_addresses
 
 router = APIRouter(prefix="/api", tags=["locate"])
 
@@ -24,3 +27,14 @@ async def locate(
     (default 10 m), the other candidate grids. Outside every grid: ``inside`` false."""
     request.app.state.changes.poll()
     return JSONResponse(request.app.state.locator.locate(lon, lat, crs))
+
+
+@router.get("/search")
+def search(
+    conn: ConnDep,
+    q: Annotated[str, Query(min_length=2, max_length=200,
+                            description="an address or part of one, typos allowed")],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> list[dict[str, Any]]:
+    """Households whose address matches, best first, with their grid and location."""
+    return search_addresses(conn, q.strip(), limit=limit)

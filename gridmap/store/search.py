@@ -1,0 +1,21 @@
+"""Address search over households (pg_trgm)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from gridmap.store.sqlfiles import read_sql
+
+
+def search_addresses(conn: Connection, query: str, *, limit: int = 10,
+                     threshold: float = 0.5) -> list[dict[str, Any]]:
+    """Ranked households whose address matches *query* (partial, typo-tolerant)."""
+    conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
+                 {"t": str(threshold)})
+    rows = conn.execute(text(read_sql("search_addresses.sql")),
+                        {"q": query, "limit": limit}).mappings().all()
+    return [{**dict(r), "grid_code": r["grid_code"].strip() if r["grid_code"] else None,
+             "score": round(float(r["score"]), 3)} for r in rows]

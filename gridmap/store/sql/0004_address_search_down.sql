@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS household_address_trgm_idx;
