@@ -7,13 +7,14 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from gridmap.analysis.report import check_communities
 from gridmap.api.deps import ConnDep
-from gridmap.store.read import division_exists, read_check_inputs
+from gridmap.store.read import division_exists, read_check_inputs, read_layer
+from gridmap.tiles.maps import community_map
 
-router = APIRouter(prefix="/api", tags=["checks"])
+router = APIRouter(tags=["checks"])
 
 CommunityQuery = Query(None, description="12-digit community code; all communities if absent")
 
@@ -34,7 +35,7 @@ def _report(conn: ConnDep, request: Request, community: str | None) -> Any:
         tolerance=settings.check_tolerance_m, min_area=settings.check_min_area_m2)
 
 
-@router.get("/check")
+@router.get("/api/check")
 def get_check(request: Request, conn: ConnDep, community: str | None = CommunityQuery
               ) -> dict[str, Any]:
     """Partition defects (GeoJSON, located) and per-grid balance against the standard."""
@@ -48,10 +49,21 @@ def get_check(request: Request, conn: ConnDep, community: str | None = Community
     }
 
 
-@router.get("/check.geojson", response_class=JSONResponse)
+@router.get("/api/check.geojson", response_class=JSONResponse)
 def get_check_geojson(request: Request, conn: ConnDep,
                       community: str | None = CommunityQuery) -> Any:
     """The partition defects alone, as GeoJSON to open in QGIS."""
     report = _report(conn, request, community)
     return JSONResponse(json.loads(report.defects.to_json(drop_id=True)),
                         media_type="application/geo+json")
+
+
+@router.get("/maps/community/{community}", response_class=HTMLResponse, include_in_schema=True)
+def community_page(request: Request, conn: ConnDep, community: str) -> HTMLResponse:
+    """A folium map of one community: grids by load against the standard, partition defects,
+    facilities."""
+    report = _report(conn, request, community)
+    facilities = read_layer(conn, "facilities", community=community)
+    page = community_map(report.balance, defects=report.defects, facilities=facilities,
+                         title=f"{community}: households per grid", assets="server")
+    return HTMLResponse(page.get_root().render())

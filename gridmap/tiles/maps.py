@@ -109,3 +109,55 @@ def coverage_map(units: gpd.GeoDataFrame, *, share: str = "residents_share",
     assert isinstance(root, Figure)
     root.html.add_child(_legend(title))
     return m
+
+
+STATUS_COLOURS = {"below": "#6baed6", "within": "#74c476", "above": "#fb6a4a",
+                  "over_residents": "#cb181d"}
+
+
+def community_map(balance: gpd.GeoDataFrame, *, defects: gpd.GeoDataFrame | None = None,
+                  facilities: gpd.GeoDataFrame | None = None, title: str = "",
+                  assets: Assets = "inline") -> folium.Map:
+    """A community's grids coloured by their load against the standard band (below, within,
+    above, over the resident limit), partition defects in black, facilities as dots."""
+    grids = balance.to_crs(4326)
+    minx, miny, maxx, maxy = (float(v) for v in grids.total_bounds)
+    m = base_map((minx, miny, maxx, maxy), assets=assets)
+    cols = [c for c in ("code", "households", "residents", "band_low", "band_high", "status",
+                        "excess") if c in grids]
+    layer = gpd.GeoDataFrame(grids[cols].astype(object).where(grids[cols].notna(), None),
+                             geometry=grids.geometry, crs=4326)
+    folium.GeoJson(
+        layer.to_json(drop_id=True), name="grids",
+        style_function=lambda f: {
+            "fillColor": STATUS_COLOURS.get(f["properties"].get("status"), "#cccccc"),
+            "color": "#ffffff", "weight": 1, "fillOpacity": 0.7},
+        tooltip=folium.GeoJsonTooltip(fields=cols)).add_to(m)
+    if defects is not None and len(defects):
+        bad = defects.to_crs(4326)
+        folium.GeoJson(
+            gpd.GeoDataFrame({"defect": bad["defect"].astype(str),
+                              "area_m2": bad["area_m2"].astype(float)},
+                             geometry=bad.geometry, crs=4326).to_json(drop_id=True),
+            name=f"defects ({len(bad)})",
+            style_function=lambda f: {"color": "#000000", "weight": 3, "fillOpacity": 0.4},
+            tooltip=folium.GeoJsonTooltip(fields=["defect", "area_m2"])).add_to(m)
+    if facilities is not None and len(facilities):
+        fac = facilities.to_crs(4326)
+        folium.GeoJson(
+            gpd.GeoDataFrame({"name": fac["name"].astype(str), "type": fac["type"].astype(str)},
+                             geometry=fac.geometry, crs=4326).to_json(drop_id=True),
+            name="facilities",
+            marker=folium.CircleMarker(radius=4, color="#08306b", fill=True, fill_opacity=0.9),
+            tooltip=folium.GeoJsonTooltip(fields=["name", "type"])).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    legend = "".join(f'<div><i style="background:{c};width:12px;height:12px;'
+                     f'display:inline-block"></i> {s.replace("_", " ")}</div>'
+                     for s, c in STATUS_COLOURS.items())
+    root = m.get_root()
+    assert isinstance(root, Figure)
+    root.html.add_child(Element(
+        '<div style="position:fixed;bottom:24px;right:12px;z-index:1000;background:#fff;'
+        f'padding:6px 10px;font:12px sans-serif;border-radius:4px"><b>{title}</b>{legend}'
+        "</div>"))
+    return m

@@ -114,3 +114,11 @@ def test_coverage_map_page_uses_local_assets(client: TestClient) -> None:
     assert "/static/vendor/leaflet/leaflet.js" in page.text
     assert "cdn" not in page.text.lower()
     assert client.get("/static/vendor/leaflet/leaflet.js").status_code == 200
+
+
+def test_community_folium_map(client: TestClient) -> None:
+    page = client.get("/maps/community/610199001001")
+    assert page.status_code == 200
+    assert "/static/vendor/leaflet/leaflet.js" in page.text and "cdn" not in page.text.lower()
+    assert "610199001001001" in page.text and "within" in page.text
+    assert client.get("/maps/community/610199009999").status_code == 404

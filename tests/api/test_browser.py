@@ -88,3 +88,19 @@ def test_coverage_map_renders_offline(base_url: str) -> None:
     assert layers == 2
     assert not errors, errors
     assert not external, external
+
+
+def test_community_map_renders_offline(base_url: str) -> None:
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 900, "height": 700})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base_url + "/maps/community/610199001001")
+        page.wait_for_selector(".leaflet-container canvas", timeout=20_000)
+        overlays = page.evaluate("document.querySelectorAll('.leaflet-control-layers-overlays "
+                                 "input').length")
+        browser.close()
+    assert overlays >= 2  # grids, facilities
+    assert not errors, errors
