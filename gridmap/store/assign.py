@@ -108,6 +108,8 @@ def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
     changed = int((merged["grid_code_old"].fillna("") != merged["grid_code_new"].fillna("")
                    ).sum())
     rows, inside = _counts(conn, table)
+    if table == "household":
+        raw.execute(read_sql("refresh_grid_load.sql"))
     return AssignResult(layer, rows, inside, changed)
 
 

@@ -137,3 +137,10 @@ street_edge = Table(
     Column("length_m", Float, nullable=False),
     Column("geom", Geometry("LINESTRING", srid=4326, spatial_index=False)),
 )
+
+grid_load = Table(
+    "grid_load", metadata,
+    Column("grid_code", String(15), ForeignKey("grid.code"), primary_key=True),
+    Column("households", Integer, nullable=False),
+    Column("residents", Integer, nullable=False),
+)

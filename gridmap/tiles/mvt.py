@@ -28,8 +28,8 @@ LAYERS = {
     "incidents": ("incidents", {}),
 }
 # which tile layers a change to a table makes stale
-AFFECTS = {"grid": ("grids",), "household": ("grids",), "division": ("townships", "communities",
-           "grids"), "facility": ("facilities",), "incident": ("incidents",)}
+AFFECTS = {"grid": ("grids",), "grid_load": ("grids",), "division": ("townships",
+           "communities", "grids"), "facility": ("facilities",), "incident": ("incidents",)}
 MAX_ZOOM = 22
 
 

@@ -1,14 +1,9 @@
 -- Current grids with their households and residents (as assigned: `gridmap assign`), as a
 -- GeoJSON FeatureCollection. :community is NULL for all communities.
-WITH load AS (
-    SELECT grid_code, count(*) AS households, sum(residents) AS residents
-    FROM household
-    WHERE grid_code IS NOT NULL
-    GROUP BY grid_code
-), counts AS (
+WITH counts AS (
     SELECT g.code, coalesce(l.households, 0) AS households, coalesce(l.residents, 0) AS residents
     FROM grid g
-    LEFT JOIN load l ON l.grid_code = g.code
+    LEFT JOIN grid_load l ON l.grid_code = g.code
     WHERE (CAST(:community AS text) IS NULL OR g.community_code = :community)
 )
 SELECT json_build_object(

@@ -1,5 +1,6 @@
--- Current grids in one tile, with households and residents (as assigned) and the standard's
--- band for their community. Filtered on the stored Web-Mercator copy with the GiST index.
+-- Current grids in one tile, with households and residents (grid_load, kept by assignment)
+-- and the standard's band for their community. Filtered on the stored Web-Mercator copy
+-- with the GiST index.
 WITH bounds AS (
     SELECT ST_TileEnvelope(:z, :x, :y) AS env,
            ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096) AS wide
@@ -12,8 +13,7 @@ WITH bounds AS (
     FROM grid g
     CROSS JOIN bounds
     JOIN division d ON d.code = g.community_code
-    LEFT JOIN LATERAL (SELECT count(*) AS households, sum(h.residents) AS residents
-                       FROM household h WHERE h.grid_code = g.code) AS l ON true
+    LEFT JOIN grid_load AS l ON l.grid_code = g.code
     WHERE g.geom_3857 && bounds.wide
 )
 SELECT ST_AsMVT(rows, 'grids', 4096, 'geom') FROM rows WHERE geom IS NOT NULL;

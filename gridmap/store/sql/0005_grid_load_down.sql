@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS grid_load;
+DROP FUNCTION IF EXISTS gridmap_notify_load();
