@@ -45,8 +45,8 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   touch "$stamp"
 fi
 
-# Web assets from the npm registry, served locally by gridmap
-web=gridmap/api/web
+# Web assets from the npm registry (web/package.json), served locally by gridmap
+web=web
 if [[ ! -d $web/node_modules/maplibre-gl || $web/package-lock.json -nt $web/node_modules ]]; then
   if ! command -v npm >/dev/null; then apt_install npm; fi
   npm ci --prefix "$web" --no-audit --no-fund --loglevel=error

@@ -8,17 +8,20 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from gridmap.settings import PROJECT_ROOT
+
 WEB = Path(__file__).resolve().parent / "web"
-VENDOR = WEB / "node_modules" / "maplibre-gl" / "dist"
-LEAFLET = WEB / "node_modules" / "leaflet" / "dist"
+NODE_MODULES = PROJECT_ROOT / "web" / "node_modules"  # npm ci --prefix web (make setup)
+VENDOR = NODE_MODULES / "maplibre-gl" / "dist"
+LEAFLET = NODE_MODULES / "leaflet" / "dist"
 
 router = APIRouter(include_in_schema=False)
 
 
 def mount_assets(app: FastAPI) -> None:
     if not VENDOR.exists() or not LEAFLET.exists():
-        raise RuntimeError(f"front-end assets are missing ({VENDOR}): run `make setup` "
-                           f"(or `npm ci --prefix {WEB}`)")
+        raise RuntimeError(f"front-end assets are missing ({NODE_MODULES}): run `make setup` "
+                           f"(or `npm ci --prefix {NODE_MODULES.parent}`)")
     app.mount("/static/vendor/maplibre-gl", StaticFiles(directory=VENDOR), name="maplibre")
     app.mount("/static/vendor/leaflet", StaticFiles(directory=LEAFLET), name="leaflet")
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")

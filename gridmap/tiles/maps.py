@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 from functools import cache
-from pathlib import Path
 from typing import Literal
 
 import folium
@@ -16,7 +15,9 @@ import numpy as np
 import pandas as pd
 from branca.element import Element, Figure
 
-LEAFLET = Path(__file__).resolve().parent.parent / "api" / "web" / "node_modules" / "leaflet"
+from gridmap.settings import PROJECT_ROOT
+
+LEAFLET = PROJECT_ROOT / "web" / "node_modules" / "leaflet"
 Assets = Literal["server", "inline"]
 SERVER_PREFIX = "/static/vendor/leaflet"
 # red (nobody reached) → yellow → green (everybody reached)

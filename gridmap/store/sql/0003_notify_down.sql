@@ -10,4 +10,5 @@ BEGIN
     END LOOP;
 END $$;
 DROP TRIGGER IF EXISTS grid_worker_notify ON grid_worker;
-DROP FUNCTION IF EXISTS gridmap_notify_change(), gridmap_notify_table();
+DROP FUNCTION IF EXISTS gridmap_notify_change(), gridmap_notify_table(),
+    gridmap_send_change(text, box2d);

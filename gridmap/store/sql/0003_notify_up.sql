@@ -1,6 +1,16 @@
 -- Tell listeners (the API's in-process locate index and tile cache) what changed: one notice
 -- per statement, with the table and the bounding box of every old and new geometry it
 -- touched, so they refresh exactly what is stale.
+CREATE FUNCTION gridmap_send_change(tbl text, box box2d) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF box IS NOT NULL THEN
+        PERFORM pg_notify('gridmap_change', json_build_object(
+            'table', tbl,
+            'bbox', json_build_array(ST_XMin(box), ST_YMin(box), ST_XMax(box), ST_YMax(box))
+        )::text);
+    END IF;
+END $$;
+
 CREATE FUNCTION gridmap_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     box box2d;
@@ -13,12 +23,7 @@ BEGIN
         SELECT ST_Extent(geom) INTO box
         FROM (SELECT geom FROM old_rows UNION ALL SELECT geom FROM new_rows) AS touched;
     END IF;
-    IF box IS NOT NULL THEN
-        PERFORM pg_notify('gridmap_change', json_build_object(
-            'table', TG_TABLE_NAME,
-            'bbox', json_build_array(ST_XMin(box), ST_YMin(box), ST_XMax(box), ST_YMax(box))
-        )::text);
-    END IF;
+    PERFORM gridmap_send_change(TG_TABLE_NAME, box);
     RETURN NULL;
 END $$;
 

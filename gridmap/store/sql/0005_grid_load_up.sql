@@ -17,12 +17,7 @@ BEGIN
     ELSE
         SELECT ST_Extent(g.geom) INTO box FROM new_rows n JOIN grid g ON g.code = n.grid_code;
     END IF;
-    IF box IS NOT NULL THEN
-        PERFORM pg_notify('gridmap_change', json_build_object(
-            'table', TG_TABLE_NAME,
-            'bbox', json_build_array(ST_XMin(box), ST_YMin(box), ST_XMax(box), ST_YMax(box))
-        )::text);
-    END IF;
+    PERFORM gridmap_send_change(TG_TABLE_NAME, box);
     RETURN NULL;
 END $$;
 CREATE TRIGGER grid_load_notify_ins AFTER INSERT ON grid_load REFERENCING NEW TABLE AS new_rows
