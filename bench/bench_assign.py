@@ -29,16 +29,8 @@ import shapely
 from sqlalchemy import create_engine, make_url
 
 from bench.city import make_city, make_points
+from bench.timing import best
 from gridmap.analysis.assign import build_grid_index
-
-
-def best(fn, repeat: int = 3) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def rule_winner(point_idx: np.ndarray, grid_rank: np.ndarray, n: int) -> np.ndarray:

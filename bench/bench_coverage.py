@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
+import sys
+from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from bench.timing import best
 from gridmap.analysis.coverage import CoverageIndex, covered_within
 
 TYPES = 5
@@ -32,15 +35,6 @@ def city(n: int, rng: np.random.Generator, size: float = 20_000.0) -> tuple[np.n
     return xy[:, 0] + 400_000.0, xy[:, 1] + 3_500_000.0
 
 
-def best(fn, repeat: int = 5) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--households", type=int, default=1_000_000)
@@ -53,7 +47,7 @@ def main() -> None:
     covered_within(hx[:10], hy[:10], fac[0][0], fac[0][1], 500.0)  # compile once
 
     d = 500.0
-    ours_s, ours = best(lambda: covered_within(hx, hy, fac[0][0], fac[0][1], d))
+    ours_s, ours = best(lambda: covered_within(hx, hy, fac[0][0], fac[0][1], d), repeat=5)
 
     def kdtree() -> np.ndarray:
         tree = cKDTree(np.column_stack(fac[0]))

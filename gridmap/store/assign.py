@@ -47,9 +47,19 @@ def join_query(table: str) -> sql.Composed:
     return _sql("assign_join.sql", points=sql.Identifier(table))
 
 
-def assign_query(table: str) -> sql.Composed:
-    """The SQL script that re-assigns and stores every row of *table*."""
+def _stage_query(table: str) -> sql.Composed:
     return _sql("assign_points.sql", points=sql.Identifier(table), join=join_query(table))
+
+
+def _store_queries(table: str) -> tuple[sql.Composed, sql.Composed]:
+    points = sql.Identifier(table)
+    return (_sql("store_assigned_set.sql", points=points),
+            _sql("store_assigned_clear.sql", points=points))
+
+
+def assign_query(table: str) -> sql.Composed:
+    """The whole SQL script that re-assigns and stores every row of *table* in PostGIS."""
+    return sql.SQL(";\n").join([_stage_query(table), *_store_queries(table)])
 
 
 def read_grids(conn: Connection) -> gpd.GeoDataFrame:
@@ -77,10 +87,8 @@ def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
         raise ValueError(f"cannot assign {layer!r}: choose one of {', '.join(POINT_TABLES)}")
     table = POINT_TABLES[layer]
     raw = _raw(conn)
-    before = pd.DataFrame(raw.execute(sql.SQL("SELECT id, grid_code FROM {}").format(
-        sql.Identifier(table))).fetchall(), columns=["id", "grid_code"])
     if engine == "postgis":
-        raw.execute(assign_query(table))
+        raw.execute(_stage_query(table))
     else:
         points = gpd.read_postgis(
             sql.SQL("SELECT id, geom FROM {}").format(sql.Identifier(table)).as_string(raw),
@@ -94,19 +102,9 @@ def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
             for pid, code in zip(points["id"].tolist(), codes.tolist(), strict=True):
                 if code is not None:
                     copy.write_row((pid, code))
-        raw.execute(sql.SQL(
-            "UPDATE {t} AS p SET grid_code = a.code FROM gm_assigned a "
-            "WHERE a.id = p.id AND p.grid_code IS DISTINCT FROM a.code").format(
-                t=sql.Identifier(table)))
-        raw.execute(sql.SQL(
-            "UPDATE {t} AS p SET grid_code = NULL WHERE p.grid_code IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM gm_assigned a WHERE a.id = p.id)").format(t=sql.Identifier(table)))
+    # the same two statements store either engine's answer; they touch only changed rows
+    changed = sum(raw.execute(query).rowcount for query in _store_queries(table))
     raw.execute("DROP TABLE IF EXISTS gm_assigned")
-    after = pd.DataFrame(raw.execute(sql.SQL("SELECT id, grid_code FROM {}").format(
-        sql.Identifier(table))).fetchall(), columns=["id", "grid_code"])
-    merged = before.merge(after, on="id", suffixes=("_old", "_new"))
-    changed = int((merged["grid_code_old"].fillna("") != merged["grid_code_new"].fillna("")
-                   ).sum())
     rows, inside = _counts(conn, table)
     if table == "household":
         raw.execute(read_sql("refresh_grid_load.sql"))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from tests.conftest import serve_in_thread
 
@@ -19,6 +21,30 @@ FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
          "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
 
 
+@dataclass
+class Browsed:
+    page: Page
+    errors: list[str] = field(default_factory=list)   # console errors and page exceptions
+    external: list[str] = field(default_factory=list)  # requests that left the server
+
+
+@contextmanager
+def browse(base_url: str, width: int, height: int) -> Iterator[Browsed]:
+    """A page in Debian's headless chromium that records errors and outside requests."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        seen = Browsed(browser.new_page(viewport={"width": width, "height": height}))
+        seen.page.on("console", lambda m: seen.errors.append(m.text)
+                     if m.type == "error" else None)
+        seen.page.on("pageerror", lambda e: seen.errors.append(str(e)))
+        seen.page.on("request", lambda r: seen.external.append(r.url)
+                     if not r.url.startswith((base_url, "data:", "blob:")) else None)
+        try:
+            yield seen
+        finally:
+            browser.close()
+
+
 @pytest.fixture(scope="module")
 def base_url(demo_db: str) -> Iterator[str]:
     yield from serve_in_thread(demo_db)
@@ -26,16 +52,8 @@ def base_url(demo_db: str) -> Iterator[str]:
 
 def test_map_page_draws_the_district(base_url: str, tmp_path_factory: pytest.TempPathFactory
                                      ) -> None:
-    errors: list[str] = []
-    external: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 800})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: external.append(r.url)
-                if not r.url.startswith(base_url) and not r.url.startswith(("data:", "blob:"))
-                else None)
+    with browse(base_url, 1200, 800) as seen:
+        page = seen.page
         page.goto(base_url + "/")
         page.wait_for_function("window.gridmapReady === true", timeout=30_000)
         page.wait_for_function("map.loaded() && !map.isMoving()", timeout=30_000)
@@ -58,49 +76,34 @@ def test_map_page_draws_the_district(base_url: str, tmp_path_factory: pytest.Tem
             "document.getElementById('locate-result').textContent.includes('610199')",
             timeout=10_000)
         located = page.text_content("#locate-result") or ""
-        browser.close()
     assert counts["grids"] > 200 and counts["communities"] > 50, counts
     assert "74 communities" in summary
     assert "households" in popup and "610199" in popup
     assert "›" in located and "full_time" in located
-    assert not errors, errors
-    assert not external, external
+    assert not seen.errors, seen.errors
+    assert not seen.external, seen.external
 
 
 def test_coverage_map_renders_offline(base_url: str) -> None:
-    errors: list[str] = []
-    external: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1000, "height": 700})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: external.append(r.url)
-                if not r.url.startswith(base_url) and not r.url.startswith(("data:", "blob:"))
-                else None)
+    with browse(base_url, 1000, 700) as seen:
+        page = seen.page
         page.goto(base_url + "/maps/coverage?type=elderly_daycare")
         page.wait_for_selector(".leaflet-container canvas", timeout=20_000)
         legend = page.text_content("body") or ""
         layers = page.evaluate("document.querySelectorAll('.leaflet-control-layers-overlays "
                                "input').length")
-        browser.close()
     assert "Residents within 300 m" in legend
     assert layers == 2
-    assert not errors, errors
-    assert not external, external
+    assert not seen.errors, seen.errors
+    assert not seen.external, seen.external
 
 
 def test_community_map_renders_offline(base_url: str) -> None:
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 900, "height": 700})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with browse(base_url, 900, 700) as seen:
+        page = seen.page
         page.goto(base_url + "/maps/community/610199001001")
         page.wait_for_selector(".leaflet-container canvas", timeout=20_000)
         overlays = page.evaluate("document.querySelectorAll('.leaflet-control-layers-overlays "
                                  "input').length")
-        browser.close()
     assert overlays >= 2  # grids, facilities
-    assert not errors, errors
+    assert not seen.errors, seen.errors
