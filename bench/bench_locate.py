@@ -1,11 +1,13 @@
 """Locate over HTTP on loopback: gridmap's in-process index vs a PostGIS query per request.
 
-Run: .venv/bin/python bench/bench_locate.py [--seconds 10] [--connections 4]
+Run: .venv/bin/python bench/bench_locate.py [--seconds 10] [--connections 1 2 4 8]
 
 Needs wrk (Debian package wrk). Loads the demo district into the local database if it is not
 there, starts `gridmap serve` and, for comparison, the same endpoint answered by PostGIS
-(`store/sql/locate_point.sql`, one round trip per request), and drives both with wrk over
-2,000 random points of the district. Prints requests/s and the latency percentiles.
+(`store/sql/locate_point.sql`, one round trip per request), both one uvicorn process with the
+access log off, and drives both with wrk over 2,000 random points of the district at each
+number of connections. Prints requests/s and the latency percentiles: the load a dispatch
+centre can put on one process at a given p99.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def run_wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 2, 4, 8])
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -94,10 +96,11 @@ def main() -> None:
                           "  return wrk.format('GET', paths[i])\nend\n")
         app_file = Path(tmp) / "postgis_app.py"
         app_file.write_text(POSTGIS_APP.format(url=url))
-        results = {}
+        results: dict[tuple[str, int], dict[str, float]] = {}
         env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
         for name, cmd in (
-            ("gridmap (in-process index)", [gridmap, "serve", "--port", "{port}"]),
+            ("gridmap (in-process index)", [gridmap, "serve", "--port", "{port}",
+                                            "--log-level", "warning"]),
             ("PostGIS per request", [sys.executable, "-m", "uvicorn", "postgis_app:app",
                                      "--port", "{port}", "--log-level", "warning"]),
         ):
@@ -107,15 +110,16 @@ def main() -> None:
                                     stderr=subprocess.DEVNULL)
             try:
                 wait(port)
-                run_wrk(port, script, 2, args.connections)  # warm up
-                results[name] = run_wrk(port, script, args.seconds, args.connections)
+                run_wrk(port, script, 2, 4)  # warm up
+                for c in args.connections:
+                    results[name, c] = run_wrk(port, script, args.seconds, c)
             finally:
                 proc.terminate()
                 proc.wait(10)
     print(f"{len(pts)} random points of the district ({inside.mean():.0%} inside a grid), "
-          f"wrk with {args.connections} connections for {args.seconds} s:")
-    for name, r in results.items():
-        print(f"  {name:28s} {r['rps']:8.0f} req/s   p50 {r['p50']:.2f} ms   "
+          f"wrk for {args.seconds} s per line:")
+    for (name, c), r in results.items():
+        print(f"  {name:28s} {c} conn {r['rps']:8.0f} req/s   p50 {r['p50']:.2f} ms   "
               f"p90 {r['p90']:.2f} ms   p99 {r['p99']:.2f} ms   errors {r['errors']:.0f}")
 
 

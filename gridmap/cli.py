@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,13 @@ app.add_typer(db_app, name="db")
 LayerArg = Annotated[str, typer.Argument(
     help=f"Layer: {', '.join(LAYERS)} (import also takes osm: an OpenStreetMap .pbf "
     "extract → households, facilities and the walking network).", show_default=False)]
+
+
+class LogLevel(enum.StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -432,6 +440,8 @@ def load_demo() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    log_level: Annotated[LogLevel, typer.Option(
+        help="warning and above leave out the access log.")] = LogLevel.info,
 ) -> None:
     """Serve the API and map pages."""
     import uvicorn
@@ -441,7 +451,8 @@ def serve(
     settings = get_settings()
     engine = _engine(settings)
     application = create_app(settings, engine=engine)
-    uvicorn.run(application, host=host or settings.host, port=port or settings.port)
+    uvicorn.run(application, host=host or settings.host, port=port or settings.port,
+                log_level=log_level.value)
 
 
 @app.command("demo")

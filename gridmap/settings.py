@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     locate_margin_m: float = Field(
         default=10.0, ge=0, le=1000,
         description="Within this distance of a grid edge, locate lists the other candidates.")
+    tile_cache_tiles: int = Field(
+        default=50_000, ge=0,
+        description="Vector tiles kept in memory per server process (0: render every request).")
+    tile_connections: int = Field(
+        default=8, ge=1, le=100, description="Database connections that render tiles.")
 
 
 def get_settings() -> Settings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
 from gridmap.tiles.mvt import LAYERS, MAX_ZOOM, TileError
 
@@ -28,10 +27,7 @@ async def get_tile(request: Request, layer: str, z: int, x: int, y: int) -> Resp
     request.app.state.changes.poll()
     cache = request.app.state.tiles
     try:
-        tile = cache.cached(layer, z, x, y)  # a hit is answered on the event loop
-        hit = tile is not None
-        if tile is None:
-            tile, hit = await run_in_threadpool(cache.get, layer, z, x, y)
+        tile, hit = await cache.get(layer, z, x, y)
     except TileError as exc:
         status = 404 if "unknown layer" in str(exc) else 400
         raise HTTPException(status, str(exc)) from exc

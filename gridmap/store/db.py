@@ -34,11 +34,18 @@ def current_revision(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def libpq_dsn(database_url: str, *, database: str | None = None) -> str:
+    """The SQLAlchemy URL as a libpq connection string for psycopg (optionally another
+    database on the same server)."""
+    url = make_url(database_url).set(drivername="postgresql")
+    if database:
+        url = url.set(database=database)
+    return url.render_as_string(hide_password=False)
+
+
 def create_database(server_url: str, dbname: str, *, template: str | None = None) -> bool:
     """Create *dbname* on the server of *server_url* unless it exists; True if created."""
-    url = make_url(server_url).set(drivername="postgresql", database="postgres")
-    dsn = url.render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(libpq_dsn(server_url, database="postgres"), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
             return False
         query = psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(dbname))
@@ -49,8 +56,7 @@ def create_database(server_url: str, dbname: str, *, template: str | None = None
 
 
 def drop_database(server_url: str, dbname: str) -> None:
-    url = make_url(server_url).set(drivername="postgresql", database="postgres")
-    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+    with psycopg.connect(libpq_dsn(server_url, database="postgres"), autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
             psycopg.sql.Identifier(dbname)))
 

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
-from sqlalchemy import make_url
+
+from gridmap.store.db import libpq_dsn
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,7 @@ class ChangeListener:
     CHANNEL = "gridmap_change"
 
     def __init__(self, database_url: str) -> None:
-        url = make_url(database_url).set(drivername="postgresql")
-        self._conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+        self._conn = psycopg.connect(libpq_dsn(database_url), autocommit=True)
         self._conn.execute(f"LISTEN {self.CHANNEL}")
         self._lock = threading.Lock()
 

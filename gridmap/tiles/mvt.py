@@ -1,20 +1,25 @@
 """Vector tiles from PostGIS with a cache that is invalidated exactly where data changed.
 
-Each layer's tile is one ``ST_AsMVT`` query (``tiles/sql``). Tiles are kept in an in-process
-LRU cache; the database's change notices (migration 0003: table + bounding box per statement)
-evict only the cached tiles of the affected layers that touch the changed box — a redrawn grid
-or a new incident never leaves a stale tile, and every other tile stays cached.
+Each layer's tile is one ``ST_AsMVT`` query (``tiles/sql``), run as a prepared statement on
+an asyncio connection pool (psycopg), so a miss costs one round trip and no thread hop.
+Tiles are kept in an in-process LRU cache; the database's change notices (migration 0003:
+table + bounding box per statement) evict only the cached tiles of the affected layers that
+touch the changed box — a redrawn grid or a new incident never leaves a stale tile, and every
+other tile stays cached. Concurrent misses of one tile share one query, and a tile whose
+query overlapped a change is served but not kept (it may predate the change).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
-from sqlalchemy import Engine, TextClause, text
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from gridmap.domain.standards import GridStandard
 from gridmap.store.listen import Change
@@ -31,6 +36,7 @@ LAYERS = {
 AFFECTS = {"grid": ("grids",), "grid_load": ("grids",), "division": ("townships",
            "communities", "grids"), "facility": ("facilities",), "incident": ("incidents",)}
 MAX_ZOOM = 22
+Key = tuple[str, int, int, int]
 
 
 class TileError(ValueError):
@@ -57,8 +63,8 @@ def check_tile(layer: str, z: int, x: int, y: int) -> None:
 
 
 @cache
-def _query(name: str) -> TextClause:
-    return text(read_sql(f"{name}.sql", "gridmap.tiles.sql"))
+def _query(name: str) -> bytes:
+    return read_sql(f"{name}.sql", "gridmap.tiles.sql").encode()
 
 
 @dataclass
@@ -69,28 +75,46 @@ class TileStats:
 
 
 class TileCache:
-    def __init__(self, engine: Engine, standard: GridStandard, *, max_tiles: int = 50_000
-                 ) -> None:
-        self.engine = engine
+    """Tiles of one database, rendered on a pool of *connections* and cached (up to
+    *max_tiles*; 0 keeps none). Open with :meth:`open` inside the event loop that serves."""
+
+    def __init__(self, dsn: str, standard: GridStandard, *, max_tiles: int = 50_000,
+                 connections: int = 8) -> None:
+        self.pool = AsyncConnectionPool(dsn, min_size=1, max_size=connections, open=False,
+                                        kwargs={"autocommit": True})
         self.standard = standard
         self.max_tiles = max_tiles
-        self._tiles: OrderedDict[tuple[str, int, int, int], bytes] = OrderedDict()
+        self._tiles: OrderedDict[Key, bytes] = OrderedDict()
+        self._pending: dict[Key, asyncio.Task[bytes]] = {}
+        self._epoch = 0  # counts evictions: a render that saw it change is not kept
         self._lock = threading.Lock()
         self.stats = TileStats()
 
-    def _render(self, layer: str, z: int, x: int, y: int) -> bytes:
+    async def open(self) -> None:
+        await self.pool.open(wait=True)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    def _params(self, layer: str, z: int, x: int, y: int) -> dict[str, object]:
         name, extra = LAYERS[layer]
         params: dict[str, object] = {"z": z, "x": x, "y": y, **extra}
         if name == "grids":
             s = self.standard
             params |= {"urban_low": s.urban_households[0], "urban_high": s.urban_households[1],
                        "rural_low": s.rural_households[0], "rural_high": s.rural_households[1]}
-        with self.engine.connect() as conn:
-            data = conn.execute(_query(name), params).scalar()
-        return bytes(data or b"")
+        return params
+
+    async def _render(self, layer: str, z: int, x: int, y: int) -> bytes:
+        conn: AsyncConnection
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_query(LAYERS[layer][0]), self._params(layer, z, x, y),
+                                     prepare=True)
+            row = await cur.fetchone()
+        return bytes(row[0] or b"") if row else b""
 
     def cached(self, layer: str, z: int, x: int, y: int) -> bytes | None:
-        """The cached tile, or None (no database work: safe on the event loop)."""
+        """The cached tile, or None."""
         check_tile(layer, z, x, y)
         key = (layer, z, x, y)
         with self._lock:
@@ -100,19 +124,30 @@ class TileCache:
                 self.stats.hits += 1
             return tile
 
-    def get(self, layer: str, z: int, x: int, y: int) -> tuple[bytes, bool]:
+    async def get(self, layer: str, z: int, x: int, y: int) -> tuple[bytes, bool]:
         """The tile and whether it came from the cache."""
         tile = self.cached(layer, z, x, y)
         if tile is not None:
             return tile, True
         key = (layer, z, x, y)
-        tile = self._render(layer, z, x, y)
+        task = self._pending.get(key)
+        if task is None:  # the first miss renders; the others wait for it
+            task = asyncio.ensure_future(self._render(*key))
+            self._pending[key] = task
+            task.add_done_callback(partial(self._keep, key, self._epoch))
+        return await asyncio.shield(task), False
+
+    def _keep(self, key: Key, epoch: int, task: asyncio.Task[bytes]) -> None:
+        del self._pending[key]
+        if task.cancelled() or task.exception() is not None:
+            return
         with self._lock:
             self.stats.misses += 1
-            self._tiles[key] = tile
+            if epoch != self._epoch or not self.max_tiles:
+                return
+            self._tiles[key] = task.result()
             while len(self._tiles) > self.max_tiles:
                 self._tiles.popitem(last=False)
-        return tile, False
 
     def apply(self, changes: list[Change]) -> None:
         """Evict the cached tiles the changes make stale."""
@@ -121,6 +156,7 @@ class TileCache:
             if not layers:
                 continue
             with self._lock:
+                self._epoch += 1
                 stale = [k for k in self._tiles if k[0] in layers
                          and (change.bbox is None or _touches(k, change.bbox))]
                 for k in stale:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,11 @@ from fastapi.testclient import TestClient
 
 from gridmap.api.app import create_app
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
+from gridmap.domain.standards import GridStandard
 from gridmap.settings import Settings
-from gridmap.tiles.mvt import tile_bounds
+from gridmap.store.db import libpq_dsn
+from gridmap.store.listen import Change
+from gridmap.tiles.mvt import TileCache, tile_bounds
 from tests.conftest import loaded_database
 from tests.helpers import import_merged, neighbours_in_community, run_cli
 
@@ -117,3 +121,41 @@ def test_bad_tile_requests_are_4xx(client: TestClient, path: str, status: int) -
 
 def test_empty_tile_is_204(client: TestClient) -> None:
     assert client.get("/tiles/grids/10/0/0.mvt").status_code == 204
+
+
+def test_concurrent_misses_share_one_query_and_a_render_that_overlaps_a_change_is_not_kept(
+        district: str) -> None:
+    z, x, y = tile_of(109.0512, 34.2051, 14)
+
+    async def scenario() -> tuple[TileCache, list[tuple[bytes, bool]], bytes | None]:
+        cache = TileCache(libpq_dsn(district), GridStandard())
+        await cache.open()
+        try:
+            together = await asyncio.gather(*(cache.get("grids", z, x, y) for _ in range(5)))
+            assert cache.stats.misses == 1  # five requests, one query
+            assert cache.cached("grids", z, x, y) == together[0][0]
+            # a change lands while the next tile renders: it is served, not kept
+            pending = asyncio.ensure_future(cache.get("grids", z, x + 1, y))
+            await asyncio.sleep(0)
+            cache.apply([Change("grid", None)])
+            await pending
+            return cache, together, cache.cached("grids", z, x + 1, y)
+        finally:
+            await cache.close()
+
+    cache, together, kept = asyncio.run(scenario())
+    assert {len(t) for t, _ in together} != {0} and len({t for t, _ in together}) == 1
+    assert kept is None and cache.stats.misses == 2
+
+
+def test_cache_of_size_zero_renders_every_request(district: str) -> None:
+    async def scenario() -> list[bool]:
+        cache = TileCache(libpq_dsn(district), GridStandard(), max_tiles=0)
+        await cache.open()
+        try:
+            return [(await cache.get("grids", *tile_of(109.0512, 34.2051, 14)))[1]
+                    for _ in range(2)]
+        finally:
+            await cache.close()
+
+    assert asyncio.run(scenario()) == [False, False]

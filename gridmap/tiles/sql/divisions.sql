@@ -1,11 +1,11 @@
--- Townships or communities (:level) in one tile.
+-- Townships or communities (by level) in one tile.
 WITH bounds AS (
-    SELECT ST_TileEnvelope(:z, :x, :y) AS env,
-           ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096) AS wide
+    SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
+           ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => 64.0 / 4096) AS wide
 ), rows AS (
     SELECT d.code, d.name, d.urban_rural, d.population, d.parent_code,
            ST_AsMVTGeom(d.geom_3857, bounds.env, 4096, 64, true) AS geom
     FROM division d CROSS JOIN bounds
-    WHERE d.level = :level AND d.geom_3857 && bounds.wide
+    WHERE d.level = %(level)s AND d.geom_3857 && bounds.wide
 )
-SELECT ST_AsMVT(rows, :layer, 4096, 'geom') FROM rows WHERE geom IS NOT NULL;
+SELECT ST_AsMVT(rows, %(layer)s, 4096, 'geom') FROM rows WHERE geom IS NOT NULL;

@@ -1,7 +1,7 @@
 -- Facilities in one tile (points are stored in EPSG:4326: filter there, project the few).
 WITH bounds AS (
-    SELECT ST_TileEnvelope(:z, :x, :y) AS env,
-           ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096), 4326) AS wide
+    SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
+           ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => 64.0 / 4096), 4326) AS wide
 ), rows AS (
     SELECT f.id, f.type, f.name, f.capacity, f.grid_code,
            ST_AsMVTGeom(ST_Transform(f.geom, 3857), bounds.env, 4096, 64, true) AS geom

@@ -2,13 +2,13 @@
 -- and the standard's band for their community. Filtered on the stored Web-Mercator copy
 -- with the GiST index.
 WITH bounds AS (
-    SELECT ST_TileEnvelope(:z, :x, :y) AS env,
-           ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096) AS wide
+    SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
+           ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => 64.0 / 4096) AS wide
 ), rows AS (
     SELECT g.code, g.name, g.kind, g.community_code, d.urban_rural, g.version,
            coalesce(l.households, 0) AS households, coalesce(l.residents, 0) AS residents,
-           CASE WHEN d.urban_rural = 'rural' THEN :rural_low ELSE :urban_low END AS band_low,
-           CASE WHEN d.urban_rural = 'rural' THEN :rural_high ELSE :urban_high END AS band_high,
+           CASE WHEN d.urban_rural = 'rural' THEN %(rural_low)s ELSE %(urban_low)s END AS band_low,
+           CASE WHEN d.urban_rural = 'rural' THEN %(rural_high)s ELSE %(urban_high)s END AS band_high,
            ST_AsMVTGeom(g.geom_3857, bounds.env, 4096, 64, true) AS geom
     FROM grid g
     CROSS JOIN bounds

@@ -1,7 +1,7 @@
 -- Incidents in one tile.
 WITH bounds AS (
-    SELECT ST_TileEnvelope(:z, :x, :y) AS env,
-           ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096), 4326) AS wide
+    SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
+           ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => 64.0 / 4096), 4326) AS wide
 ), rows AS (
     SELECT i.id, i.category, i.status, i.reported_at::text AS reported_at, i.grid_code,
            ST_AsMVTGeom(ST_Transform(i.geom, 3857), bounds.env, 4096, 64, true) AS geom
