@@ -86,15 +86,20 @@ class Locator:
             return {**answer, "inside": False, "candidates": candidates,
                     "message": "the point is outside every grid of the district"}
         edge = float(shapely.distance(metres(index.geoms[pos].boundary), origin))
-        info = self._grid(index, pos)
-        ctx = self.context.get(info["code"], {})
         return {
-            **answer, "inside": True,
-            "township": {"code": ctx.get("township_code"), "name": ctx.get("township_name")},
-            "community": {"code": ctx.get("community_code"), "name": ctx.get("community_name")},
-            "grid": info, "workers": ctx.get("workers", []),
+            **answer, "inside": True, **self.describe(str(index.codes[pos])),
             "edge_distance_m": round(edge, 2),
             "near_edge": edge < self.margin_m, "candidates": candidates,
+        }
+
+    def describe(self, grid_code: str) -> dict[str, Any]:
+        """Township, community, grid and workers of a grid (from memory)."""
+        ctx = self.context.get(grid_code, {})
+        return {
+            "township": {"code": ctx.get("township_code"), "name": ctx.get("township_name")},
+            "community": {"code": ctx.get("community_code"), "name": ctx.get("community_name")},
+            "grid": {"code": grid_code, "name": ctx.get("name"), "kind": ctx.get("kind")},
+            "workers": ctx.get("workers", []),
         }
 
     def _grid(self, index: GridIndex, j: int) -> dict[str, Any]:

@@ -31,10 +31,17 @@ async def locate(
 
 @router.get("/search")
 def search(
+    request: Request,
     conn: ConnDep,
     q: Annotated[str, Query(min_length=2, max_length=200,
                             description="an address or part of one, typos allowed")],
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> list[dict[str, Any]]:
-    """Households whose address matches, best first, with their grid and location."""
-    return search_addresses(conn, q.strip(), limit=limit)
+    """Households whose address matches, best first, with their location, grid, community,
+    township and the grid's workers with their phones (``workers`` is empty for a household
+    outside every grid)."""
+    request.app.state.changes.poll()
+    locator = request.app.state.locator
+    return [{**hit, **(locator.describe(hit["grid_code"]) if hit["grid_code"] else
+                       {"township": None, "community": None, "grid": None, "workers": []})}
+            for hit in search_addresses(conn, q.strip(), limit=limit)]

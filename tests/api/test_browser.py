@@ -76,10 +76,21 @@ def test_map_page_draws_the_district(base_url: str, tmp_path_factory: pytest.Tem
             "document.getElementById('locate-result').textContent.includes('610199')",
             timeout=10_000)
         located = page.text_content("#locate-result") or ""
+        # an address with a typo (社去 for 社区) → candidates; picking one locates it
+        page.fill("#locate-xy", "晋昌社去1号楼101")
+        page.click("#locate-form button")
+        page.wait_for_selector("#search-hits li button", timeout=10_000)
+        hits = page.text_content("#search-hits") or ""
+        page.click("#search-hits li button >> nth=0")
+        page.wait_for_function(
+            "!document.getElementById('search-hits')", timeout=10_000)
+        picked = page.text_content("#locate-result") or ""
     assert counts["grids"] > 200 and counts["communities"] > 50, counts
     assert "74 communities" in summary
     assert "households" in popup and "610199" in popup
     assert "›" in located and "full_time" in located
+    assert "晋昌社区1号楼101室" in hits and "full_time" in hits
+    assert "晋昌社区" in picked and "›" in picked and "full_time" in picked
     assert not seen.errors, seen.errors
     assert not seen.external, seen.external
 

@@ -39,6 +39,11 @@ def test_partial_chinese_address(client: TestClient) -> None:
     assert hits and all("新昌社区1号楼202" in h["address"] for h in hits[:3])
     assert hits[0]["grid_code"].startswith("610199") and hits[0]["grid_name"]
     assert 108 < hits[0]["lon"] < 110 and 34 < hits[0]["lat"] < 35
+    top = hits[0]  # what the dispatcher needs next: the community and township, the workers
+    assert top["grid"]["code"] == top["grid_code"]
+    assert top["community"]["code"] == top["grid_code"][:12] and top["community"]["name"]
+    assert top["township"]["code"] == top["grid_code"][:9] + "000" and top["township"]["name"]
+    assert top["workers"] == []  # this database holds no workers
 
 
 def test_a_typo_still_finds_the_address(client: TestClient) -> None:
@@ -49,6 +54,7 @@ def test_a_typo_still_finds_the_address(client: TestClient) -> None:
 def test_latin_script_with_a_typo(client: TestClient) -> None:
     hits = client.get("/api/search", params={"q": "Manerheimintie 5"}).json()
     assert hits and hits[0]["id"] == "L1"
+    assert hits[0]["grid"] is None and hits[0]["workers"] == []  # outside every grid
 
 
 def test_ranked_best_first(client: TestClient) -> None:

@@ -134,13 +134,18 @@ async function load() {
   window.gridmapReady = true;
 }
 
-// the dispatcher's locate box: a point (lon, lat) in WGS84 / GCJ-02 / BD-09 → grid and workers
+// the dispatcher's locate box: a point (lon, lat) in WGS84 / GCJ-02 / BD-09, or an address
+// (partial, typos allowed) → grid and workers
 let marker = null;
-async function locate(event) {
-  event.preventDefault();
-  const out = document.getElementById("locate-result");
-  const [lon, lat] = document.getElementById("locate-xy").value.split(/[ ,]+/).map(Number);
-  const crs = document.getElementById("locate-crs").value;
+const out = document.getElementById("locate-result");
+
+function describe(body) {
+  const workers = body.workers.map((w) => `${w.name} (${w.role}) ${w.phone}`).join("; ");
+  return `${body.township.name} › ${body.community.name} › ${body.grid.name} ` +
+    `(${body.grid.code}) — ${workers || "no workers on record"}`;
+}
+
+async function locatePoint(lon, lat, crs) {
   const res = await fetch(`/api/locate?lon=${lon}&lat=${lat}&crs=${crs}`);
   const body = await res.json();
   if (!res.ok) {
@@ -154,12 +159,49 @@ async function locate(event) {
     out.textContent = body.message;
     return;
   }
-  const workers = body.workers.map((w) => `${w.name} (${w.role}) ${w.phone}`).join("; ");
   const near = body.near_edge
     ? ` — ${body.edge_distance_m} m from an edge; also: ${body.candidates.map((c) => c.code).join(", ")}`
     : "";
-  out.textContent = `${body.township.name} › ${body.community.name} › ${body.grid.name} ` +
-    `(${body.grid.code}) — ${workers}${near}`;
+  out.textContent = describe(body) + near;
+}
+
+async function searchAddress(q) {
+  const res = await fetch(`/api/search?q=${encodeURIComponent(q)}&limit=8`);
+  const hits = await res.json();
+  if (!res.ok) {
+    out.textContent = `error: ${JSON.stringify(hits.detail)}`;
+    return;
+  }
+  out.replaceChildren();
+  if (!hits.length) {
+    out.textContent = `no address matches “${q}”`;
+    return;
+  }
+  const list = document.createElement("ol");
+  list.id = "search-hits";
+  for (const hit of hits) {
+    const item = document.createElement("li");
+    const pick = document.createElement("button");
+    pick.type = "button";
+    pick.textContent = hit.address;
+    pick.addEventListener("click", () => locatePoint(hit.lon, hit.lat, "wgs84"));
+    item.append(pick, ` ${hit.grid ? describe(hit) : "outside every grid"}`);
+    list.append(item);
+  }
+  out.append(list);
+}
+
+async function locate(event) {
+  event.preventDefault();
+  const text = document.getElementById("locate-xy").value.trim();
+  const numbers = text.split(/[ ,，]+/).map(Number);
+  if (numbers.length === 2 && numbers.every(Number.isFinite)) {
+    await locatePoint(numbers[0], numbers[1], document.getElementById("locate-crs").value);
+  } else if (text.length >= 2) {
+    await searchAddress(text);
+  } else {
+    out.textContent = "type lon, lat or an address (two characters at least)";
+  }
 }
 document.getElementById("locate-form").addEventListener("submit", locate);
 
