@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gridmap.analysis.frames import is_dask
+
 Level = Literal["grid", "community", "township"]
 
 
@@ -62,7 +64,7 @@ def aggregate_h3(points: Any, resolution: int, *, values: list[str] | tuple[str,
     _check(points, values, resolution)
     meta = pd.DataFrame({"h3_cell": pd.Series(dtype=object), "count": pd.Series(dtype="int64"),
                          **{v: pd.Series(dtype=points[v].dtype) for v in values}})
-    if _is_dask(points):
+    if is_dask(points):
         cells = points.map_partitions(_cells_frame, resolution, values, meta=meta)
         table = cells.groupby("h3_cell").sum().compute()
     else:
@@ -95,7 +97,7 @@ def aggregate_by_division(points: Any, level: Level, shapes: gpd.GeoDataFrame, *
             frame[v] = part[v].to_numpy()
         return frame
 
-    if _is_dask(points):
+    if is_dask(points):
         meta = pd.DataFrame({"code": pd.Series(dtype=object), "count": pd.Series(dtype="int64"),
                              **{v: pd.Series(dtype=points[v].dtype) for v in values}})
         table = points.map_partitions(per, meta=meta).groupby("code").sum().compute()
@@ -110,6 +112,3 @@ def aggregate_by_division(points: Any, level: Level, shapes: gpd.GeoDataFrame, *
     out.attrs["outside"] = outside
     return gpd.GeoDataFrame(out, geometry=shapes.geometry.name, crs=shapes.crs)
 
-
-def _is_dask(frame: Any) -> bool:
-    return type(frame).__module__.startswith("dask")

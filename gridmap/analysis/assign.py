@@ -26,6 +26,8 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS
 
+from gridmap.analysis.frames import is_dask
+
 OUTSIDE = -1
 BOUNDARY = -2
 GridKindOrder = ("exclusive", "comprehensive", "micro")
@@ -269,9 +271,6 @@ def build_grid_index(grids: gpd.GeoDataFrame, *, max_cells: int = 16_000_000,
     return index
 
 
-def _is_dask(frame: object) -> bool:
-    return type(frame).__module__.startswith("dask")
-
 
 def _xy(points: gpd.GeoSeries | gpd.GeoDataFrame) -> tuple[NDArray, NDArray]:
     geoms = np.asarray(points.geometry.values if isinstance(points, gpd.GeoDataFrame)
@@ -296,7 +295,7 @@ def points_to_grids(points: gpd.GeoDataFrame | gpd.GeoSeries,
     Points in another CRS than the grids are refused, not silently transformed.
     """
     index = grids if isinstance(grids, GridIndex) else build_grid_index(grids)
-    if _is_dask(points):
+    if is_dask(points):
         meta = points_to_grids(points._meta, index, how=how)
         return points.map_partitions(points_to_grids, index, how=how, meta=meta)
     if points.crs is None:
@@ -322,7 +321,7 @@ def assign_to_grids(points: gpd.GeoDataFrame, grids: gpd.GeoDataFrame | GridInde
     partition by partition (on a dask.distributed cluster when a client is active).
     """
     index = grids if isinstance(grids, GridIndex) else build_grid_index(grids)
-    if _is_dask(points):  # one task per partition; the index travels once with the graph
+    if is_dask(points):  # one task per partition; the index travels once with the graph
         meta = assign_to_grids(points._meta, index)
         return points.map_partitions(assign_to_grids, index, meta=meta)
     pos = points_to_grids(points, index, how="positions").to_numpy()

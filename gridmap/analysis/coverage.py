@@ -17,11 +17,13 @@ from typing import Any, Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from numba import njit
 from numpy.typing import NDArray
 from pyproj import CRS
 from scipy.spatial import cKDTree
 
+from gridmap.analysis.frames import is_dask
 from gridmap.domain.layers import CARE_FLAGS
 from gridmap.domain.lifecircle import FACILITY_TYPES
 
@@ -216,7 +218,20 @@ def _metric_xy(frame: gpd.GeoDataFrame, crs: CRS) -> tuple[NDArray, NDArray]:
     return pts.x.to_numpy(), pts.y.to_numpy()
 
 
-def _check_frames(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame) -> CRS:
+def _metric_crs(households: gpd.GeoDataFrame) -> CRS:
+    """The households' CRS if projected, else the UTM zone of their total bounds (computed
+    over all partitions for a dask frame, so every partition measures in the same CRS)."""
+    crs = CRS.from_user_input(households.crs)
+    if crs.is_projected:
+        return crs
+    bounds = households.total_bounds
+    if is_dask(households):
+        bounds = bounds.compute()
+    box = gpd.GeoSeries([shapely.box(*bounds)], crs=crs)
+    return CRS.from_user_input(box.estimate_utm_crs())
+
+
+def _check_frames(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame) -> None:
     if households.crs is None or facilities.crs is None:
         raise ValueError("households and facilities need a CRS")
     if not CRS.from_user_input(households.crs).equals(CRS.from_user_input(facilities.crs)):
@@ -225,10 +240,8 @@ def _check_frames(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame) ->
                          "one of them first")
     if "type" not in facilities:
         raise ValueError("facilities need a 'type' column")
-    if households.empty:
+    if not is_dask(households) and households.empty:
         raise ValueError("there are no households to measure coverage for")
-    crs = CRS.from_user_input(households.crs)
-    return crs if crs.is_projected else CRS.from_user_input(households.estimate_utm_crs())
 
 
 def household_coverage(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, *,
@@ -241,9 +254,24 @@ def household_coverage(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFram
 
     ``metric="network"`` measures along a walking network (``network``: a
     :class:`gridmap.analysis.network.WalkNetwork`).
+
+    *households* may be a dask-geopandas GeoDataFrame: the result is then a dask DataFrame
+    with the same partitions, computed partition by partition (the facilities, and the
+    network, travel once with the graph).
     """
-    crs = _check_frames(households, facilities)
+    _check_frames(households, facilities)
     thresholds = thresholds or thresholds_for()
+    crs = _metric_crs(households)
+    if is_dask(households):
+        meta = _coverage(households._meta, facilities, thresholds, metric, network, crs)
+        return households.map_partitions(_coverage, facilities, thresholds, metric, network,
+                                         crs, meta=meta)
+    return _coverage(households, facilities, thresholds, metric, network, crs)
+
+
+def _coverage(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame,
+              thresholds: dict[str, list[float]], metric: Metric, network: Any | None,
+              crs: CRS) -> pd.DataFrame:
     hx, hy = _metric_xy(households, crs)
     fx_all, fy_all = _metric_xy(facilities, crs) if len(facilities) else (np.zeros(0),) * 2
     out = pd.DataFrame(index=households.index)
@@ -290,9 +318,32 @@ def coverage_by(households: pd.DataFrame, cov: pd.DataFrame, *,
     """Share of residents, households and vulnerable residents covered, per unit
     (``grid_code`` prefix) and per type@distance. Long format: one row per unit and column.
     The totals per unit add up to the total population (nothing is lost or double counted).
+
+    With dask frames (*households* and the *cov* that :func:`household_coverage` made from
+    them), each partition is counted where it lies and only the counts are brought together.
     """
-    if level != "all" and "grid_code" not in households:
+    if level != "all" and "grid_code" not in households.columns:
         raise ValueError("households need a 'grid_code' column: assign them to grids first")
+    if is_dask(households):
+        meta = _counts(households._meta, cov._meta, level)
+        parts = households.map_partitions(_counts, cov, level, meta=meta,
+                                          align_dataframes=False).compute()
+        counts = parts.groupby(["unit", "type", "distance_m"], as_index=False).sum()
+        rank = {c: i for i, c in enumerate(coverage_columns(cov))}  # the in-memory order
+        column = counts["type"] + "@" + counts["distance_m"].map("{:g}".format)
+        counts = counts.assign(_rank=column.map(rank)).sort_values(
+            ["_rank", "unit"], kind="stable").drop(columns="_rank").reset_index(drop=True)
+    else:
+        counts = _counts(households, cov, level)
+    for what in ("residents", "households", "vulnerable"):
+        counts[f"{what}_share"] = np.where(
+            counts[what] > 0, counts[f"{what}_covered"] / counts[what].clip(lower=1), np.nan)
+    return counts
+
+
+def _counts(households: pd.DataFrame, cov: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Residents, households and vulnerable residents, in all and covered, per unit and
+    coverage column (the additive part of :func:`coverage_by`)."""
     if level == "all":
         unit = pd.Series("all", index=households.index)
     else:
@@ -309,23 +360,26 @@ def coverage_by(households: pd.DataFrame, cov: pd.DataFrame, *,
     total_vul = np.bincount(pos, weights=vulnerable, minlength=len(codes))
     rows = []
     for col in coverage_columns(cov):
-        ok = cov[col].to_numpy()
+        ok = cov[col].to_numpy().astype(bool)
         res = np.bincount(pos, weights=residents * ok, minlength=len(codes))
         hh = np.bincount(pos, weights=ok, minlength=len(codes))
         vul = np.bincount(pos, weights=vulnerable * ok, minlength=len(codes))
         ftype, dist = col.split("@")
         rows.append(pd.DataFrame({
-            "unit": codes, "type": ftype, "distance_m": float(dist),
+            "unit": codes.astype(object), "type": ftype, "distance_m": float(dist),
             "residents": total_res.astype(np.int64), "residents_covered": res.astype(np.int64),
-            "households": total_hh, "households_covered": hh.astype(np.int64),
+            "households": total_hh.astype(np.int64), "households_covered": hh.astype(np.int64),
             "vulnerable": total_vul.astype(np.int64),
             "vulnerable_covered": vul.astype(np.int64)}))
-    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-    for what in ("residents", "households", "vulnerable"):
-        table[f"{what}_share"] = np.where(table[what] > 0,
-                                          table[f"{what}_covered"] / table[what].clip(lower=1),
-                                          np.nan)
-    return table
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _COUNT_COLUMNS.items()})
+    return pd.concat(rows, ignore_index=True)
+
+
+_COUNT_COLUMNS = {"unit": object, "type": object, "distance_m": float, "residents": np.int64,
+                  "residents_covered": np.int64, "households": np.int64,
+                  "households_covered": np.int64, "vulnerable": np.int64,
+                  "vulnerable_covered": np.int64}
 
 
 def compliance(households: pd.DataFrame, cov: pd.DataFrame, *, required_share: float = 1.0,
@@ -351,9 +405,15 @@ def compliance(households: pd.DataFrame, cov: pd.DataFrame, *, required_share: f
 
 def uncovered(households: gpd.GeoDataFrame, cov: pd.DataFrame, column: str, *,
               vulnerable_only: bool = False) -> gpd.GeoDataFrame:
-    """The households outside reach for one ``type@distance`` column, as a layer to map."""
-    if column not in cov:
+    """The households outside reach for one ``type@distance`` column, as a layer to map
+    (a dask-geopandas frame for dask input, filtered partition by partition)."""
+    if column not in cov.columns:
         raise ValueError(f"no coverage column {column!r}: have {', '.join(coverage_columns(cov))}")
+    if is_dask(households):
+        meta = uncovered(households._meta, cov._meta, column, vulnerable_only=vulnerable_only)
+        return households.map_partitions(uncovered, cov, column,
+                                         vulnerable_only=vulnerable_only, meta=meta,
+                                         align_dataframes=False)
     out = households.loc[~cov[column].to_numpy()].copy()
     ftype = column.split("@")[0]
     out[f"dist_{ftype}"] = cov.loc[out.index, f"dist_{ftype}"]

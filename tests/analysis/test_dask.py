@@ -1,5 +1,5 @@
-"""The assignment and aggregation functions on a real dask.distributed cluster give the same
-answer as the in-memory path."""
+"""The assignment, aggregation and coverage functions on a real dask.distributed cluster give
+the same answer as the in-memory path."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ from distributed import Client, LocalCluster
 
 from gridmap.analysis.aggregate import aggregate_by_division, aggregate_h3
 from gridmap.analysis.assign import assign_to_grids, build_grid_index
+from gridmap.analysis.coverage import (
+    compliance,
+    coverage_by,
+    household_coverage,
+    thresholds_for,
+    uncovered,
+)
 from gridmap.demodata import generate
 
 
@@ -54,3 +61,24 @@ def test_aggregation_on_a_cluster_equals_in_memory(client: Client, demo: dict) -
     local_com = aggregate_by_division(assign_to_grids(hh, demo["grids"]), "community",
                                       demo["communities"], values=["residents"])
     assert by_com["residents"].tolist() == local_com["residents"].tolist()
+
+
+def test_coverage_on_a_cluster_equals_in_memory(client: Client, demo: dict) -> None:
+    hh = assign_to_grids(demo["households"], demo["grids"])
+    fac = demo["facilities"]
+    thresholds = thresholds_for(["kindergarten", "elderly_daycare"], [300, 500])
+    local = household_coverage(hh, fac, thresholds=thresholds)
+    ddf = dask_geopandas.from_geopandas(hh, npartitions=4)
+    remote = household_coverage(ddf, fac, thresholds=thresholds)
+    assert type(remote).__module__.startswith("dask")
+    pd.testing.assert_frame_equal(remote.compute(), local)
+    # the per-unit shares: counted per partition, summed — the same table
+    for level in ("grid", "township", "all"):
+        pd.testing.assert_frame_equal(coverage_by(ddf, remote, level=level),
+                                      coverage_by(hh, local, level=level), check_dtype=False)
+    pd.testing.assert_frame_equal(compliance(ddf, remote), compliance(hh, local),
+                                  check_dtype=False)
+    out = uncovered(ddf, remote, "kindergarten@300", vulnerable_only=True)
+    expected = uncovered(hh, local, "kindergarten@300", vulnerable_only=True)
+    assert len(expected) > 0
+    pd.testing.assert_frame_equal(out.compute(), expected, check_dtype=False)  # dask: str dtype
