@@ -442,17 +442,28 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     log_level: Annotated[LogLevel, typer.Option(
         help="warning and above leave out the access log.")] = LogLevel.info,
+    workers: Annotated[int, typer.Option(
+        min=1, max=64, help="Server processes (one per core is a good start).")] = 1,
 ) -> None:
     """Serve the API and map pages."""
+    import os
+
     import uvicorn
 
     from gridmap.api.app import create_app
 
     settings = get_settings()
     engine = _engine(settings)
-    application = create_app(settings, engine=engine)
-    uvicorn.run(application, host=host or settings.host, port=port or settings.port,
-                log_level=log_level.value)
+    host, port = host or settings.host, port or settings.port
+    if workers == 1:
+        uvicorn.run(create_app(settings, engine=engine), host=host, port=port,
+                    log_level=log_level.value)
+        return
+    # the database is resolved (the local cluster started) once, here; the workers inherit it
+    os.environ["GRIDMAP_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
+    uvicorn.run("gridmap.api.app:app_from_environment", factory=True, workers=workers,
+                host=host, port=port, log_level=log_level.value)
 
 
 @app.command("demo")

@@ -20,7 +20,7 @@ from gridmap.api import (
     routes_tiles,
 )
 from gridmap.api.locator import Locator
-from gridmap.settings import Settings
+from gridmap.settings import Settings, get_settings
 from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import ChangeHub
 from gridmap.tiles.mvt import TileCache
@@ -68,3 +68,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(pages.router)
     pages.mount_assets(app)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app with settings from the environment: the factory each worker process calls
+    (``gridmap serve --workers N``; ``uvicorn --factory gridmap.api.app:app_from_environment``).
+    Every process keeps its own locate index and tile cache, each following the database's
+    change notices, so any process answers the request after a change with the change."""
+    return create_app(get_settings())

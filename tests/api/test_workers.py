@@ -1,0 +1,84 @@
+"""`gridmap serve --workers N`: each process keeps its own index and tile cache, and every one
+of them follows the database, so whichever process takes the request after a redraw sees it."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import httpx
+import pytest
+
+from gridmap.demodata import DEMO_DIR, DEMO_FILES
+from tests.conftest import loaded_database
+from tests.helpers import import_merged, neighbours_in_community
+
+GRIDMAP = str(Path(sys.executable).parent / "gridmap")
+
+
+@pytest.fixture(scope="module")
+def district(server_url: str, template_db: str) -> Iterator[str]:
+    yield from loaded_database(server_url, template_db, (
+        "counties", "townships", "communities", "grids", "workers"))
+
+
+@pytest.fixture(scope="module")
+def served(district: str) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([GRIDMAP, "serve", "--workers", "2", "--port", str(port),
+                             "--log-level", "warning"],
+                            env={**os.environ, "GRIDMAP_DATABASE_URL": district})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/api/summary", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def fresh_get(url: str, **params: object) -> httpx.Response:
+    """A request on a new connection, so that any worker process may take it."""
+    with httpx.Client(timeout=10) as client:
+        return client.get(url, params=params)  # type: ignore[arg-type]
+
+
+def test_every_worker_sees_a_redraw(served: str, district: str, tmp_path: Path) -> None:
+    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"])
+    a, b = neighbours_in_community(grids, 33)
+    p = b.geometry.buffer(-0.0005).representative_point()
+    n = 2**14
+    tile = (f"/tiles/grids/14/{int((p.x + 180) / 360 * n)}/"
+            f"{int((1 - math.asinh(math.tan(math.radians(p.y))) / math.pi) / 2 * n)}.mvt")
+    for _ in range(12):  # warm both processes: index built, tile cached
+        assert fresh_get(served + "/api/locate", lon=p.x, lat=p.y).json()["grid"]["code"] \
+            == b["code"]
+        fresh_get(served + tile)
+    caches = [fresh_get(served + tile).headers["X-Tile-Cache"] for _ in range(12)]
+    assert caches.count("miss") == 0  # each process renders a tile once, then keeps it
+    assert import_merged(district, grids, a, b, tmp_path / "merged.geojson").exit_code == 0
+    after = [fresh_get(served + "/api/locate", lon=p.x, lat=p.y).json()["grid"]["code"]
+             for _ in range(16)]
+    assert set(after) == {a["code"]}
+    tiles = [fresh_get(served + tile) for _ in range(16)]
+    assert tiles[0].headers["X-Tile-Cache"] == "miss"
+    assert [t.headers["X-Tile-Cache"] for t in tiles].count("miss") <= 2  # one per process
+    assert {t.content for t in tiles} == {tiles[0].content}
+    assert b["code"].encode() not in tiles[0].content and a["code"].encode() in tiles[0].content
