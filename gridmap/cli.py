@@ -373,8 +373,12 @@ def site(
                                                    "distance if absent.")] = None,
     division: Annotated[str | None, typer.Option(help="Division code to plan for.")] = None,
     weight: Annotated[str, typer.Option(help="residents or vulnerable.")] = "residents",
-    capacity: Annotated[float | None, typer.Option(help="People one site can serve "
-                                                   "(set covering only).")] = None,
+    capacity: Annotated[float | None, typer.Option(
+        help="What one new site holds, in the unit of the facilities' capacity (places, "
+        "beds); existing sites keep their own where recorded. Absent: no limit.")] = None,
+    demand_rate: Annotated[float, typer.Option(
+        help="Capacity one person needs (kindergarten places per resident, say); 1: "
+        "capacity counts people.")] = 1.0,
     output: Annotated[Path | None, typer.Option(help="Write the sites to this file.")] = None,
 ) -> None:
     """Suggest sites for new facilities of one type."""
@@ -398,14 +402,18 @@ def site(
     try:
         result = site_facilities(households, facilities[facilities["type"] == ftype],
                                  distance=dist, k=k, weight=weight,  # type: ignore[arg-type]
-                                 capacity=capacity)
+                                 capacity=capacity, demand_rate=demand_rate)
     except ValueError as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"{ftype} within {dist:.0f} m: {result.covered_residents:,} of "
                f"{result.total_residents:,} {weight} reached with {len(result.sites)} new "
                f"site(s) ({result.model}, {'optimal' if result.optimal else 'time limit hit'})")
+    if result.served_residents is not None:
+        typer.echo(f"served within capacity: {result.served_residents:,} {weight}")
     for row in result.sites.to_crs(4326).itertuples():
-        typer.echo(f"  {row.geometry.x:.6f}, {row.geometry.y:.6f}  reaches {row.reaches:,}")
+        serves = f", serves {row.serves:,}" if "serves" in result.sites else ""
+        typer.echo(f"  {row.geometry.x:.6f}, {row.geometry.y:.6f}  reaches {row.reaches:,}"
+                   f"{serves}")
     if output:
         write_layer(result.sites, output)
 

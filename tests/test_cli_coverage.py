@@ -96,3 +96,14 @@ def test_site_suggests_new_sites(demo_db: str) -> None:
                      "--division", "610199001001")
     assert result.exit_code == 0, result.output
     assert "2 new site(s)" in result.output and "optimal" in result.output
+
+
+def test_site_with_capacity_reports_who_is_served(demo_db: str) -> None:
+    # the demo's day-care centres record their places; each vulnerable resident needs one
+    result = run_cli(demo_db, "site", "--type", "elderly_daycare", "--k", "2", "--division",
+                     "610199001001", "--weight", "vulnerable", "--capacity", "40")
+    assert result.exit_code == 0, result.output
+    assert "served within capacity" in result.output and ", serves " in result.output
+    bad = run_cli(demo_db, "site", "--type", "elderly_daycare", "--k", "2",
+                  "--capacity", "-5")
+    assert bad.exit_code == 2 and "capacity" in bad.output

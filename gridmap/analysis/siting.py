@@ -1,8 +1,9 @@
 """Where should new facilities go? Maximal covering (k new sites, existing ones kept) and
-set covering (the fewest new sites that reach everyone, with capacity where given), as
+set covering (the fewest new sites that reach everyone), both with capacity where given, as
 sparse mixed-integer programs solved by HiGHS (highspy).
 
-Only people not yet within reach of an existing facility shape the choice. For maximal
+Without capacity only people not yet within reach of an existing facility shape the choice;
+with it everyone does, since an existing site may be full. For maximal
 covering they are summed per small H3 cell (resolution 10, ~65 m across) at their weighted
 centre; set covering keeps every distinct household location, so that everyone is reached
 exactly. Candidate sites are the centres of the resolution-9 H3 cells (~170 m across) where
@@ -33,6 +34,7 @@ class SitingResult:
     total_residents: int
     model: Literal["mclp", "lscp"]
     optimal: bool
+    served_residents: int | None = None  # with capacity: people served within it
 
 
 def candidate_sites(households: gpd.GeoDataFrame, resolution: int = 9) -> gpd.GeoDataFrame:
@@ -86,21 +88,48 @@ def _solve(cost: np.ndarray, lower: np.ndarray, upper: np.ndarray, integer: np.n
     return np.asarray(h.getSolution().col_value), status == highspy.HighsModelStatus.kOptimal
 
 
+def _capacitated(rows: np.ndarray, cols: np.ndarray, w: np.ndarray, caps: np.ndarray,
+                 n_dem: int) -> tuple[sp.csc_matrix, sp.csc_matrix]:
+    """Constraint blocks over (x_j sites, z_p shares of demand i served by site j at pair p):
+    the demand rows ``sum_p(i) z_p`` and the capacity and link rows
+    ``sum_p(j) w_i z_p - cap_j x_j <= 0``, ``z_p - x_j <= 0``."""
+    n_sites, n_p = len(caps), len(rows)
+    assign = sp.csc_matrix((np.ones(n_p), (rows, np.arange(n_p))), shape=(n_dem, n_p))
+    load = sp.csc_matrix((w[rows], (cols, np.arange(n_p))), shape=(n_sites, n_p))
+    link = sp.csc_matrix((-np.ones(n_p), (np.arange(n_p), cols)), shape=(n_p, n_sites))
+    demand = sp.hstack([sp.csr_matrix((n_dem, n_sites)), assign]).tocsc()
+    limits = sp.vstack([sp.hstack([-sp.diags(caps), load]),
+                        sp.hstack([link, sp.identity(n_p)])]).tocsc()
+    return demand, limits
+
+
 def site_facilities(households: gpd.GeoDataFrame, existing: gpd.GeoDataFrame, *,
                     distance: float, k: int | None = None,
                     candidates: gpd.GeoDataFrame | None = None,
                     weight: Literal["residents", "vulnerable"] = "residents",
-                    capacity: float | None = None, time_limit: float = 60,
-                    demand_resolution: int = 10) -> SitingResult:
+                    capacity: float | None = None, demand_rate: float = 1.0,
+                    time_limit: float = 60, demand_resolution: int = 10) -> SitingResult:
     """With *k*: where k new facilities reach the most people not yet within *distance* of
     an *existing* one (maximal covering). Without *k*: the fewest new sites that bring everyone
-    within *distance* (set covering); with *capacity* (people one site can serve, existing
-    sites included) the assignment of people to sites respects it."""
+    within *distance* (set covering).
+
+    With *capacity* (what one new site holds, in the unit of the facilities' ``capacity``
+    column: places, beds…) every site serves at most its capacity — existing sites their own
+    ``capacity`` where given, else *capacity* — and each person needs *demand_rate* of that
+    unit (e.g. kindergarten places per resident; 1: capacity counts people). Maximal covering
+    then maximises the people served within reach, set covering serves everyone; people may
+    be split between sites. ``served_residents`` reports it.
+    """
     check_distance(distance)
     if households.empty:
         raise ValueError("there are no households to site facilities for")
     if k is not None and k < 1:
         raise ValueError("k must be at least 1")
+    if capacity is not None and not capacity > 0:
+        raise ValueError("capacity must be a positive number of places")
+    if not 0 < demand_rate <= 1000:
+        raise ValueError("demand_rate is what one person needs of the capacity's unit: "
+                         "a positive number (1 when capacity counts people)")
     if households.crs is None or existing.crs is None:
         raise ValueError("households and facilities need a CRS")
     metric = households.crs if households.crs.is_projected else households.estimate_utm_crs()
@@ -113,7 +142,7 @@ def site_facilities(households: gpd.GeoDataFrame, existing: gpd.GeoDataFrame, *,
     base, total = int(people[already].sum()), int(people.sum())
     kind: Literal["mclp", "lscp"] = "mclp" if k else "lscp"
     todo = people > 0
-    if capacity is None:
+    if capacity is None:  # only the people out of reach shape the choice
         todo &= ~already
     empty = gpd.GeoDataFrame({"reaches": []}, geometry=[], crs=households.crs)
     if not todo.any():
@@ -132,7 +161,17 @@ def site_facilities(households: gpd.GeoDataFrame, existing: gpd.GeoDataFrame, *,
     cols = np.concatenate([np.asarray(p, dtype=np.int64) for p in pairs]) if len(rows) \
         else np.zeros(0, dtype=np.int64)
     w = demand["w"].to_numpy()
-    if k is not None:
+    served: float | None = None
+    if capacity is not None:
+        own = (pd.to_numeric(existing["capacity"], errors="coerce").to_numpy(dtype=float)
+               if "capacity" in existing else np.full(n_old, np.nan))
+        caps = np.r_[np.where(np.isnan(own) | (own <= 0), capacity, own),
+                     np.full(n_sites - n_old, capacity)] / demand_rate  # in people
+        fixed = np.zeros(n_sites)
+        fixed[:n_old] = 1  # existing sites stay
+        n_p = len(rows)
+        demand_rows, limits = _capacitated(rows, cols, w, caps, n_dem)
+    if k is not None and capacity is None:
         # variables: x_j (new sites, binary), y_i (demand reached, 0..1)
         # max sum w_i y_i  s.t.  y_i - sum_{j near i} x_j <= 0,  sum_j x_j = k
         reach = sp.csc_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_dem, n_sites))
@@ -144,7 +183,18 @@ def site_facilities(households: gpd.GeoDataFrame, existing: gpd.GeoDataFrame, *,
             np.ones(n_sites + n_dem), np.r_[np.ones(n_sites, bool), np.zeros(n_dem, bool)], a,
             np.r_[np.full(n_dem, -np.inf), float(k)], np.r_[np.zeros(n_dem), float(k)],
             maximize=True, time_limit=time_limit)
-        chosen = np.flatnonzero(sol[:n_sites] > 0.5)
+    elif k is not None:
+        # max sum_p w_i z_p; sum_p(i) z_p <= 1; capacity and link rows; k new sites
+        new_count = sp.csr_matrix(np.r_[np.zeros(n_old), np.ones(n_sites - n_old),
+                                        np.zeros(n_p)][None, :])
+        a = sp.vstack([demand_rows, limits, new_count]).tocsc()
+        sol, optimal = _solve(
+            np.r_[np.zeros(n_sites), w[rows]], np.r_[fixed, np.zeros(n_p)],
+            np.ones(n_sites + n_p), np.r_[np.ones(n_sites, bool), np.zeros(n_p, bool)], a,
+            np.r_[np.full(n_dem + n_sites + n_p, -np.inf), float(k)],
+            np.r_[np.ones(n_dem), np.zeros(n_sites + n_p), float(k)], maximize=True,
+            time_limit=time_limit)
+        served = float(w[rows] @ sol[n_sites:])
     else:
         unreachable = np.setdiff1d(np.arange(n_dem), rows)
         if len(unreachable):
@@ -158,34 +208,30 @@ def site_facilities(households: gpd.GeoDataFrame, existing: gpd.GeoDataFrame, *,
                                   np.full(n_dem, np.inf), maximize=False,
                                   time_limit=time_limit)
         else:
-            # variables: x_j (binary; existing fixed to 1), z_p (share of demand i served by j)
-            # min sum x_j; sum_p(i) z_p = 1; sum_p(j) w_i z_p - cap x_j <= 0; z_p - x_j <= 0
-            n_p = len(rows)
-            assign = sp.csc_matrix((np.ones(n_p), (rows, np.arange(n_p))), shape=(n_dem, n_p))
-            load = sp.csc_matrix((w[rows], (cols, np.arange(n_p))), shape=(n_sites, n_p))
-            link = sp.csc_matrix((-np.ones(n_p), (np.arange(n_p), cols)), shape=(n_p, n_sites))
-            a = sp.vstack([
-                sp.hstack([sp.csr_matrix((n_dem, n_sites)), assign]),
-                sp.hstack([-capacity * sp.identity(n_sites), load]),
-                sp.hstack([link, sp.identity(n_p)])]).tocsc()
-            lower = np.zeros(n_sites + n_p)
-            lower[:n_old] = 1
+            # min sum x_j; sum_p(i) z_p = 1; capacity and link rows
+            a = sp.vstack([demand_rows, limits]).tocsc()
             sol, optimal = _solve(
-                np.r_[np.ones(n_sites), np.zeros(n_p)], lower, np.ones(n_sites + n_p),
-                np.r_[np.ones(n_sites, bool), np.zeros(n_p, bool)], a,
+                np.r_[np.ones(n_sites), np.zeros(n_p)], np.r_[fixed, np.zeros(n_p)],
+                np.ones(n_sites + n_p), np.r_[np.ones(n_sites, bool), np.zeros(n_p, bool)], a,
                 np.r_[np.ones(n_dem), np.full(n_sites + n_p, -np.inf)],
                 np.r_[np.ones(n_dem), np.zeros(n_sites + n_p)], maximize=False,
                 time_limit=time_limit)
-        chosen = np.flatnonzero(sol[:n_sites] > 0.5)
+            served = float(w[rows] @ sol[n_sites:])
+    chosen = np.flatnonzero(sol[:n_sites] > 0.5)
     new = chosen[chosen >= n_old]
     near = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_dem, n_sites))
     gain = near[:, new].T @ w if len(new) else np.zeros(0)  # people within reach of each
-    out = gpd.GeoDataFrame({"reaches": gain.round().astype(int)},
-                           geometry=gpd.points_from_xy(sites[new, 0], sites[new, 1]),
+    columns: dict[str, object] = {"reaches": gain.round().astype(int)}
+    if served is not None:  # people each new site serves within its capacity
+        load = sp.csr_matrix((sol[n_sites:], (cols, np.arange(len(rows)))),
+                             shape=(n_sites, len(rows))) @ w[rows]
+        columns["serves"] = np.asarray(load)[new].round().astype(int)
+    out = gpd.GeoDataFrame(columns, geometry=gpd.points_from_xy(sites[new, 0], sites[new, 1]),
                            crs=metric).to_crs(households.crs)
     # the people within reach, counted exactly household by household
     all_x = np.r_[ex.geometry.x.to_numpy(), sites[new, 0]]
     all_y = np.r_[ex.geometry.y.to_numpy(), sites[new, 1]]
     reach_now = covered_within(hh.geometry.x.to_numpy(), hh.geometry.y.to_numpy(), all_x,
                                all_y, distance)
-    return SitingResult(out, int(people[reach_now].sum()), total, kind, bool(optimal))
+    return SitingResult(out, int(people[reach_now].sum()), total, kind, bool(optimal),
+                        None if served is None else round(served))

@@ -158,6 +158,57 @@ def test_siting_adds_coverage_and_set_cover_reaches_everyone(demo: dict) -> None
     assert check["health_station@300"].all()
 
 
+def _two_places() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Place A: 1,000 residents beside a kindergarten with 200 places; place B: 300 residents
+    10 km away with none. Candidates: four sites at A, one at B."""
+    crs = 32649
+    homes = gpd.GeoDataFrame(
+        {"residents": [100] * 13},
+        geometry=gpd.points_from_xy([500_000 + i for i in range(10)] + [510_000] * 3,
+                                    [3_800_000] * 13), crs=crs)
+    existing = gpd.GeoDataFrame({"type": ["kindergarten"], "capacity": [200]},
+                                geometry=gpd.points_from_xy([500_000], [3_800_050]), crs=crs)
+    candidates = gpd.GeoDataFrame(geometry=gpd.points_from_xy(
+        [500_020, 500_040, 500_060, 500_080, 510_010], [3_800_000] * 5), crs=crs)
+    return homes, existing, candidates
+
+
+def test_maximal_covering_respects_capacity() -> None:
+    homes, existing, candidates = _two_places()
+    # without capacity everyone at A counts as served: the one new site goes to B
+    free = site_facilities(homes, existing, distance=300, k=1, candidates=candidates)
+    assert free.sites.geometry.x.tolist() == [510_010] and free.covered_residents == 1300
+    assert free.served_residents is None
+    # 200 places serve 200 of A's 1,000: a site of 500 places does more at A (500) than at B
+    held = site_facilities(homes, existing, distance=300, k=1, candidates=candidates,
+                           capacity=500)
+    assert held.optimal and held.sites.geometry.x.iloc[0] < 505_000
+    assert held.served_residents == 200 + 500 and held.sites["serves"].tolist() == [500]
+    # each resident needing half a place: the existing 200 places serve up to 400, a new
+    # site's 500 places up to 1,000 — all of A is served, however they share it
+    half = site_facilities(homes, existing, distance=300, k=1, candidates=candidates,
+                           capacity=500, demand_rate=0.5)
+    assert half.served_residents == 1000 and 600 <= half.sites["serves"].iloc[0] <= 1000
+
+
+def test_set_covering_respects_capacity() -> None:
+    homes, existing, candidates = _two_places()
+    free = site_facilities(homes, existing, distance=300, candidates=candidates)
+    assert len(free.sites) == 1  # A counts as served by its kindergarten
+    held = site_facilities(homes, existing, distance=300, candidates=candidates, capacity=300)
+    # A: 800 beyond the existing 200 places → three sites of 300; B: one
+    assert held.optimal and len(held.sites) == 4 and held.served_residents == 1300
+    assert (held.sites["serves"] <= 300).all() and 1100 <= held.sites["serves"].sum() <= 1200
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"capacity": 0}, "capacity"), ({"capacity": 100, "demand_rate": 0}, "demand_rate")])
+def test_bad_capacity_is_refused(kwargs: dict, message: str) -> None:
+    homes, existing, _ = _two_places()
+    with pytest.raises(ValueError, match=message):
+        site_facilities(homes, existing, distance=300, k=1, **kwargs)
+
+
 # ------------------------------------------------------------------------------ bad input
 def test_unknown_type_is_refused() -> None:
     with pytest.raises(ValueError, match=r"unknown facility type.*choose from"):
