@@ -151,3 +151,11 @@ def loaded_database(server_url: str, template_db: str, layers: tuple[str, ...],
             result = run_cli(url, "import", layer, str(path))
             assert result.exit_code == 0, result.output
         yield url
+
+
+@pytest.fixture(scope="module")
+def grids_db(server_url: str, template_db: str) -> Iterator[str]:
+    """A database of the test module's own holding the demo's divisions, grids and workers
+    (enough to locate; tests may redraw in it)."""
+    yield from loaded_database(server_url, template_db, (
+        "counties", "townships", "communities", "grids", "workers"))

@@ -15,19 +15,12 @@ from gridmap.api.app import create_app
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain import chinacrs
 from gridmap.settings import Settings
-from tests.conftest import loaded_database
 from tests.helpers import import_merged, neighbours_in_community
 
 
 @pytest.fixture(scope="module")
-def district(server_url: str, template_db: str) -> Iterator[str]:
-    yield from loaded_database(server_url, template_db, (
-        "counties", "townships", "communities", "grids", "workers"))
-
-
-@pytest.fixture(scope="module")
-def client(district: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=district))) as c:
+def client(grids_db: str) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(database_url=grids_db))) as c:
         yield c
 
 
@@ -104,13 +97,13 @@ def test_bad_coordinates_are_4xx(client: TestClient, params: dict) -> None:
     assert res.json()["detail"]
 
 
-def test_a_redraw_is_seen_by_the_next_request(client: TestClient, district: str,
+def test_a_redraw_is_seen_by_the_next_request(client: TestClient, grids_db: str,
                                               grids: gpd.GeoDataFrame, tmp_path: Path) -> None:
     a, b = neighbours_in_community(grids, 20)
     p = b.geometry.buffer(-0.0005).representative_point()
     before = client.get("/api/locate", params={"lon": p.x, "lat": p.y}).json()
     assert before["grid"]["code"] == b["code"]
-    result = import_merged(district, grids, a, b, tmp_path / "merged.geojson")
+    result = import_merged(grids_db, grids, a, b, tmp_path / "merged.geojson")
     assert result.exit_code == 0, result.output
     after = client.get("/api/locate", params={"lon": p.x, "lat": p.y}).json()
     assert after["grid"]["code"] == a["code"]

@@ -17,26 +17,19 @@ import httpx
 import pytest
 
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
-from tests.conftest import loaded_database
 from tests.helpers import import_merged, neighbours_in_community
 
 GRIDMAP = str(Path(sys.executable).parent / "gridmap")
 
 
 @pytest.fixture(scope="module")
-def district(server_url: str, template_db: str) -> Iterator[str]:
-    yield from loaded_database(server_url, template_db, (
-        "counties", "townships", "communities", "grids", "workers"))
-
-
-@pytest.fixture(scope="module")
-def served(district: str) -> Iterator[str]:
+def served(grids_db: str) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([GRIDMAP, "serve", "--workers", "2", "--port", str(port),
                              "--log-level", "warning"],
-                            env={**os.environ, "GRIDMAP_DATABASE_URL": district})
+                            env={**os.environ, "GRIDMAP_DATABASE_URL": grids_db})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -60,7 +53,7 @@ def fresh_get(url: str, **params: object) -> httpx.Response:
         return client.get(url, params=params)  # type: ignore[arg-type]
 
 
-def test_every_worker_sees_a_redraw(served: str, district: str, tmp_path: Path) -> None:
+def test_every_worker_sees_a_redraw(served: str, grids_db: str, tmp_path: Path) -> None:
     grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"])
     a, b = neighbours_in_community(grids, 33)
     p = b.geometry.buffer(-0.0005).representative_point()
@@ -73,7 +66,7 @@ def test_every_worker_sees_a_redraw(served: str, district: str, tmp_path: Path) 
         fresh_get(served + tile)
     caches = [fresh_get(served + tile).headers["X-Tile-Cache"] for _ in range(12)]
     assert caches.count("miss") == 0  # each process renders a tile once, then keeps it
-    assert import_merged(district, grids, a, b, tmp_path / "merged.geojson").exit_code == 0
+    assert import_merged(grids_db, grids, a, b, tmp_path / "merged.geojson").exit_code == 0
     after = [fresh_get(served + "/api/locate", lon=p.x, lat=p.y).json()["grid"]["code"]
              for _ in range(16)]
     assert set(after) == {a["code"]}
