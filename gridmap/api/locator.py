@@ -92,8 +92,11 @@ class Locator:
             "near_edge": edge < self.margin_m, "candidates": candidates,
         }
 
-    def describe(self, grid_code: str) -> dict[str, Any]:
-        """Township, community, grid and workers of a grid (from memory)."""
+    def describe(self, grid_code: str | None) -> dict[str, Any]:
+        """Township, community, grid and workers of a grid (from memory); all empty for
+        None (outside every grid)."""
+        if grid_code is None:
+            return {"township": None, "community": None, "grid": None, "workers": []}
         ctx = self.context.get(grid_code, {})
         return {
             "township": {"code": ctx.get("township_code"), "name": ctx.get("township_name")},

@@ -42,6 +42,5 @@ def search(
     outside every grid)."""
     request.app.state.changes.poll()
     locator = request.app.state.locator
-    return [{**hit, **(locator.describe(hit["grid_code"]) if hit["grid_code"] else
-                       {"township": None, "community": None, "grid": None, "workers": []})}
+    return [{**hit, **locator.describe(hit["grid_code"])}
             for hit in search_addresses(conn, q.strip(), limit=limit)]

@@ -164,7 +164,7 @@ class TileCache:
                 self.stats.evicted += len(stale)
 
 
-def _touches(key: tuple[str, int, int, int], bbox: tuple[float, float, float, float]) -> bool:
+def _touches(key: Key, bbox: tuple[float, float, float, float]) -> bool:
     _, z, x, y = key
     west, south, east, north = tile_bounds(z, x, y)
     # the tile's buffer (64/4096 of its width) carries features drawn in it too

@@ -95,14 +95,19 @@ def test_map_page_draws_the_district(base_url: str, tmp_path_factory: pytest.Tem
     assert not seen.external, seen.external
 
 
+def folium_map(base_url: str, path: str, width: int) -> tuple[Browsed, str, int]:
+    """A folium page drawn: what it recorded, its text and how many overlays it offers."""
+    with browse(base_url, width, 700) as seen:
+        seen.page.goto(base_url + path)
+        seen.page.wait_for_selector(".leaflet-container canvas", timeout=20_000)
+        text = seen.page.text_content("body") or ""
+        overlays = seen.page.evaluate(
+            "document.querySelectorAll('.leaflet-control-layers-overlays input').length")
+    return seen, text, overlays
+
+
 def test_coverage_map_renders_offline(base_url: str) -> None:
-    with browse(base_url, 1000, 700) as seen:
-        page = seen.page
-        page.goto(base_url + "/maps/coverage?type=elderly_daycare")
-        page.wait_for_selector(".leaflet-container canvas", timeout=20_000)
-        legend = page.text_content("body") or ""
-        layers = page.evaluate("document.querySelectorAll('.leaflet-control-layers-overlays "
-                               "input').length")
+    seen, legend, layers = folium_map(base_url, "/maps/coverage?type=elderly_daycare", 1000)
     assert "Residents within 300 m" in legend
     assert layers == 2
     assert not seen.errors, seen.errors
@@ -110,11 +115,6 @@ def test_coverage_map_renders_offline(base_url: str) -> None:
 
 
 def test_community_map_renders_offline(base_url: str) -> None:
-    with browse(base_url, 900, 700) as seen:
-        page = seen.page
-        page.goto(base_url + "/maps/community/610199001001")
-        page.wait_for_selector(".leaflet-container canvas", timeout=20_000)
-        overlays = page.evaluate("document.querySelectorAll('.leaflet-control-layers-overlays "
-                                 "input').length")
+    seen, _, overlays = folium_map(base_url, "/maps/community/610199001001", 900)
     assert overlays >= 2  # grids, facilities
     assert not seen.errors, seen.errors
