@@ -11,7 +11,9 @@ standard's band) than tipg's plain table tiles.
 wrk with 8 connections cycles over every tile of the district at the given zooms:
 1. uncached: gridmap with its tile cache off (GRIDMAP_TILE_CACHE_TILES=0) and tipg (which
    has none), so every request renders — tiles/s and latency for both;
-2. cached: gridmap with its cache, after one pass over the tiles.
+2. cached: gridmap with its cache, after one pass over the tiles;
+3. PostGIS alone: the same grid tile statements, prepared, from 8 psycopg connections in
+   threads with no HTTP — what the database can give, the ceiling for any tile server here.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -57,6 +61,37 @@ def paths_script(folder: Path, paths: list[str]) -> Path:
                       "request = function()\n  i = i % #paths + 1\n"
                       "  return wrk.format('GET', paths[i])\nend\n")
     return script
+
+
+def postgis_alone(url: str, tiles: list[tuple[int, int, int]], seconds: float,
+                  connections: int = 8) -> float:
+    """Grid tiles/s rendered by PostGIS over *connections* connections, no HTTP."""
+    import psycopg
+
+    from gridmap.domain.standards import GridStandard
+    from gridmap.store.db import libpq_dsn
+    from gridmap.tiles.mvt import tile_statement
+
+    done = [0] * connections
+    stop = time.perf_counter() + seconds
+
+    def work(k: int) -> None:
+        with psycopg.connect(libpq_dsn(url), autocommit=True) as conn:
+            i = k
+            while time.perf_counter() < stop:
+                z, x, y = tiles[i % len(tiles)]
+                conn.execute(*tile_statement("grids", z, x, y, GridStandard()),
+                             prepare=True).fetchone()
+                done[k] += 1
+                i += connections
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(connections)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done) / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -110,6 +145,8 @@ def main() -> None:
               f"p99 {r['p99']:.2f} ms   errors {r['errors']:.0f}")
     ratio = results["uncached gridmap"]["rps"] / results["uncached tipg"]["rps"]
     print(f"  uncached gridmap / tipg: {ratio:.1f}x")
+    print(f"  PostGIS alone (8 psycopg connections, prepared, no HTTP): "
+          f"{postgis_alone(url, tiles, args.seconds):8.0f} tiles/s")
 
 
 if __name__ == "__main__":

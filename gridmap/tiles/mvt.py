@@ -67,6 +67,18 @@ def _query(name: str) -> bytes:
     return read_sql(f"{name}.sql", "gridmap.tiles.sql").encode()
 
 
+def tile_statement(layer: str, z: int, x: int, y: int, standard: GridStandard
+                   ) -> tuple[bytes, dict[str, object]]:
+    """The query (psycopg placeholders) that renders a tile, and its parameters."""
+    name, extra = LAYERS[layer]
+    params: dict[str, object] = {"z": z, "x": x, "y": y, **extra}
+    if name == "grids":
+        s = standard
+        params |= {"urban_low": s.urban_households[0], "urban_high": s.urban_households[1],
+                   "rural_low": s.rural_households[0], "rural_high": s.rural_households[1]}
+    return _query(name), params
+
+
 @dataclass
 class TileStats:
     hits: int = 0
@@ -96,19 +108,10 @@ class TileCache:
     async def close(self) -> None:
         await self.pool.close()
 
-    def _params(self, layer: str, z: int, x: int, y: int) -> dict[str, object]:
-        name, extra = LAYERS[layer]
-        params: dict[str, object] = {"z": z, "x": x, "y": y, **extra}
-        if name == "grids":
-            s = self.standard
-            params |= {"urban_low": s.urban_households[0], "urban_high": s.urban_households[1],
-                       "rural_low": s.rural_households[0], "rural_high": s.rural_households[1]}
-        return params
-
     async def _render(self, layer: str, z: int, x: int, y: int) -> bytes:
         conn: AsyncConnection
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_query(LAYERS[layer][0]), self._params(layer, z, x, y),
+            cur = await conn.execute(*tile_statement(layer, z, x, y, self.standard),
                                      prepare=True)
             row = await cur.fetchone()
         return bytes(row[0] or b"") if row else b""
