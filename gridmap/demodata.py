@@ -4,7 +4,8 @@ Everything is fictional (names, codes, people) but drawn to the standards in DES
 a county-level district ``610199`` (a code not used in the GB/T 2260 list) with two urban
 sub-districts and two rural towns, ~74 communities and villages, comprehensive grids of
 300-500 households (urban) or ~300 (rural) numbered west→east then north→south, a few
-exclusive grids, ~100k households, life-circle facilities, grid workers and incidents.
+exclusive grids, ~100k households (each with a fictional head of household and mobile
+number), life-circle facilities, grid workers and incidents.
 
 The partition is exact by construction: all grids are cells of one Voronoi diagram (outer
 dummy seeds bound it, so nothing is clipped), communities are unions of their grids, townships
@@ -106,13 +107,39 @@ def _unique_names(rng: np.random.Generator, n: int, suffix: str, used: set[str])
     raise ValueError("not enough name stems")
 
 
+_SURNAME_CHARS = np.array(list(_SURNAMES))
+_GIVEN_CHARS = np.array(list(_GIVEN))
+
+
 def _person(rng: np.random.Generator) -> str:
-    given = "".join(rng.choice(list(_GIVEN), size=int(rng.integers(1, 3))))
-    return str(rng.choice(list(_SURNAMES))) + given
+    """A fictional Chinese name: a common surname and one or two given-name characters.
+
+    Indexing by ``rng.integers`` draws what ``rng.choice`` would, at half the cost (it runs
+    once per household)."""
+    k = int(rng.integers(1, 3))
+    given = "".join(_GIVEN_CHARS[rng.integers(0, len(_GIVEN_CHARS), size=k)].tolist())
+    return str(_SURNAME_CHARS[rng.integers(0, len(_SURNAME_CHARS))]) + given
 
 
-def _phone(rng: np.random.Generator) -> str:
-    return "13" + "".join(str(d) for d in rng.integers(0, 10, size=9))
+def _phone(rng: np.random.Generator, second: str = "3") -> str:
+    """A fictional 11-digit mobile number: 1, a second digit drawn from *second* (no draw
+    when it is a single digit, as for the workers' 13x numbers), then nine digits."""
+    lead = second if len(second) == 1 else second[int(rng.integers(0, len(second)))]
+    return "1" + lead + "".join(map(str, rng.integers(0, 10, size=9).tolist()))
+
+
+def _people(rng: np.random.Generator, n: int, second: str = "3456789") -> tuple[
+        list[str], list[str]]:
+    """*n* fictional names and *n* distinct mobile numbers (1[3-9] and nine digits)."""
+    names = [_person(rng) for _ in range(n)]
+    phones: list[str] = []
+    seen: set[str] = set()
+    while len(phones) < n:
+        phone = _phone(rng, second)
+        if phone not in seen:
+            seen.add(phone)
+            phones.append(phone)
+    return names, phones
 
 
 def generate(seed: int = 2026) -> Demo:
@@ -373,6 +400,13 @@ def generate(seed: int = 2026) -> Demo:
         "status": rng.choice(stats, size=len(jx), p=stat_p),
     }, geometry=gpd.points_from_xy(np.round(ilon, 7), np.round(ilat, 7)), crs=4326)
     incidents["description"] = [c.split("/")[-1] for c in incidents["category"]]
+
+    # heads of household and their phones: drawn last, from a stream of their own, so that
+    # adding them left every other value of the demo unchanged
+    names, phones = _people(np.random.default_rng([seed, 7]), n_hh)
+    at = households.columns.get_loc("geometry")
+    households.insert(at, "head_name", names)
+    households.insert(at + 1, "phone", phones)
 
     return Demo({"counties": counties, "townships": townships, "communities": communities,
                  "grids": grid_frame, "workers": workers, "households": households,

@@ -76,3 +76,27 @@ def test_households_per_grid_within_the_standard(demo: dict) -> None:
     assert (per["residents"] <= 2500).all()
     assert 90_000 <= len(hh) <= 120_000
     assert pd.Series(np.asarray(demo["facilities"]["type"])).nunique() >= 10
+
+
+def test_households_carry_a_head_of_household_and_a_phone(demo: dict) -> None:
+    hh = demo["households"]
+    assert hh["head_name"].notna().all() and hh["phone"].notna().all()
+    assert hh["head_name"].str.fullmatch(r"[\u4e00-\u9fff]{2,3}").all()
+    assert hh["head_name"].nunique() > 1_000  # plenty of different names, not one repeated
+    assert hh["phone"].str.fullmatch(r"[0-9+\- ]{5,20}").all()  # the household.phone CHECK
+    assert hh["phone"].str.fullmatch(r"1[3-9][0-9]{9}").all()  # an 11-digit mobile number
+    assert hh["phone"].is_unique
+    assert hh["phone"].str[1].nunique() == 7
+    committed = gpd.read_parquet(DEMO_DIR / DEMO_FILES["households"])
+    for col in ("head_name", "phone"):
+        assert (committed[col].to_numpy() == hh[col].to_numpy()).all()
+
+
+def test_committed_workers_are_what_the_seeded_script_makes(demo: dict) -> None:
+    """The households' names and phones come from a stream of their own: drawing them left
+    the workers (drawn from the main stream) as they were."""
+    committed = pd.read_csv(DEMO_DIR / DEMO_FILES["workers"], dtype=str, keep_default_na=False)
+    made = demo["workers"].astype(object).where(demo["workers"].notna(), "").astype(str)
+    assert committed.columns.tolist() == made.columns.tolist()
+    assert (committed.to_numpy() == made.to_numpy()).all()
+    assert committed["phone"].str.fullmatch(r"13[0-9]{9}").all()
