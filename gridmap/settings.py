@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gridmap.domain.access import PUBLIC_CHOICES, Resource
 from gridmap.domain.osm import OsmRules
 from gridmap.domain.standards import GridStandard
 
@@ -59,6 +60,34 @@ class Settings(BaseSettings):
         description="Vector tiles kept in memory per server process (0: render every request).")
     tile_connections: int = Field(
         default=8, ge=1, le=100, description="Database connections that render tiles.")
+    secret_key: SecretStr | None = Field(
+        default=None, min_length=32,
+        description="Key that signs access tokens. Unset: one is generated and kept in "
+        "data_dir/secret_key (never commit it).")
+    token_minutes: int = Field(
+        default=480, ge=1, le=60 * 24 * 30,
+        description="How long an access token (and a page session) lasts.")
+    public: list[Resource] = Field(
+        default=[Resource.boundaries],
+        description="What callers who are not signed in may read (boundaries, counts, "
+        "facilities); [] for nothing.")
+    cors_origins: list[str] = Field(
+        default=[], description="Origins other web sites may call the API from; none by "
+        "default (CORS off).")
+    sign_in_free_failures: int = Field(
+        default=5, ge=1, le=100,
+        description="Failed sign-ins to one account before each further attempt must wait "
+        "(1 s, doubling up to sign_in_max_wait_s).")
+    sign_in_max_wait_s: int = Field(default=900, ge=1)
+    cookie_secure: bool = Field(
+        default=False, description="Send the page session cookie over HTTPS only (set it "
+        "when served behind TLS).")
+
+    def public_resources(self) -> frozenset[Resource]:
+        chosen = frozenset(self.public)
+        if not chosen <= frozenset(PUBLIC_CHOICES):
+            raise ValueError(f"public may hold {', '.join(PUBLIC_CHOICES)} only")
+        return chosen
 
 
 def get_settings() -> Settings:

@@ -28,6 +28,26 @@ def fingerprint(url: str) -> dict[str, Any]:
     return out
 
 
+def token_for(url: str, name: str, role: str = "admin",
+              divisions: tuple[str, ...] = ()) -> str:
+    """An account (made unless it exists) and a fresh access token for it."""
+    from gridmap import access
+    from gridmap.settings import Settings
+    from gridmap.store import accounts
+
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        user = accounts.find_user(conn, name) or access.add_user(
+            conn, name, role, divisions, "correct horse battery", actor=access.CLI)
+        token = access.issue_token(conn, user, Settings(database_url=url), "test").token
+    engine.dispose()
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def run_cli(url: str, *args: str) -> Result:
     return CliRunner().invoke(app, list(args), env={"GRIDMAP_DATABASE_URL": url},
                               catch_exceptions=False)

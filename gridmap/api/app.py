@@ -10,8 +10,11 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from gridmap import __version__
+from gridmap.access import AuditLog, Sessions, public_principal
 from gridmap.api import (
+    errors,
     pages,
+    routes_auth,
     routes_check,
     routes_coverage,
     routes_features,
@@ -20,6 +23,7 @@ from gridmap.api import (
     routes_tiles,
 )
 from gridmap.api.locator import Locator
+from gridmap.api.security import SecurityHeaders
 from gridmap.settings import Settings, get_settings
 from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import ChangeHub
@@ -39,6 +43,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             app.state.engine = engine
         url = app.state.engine.url.render_as_string(hide_password=False)
         app.state.changes = ChangeHub(url)
+        app.state.sessions = Sessions(app.state.engine, settings)
+        app.state.audit = AuditLog(app.state.engine)
         app.state.locator = Locator(app.state.engine, margin_m=settings.locate_margin_m)
         app.state.tiles = TileCache(libpq_dsn(url), settings.standard,
                                     max_tiles=settings.tile_cache_tiles,
@@ -50,7 +56,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         gc.freeze()
         app.state.changes.subscribe(app.state.locator.apply)
         app.state.changes.subscribe(app.state.tiles.apply)
+        app.state.changes.subscribe(app.state.sessions.apply)
         yield
+        app.state.audit.close()
         await app.state.tiles.close()
         app.state.changes.close()
         app.state.engine.dispose()
@@ -59,6 +67,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
                   description="Grid-based community governance: divisions, grids, households, "
                   "facilities and incidents.")
     app.state.settings = settings
+    app.state.public = public_principal(settings)
+    errors.install(app)
+    app.include_router(routes_auth.router)
     app.include_router(routes_features.router)
     app.include_router(routes_check.router)
     app.include_router(routes_coverage.router)
@@ -67,6 +78,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(routes_ogc.router)
     app.include_router(pages.router)
     pages.mount_assets(app)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_credentials=False, allow_methods=["GET", "POST", "PATCH"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(SecurityHeaders)
     return app
 
 

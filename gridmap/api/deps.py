@@ -1,12 +1,31 @@
-"""Request dependencies: the engine the lifespan owns, and a connection per request."""
+"""Request dependencies: a connection per request, and who is calling.
+
+Every route takes the caller through :data:`CallerDep` or one of the ``Reads…`` types, so no
+route can forget to ask: the caller comes from a bearer token (``Authorization``), or from
+the page session cookie, or is the public. A change asked for with the cookie must carry
+the session's CSRF token in ``X-CSRF-Token``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hmac
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.engine import Connection
+
+from gridmap.access import Forbidden, Principal, csrf_token
+from gridmap.domain.access import Resource
+
+SESSION_COOKIE = "gridmap_session"
+CSRF_COOKIE = "gridmap_csrf"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False,
+                              description="An access token from POST /auth/token")
 
 
 def get_connection(request: Request) -> Iterator[Connection]:
@@ -15,3 +34,51 @@ def get_connection(request: Request) -> Iterator[Connection]:
 
 
 ConnDep = Annotated[Connection, Depends(get_connection)]
+
+
+async def get_caller(request: Request,
+                     token: Annotated[str | None, Depends(bearer)] = None) -> Principal:
+    """The principal behind the request (the public when no token or cookie is sent)."""
+    state = request.app.state
+    state.changes.poll()  # revocations and new grants first
+    by_cookie = token is None
+    if by_cookie:
+        token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return state.public
+    sessions = state.sessions
+    principal = sessions.cached(token)
+    if principal is None:
+        principal = await run_in_threadpool(sessions.resolve, token)
+    if by_cookie and request.method not in SAFE_METHODS:
+        sent = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(sent, csrf_token(state.settings, principal)):
+            raise Forbidden("this change came with the page session but without its "
+                            "X-CSRF-Token header: reload the page")
+    request.state.principal = principal
+    return principal
+
+
+CallerDep = Annotated[Principal, Depends(get_caller)]
+
+
+def reads(resource: Resource) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the caller, who must be allowed to read *resource* (401 / 403)."""
+
+    async def check(caller: CallerDep) -> Principal:
+        return caller.require(resource)
+
+    check.__name__ = f"reads_{resource.value}"
+    return check
+
+
+ReadsBoundaries = Annotated[Principal, Depends(reads(Resource.boundaries))]
+ReadsCounts = Annotated[Principal, Depends(reads(Resource.counts))]
+ReadsFacilities = Annotated[Principal, Depends(reads(Resource.facilities))]
+ReadsHouseholds = Annotated[Principal, Depends(reads(Resource.households))]
+ReadsIncidents = Annotated[Principal, Depends(reads(Resource.incidents))]
+ReadsUsers = Annotated[Principal, Depends(reads(Resource.users))]
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

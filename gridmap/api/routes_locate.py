@@ -7,7 +7,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from gridmap.api.deps import ConnDep
+from gridmap.access import NotVisible, Principal
+from gridmap.api.deps import ConnDep, ReadsBoundaries, ReadsHouseholds, client_of
+from gridmap.domain.access import (
+    Resource,
+    Show,
+    household_fields_shown,
+    household_view,
+    worker_view,
+)
 from gridmap.store.search import search_addresses
 
 router = APIRouter(prefix="/api", tags=["locate"])
@@ -16,6 +24,7 @@ router = APIRouter(prefix="/api", tags=["locate"])
 @router.get("/locate")
 async def locate(
     request: Request,
+    caller: ReadsBoundaries,
     lon: Annotated[float, Query(ge=-180, le=180, description="longitude (x)")],
     lat: Annotated[float, Query(ge=-90, le=90, description="latitude (y)")],
     crs: Annotated[Literal["wgs84", "cgcs2000", "gcj02", "bd09"], Query(
@@ -23,24 +32,78 @@ async def locate(
         "maps and geocoders return")] = "wgs84",
 ) -> Any:
     """Township, community, grid (exclusive grids first) and the grid's workers with their
-    phones for a point; the distance to the nearest grid edge and, within the margin
-    (default 10 m), the other candidate grids. Outside every grid: ``inside`` false."""
-    request.app.state.changes.poll()
-    return JSONResponse(request.app.state.locator.locate(lon, lat, crs))
+    phones (as the caller's role may see them) for a point; the distance to the nearest grid
+    edge and, within the margin (default 10 m), the other candidate grids. Outside every
+    grid: ``inside`` false. A point in a grid outside the caller's divisions: 404."""
+    answer = request.app.state.locator.locate(lon, lat, crs)
+    scope = caller.scope
+    if answer["inside"] and not scope.covers(answer["grid"]["code"]):
+        raise NotVisible("the point is in none of your divisions' grids")
+    if not answer["inside"] and not scope.everything:
+        raise NotVisible("the point is in none of your divisions' grids")
+    answer["candidates"] = [c for c in answer["candidates"] if scope.covers(c["code"])]
+    if "workers" in answer:
+        answer["workers"] = _workers(request, caller, answer["workers"], answer["grid"]["code"])
+    return JSONResponse(answer)
+
+
+def _workers(request: Request, caller: Principal, workers: list[dict[str, Any]],
+             grid_code: str) -> list[dict[str, Any]]:
+    """The workers as the caller may see them; a full view of their phones is audited."""
+    if not caller.may(Resource.workers):
+        return []
+    shown = [w for w in (worker_view(w, caller.fields) for w in workers) if w is not None]
+    if shown and caller.fields.worker_contact == Show.full:
+        request.app.state.audit.read(caller, f"{request.method} {request.url.path}",
+                                     client_of(request), divisions=[grid_code],
+                                     row_count=len(shown), detail="worker phones")
+    return shown
 
 
 @router.get("/search")
 def search(
     request: Request,
     conn: ConnDep,
+    caller: ReadsHouseholds,
     q: Annotated[str, Query(min_length=2, max_length=200,
                             description="an address or part of one, typos allowed")],
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> list[dict[str, Any]]:
-    """Households whose address matches, best first, with their location, grid, community,
-    township and the grid's workers with their phones (``workers`` is empty for a household
-    outside every grid)."""
-    request.app.state.changes.poll()
+    """Households of the caller's divisions whose address matches, best first, with their
+    location, grid, community, township and the grid's workers with their phones
+    (``workers`` is empty for a household outside every grid). Names, phones, addresses and
+    care flags as the caller's role may see them: a role that sees addresses to the building
+    gets one hit per building."""
     locator = request.app.state.locator
-    return [{**hit, **locator.describe(hit["grid_code"])}
-            for hit in search_addresses(conn, q.strip(), limit=limit)]
+    hits: list[dict[str, Any]] = []
+    seen: set[tuple[object, object]] = set()
+    building = caller.fields.address == Show.building
+    rows = search_addresses(conn, q.strip(), limit=limit * 10 if building else limit,
+                            scope=caller.scope)
+    for row in rows:
+        if len(hits) == limit:
+            break
+        hit: dict[str, Any] = household_view(row, caller.fields)
+        key = (hit.get("address"), hit["grid_code"])
+        if building:
+            if key in seen:
+                continue
+            seen.add(key)
+            hit["id"] = None  # stands for a building, not one household
+        grid_code = str(hit["grid_code"]) if hit["grid_code"] else None
+        hits.append({**hit, **locator.describe(grid_code)})
+    grids: set[str] = set()
+    for hit in hits:
+        workers: list[dict[str, Any]] = hit["workers"]
+        hit["workers"] = [w for w in (worker_view(w, caller.fields) for w in workers)
+                          if w is not None] if caller.may(Resource.workers) else []
+        if hit["grid_code"]:
+            grids.add(hit["grid_code"])
+    if hits and (household_fields_shown(caller.fields)
+                 or caller.fields.worker_contact == Show.full):
+        request.app.state.audit.read(
+            caller, f"GET {request.url.path}", client_of(request),
+            divisions=sorted(grids),
+            row_ids=[h["id"] for h in hits if h["id"]] or None, row_count=len(hits),
+            detail="address search")
+    return hits

@@ -13,7 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from gridmap.api.deps import ConnDep
+from gridmap.access import Principal
+from gridmap.api.deps import CallerDep, ConnDep, client_of
+from gridmap.domain.access import Show, show
 from gridmap.store.ogc import COLLECTIONS, Collection, FilterError, extent, items
 
 router = APIRouter(prefix="/ogc", tags=["OGC API Features"])
@@ -35,16 +37,47 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/ogc"
 
 
-def _collection(cid: str) -> Collection:
+def _collection(cid: str, caller: Principal) -> Collection:
     if cid not in COLLECTIONS:
         raise HTTPException(404, f"unknown collection {cid!r}: choose one of "
                             f"{', '.join(COLLECTIONS)}")
+    caller.require(COLLECTIONS[cid].resource)
     return COLLECTIONS[cid]
 
 
-def _describe(request: Request, conn: ConnDep, c: Collection) -> dict[str, Any]:
+def _how(caller: Principal, c: Collection) -> dict[str, tuple[Show, str]]:
+    """How the caller sees each personal property of a collection."""
+    return {prop: (getattr(caller.fields, rule), kind) for prop, rule, kind in c.personal}
+
+
+def _visible(caller: Principal, c: Collection) -> tuple[str, ...]:
+    how = _how(caller, c)
+    return tuple(p for p in c.properties if how.get(p, (Show.full,))[0] != Show.hidden)
+
+
+def _queryables(caller: Principal, c: Collection) -> tuple[str, ...]:
+    """Properties a filter may use: those the caller sees whole (a filter on a masked value
+    would reveal it)."""
+    how = _how(caller, c)
+    return tuple(p for p in c.properties if how.get(p, (Show.full,))[0] == Show.full)
+
+
+def _present(caller: Principal, c: Collection, features: list[dict[str, Any]]) -> bool:
+    """Mask the features' personal properties in place; True if any is shown whole."""
+    how = {p: hk for p, hk in _how(caller, c).items() if hk[0] != Show.full}
+    for feature in features:
+        props = feature["properties"]
+        for prop, (rule, kind) in how.items():
+            if prop in props:
+                props[prop] = show(props[prop], rule, kind=kind)
+    whole = {p for p, (rule, _) in _how(caller, c).items() if rule == Show.full}
+    return any(whole & set(f["properties"]) for f in features[:1])
+
+
+def _describe(request: Request, conn: ConnDep, caller: Principal, c: Collection
+              ) -> dict[str, Any]:
     base = _base(request)
-    box = extent(conn, c)
+    box = extent(conn, c, scope=caller.scope)
     return {
         "id": c.id, "title": c.title, "itemType": "feature", "crs": [CRS84],
         "extent": {"spatial": {"bbox": [box] if box else [], "crs": CRS84}},
@@ -82,28 +115,30 @@ def conformance() -> dict[str, list[str]]:
 
 
 @router.get("/collections")
-def collections(request: Request, conn: ConnDep) -> dict[str, Any]:
-    """All collections."""
+def collections(request: Request, conn: ConnDep, caller: CallerDep) -> dict[str, Any]:
+    """The collections the caller may read."""
     base = _base(request)
     return {"links": [{"href": f"{base}/collections", "rel": "self",
                        "type": "application/json"}],
-            "collections": [_describe(request, conn, c) for c in COLLECTIONS.values()]}
+            "collections": [_describe(request, conn, caller, c) for c in COLLECTIONS.values()
+                            if caller.may(c.resource)]}
 
 
 @router.get("/collections/{collection_id}")
-def collection(request: Request, conn: ConnDep, collection_id: str) -> dict[str, Any]:
+def collection(request: Request, conn: ConnDep, caller: CallerDep, collection_id: str
+               ) -> dict[str, Any]:
     """One collection."""
-    return _describe(request, conn, _collection(collection_id))
+    return _describe(request, conn, caller, _collection(collection_id, caller))
 
 
 @router.get("/collections/{collection_id}/queryables")
-def queryables(request: Request, collection_id: str) -> JSONResponse:
-    """The properties a CQL2 filter may use."""
-    c = _collection(collection_id)
+def queryables(request: Request, caller: CallerDep, collection_id: str) -> JSONResponse:
+    """The properties a CQL2 filter may use (those the caller sees unmasked)."""
+    c = _collection(collection_id, caller)
     return JSONResponse({
         "$schema": "https://json-schema.org/draft/2019-09/schema",
         "$id": f"{_base(request)}/collections/{c.id}/queryables", "type": "object",
-        "properties": {p: {"title": p} for p in c.properties}},
+        "properties": {p: {"title": p} for p in _queryables(caller, c)}},
         media_type="application/schema+json")
 
 
@@ -129,7 +164,7 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
 
 @router.get("/collections/{collection_id}/items", response_class=JSONResponse)
 def get_items(
-    request: Request, conn: ConnDep, collection_id: str,
+    request: Request, conn: ConnDep, caller: CallerDep, collection_id: str,
     limit: Annotated[int, Query(ge=1, description=f"1..{MAX_LIMIT}")] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in lon/lat")] = None,
@@ -139,8 +174,10 @@ def get_items(
                                          "kind = 'exclusive' AND version > 1")] = None,
     filter_lang: Annotated[str, Query(alias="filter-lang")] = "cql2-text",
 ) -> JSONResponse:
-    """Features of a collection, a page at a time, as GeoJSON."""
-    c = _collection(collection_id)
+    """Features of a collection in the caller's divisions, a page at a time, as GeoJSON;
+    personal properties as the caller's role may see them."""
+    c = _collection(collection_id, caller)
+    visible = _visible(caller, c)
     if limit > MAX_LIMIT:
         raise HTTPException(400, f"limit may be at most {MAX_LIMIT}; page with offset")
     if filter_lang != "cql2-text":
@@ -148,15 +185,19 @@ def get_items(
     props = None
     if properties is not None:
         props = [p for p in properties.split(",") if p]
-        unknown = [p for p in props if p not in c.properties]
+        unknown = [p for p in props if p not in visible]
         if unknown:
             raise HTTPException(400, f"unknown properties {', '.join(unknown)}: choose from "
-                                f"{', '.join(c.properties)}")
+                                f"{', '.join(visible)}")
     try:
-        features, matched = items(conn, c, limit=limit, offset=offset, bbox=_bbox(bbox),
-                                  properties=props, cql2=filter_)
+        features, matched = items(conn, c, scope=caller.scope, limit=limit, offset=offset,
+                                  bbox=_bbox(bbox),
+                                  properties=props if props is not None else list(visible),
+                                  cql2=filter_, queryables=_queryables(caller, c))
     except FilterError as exc:
         raise HTTPException(400, str(exc)) from exc
+    if _present(caller, c, features) and features:
+        _audit(request, caller, c, features)
     base = f"{_base(request)}/collections/{c.id}/items"
     query = {k: v for k, v in request.query_params.items() if k not in ("offset",)}
     links = [{"href": str(request.url), "rel": "self", "type": GEOJSON},
@@ -177,16 +218,26 @@ def get_items(
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", response_class=JSONResponse)
-def get_item(request: Request, conn: ConnDep, collection_id: str, feature_id: str
-             ) -> JSONResponse:
-    """One feature."""
-    c = _collection(collection_id)
-    features, _ = items(conn, c, limit=1, offset=0, feature_id=feature_id)
+def get_item(request: Request, conn: ConnDep, caller: CallerDep, collection_id: str,
+             feature_id: str) -> JSONResponse:
+    """One feature (404 outside the caller's divisions, as for one that does not exist)."""
+    c = _collection(collection_id, caller)
+    features, _ = items(conn, c, scope=caller.scope, limit=1, offset=0,
+                        properties=list(_visible(caller, c)), feature_id=feature_id)
     if not features:
         raise HTTPException(404, f"no feature {feature_id!r} in {c.id}")
+    if _present(caller, c, features):
+        _audit(request, caller, c, features)
     feature = features[0]
     feature["links"] = [
         {"href": str(request.url), "rel": "self", "type": GEOJSON},
         {"href": f"{_base(request)}/collections/{c.id}", "rel": "collection",
          "type": "application/json"}]
     return JSONResponse(feature, media_type=GEOJSON)
+
+
+def _audit(request: Request, caller: Principal, c: Collection,
+           features: list[dict[str, Any]]) -> None:
+    request.app.state.audit.read(caller, f"GET {request.url.path}", client_of(request),
+                                 divisions=caller.divisions,
+                                 row_ids=[f["id"] for f in features], detail=c.id)

@@ -6,7 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from gridmap.tiles.mvt import LAYERS, MAX_ZOOM, TileError
+from gridmap.access import Principal
+from gridmap.api.deps import CallerDep
+from gridmap.domain.access import Resource
+from gridmap.tiles.mvt import LAYERS, MAX_ZOOM, TileError, view_of
 
 router = APIRouter(tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -20,14 +23,30 @@ FIELDS = {
 }
 
 
+# the resource each tile layer shows
+READS = {"townships": Resource.boundaries, "communities": Resource.boundaries,
+         "grids": Resource.boundaries, "facilities": Resource.facilities,
+         "incidents": Resource.incidents}
+
+
+def _layer(caller: Principal, layer: str) -> None:
+    if layer not in LAYERS:
+        raise HTTPException(404, f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
+    caller.require(READS[layer])
+
+
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", responses={200: {"content": {MVT: {}}}})
-async def get_tile(request: Request, layer: str, z: int, x: int, y: int) -> Response:
+async def get_tile(request: Request, caller: CallerDep, layer: str, z: int, x: int, y: int
+                   ) -> Response:
     """One Mapbox vector tile of a layer (townships, communities, grids, facilities,
-    incidents). Cached; a change in the database evicts exactly the tiles it touches."""
-    request.app.state.changes.poll()
+    incidents), holding the caller's divisions only (grids carry household counts for
+    callers who may read counts). Cached per view; a change in the database evicts exactly
+    the tiles it touches."""
+    _layer(caller, layer)
     cache = request.app.state.tiles
+    view = view_of(caller.scope, counts=caller.may(Resource.counts))
     try:
-        tile, hit = await cache.get(layer, z, x, y)
+        tile, hit = await cache.get(layer, z, x, y, view)
     except TileError as exc:
         status = 404 if "unknown layer" in str(exc) else 400
         raise HTTPException(status, str(exc)) from exc
@@ -38,10 +57,9 @@ async def get_tile(request: Request, layer: str, z: int, x: int, y: int) -> Resp
 
 
 @router.get("/tiles/{layer}.json")
-def get_tilejson(request: Request, layer: str) -> dict[str, Any]:
+async def get_tilejson(request: Request, caller: CallerDep, layer: str) -> dict[str, Any]:
     """TileJSON 3.0 of a layer."""
-    if layer not in LAYERS:
-        raise HTTPException(404, f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
+    _layer(caller, layer)
     base = str(request.base_url).rstrip("/")
     return {"tilejson": "3.0.0", "name": layer,
             "tiles": [f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"],

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import geopandas as gpd
 import pandas as pd
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 
+from gridmap.domain.access import EVERYTHING, Scope
 from gridmap.domain.layers import LAYERS
 from gridmap.store import tables
+from gridmap.store.scope import in_scope
 
 _TABLES = {
     "division": tables.division,
@@ -31,15 +35,26 @@ def layer_query(layer_name: str) -> Select:
     return query.order_by(table.c[spec.key])
 
 
-def read_layer(conn: Connection, layer_name: str, *, community: str | None = None
-               ) -> gpd.GeoDataFrame | pd.DataFrame:
+def scope_column(table_name: str) -> Any:
+    """The code that places a row of *table_name* in a caller's scope."""
+    table = _TABLES[table_name]
+    if table_name in ("division", "grid"):
+        return table.c.code
+    if table_name == "grid_worker":
+        return func.coalesce(table.c.grid_code, table.c.division_code)
+    return table.c.grid_code
+
+
+def read_layer(conn: Connection, layer_name: str, *, community: str | None = None,
+               scope: Scope = EVERYTHING) -> gpd.GeoDataFrame | pd.DataFrame:
     """One layer as a GeoDataFrame in EPSG:4326 (workers: a DataFrame).
 
     With *community* (a 12-digit code), only what belongs to it: the community itself, its
-    grids and their workers, and the points inside its boundary.
+    grids and their workers, and the points inside its boundary. With *scope*, only the rows
+    whose division or grid code it covers.
     """
     spec = LAYERS[layer_name]
-    query = layer_query(layer_name)
+    query = layer_query(layer_name).where(in_scope(scope_column(spec.table), scope))
     if community is not None:
         table = _TABLES[spec.table]
         if spec.table == "division":
@@ -64,18 +79,20 @@ def division_exists(conn: Connection, code: str, level: str | None = None) -> bo
     return conn.execute(query).first() is not None
 
 
-def read_check_inputs(conn: Connection, *, community: str | None = None
-                      ) -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
+def read_check_inputs(conn: Connection, *, community: str | None = None,
+                      scope: Scope = EVERYTHING) -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
     """What a check report needs: communities, grids, households and workers (of one
-    community, or all)."""
-    return {name: read_layer(conn, name, community=community)
+    community, or all; within *scope*)."""
+    return {name: read_layer(conn, name, community=community, scope=scope)
             for name in ("communities", "grids", "households", "workers")}
 
 
-def read_coverage_inputs(conn: Connection, *, division: str | None = None
+def read_coverage_inputs(conn: Connection, *, division: str | None = None,
+                         scope: Scope = EVERYTHING
                          ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """Households (with their stored grid) inside a division (any level), or all of them, and
-    all facilities (those just across the boundary serve the division's residents too).
+    """Households (with their stored grid) inside a division (any level), or all of them,
+    within *scope*, and all facilities (those just across the boundary serve the division's
+    residents too).
     Raises ValueError for an unknown division or one with no households."""
     if division is not None:
         if not division_exists(conn, division):
@@ -86,8 +103,10 @@ def read_coverage_inputs(conn: Connection, *, division: str | None = None
     for name in ("households", "facilities"):
         table = _TABLES[LAYERS[name].table]
         query = layer_query(name)
-        if division is not None and name == "households":
-            query = query.where(func.ST_Intersects(table.c.geom, boundary))
+        if name == "households":
+            query = query.where(in_scope(table.c.grid_code, scope))
+            if division is not None:
+                query = query.where(func.ST_Intersects(table.c.geom, boundary))
         frames.append(gpd.read_postgis(query, conn, geom_col="geom", crs=4326))
     if frames[0].empty:
         where = f"in {division}" if division else "in the store"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Boolean,
     Column,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Uuid,
 )
 
 metadata = MetaData()
@@ -99,6 +101,8 @@ household = Table(
     Column("left_behind_child", Boolean, nullable=False),
     Column("low_income", Boolean, nullable=False),
     Column("grid_code", String(15), ForeignKey("grid.code")),
+    Column("head_name", Text),
+    Column("phone", Text),
     Column("geom", _point(), nullable=False),
 )
 
@@ -143,4 +147,53 @@ grid_load = Table(
     Column("grid_code", String(15), ForeignKey("grid.code"), primary_key=True),
     Column("households", Integer, nullable=False),
     Column("residents", Integer, nullable=False),
+)
+
+app_user = Table(
+    "app_user", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("role", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("password_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),
+)
+
+user_division = Table(
+    "user_division", metadata,
+    Column("user_id", BigInteger, ForeignKey("app_user.id"), primary_key=True),
+    Column("code", Text, primary_key=True),
+)
+
+auth_session = Table(
+    "auth_session", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("app_user.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("client", Text),
+)
+
+sign_in_failure = Table(
+    "sign_in_failure", metadata,
+    Column("name", Text, primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_name", Text),
+    Column("role", Text),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("divisions", ARRAY(Text), nullable=False),
+    Column("row_ids", ARRAY(Text)),
+    Column("row_count", Integer),
+    Column("client", Text),
+    Column("detail", Text),
 )

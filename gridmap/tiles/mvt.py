@@ -21,6 +21,7 @@ from functools import cache, partial
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from gridmap.domain.access import Scope
 from gridmap.domain.standards import GridStandard
 from gridmap.store.listen import Change
 from gridmap.store.sqlfiles import read_sql
@@ -36,7 +37,9 @@ LAYERS = {
 AFFECTS = {"grid": ("grids",), "grid_load": ("grids",), "division": ("townships",
            "communities", "grids"), "facility": ("facilities",), "incident": ("incidents",)}
 MAX_ZOOM = 22
-Key = tuple[str, int, int, int]
+View = tuple[tuple[str, ...] | None, bool]  # the caller's scope patterns, counts shown
+ALL: View = (None, True)
+Key = tuple[str, int, int, int, View]
 
 
 class TileError(ValueError):
@@ -67,11 +70,22 @@ def _query(name: str) -> bytes:
     return read_sql(f"{name}.sql", "gridmap.tiles.sql").encode()
 
 
-def tile_statement(layer: str, z: int, x: int, y: int, standard: GridStandard
-                   ) -> tuple[bytes, dict[str, object]]:
-    """The query (psycopg placeholders) that renders a tile, and its parameters."""
+def view_of(scope: Scope, *, counts: bool) -> View:
+    """What a caller may see in a tile: the rows of their scope, counts or not. Callers
+    with the same view share cached tiles."""
+    patterns = scope.patterns()
+    return (None if patterns is None else tuple(patterns), counts)
+
+
+def tile_statement(layer: str, z: int, x: int, y: int, standard: GridStandard,
+                   view: View = ALL) -> tuple[bytes, dict[str, object]]:
+    """The query (psycopg placeholders) that renders a tile for a view, and its
+    parameters."""
     name, extra = LAYERS[layer]
-    params: dict[str, object] = {"z": z, "x": x, "y": y, **extra}
+    patterns, counts = view
+    params: dict[str, object] = {"z": z, "x": x, "y": y, **extra,
+                                 "scope": None if patterns is None else list(patterns),
+                                 "counts": counts}
     if name == "grids":
         s = standard
         params |= {"urban_low": s.urban_households[0], "urban_high": s.urban_households[1],
@@ -108,18 +122,18 @@ class TileCache:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def _render(self, layer: str, z: int, x: int, y: int) -> bytes:
+    async def _render(self, layer: str, z: int, x: int, y: int, view: View) -> bytes:
         conn: AsyncConnection
         async with self.pool.connection() as conn:
-            cur = await conn.execute(*tile_statement(layer, z, x, y, self.standard),
+            cur = await conn.execute(*tile_statement(layer, z, x, y, self.standard, view),
                                      prepare=True)
             row = await cur.fetchone()
         return bytes(row[0] or b"") if row else b""
 
-    def cached(self, layer: str, z: int, x: int, y: int) -> bytes | None:
+    def cached(self, layer: str, z: int, x: int, y: int, view: View = ALL) -> bytes | None:
         """The cached tile, or None."""
         check_tile(layer, z, x, y)
-        key = (layer, z, x, y)
+        key = (layer, z, x, y, view)
         with self._lock:
             tile = self._tiles.get(key)
             if tile is not None:
@@ -127,12 +141,13 @@ class TileCache:
                 self.stats.hits += 1
             return tile
 
-    async def get(self, layer: str, z: int, x: int, y: int) -> tuple[bytes, bool]:
-        """The tile and whether it came from the cache."""
-        tile = self.cached(layer, z, x, y)
+    async def get(self, layer: str, z: int, x: int, y: int, view: View = ALL
+                  ) -> tuple[bytes, bool]:
+        """The tile as *view* sees it, and whether it came from the cache."""
+        tile = self.cached(layer, z, x, y, view)
         if tile is not None:
             return tile, True
-        key = (layer, z, x, y)
+        key = (layer, z, x, y, view)
         task = self._pending.get(key)
         if task is None:  # the first miss renders; the others wait for it
             task = asyncio.ensure_future(self._render(*key))
@@ -168,7 +183,7 @@ class TileCache:
 
 
 def _touches(key: Key, bbox: tuple[float, float, float, float]) -> bool:
-    _, z, x, y = key
+    _, z, x, y, _ = key
     west, south, east, north = tile_bounds(z, x, y)
     # the tile's buffer (64/4096 of its width) carries features drawn in it too
     pad = (east - west) * 64 / 4096

@@ -7,11 +7,13 @@ from fastapi.testclient import TestClient
 
 from gridmap.api.app import create_app
 from gridmap.settings import Settings
+from tests.helpers import bearer, token_for
 
 
 @pytest.fixture(scope="module")
 def client(demo_db: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=demo_db))) as c:
+    with TestClient(create_app(Settings(database_url=demo_db)),
+                    headers=bearer(token_for(demo_db, "admin"))) as c:
         yield c
 
 

@@ -15,12 +15,13 @@ from gridmap.api.app import create_app
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain import chinacrs
 from gridmap.settings import Settings
-from tests.helpers import import_merged, neighbours_in_community
+from tests.helpers import bearer, import_merged, neighbours_in_community, token_for
 
 
 @pytest.fixture(scope="module")
 def client(grids_db: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=grids_db))) as c:
+    with TestClient(create_app(Settings(database_url=grids_db)),
+                    headers=bearer(token_for(grids_db, "admin"))) as c:
         yield c
 
 

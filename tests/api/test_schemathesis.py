@@ -13,11 +13,13 @@ from schemathesis.checks import not_a_server_error
 
 from gridmap.api.app import create_app
 from gridmap.settings import Settings
+from tests.helpers import bearer, token_for
 
 
 @pytest.fixture(scope="module")
 def app_client(demo_db: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=demo_db))) as client:
+    with TestClient(create_app(Settings(database_url=demo_db)),
+                    headers=bearer(token_for(demo_db, "admin"))) as client:
         yield client
 
 

@@ -13,7 +13,7 @@ from gridmap.api.app import create_app
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.settings import Settings
 from tests.conftest import loaded_database
-from tests.helpers import run_cli
+from tests.helpers import bearer, run_cli, token_for
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,8 @@ def client(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathF
             conn.execute(  # a Latin-script address, as OpenStreetMap imports give
                 "INSERT INTO household (id, address, residents, geom) VALUES ('L1', "
                 "'Mannerheimintie 5 A 12', 2, ST_SetSRID(ST_Point(24.94, 60.17), 4326))")
-        with TestClient(create_app(Settings(database_url=url))) as c:
+        with TestClient(create_app(Settings(database_url=url)),
+                        headers=bearer(token_for(url, "admin"))) as c:
             yield c
 
 

@@ -22,7 +22,7 @@ from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import Change
 from gridmap.tiles.mvt import TileCache, tile_bounds
 from tests.conftest import loaded_database
-from tests.helpers import import_merged, neighbours_in_community, run_cli
+from tests.helpers import bearer, import_merged, neighbours_in_community, run_cli, token_for
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
@@ -43,7 +43,8 @@ def district(server_url: str, template_db: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def client(district: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=district))) as c:
+    with TestClient(create_app(Settings(database_url=district)),
+                    headers=bearer(token_for(district, "admin"))) as c:
         yield c
 
 

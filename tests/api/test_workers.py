@@ -35,7 +35,7 @@ def served(grids_db: str) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(base + "/api/summary", timeout=2).status_code == 200:
+                if httpx.get(base + "/api/standard", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

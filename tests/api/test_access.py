@@ -1,0 +1,574 @@
+"""Access, route by route: every operation of the OpenAPI × every role × a division inside
+and outside the caller's. Allowed → 2xx with only the caller's rows; not allowed →
+401/403/404; personal fields masked as the role says. A route missing from ``CASES`` fails
+the test, so a new route cannot be forgotten."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import geopandas as gpd
+import mapbox_vector_tile
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from gridmap.api.app import create_app
+from gridmap.demodata import DEMO_DIR, DEMO_FILES
+from gridmap.settings import Settings
+from tests.helpers import bearer, token_for
+
+TOWNSHIP, OTHER_TOWNSHIP = "610199001000", "610199002000"
+COMMUNITY, OTHER_COMMUNITY = "610199001001", "610199002021"
+GRID, OTHER_GRID = "610199001001001", "610199002021001"
+ROLES = ("admin", "planner", "dispatcher", "grid_worker", "analyst", "public")
+SIGNED_IN = ROLES[:-1]
+DIVISIONS = {"admin": (), "planner": (TOWNSHIP,), "dispatcher": (TOWNSHIP,),
+             "grid_worker": (GRID,), "analyst": (TOWNSHIP,)}
+PREFIX = {"admin": "", "public": "", "planner": "610199001", "dispatcher": "610199001",
+          "analyst": "610199001", "grid_worker": GRID}
+
+
+@pytest.fixture(scope="module")
+def client(demo_db: str) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(database_url=demo_db))) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def headers(demo_db: str) -> dict[str, dict[str, str]]:
+    out = {role: bearer(token_for(demo_db, f"matrix-{role}", role, DIVISIONS[role]))
+           for role in SIGNED_IN}
+    return {**out, "public": {}}
+
+
+@pytest.fixture(scope="module")
+def points() -> dict[bool, tuple[float, float]]:
+    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"]).set_index("code")
+    inside = grids.loc[GRID].geometry.buffer(-0.0005).representative_point()
+    outside = grids.loc[OTHER_GRID].geometry.buffer(-0.0005).representative_point()
+    return {True: (inside.x, inside.y), False: (outside.x, outside.y)}
+
+
+class Call:
+    """One request by one role, inside or outside the divisions the roles hold."""
+
+    def __init__(self, client: TestClient, headers: dict[str, str], role: str, inside: bool,
+                 point: tuple[float, float]) -> None:
+        self.client, self.headers, self.role, self.inside, self.point = (
+            client, headers, role, inside, point)
+
+    def get(self, path: str, **params: Any) -> Response:
+        return self.client.get(path, params=params, headers=self.headers)
+
+    @property
+    def community(self) -> str:
+        return COMMUNITY if self.inside else OTHER_COMMUNITY
+
+    @property
+    def township(self) -> str:
+        return TOWNSHIP if self.inside else OTHER_TOWNSHIP
+
+    def mine(self, code: str | None) -> bool:
+        """Whether a row with this code is the caller's."""
+        prefix = PREFIX[self.role]
+        return (code or "").startswith(prefix) if prefix else True
+
+    def denied(self, res: Response, *, signed_in_ok: bool = True) -> bool:
+        """Assert the answer for a role that may not read; True if it was such a role."""
+        if self.role == "public" and signed_in_ok:
+            assert res.status_code == 401, (self.role, res.text)
+            assert res.headers["www-authenticate"] == "Bearer"
+            return True
+        return False
+
+    def rows_are_mine(self, codes: list[str | None]) -> None:
+        assert all(self.mine(c) for c in codes), (self.role, [c for c in codes
+                                                              if not self.mine(c)][:5])
+
+
+def codes_of(fc: dict[str, Any], key: str) -> list[str | None]:
+    return [f["properties"].get(key) for f in fc["features"]]
+
+
+def masked_household(call: Call, row: dict[str, Any]) -> None:
+    """The household fields a role sees: whole, masked or left out."""
+    role = call.role
+    if role in ("admin", "planner", "grid_worker"):
+        assert "*" not in (row.get("phone") or "") and "elderly_alone" in row
+        assert row.get("address") and row["address"].endswith("室") or "室" not in str(row)
+    elif role == "dispatcher":
+        assert "****" in row["phone"] and row["head_name"].endswith("*")
+        assert not row["address"].endswith("室")
+        assert "elderly_alone" not in row and "disabled" not in row
+    else:
+        assert not {"phone", "head_name", "address", "elderly_alone", "low_income"} & set(row)
+
+
+def masked_workers(call: Call, workers: list[dict[str, Any]]) -> None:
+    if call.role == "public":
+        assert workers == []
+        return
+    assert workers
+    for w in workers:
+        assert ("****" in w["phone"]) == (call.role == "analyst"), (call.role, w)
+
+
+# --- one function per operation ------------------------------------------------------------
+
+def auth_token(c: Call) -> None:
+    name = f"matrix-{c.role}" if c.role != "public" else "nobody-here"
+    res = c.client.post("/auth/token", data={
+        "username": name, "password": "correct horse battery" if c.inside else "wrong one!"})
+    if c.role == "public" or not c.inside:
+        assert res.status_code == 401 and "wrong account name or password" in res.text
+    else:
+        body = res.json()
+        assert body["token_type"] == "bearer" and body["expires_in"] > 0
+        me = c.client.get("/auth/me", headers=bearer(body["access_token"])).json()
+        assert me["name"] == name and me["role"] == c.role
+
+
+def auth_session(c: Call) -> None:
+    if c.role == "public":
+        res = c.client.post("/auth/session", data={"username": "x", "password": "y" * 8})
+        assert res.status_code == 401
+        return
+    fresh = TestClient(c.client.app)
+    res = fresh.post("/auth/session", data={"username": f"matrix-{c.role}",
+                                            "password": "correct horse battery"})
+    assert res.status_code == 200 and res.json()["csrf_token"]
+    assert "httponly" in res.headers["set-cookie"].lower()
+    me = fresh.get("/auth/me").json()  # the cookie carries the session
+    assert me["role"] == c.role
+    # a change with the cookie but without the CSRF token is refused
+    assert fresh.post("/auth/logout").status_code == 403
+    assert fresh.get("/auth/me").json()["role"] == c.role
+    out = fresh.post("/auth/logout", headers={"X-CSRF-Token": res.json()["csrf_token"]})
+    assert out.status_code == 204
+    assert fresh.get("/auth/me", cookies=dict(res.cookies)).status_code == 401
+
+
+def auth_logout(c: Call) -> None:
+    if c.role == "public":
+        assert c.client.post("/auth/logout").status_code == 204  # nothing to revoke
+        return
+    token = token_for(c.client.app.state.settings.database_url, f"matrix-{c.role}")
+    assert c.client.get("/auth/me", headers=bearer(token)).status_code == 200
+    assert c.client.post("/auth/logout", headers=bearer(token)).status_code == 204
+    res = c.client.get("/auth/me", headers=bearer(token))
+    assert res.status_code == 401 and "revoked" in res.json()["detail"]
+
+
+def auth_me(c: Call) -> None:
+    me = c.get("/auth/me").json()
+    assert me["role"] == c.role and (me["name"] is None) == (c.role == "public")
+    assert ("households" in me["reads"]) == (c.role != "public")
+
+
+def admin_only(c: Call, res: Response) -> bool:
+    """Assert 401/403 for all but the admin; True for the admin."""
+    if c.role == "admin":
+        return True
+    assert res.status_code == (401 if c.role == "public" else 403), (c.role, res.text)
+    return False
+
+
+def users_list(c: Call) -> None:
+    res = c.get("/api/users")
+    if admin_only(c, res):
+        assert {u["name"] for u in res.json()} >= {f"matrix-{r}" for r in SIGNED_IN}
+        assert all("password" not in str(u) for u in res.json())
+
+
+def users_create(c: Call) -> None:
+    name = f"made-by-{c.role}-{int(c.inside)}"
+    res = c.client.post("/api/users", headers=c.headers, json={
+        "name": name, "role": "analyst",
+        "divisions": [c.township if c.inside else "610199999000"],
+        "password": "long enough pw"})
+    if admin_only(c, res):
+        if c.inside:
+            assert res.status_code == 201 and res.json()["divisions"] == [TOWNSHIP]
+        else:
+            assert res.status_code == 422 and "610199999000" in res.json()["detail"]
+
+
+def users_update(c: Call) -> None:
+    target = "matrix-victim" if c.inside else "no-such-account"
+    if c.inside:
+        token_for(c.client.app.state.settings.database_url, target, "analyst", (TOWNSHIP,))
+    res = c.client.patch(f"/api/users/{target}", headers=c.headers, json={"disabled": True})
+    if admin_only(c, res):
+        assert res.status_code == (200 if c.inside else 404), res.text
+        if c.inside:
+            assert res.json()["disabled"] is True
+            c.client.patch(f"/api/users/{target}", headers=c.headers, json={"disabled": False})
+
+
+def audit(c: Call) -> None:
+    res = c.get("/api/audit", user=f"matrix-{c.role}" if c.inside else "nobody")
+    if admin_only(c, res):
+        assert (len(res.json()) > 0) == c.inside
+
+
+def summary(c: Call) -> None:
+    res = c.get("/api/summary")
+    if c.denied(res):
+        return
+    body = res.json()
+    full = c.client.get("/api/summary", headers=c.client.app.state.matrix_admin).json()
+    assert (body == full) == (c.role == "admin")
+    assert body["grids"] > 0
+
+
+def standard(c: Call) -> None:
+    assert c.get("/api/standard").json()["urban_households"]
+
+
+def divisions(level: str) -> Callable[[Call], None]:
+    def check(c: Call) -> None:
+        fc = c.get(f"/api/{level}.geojson").json()
+        c.rows_are_mine(codes_of(fc, "code"))
+        if c.role in ("admin", "public", "planner"):
+            assert fc["features"]
+    return check
+
+
+def grids(c: Call) -> None:
+    res = c.get("/api/grids.geojson", community=c.community)
+    if not c.inside and c.role not in ("admin", "public"):
+        assert res.status_code == 404
+        return
+    fc = res.json()
+    assert fc["features"]
+    c.rows_are_mine(codes_of(fc, "code"))
+    counts = [f["properties"]["households"] for f in fc["features"]]
+    assert all(n is None for n in counts) == (c.role == "public")
+
+
+def check(path: str) -> Callable[[Call], None]:
+    def run(c: Call) -> None:
+        res = c.get(path, community=c.community)
+        if c.denied(res):
+            return
+        mine = c.role == "admin" or (c.inside and c.role != "grid_worker")
+        assert res.status_code == (200 if mine else 404), (c.role, c.inside, res.text)
+        if mine and path == "/api/check":
+            c.rows_are_mine([row["code"] for row in res.json()["balance"]])
+    return run
+
+
+def community_map(c: Call) -> None:
+    check(f"/maps/community/{c.community}")(c)
+
+
+def coverage(c: Call) -> None:
+    res = c.get("/api/coverage", type="kindergarten", level="grid",
+                division=c.township)
+    if c.denied(res):
+        return
+    if not c.inside and c.role != "admin":
+        assert res.status_code == 404
+        return
+    rows = res.json()
+    assert rows
+    c.rows_are_mine([r["unit"] for r in rows if r["unit"] != "outside"])
+
+
+def uncovered(c: Call) -> None:
+    res = c.get("/api/coverage/uncovered.geojson", type="elderly_daycare",
+                division=c.community)
+    if c.denied(res):
+        return
+    if not c.inside and c.role != "admin":
+        assert res.status_code == 404
+        return
+    fc = res.json()
+    assert fc["features"], c.role
+    c.rows_are_mine(codes_of(fc, "grid_code"))
+    for f in fc["features"][:20]:
+        masked_household(c, f["properties"])
+    vulnerable = c.get("/api/coverage/uncovered.geojson", type="elderly_daycare",
+                       division=c.community, vulnerable="true")
+    assert vulnerable.status_code == (403 if c.role in ("dispatcher", "analyst") else 200)
+
+
+def coverage_map(c: Call) -> None:
+    res = c.get("/maps/coverage", type="elderly_daycare", division=c.township)
+    if c.denied(res):
+        return
+    assert res.status_code == (200 if c.inside or c.role == "admin" else 404), c.role
+    if res.status_code == 200:
+        assert ("vulnerable" in res.text.lower()) or c.role in ("dispatcher", "analyst")
+        assert (OTHER_GRID in res.text) == (c.role == "admin" and not c.inside)
+
+
+def locate(c: Call) -> None:
+    x, y = c.point
+    res = c.get("/api/locate", lon=x, lat=y)
+    mine = c.role in ("admin", "public") or (c.inside and c.role != "grid_worker") or (
+        c.inside and c.role == "grid_worker")
+    if not mine:
+        assert res.status_code == 404 and "none of your divisions" in res.json()["detail"]
+        return
+    body = res.json()
+    assert body["grid"]["code"] == (GRID if c.inside else OTHER_GRID)
+    masked_workers(c, body["workers"])
+
+
+def search(c: Call) -> None:
+    res = c.get("/api/search", q="晋昌社区1号楼101" if c.inside else "长安", limit=20)
+    if c.denied(res):
+        return
+    hits = res.json()
+    c.rows_are_mine([h["grid_code"] for h in hits])
+    if c.inside and c.role != "grid_worker":
+        assert hits, c.role
+    for h in hits:
+        masked_household(c, h)
+        masked_workers(c, h["workers"])
+
+
+def tile_xyz(point: tuple[float, float], z: int = 13) -> tuple[int, int, int]:
+    n = 2**z
+    return (z, int((point[0] + 180) / 360 * n),
+            int((1 - math.asinh(math.tan(math.radians(point[1]))) / math.pi) / 2 * n))
+
+
+def tiles(c: Call) -> None:
+    z, x, y = tile_xyz(c.point)
+    for layer, key in (("grids", "code"), ("communities", "code"), ("facilities", "grid_code"),
+                       ("incidents", "grid_code")):
+        res = c.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt")
+        if c.role == "public" and layer in ("facilities", "incidents"):
+            assert res.status_code == 401
+            continue
+        assert res.status_code in (200, 204), (c.role, layer, res.text)
+        found = mapbox_vector_tile.decode(res.content).get(layer, {"features": []})
+        codes = [f["properties"].get(key) for f in found["features"]]
+        c.rows_are_mine(codes)
+        if layer == "grids" and codes:
+            has_counts = ["households" in f["properties"] for f in found["features"]]
+            assert all(has_counts) == (c.role != "public")
+
+
+def tilejson(c: Call) -> None:
+    assert c.get("/tiles/grids.json").status_code == 200
+    res = c.get("/tiles/incidents.json")
+    assert res.status_code == (401 if c.role == "public" else 200)
+
+
+def ogc_open(path: str) -> Callable[[Call], None]:
+    def run(c: Call) -> None:
+        assert c.get(path).status_code == 200
+    return run
+
+
+def ogc_collections(c: Call) -> None:
+    ids = {col["id"] for col in c.get("/ogc/collections").json()["collections"]}
+    assert ("households" in ids) == (c.role != "public") and "grids" in ids
+
+
+def ogc_collection(c: Call) -> None:
+    assert c.get("/ogc/collections/grids").status_code == 200
+    assert c.get("/ogc/collections/households").status_code == (
+        401 if c.role == "public" else 200)
+
+
+def ogc_queryables(c: Call) -> None:
+    res = c.get("/ogc/collections/households/queryables")
+    if c.denied(res):
+        return
+    props = set(res.json()["properties"])
+    assert ("address" in props) == (c.role in ("admin", "planner", "grid_worker"))
+    assert ("phone" in props) == (c.role in ("admin", "planner", "grid_worker"))
+
+
+def ogc_items(c: Call) -> None:
+    bbox = ",".join(str(v) for v in (c.point[0] - 0.004, c.point[1] - 0.004,
+                                     c.point[0] + 0.004, c.point[1] + 0.004))
+    for cid, key in (("grids", "code"), ("households", "grid_code"), ("incidents", "grid_code")):
+        res = c.get(f"/ogc/collections/{cid}/items", bbox=bbox, limit=10_000)
+        if cid != "grids" and c.denied(res):
+            continue
+        body = res.json()
+        c.rows_are_mine(codes_of(body, key) if key != "code" else
+                        [f["id"] for f in body["features"]])
+        assert body["numberMatched"] >= len(body["features"])
+        if c.inside or c.role in ("admin", "public"):
+            assert body["features"], (c.role, cid)
+        if cid == "households":
+            for f in body["features"][:20]:
+                masked_household(c, f["properties"])
+    if c.role == "analyst":  # a filter on what a role sees masked would reveal it
+        res = c.get("/ogc/collections/households/items", filter="address LIKE '%101室'")
+        assert res.status_code == 400 and "unknown properties address" in res.text
+
+
+def ogc_item(c: Call) -> None:
+    res = c.get(f"/ogc/collections/grids/items/{GRID if c.inside else OTHER_GRID}")
+    mine = c.role in ("admin", "public") or c.inside
+    assert res.status_code == (200 if mine else 404), (c.role, c.inside)
+    res = c.get("/ogc/collections/incidents/items/I000001")
+    if c.denied(res):
+        return
+    assert res.status_code in (200, 404)
+    if res.status_code == 200:
+        c.rows_are_mine([res.json()["properties"]["grid_code"]])
+
+
+CASES: dict[str, Callable[[Call], None]] = {
+    "POST /auth/token": auth_token,
+    "POST /auth/session": auth_session,
+    "POST /auth/logout": auth_logout,
+    "GET /auth/me": auth_me,
+    "GET /api/users": users_list,
+    "POST /api/users": users_create,
+    "PATCH /api/users/{name}": users_update,
+    "GET /api/audit": audit,
+    "GET /api/summary": summary,
+    "GET /api/standard": standard,
+    "GET /api/communities.geojson": divisions("communities"),
+    "GET /api/townships.geojson": divisions("townships"),
+    "GET /api/grids.geojson": grids,
+    "GET /api/check": check("/api/check"),
+    "GET /api/check.geojson": check("/api/check.geojson"),
+    "GET /maps/community/{community}": community_map,
+    "GET /api/coverage": coverage,
+    "GET /api/coverage/uncovered.geojson": uncovered,
+    "GET /maps/coverage": coverage_map,
+    "GET /api/locate": locate,
+    "GET /api/search": search,
+    "GET /tiles/{layer}/{z}/{x}/{y}.mvt": tiles,
+    "GET /tiles/{layer}.json": tilejson,
+    "GET /ogc": ogc_open("/ogc"),
+    "GET /ogc/conformance": ogc_open("/ogc/conformance"),
+    "GET /ogc/collections": ogc_collections,
+    "GET /ogc/collections/{collection_id}": ogc_collection,
+    "GET /ogc/collections/{collection_id}/queryables": ogc_queryables,
+    "GET /ogc/collections/{collection_id}/items": ogc_items,
+    "GET /ogc/collections/{collection_id}/items/{feature_id}": ogc_item,
+}
+
+
+def operations(client: TestClient) -> list[str]:
+    spec = client.app.openapi()  # type: ignore[attr-defined]
+    return [f"{method.upper()} {path}" for path, ops in spec["paths"].items()
+            for method in ops]
+
+
+def test_every_operation_has_a_case(client: TestClient) -> None:
+    missing = [op for op in operations(client) if op not in CASES]
+    assert not missing, f"add these routes to the access matrix: {missing}"
+    assert not set(CASES) - set(operations(client))
+
+
+@pytest.mark.parametrize("op", list(CASES))
+def test_matrix(client: TestClient, headers: dict[str, dict[str, str]],
+                points: dict[bool, tuple[float, float]], op: str) -> None:
+    client.app.state.matrix_admin = headers["admin"]  # type: ignore[attr-defined]
+    for role in ROLES:
+        for inside in (True, False):
+            CASES[op](Call(client, headers[role], role, inside, points[inside]))
+
+
+def test_grid_worker_tiles_hold_nothing_outside_their_grid(
+        client: TestClient, headers: dict[str, dict[str, str]],
+        points: dict[bool, tuple[float, float]]) -> None:
+    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"]).set_index("code")
+    seen: set[str] = set()
+    for z in (11, 13, 15):
+        z, x, y = tile_xyz(points[True], z)
+        for layer, key in (("grids", "code"), ("townships", "code"),
+                           ("communities", "code"), ("facilities", "grid_code"),
+                           ("incidents", "grid_code")):
+            res = client.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt", headers=headers["grid_worker"])
+            assert res.status_code in (200, 204)
+            for f in mapbox_vector_tile.decode(res.content).get(layer, {"features": []})[
+                    "features"]:
+                assert f["properties"][key] == GRID, (layer, f["properties"])
+                seen.add(layer)
+        # the same tile for the dispatcher holds the neighbours too
+        res = client.get(f"/tiles/grids/{z}/{x}/{y}.mvt", headers=headers["dispatcher"])
+        codes = {f["properties"]["code"] for f in mapbox_vector_tile.decode(res.content)[
+            "grids"]["features"]}
+        assert GRID in codes and len(codes) > 1
+    assert "grids" in seen and GRID in grids.index
+
+
+def test_reads_of_personal_data_and_changes_are_audited(
+        client: TestClient, headers: dict[str, dict[str, str]],
+        points: dict[bool, tuple[float, float]]) -> None:
+    x, y = points[True]
+    client.get("/api/locate", params={"lon": x, "lat": y}, headers=headers["dispatcher"])
+    client.get("/api/search", params={"q": "晋昌社区1号楼101"}, headers=headers["planner"])
+    client.get("/api/locate", params={"lon": x, "lat": y}, headers=headers["analyst"])
+    log = client.get("/api/audit", params={"limit": 10_000}, headers=headers["admin"]).json()
+    by = {(e["user_name"], e["target"], e["action"]) for e in log}
+    assert ("matrix-dispatcher", "GET /api/locate", "read") in by
+    assert ("matrix-planner", "GET /api/search", "read") in by
+    assert ("matrix-analyst", "GET /api/locate", "read") not in by  # masked: not a read of
+    search = next(e for e in log if e["user_name"] == "matrix-planner"
+                  and e["target"] == "GET /api/search")
+    assert search["row_ids"] and search["client"] and search["divisions"]
+    assert any(e["action"] == "sign_in" for e in log)
+
+
+@pytest.mark.parametrize("token", ["", "nonsense", "a.b.c",
+                                   "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+                                   "' OR 1=1 --", "x" * 5000])
+def test_forged_or_malformed_tokens_are_401(client: TestClient, token: str) -> None:
+    res = client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert res.status_code == 401 if token else 200
+
+
+def test_an_expired_or_foreign_token_is_401(client: TestClient, demo_db: str) -> None:
+    import jwt
+
+    from gridmap.access import signing_key
+
+    key = signing_key(Settings(database_url=demo_db))
+    expired = jwt.encode({"sub": "x", "jti": "00000000-0000-0000-0000-000000000000",
+                          "exp": 1}, key, algorithm="HS256")
+    res = client.get("/auth/me", headers=bearer(expired))
+    assert res.status_code == 401 and "expired" in res.json()["detail"]
+    foreign = jwt.encode({"sub": "x", "jti": "00000000-0000-0000-0000-000000000000",
+                          "exp": 2**40}, "another key" * 4, algorithm="HS256")
+    res = client.get("/auth/me", headers=bearer(foreign))
+    assert res.status_code == 401 and "not one this server issued" in res.json()["detail"]
+
+
+def test_a_disabled_account_loses_its_token_at_once(client: TestClient,
+                                                    headers: dict[str, dict[str, str]],
+                                                    demo_db: str) -> None:
+    token = token_for(demo_db, "soon-disabled", "analyst", (TOWNSHIP,))
+    assert client.get("/api/summary", headers=bearer(token)).status_code == 200
+    client.patch("/api/users/soon-disabled", json={"disabled": True}, headers=headers["admin"])
+    res = client.get("/api/summary", headers=bearer(token))
+    assert res.status_code == 401 and "revoked" in res.json()["detail"]
+    res = client.post("/auth/token", data={"username": "soon-disabled",
+                                           "password": "correct horse battery"})
+    assert res.status_code == 401 and "disabled" in res.json()["detail"]
+
+
+def test_repeated_failed_sign_ins_are_slowed_down(client: TestClient, demo_db: str) -> None:
+    token_for(demo_db, "often-wrong", "analyst", (TOWNSHIP,))
+    answers = [client.post("/auth/token", data={"username": "often-wrong",
+                                                "password": "not it at all"}).status_code
+               for _ in range(7)]
+    assert answers[:5] == [401] * 5 and answers[6] == 429
+    res = client.post("/auth/token", data={"username": "often-wrong",
+                                           "password": "correct horse battery"})
+    assert res.status_code == 429 and int(res.headers["retry-after"]) >= 1
+
+
+def test_security_headers_and_no_cors_by_default(client: TestClient) -> None:
+    res = client.get("/", headers={"Origin": "https://elsewhere.example"})
+    assert "script-src 'self'" in res.headers["content-security-policy"]
+    assert res.headers["x-content-type-options"] == "nosniff"
+    assert "access-control-allow-origin" not in res.headers
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["OAuth2PasswordBearer"]["type"] == "oauth2"
