@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import enum
+import os
 import sys
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy import Engine
@@ -16,11 +19,20 @@ from gridmap.io.errors import ImportRejected
 from gridmap.settings import Settings, get_settings
 from gridmap.store.cluster import ClusterError, LocalCluster
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+T = TypeVar("T")
+
 app = typer.Typer(help="gridmap: grid-based community governance on PostGIS.",
                   no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Show and control the database (the local cluster when "
                      "GRIDMAP_DATABASE_URL is not set).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+user_app = typer.Typer(help="Manage the accounts that sign in to the API and the map "
+                       "(passwords from GRIDMAP_PASSWORD or a prompt, never an argument).",
+                       no_args_is_help=True)
+app.add_typer(user_app, name="user")
 
 LayerArg = Annotated[str, typer.Argument(
     help=f"Layer: {', '.join(LAYERS)} (import also takes osm: an OpenStreetMap .pbf "
@@ -32,6 +44,23 @@ class LogLevel(enum.StrEnum):
     info = "info"
     warning = "warning"
     error = "error"
+
+
+class RoleChoice(enum.StrEnum):
+    """The roles an account may hold (gridmap.access.SIGNED_IN_ROLES)."""
+
+    admin = "admin"
+    planner = "planner"
+    dispatcher = "dispatcher"
+    grid_worker = "grid_worker"
+    analyst = "analyst"
+
+
+DivisionsOpt = Annotated[list[str] | None, typer.Option(
+    "--division", metavar="CODE", help="12-digit county, township or community code, or "
+    "15-digit grid code (repeatable); an admin may have none.", show_default=False)]
+AccountArg = Annotated[str, typer.Argument(metavar="NAME", help="Account name.",
+                                           show_default=False)]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -102,6 +131,183 @@ def db_url() -> None:
         typer.echo(database_url(get_settings()))
     except ClusterError as exc:
         raise fail(str(exc)) from exc
+
+
+# --- accounts and the audit log --------------------------------------------------------
+
+def _printable(value: object) -> str:
+    """*value* as text with control characters escaped (names and clients come from
+    outside: they must not drive the terminal)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+
+
+def _local(at: datetime | None) -> str:
+    return at.astimezone().isoformat(timespec="seconds") if at is not None else "-"
+
+
+def _password(name: str) -> str:
+    """GRIDMAP_PASSWORD when set, else asked for twice without echo."""
+    from_env = os.environ.get("GRIDMAP_PASSWORD")
+    if from_env is not None:
+        return from_env
+    return str(typer.prompt(f"password for {name}", hide_input=True,
+                            confirmation_prompt=True))
+
+
+def _account_change(change: Callable[[Connection], T], engine: Engine | None = None) -> T:
+    """Run *change* in one transaction; an AccountError leaves nothing written and exits 2."""
+    from gridmap.access import AccountError
+
+    engine = engine or _engine(get_settings())
+    try:
+        with engine.begin() as conn:
+            return change(conn)
+    except AccountError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _require_account(engine: Engine, name: str) -> None:
+    """Refuse an unknown account before asking for a password."""
+    from gridmap.store import accounts
+
+    with engine.connect() as conn:
+        if accounts.find_user(conn, name) is None:
+            raise fail(f"no account named {name!r}")
+
+
+@user_app.command("add")
+def user_add(
+    name: AccountArg,
+    role: Annotated[RoleChoice, typer.Option(help="What the account may see and do.",
+                                             show_default=False)],
+    division: DivisionsOpt = None,
+) -> None:
+    """Create an account with a role on some divisions."""
+    from gridmap import access
+    from gridmap.store import accounts
+
+    codes = division or []
+
+    def precheck(conn: Connection) -> None:  # before asking for a password
+        access.check_name(name)
+        access.check_divisions(conn, access.parse_role(role.value), codes)
+        if accounts.find_user(conn, name) is not None:
+            raise access.AccountError(f"an account named {name!r} exists already")
+
+    engine = _engine(get_settings())
+    _account_change(precheck, engine)
+    password = _password(name)
+    user = _account_change(lambda conn: access.add_user(
+        conn, name, role.value, codes, password, actor=access.CLI), engine)
+    typer.echo(f"created {user.role} account {user.name!r} on "
+               f"{', '.join(user.divisions) or 'every division'}")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List the accounts: role, divisions, when created, active or disabled."""
+    from gridmap.store import accounts
+
+    engine = _engine(get_settings())
+    with engine.connect() as conn:
+        users = accounts.list_users(conn)
+    if not users:
+        typer.echo("no accounts yet: gridmap user add NAME --role ROLE --division CODE")
+        return
+    rows = [("name", "role", "divisions", "created", "status")]
+    rows += [(_printable(u.name), u.role,
+              ",".join(u.divisions) or ("(all)" if u.role == "admin" else "-"),
+              _local(u.created_at),
+              "active" if u.disabled_at is None else f"disabled {_local(u.disabled_at)}")
+             for u in users]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+                   .rstrip())
+
+
+@user_app.command("disable")
+def user_disable(name: AccountArg) -> None:
+    """Disable an account; its sessions are revoked at once."""
+    from gridmap import access
+
+    _account_change(lambda conn: access.set_disabled(conn, name, True, actor=access.CLI))
+    typer.echo(f"disabled {name!r}; its sessions are revoked")
+
+
+@user_app.command("enable")
+def user_enable(name: AccountArg) -> None:
+    """Enable a disabled account again."""
+    from gridmap import access
+
+    _account_change(lambda conn: access.set_disabled(conn, name, False, actor=access.CLI))
+    typer.echo(f"enabled {name!r}")
+
+
+@user_app.command("passwd")
+def user_passwd(name: AccountArg) -> None:
+    """Set a new password; the account's sessions are revoked."""
+    from gridmap import access
+
+    engine = _engine(get_settings())
+    _require_account(engine, name)
+    password = _password(name)
+    _account_change(lambda conn: access.set_password(conn, name, password,
+                                                     actor=access.CLI), engine)
+    typer.echo(f"new password for {name!r}; its sessions were revoked (sign in again)")
+
+
+@user_app.command("divisions")
+def user_divisions(name: AccountArg, division: DivisionsOpt = None) -> None:
+    """Replace the divisions an account holds."""
+    from gridmap import access
+
+    codes = division or []
+    _account_change(lambda conn: access.set_divisions(conn, name, codes, actor=access.CLI))
+    typer.echo(f"{name!r} now holds {', '.join(dict.fromkeys(codes)) or 'every division'}")
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise fail(f"--since takes an ISO date or date and time (2026-05-01, "
+                   f"2026-05-01T08:30, 2026-05-01T08:30+08:00), not {value!r}") from exc
+    return parsed if parsed.tzinfo is not None else parsed.astimezone()  # naive: local time
+
+
+def _audit_line(entry: dict[str, Any]) -> str:
+    ids, count = entry["row_ids"], entry["row_count"]
+    rows = ",".join(ids) if ids else (f"{count} rows" if count is not None else "-")
+    fields = [_local(entry["at"]), entry["user_name"] or "-", entry["role"] or "-",
+              entry["action"], entry["target"], ",".join(entry["divisions"] or []) or "-",
+              rows, entry["client"] or "-", entry["detail"] or ""]
+    return "  ".join(_printable(f) for f in fields).rstrip()
+
+
+@app.command("audit")
+def audit(
+    user: Annotated[str | None, typer.Option(help="Only this account's entries.")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="Only entries at or after this ISO date or date and time (a date means "
+        "midnight, local time unless an offset is given).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000,
+                                       help="At most this many entries.")] = 1000,
+) -> None:
+    """Print the audit log, newest first: time, user, role, action, target, divisions,
+    rows, client, detail."""
+    from gridmap.store import accounts
+
+    start = _since(since)
+    engine = _engine(get_settings())
+    with engine.connect() as conn:
+        entries = accounts.read_audit(conn, user=user, since=start, limit=limit)
+    if not entries:
+        typer.echo("no audit entries match", err=True)
+    for entry in entries:
+        typer.echo(_audit_line(entry))
 
 
 def _parse_map(pairs: list[str]) -> dict[str, str]:
@@ -432,16 +638,78 @@ def make_demo_data(
         typer.echo(f"wrote {path}")
 
 
+# one account per role, so a newcomer can sign in to each view of the demo district
+DEMO_ACCOUNTS: tuple[tuple[str, RoleChoice, tuple[str, ...]], ...] = (
+    ("demo-admin", RoleChoice.admin, ()),
+    ("demo-planner", RoleChoice.planner, ("610199001000",)),
+    ("demo-dispatcher", RoleChoice.dispatcher, ("610199000000",)),
+    ("demo-worker", RoleChoice.grid_worker, ("610199001001001",)),
+    ("demo-analyst", RoleChoice.analyst, ("610199000000",)),
+)
+
+
+def _demo_accounts(engine: Engine, settings: Settings) -> dict[str, str]:
+    """Create, or reset to a new random password and the demo's grants, one account per
+    role (one transaction); print them, write them to ``data_dir/demo-accounts.txt``
+    (mode 0600) and return name → password."""
+    import secrets
+
+    from gridmap import access
+    from gridmap.store import accounts
+
+    passwords: dict[str, str] = {}
+    lines: list[str] = []
+    try:
+        with engine.begin() as conn:
+            for name, role, codes in DEMO_ACCOUNTS:
+                password = secrets.token_urlsafe(9)
+                user = accounts.find_user(conn, name)
+                if user is None:
+                    access.add_user(conn, name, role.value, codes, password,
+                                    actor=access.CLI)
+                else:
+                    if user.role != role.value:
+                        typer.secho(f"note: {name} has the role {user.role}, not "
+                                    f"{role.value}; left so", err=True,
+                                    fg=typer.colors.YELLOW)
+                    access.set_password(conn, name, password, actor=access.CLI)
+                    access.set_divisions(conn, name, codes, actor=access.CLI)
+                    if user.disabled_at is not None:
+                        access.set_disabled(conn, name, False, actor=access.CLI)
+                passwords[name] = password
+                lines.append(f"{name:<16} {password}  {role.value:<11} "
+                             f"{', '.join(codes) or 'every division'}")
+    except access.AccountError as exc:
+        raise fail(f"demo accounts: {exc}") from exc
+    path = Path(settings.data_dir) / "demo-accounts.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)  # an older file keeps no wider mode
+    os.ftruncate(fd, 0)
+    with os.fdopen(fd, "w") as f:
+        f.write("# gridmap demo accounts (new passwords on every load-demo)\n")
+        f.write("".join(line + "\n" for line in lines))
+    typer.echo("demo accounts (sign in at /login; new passwords on every load-demo):")
+    for line in lines:
+        typer.echo(f"  {line}")
+    typer.echo(f"written to {path} (readable by you only)")
+    return passwords
+
+
 @app.command("load-demo")
 def load_demo() -> None:
-    """Load the demo district into the database (idempotent)."""
+    """Load the demo district into the database (idempotent) and create or reset one demo
+    account per role, with new passwords."""
     from gridmap.demodata import load_demo_files
-    engine = _engine(get_settings())
+
+    settings = get_settings()
+    engine = _engine(settings)
     try:
         for line in load_demo_files(engine):
             typer.echo(line)
     except ImportRejected as exc:
         raise fail(str(exc)) from exc
+    _demo_accounts(engine, settings)
 
 
 @app.command("serve")
