@@ -284,6 +284,9 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
 def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFrame, *,
           source: str, batch_rows: int, progress: bool) -> LoadResult:
     spec = LAYERS[layer_name]
+    absent = {c: spec.defaults.get(c) for c in spec.optional if c not in frame.columns}
+    if absent:  # a frame built in code (the OSM import) may leave optional columns out
+        frame = frame.assign(**absent)
     frame, problems = _prepare(frame, spec)
     if problems:
         raise ImportRejected(source, f"{len(problems)} code(s) of the wrong level", problems)
