@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from gridmap import __version__
 from gridmap.access import AuditLog, Sessions, public_principal
 from gridmap.api import (
+    docs,
     errors,
     pages,
     routes_auth,
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.engine.dispose()
 
     app = FastAPI(title="gridmap", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Grid-based community governance: divisions, grids, households, "
                   "facilities and incidents.")
     app.state.settings = settings
@@ -77,6 +79,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(routes_tiles.router)
     app.include_router(routes_ogc.router)
     app.include_router(pages.router)
+    docs.install(app)
     pages.mount_assets(app)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

@@ -124,3 +124,14 @@ def test_community_folium_map(client: TestClient) -> None:
     assert "/static/vendor/leaflet/leaflet.js" in page.text and "cdn" not in page.text.lower()
     assert "610199001001001" in page.text and "within" in page.text
     assert client.get("/maps/community/610199009999").status_code == 404
+
+
+def test_api_docs_are_served_offline_with_an_authorize_button(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert client.get(f"/static/vendor/swagger-ui/{asset}").status_code == 200
+    schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/auth/token"
