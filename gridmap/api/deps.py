@@ -2,8 +2,9 @@
 
 Every route takes the caller through :data:`CallerDep` or one of the ``Reads…`` types, so no
 route can forget to ask: the caller comes from a bearer token (``Authorization``), or from
-the page session cookie, or is the public. A change asked for with the cookie must carry
-the session's CSRF token in ``X-CSRF-Token``.
+the page session cookie, or is the public. A bad bearer token is a 401; a stale cookie
+(signed out elsewhere, expired) makes the page the public's. A change asked for with the
+cookie must carry the session's CSRF token in ``X-CSRF-Token``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.engine import Connection
 
-from gridmap.access import Forbidden, Principal, csrf_token
+from gridmap.access import Forbidden, NotSignedIn, Principal, csrf_token
 from gridmap.domain.access import Resource
 
 SESSION_COOKIE = "gridmap_session"
@@ -47,9 +48,15 @@ async def get_caller(request: Request,
     if not token:
         return state.public
     sessions = state.sessions
-    principal = sessions.cached(token)
-    if principal is None:
-        principal = await run_in_threadpool(sessions.resolve, token)
+    try:
+        principal = sessions.cached(token)
+        if principal is None:
+            principal = await run_in_threadpool(sessions.resolve, token)
+    except NotSignedIn:
+        if not by_cookie:
+            raise  # an API client must learn that its token is no good
+        return state.public  # a page with a stale session cookie is the public's page
+
     if by_cookie and request.method not in SAFE_METHODS:
         sent = request.headers.get("x-csrf-token", "")
         if not hmac.compare_digest(sent, csrf_token(state.settings, principal)):

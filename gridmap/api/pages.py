@@ -32,6 +32,18 @@ def favicon() -> Response:
     return Response(status_code=204)
 
 
+def _page(name: str) -> HTMLResponse:
+    return HTMLResponse((WEB / "static" / name).read_text(encoding="utf-8"))
+
+
 @router.get("/", response_class=HTMLResponse)
 def home() -> HTMLResponse:
-    return HTMLResponse((WEB / "static" / "index.html").read_text(encoding="utf-8"))
+    """The map: what it draws follows what the caller may read (GET /auth/me)."""
+    return _page("index.html")
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login() -> HTMLResponse:
+    """The sign-in page: posts to /auth/session, then goes on to ``?next=`` (a path of
+    this site only; the page's script checks it) or to the map."""
+    return _page("login.html")

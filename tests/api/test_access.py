@@ -98,7 +98,7 @@ def masked_household(call: Call, row: dict[str, Any]) -> None:
     role = call.role
     if role in ("admin", "planner", "grid_worker"):
         assert "*" not in (row.get("phone") or "") and "elderly_alone" in row
-        assert row.get("address") and row["address"].endswith("室") or "室" not in str(row)
+        assert row.get("address") and (row["address"].endswith("室") or "室" not in str(row))
     elif role == "dispatcher":
         assert "****" in row["phone"] and row["head_name"].endswith("*")
         assert not row["address"].endswith("室")
@@ -148,7 +148,9 @@ def auth_session(c: Call) -> None:
     assert fresh.get("/auth/me").json()["role"] == c.role
     out = fresh.post("/auth/logout", headers={"X-CSRF-Token": res.json()["csrf_token"]})
     assert out.status_code == 204
-    assert fresh.get("/auth/me", cookies=dict(res.cookies)).status_code == 401
+    stale = TestClient(c.client.app, cookies=dict(res.cookies))  # the revoked cookie
+    assert stale.get("/auth/me").json()["role"] == "public"  # the page is the public's
+    assert stale.get("/api/summary").status_code == 401
 
 
 def auth_logout(c: Call) -> None:

@@ -1,9 +1,14 @@
 // gridmap home page: communities and grids of the district on a MapLibre map.
 // Everything is served by gridmap itself (vector tiles included): no CDN, no glyphs.
+// What is drawn follows what the caller may read (GET /auth/me): the public sees the
+// boundaries only; a signed-in account sees its own divisions, with counts, facilities and
+// incidents as its role allows. The page session is an HTTP-only cookie, sent with every
+// same-origin request (tiles included); changes send the X-CSRF-Token header.
 "use strict";
 
 // households per comprehensive grid against the deployment's standard (GET /api/standard)
 const isRural = ["==", ["get", "urban_rural"], "rural"];
+const NEUTRAL_FILL = "#b8c2cc";
 
 const map = new maplibregl.Map({
   container: "map",
@@ -19,48 +24,167 @@ const map = new maplibregl.Map({
 map.addControl(new maplibregl.NavigationControl(), "top-right");
 map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
 
+const $ = (id) => document.getElementById(id);
+// on a phone the legend starts folded (a tap on its title opens it): the map needs the room
+if (window.matchMedia("(max-width: 700px)").matches) $("legend-box").open = false;
+
+// ---- requests -------------------------------------------------------------------------
+
+class RequestError extends Error {
+  constructor(url, status, detail) {
+    super(detail || `${url}: HTTP ${status}`);
+    this.url = url;
+    this.status = status;
+  }
+}
+
+// the server's `detail`: a sentence, or FastAPI's list of validation errors
+function detailText(body) {
+  const detail = body && body.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail.map((d) => (d && d.msg ? `${(d.loc || []).slice(1).join(".")}: ${d.msg}`
+      : JSON.stringify(d))).join("; ");
+  }
+  return detail ? JSON.stringify(detail) : "";
+}
+
+async function getJSON(url, init) {
+  let res;
+  try {
+    res = await fetch(url, init);
+  } catch (err) {
+    throw new RequestError(url, 0, `网络错误 network error (${url}): ${err.message}`);
+  }
+  const text = await res.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;  // not JSON (a proxy's error page): the status says enough
+  }
+  if (!res.ok) {
+    throw new RequestError(url, res.status, detailText(body) || `${url}: HTTP ${res.status}`);
+  }
+  return body;
+}
+
+// ---- who is calling -------------------------------------------------------------------
+
+let me = { name: null, role: "public", reads: [], csrf_token: null };
+const may = (resource) => me.reads.includes(resource);
+
+function cookie(name) {
+  const hit = document.cookie.split("; ").find((c) => c.startsWith(`${name}=`));
+  return hit ? decodeURIComponent(hit.slice(name.length + 1)) : "";
+}
+
+function showAccount() {
+  const signedIn = Boolean(me.name);
+  $("who").textContent = signedIn ? `${me.name} (${me.role})` : "";
+  $("who").hidden = !signedIn;
+  $("logout").hidden = !signedIn;
+  $("login").hidden = signedIn;
+  $("coverage-link").hidden = !may("counts");
+}
+
+async function signOut() {
+  const button = $("logout");
+  button.disabled = true;
+  try {
+    await getJSON("/auth/logout", {
+      method: "POST",
+      headers: { "X-CSRF-Token": me.csrf_token || cookie("gridmap_csrf") },
+    });
+  } catch (err) {
+    if (err.status !== 401) {  // 401: the session had already ended
+      $("summary").textContent = `退出失败 Sign-out failed: ${err.message}`;
+      button.disabled = false;
+      return;
+    }
+  }
+  location.reload();
+}
+$("logout").addEventListener("click", signOut);
+
+// ---- the map --------------------------------------------------------------------------
+
 function bounds(fc) {
   const b = new maplibregl.LngLatBounds();
   const walk = (c) => (typeof c[0] === "number" ? b.extend(c) : c.forEach(walk));
-  fc.features.forEach((f) => walk(f.geometry.coordinates));
+  fc.features.forEach((f) => f.geometry && walk(f.geometry.coordinates));
   return b;
 }
 
-function popupHtml(props, fields) {
-  const rows = fields
-    .filter(([key]) => props[key] !== undefined && props[key] !== null)
-    .map(([key, label]) => `<tr><td>${label}</td><td>${props[key]}</td></tr>`)
-    .join("");
-  return `<table>${rows}</table>`;
+// a popup's table, built as DOM nodes (names come from the data: never parsed as HTML)
+function popupTable(props, fields) {
+  const table = document.createElement("table");
+  for (const [key, label] of fields) {
+    if (props[key] === undefined || props[key] === null) continue;
+    const row = table.insertRow();
+    row.insertCell().textContent = label;
+    row.insertCell().textContent = String(props[key]);
+  }
+  return table;
 }
 
-async function load() {
-  const [summary, communities, standard] = await Promise.all(
-    ["/api/summary", "/api/communities.geojson", "/api/standard"].map((u) =>
-      fetch(u).then((r) => {
-        if (!r.ok) throw new Error(`${u}: HTTP ${r.status}`);
-        return r.json();
-      })
-    )
-  );
-  const low = ["case", isRural, standard.rural_households[0], standard.urban_households[0]];
-  const high = ["case", isRural, standard.rural_households[1], standard.urban_households[1]];
-  document.getElementById("band").textContent =
-    `urban ${standard.urban_households.join("–")}, rural ${standard.rural_households.join("–")}`;
-  document.getElementById("summary").textContent =
-    `${summary.townships} townships · ${summary.communities} communities · ` +
-    `${summary.grids} grids · ${summary.households.toLocaleString()} households`;
+const count = (n, one, many) => `${n.toLocaleString()} ${n === 1 ? one : many}`;
 
+// the caller's divisions in numbers (a grid worker holds no township or community whole)
+function showSummary(summary) {
+  const parts = [];
+  if (summary.townships) parts.push(count(summary.townships, "township", "townships"));
+  if (summary.communities) parts.push(count(summary.communities, "community", "communities"));
+  parts.push(count(summary.grids, "grid", "grids"),
+             count(summary.households, "household", "households"));
+  $("summary").textContent = parts.join(" · ");
+}
+
+async function loadSummary() {
+  if (!may("counts")) {
+    $("summary").textContent = "登录后可见统计 Sign in to see counts";
+    return;
+  }
+  try {
+    showSummary(await getJSON("/api/summary"));
+  } catch (err) {
+    if (err.status === 401) $("summary").textContent = "登录后可见统计 Sign in to see counts";
+    else if (err.status === 403) $("summary").textContent = "无权查看统计 Counts not shown to your role";
+    else throw err;
+  }
+}
+
+function showLegend(standard) {
+  const counts = may("counts");
+  for (const row of document.querySelectorAll("#legend [data-needs]")) {
+    row.hidden = !may(row.dataset.needs);
+  }
+  $("legend-plain").hidden = counts;
+  $("legend-note").hidden = counts;
+  $("legend-title").textContent = counts ? "Households per grid" : "网格 Grids";
+  $("band").textContent =
+    `urban ${standard.urban_households.join("–")}, rural ${standard.rural_households.join("–")}`;
+}
+
+// where to look: the caller's communities, or its grids when it holds grids only
+async function extent() {
+  const communities = await getJSON("/api/communities.geojson");
+  if (communities.features.length) return bounds(communities);
+  const grids = await getJSON("/api/grids.geojson");
+  return grids.features.length ? bounds(grids) : null;
+}
+
+function addLayers(standard) {
   const tiles = (layer) => ({
     type: "vector",
     tiles: [`${location.origin}/tiles/${layer}/{z}/{x}/{y}.mvt`],
     minzoom: 0,
     maxzoom: 22,
   });
+  const low = ["case", isRural, standard.rural_households[0], standard.urban_households[0]];
+  const high = ["case", isRural, standard.rural_households[1], standard.urban_households[1]];
   map.addSource("grids", tiles("grids"));
   map.addSource("communities", tiles("communities"));
-  map.addSource("facilities", tiles("facilities"));
-  map.addSource("incidents", tiles("incidents"));
   map.addLayer({
     id: "grids-fill",
     type: "fill",
@@ -68,12 +192,13 @@ async function load() {
     "source-layer": "grids",
     filter: ["==", ["get", "kind"], "comprehensive"],
     paint: {
-      "fill-color": [
+      // without the counts permission the tiles carry no households: one neutral fill
+      "fill-color": may("counts") ? [
         "case",
         ["<", ["get", "households"], low], "#6baed6",
         [">", ["get", "households"], high], "#fb6a4a",
         "#74c476",
-      ],
+      ] : NEUTRAL_FILL,
       "fill-opacity": 0.55,
     },
   });
@@ -91,37 +216,40 @@ async function load() {
     id: "communities-line", type: "line", source: "communities", "source-layer": "communities",
     paint: { "line-color": "#1f3b57", "line-width": 2 },
   });
-  map.addLayer({
-    id: "facilities", type: "circle", source: "facilities", "source-layer": "facilities",
-    minzoom: 12,
-    paint: { "circle-radius": 4, "circle-color": "#2171b5", "circle-stroke-color": "#fff",
-             "circle-stroke-width": 1 },
-  });
-  map.addLayer({
-    id: "incidents", type: "circle", source: "incidents", "source-layer": "incidents",
-    minzoom: 12,
-    filter: ["!", ["in", ["get", "status"], ["literal", ["closed", "evaluated", "cancelled"]]]],
-    paint: { "circle-radius": 3, "circle-color": "#e6550d" },
-  });
-  map.fitBounds(bounds(communities), { padding: 20, animate: false });
-
-  const fields = {
-    facilities: [["name", "facility"], ["type", "type"], ["capacity", "capacity"]],
-    incidents: [["category", "incident"], ["status", "status"], ["reported_at", "reported"]],
-  };
-  for (const layer of ["facilities", "incidents"]) {
+  const points = [];
+  if (may("facilities")) {
+    map.addSource("facilities", tiles("facilities"));
+    map.addLayer({
+      id: "facilities", type: "circle", source: "facilities", "source-layer": "facilities",
+      minzoom: 12,
+      paint: { "circle-radius": 4, "circle-color": "#2171b5", "circle-stroke-color": "#fff",
+               "circle-stroke-width": 1 },
+    });
+    points.push(["facilities", [["name", "facility"], ["type", "type"], ["capacity", "capacity"]]]);
+  }
+  if (may("incidents")) {
+    map.addSource("incidents", tiles("incidents"));
+    map.addLayer({
+      id: "incidents", type: "circle", source: "incidents", "source-layer": "incidents",
+      minzoom: 12,
+      filter: ["!", ["in", ["get", "status"], ["literal", ["closed", "evaluated", "cancelled"]]]],
+      paint: { "circle-radius": 3, "circle-color": "#e6550d" },
+    });
+    points.push(["incidents",
+      [["category", "incident"], ["status", "status"], ["reported_at", "reported"]]]);
+  }
+  for (const [layer, fields] of points) {
     map.on("click", layer, (e) => {
       new maplibregl.Popup().setLngLat(e.lngLat)
-        .setHTML(popupHtml(e.features[0].properties, fields[layer])).addTo(map);
+        .setDOMContent(popupTable(e.features[0].properties, fields)).addTo(map);
       e.originalEvent.stopPropagation();
     });
   }
   for (const layer of ["exclusive-fill", "grids-fill"]) {
     map.on("click", layer, (e) => {
-      const props = e.features[0].properties;
       new maplibregl.Popup()
         .setLngLat(e.lngLat)
-        .setHTML(popupHtml(props, [
+        .setDOMContent(popupTable(e.features[0].properties, [
           ["name", "grid"], ["code", "code"], ["kind", "kind"], ["community", "community"],
           ["households", "households"], ["residents", "residents"], ["version", "version"],
         ]))
@@ -131,47 +259,104 @@ async function load() {
     map.on("mouseenter", layer, () => (map.getCanvas().style.cursor = "pointer"));
     map.on("mouseleave", layer, () => (map.getCanvas().style.cursor = ""));
   }
+}
+
+// /auth/me starts at once (its failure kept for load(), never an unhandled rejection); the
+// layers wait for the map's style
+const whoAmI = getJSON("/auth/me").then((body) => ({ body }), (error) => ({ error }));
+
+async function load() {
+  const { body, error: err } = await whoAmI;
+  if (err) {
+    if (err.status === 401) {  // a session that was revoked or expired: every request fails
+      showAccount();
+      throw new RequestError(err.url, 401, `登录已失效，请重新登录 Session ended, sign in again: ${err.message}`);
+    }
+    throw err;
+  }
+  me = body;
+  showAccount();
+  if (!may("boundaries")) {
+    $("summary").textContent = "登录后可见地图 Sign in to see the map";
+    $("legend").hidden = true;
+    window.gridmapReady = true;
+    return;
+  }
+  const [standard, view] = await Promise.all([getJSON("/api/standard"), extent(),
+                                               loadSummary()]);
+  showLegend(standard);
+  addLayers(standard);
+  if (view) map.fitBounds(view, { padding: 20, animate: false, maxZoom: 16 });
+  else $("summary").textContent = "您的辖区内没有网格 No grids in your divisions";
   window.gridmapReady = true;
 }
 
-// the dispatcher's locate box: a point (lon, lat) in WGS84 / GCJ-02 / BD-09, or an address
-// (partial, typos allowed) → grid and workers
+// a tile that fails: say why on the page (a 401 means the session ended meanwhile)
+map.on("error", (e) => {
+  const status = e.error && e.error.status;
+  if (status === 401 || status === 403) {
+    $("summary").textContent = status === 401
+      ? "登录已失效，请重新登录 Session ended, sign in again"
+      : `无权查看 Not allowed: ${e.error.message}`;
+    return;
+  }
+  console.error(e.error || e);
+});
+
+// ---- the dispatcher's locate box --------------------------------------------------------
+// a point (lon, lat) in WGS84 / GCJ-02 / BD-09, or an address (partial, typos allowed)
+// → grid and workers
 let marker = null;
-const out = document.getElementById("locate-result");
+const out = $("locate-result");
+
+function workersText(workers) {
+  if (workers.length) return workers.map((w) => `${w.name} (${w.role}) ${w.phone}`).join("; ");
+  return may("workers") ? "no workers on record" : "登录后可见网格员 sign in to see the workers";
+}
 
 function describe(body) {
-  const workers = body.workers.map((w) => `${w.name} (${w.role}) ${w.phone}`).join("; ");
   return `${body.township.name} › ${body.community.name} › ${body.grid.name} ` +
-    `(${body.grid.code}) — ${workers || "no workers on record"}`;
+    `(${body.grid.code}) — ${workersText(body.workers || [])}`;
+}
+
+// a refusal or failure, as the server worded it; a sign-in link when signing in would help
+function showError(err) {
+  out.replaceChildren(`${err.message}`);
+  out.classList.add("error");
+  if (err.status === 401) {
+    const link = document.createElement("a");
+    link.href = `/login?next=${encodeURIComponent(location.pathname)}`;
+    link.textContent = "登录 Sign in";
+    out.append(" — ", link);
+  }
+}
+
+function showText(text) {
+  out.classList.remove("error");
+  out.textContent = text;
 }
 
 async function locatePoint(lon, lat, crs) {
-  const res = await fetch(`/api/locate?lon=${lon}&lat=${lat}&crs=${crs}`);
-  const body = await res.json();
-  if (!res.ok) {
-    out.textContent = `error: ${JSON.stringify(body.detail)}`;
-    return;
-  }
+  const query = new URLSearchParams({ lon, lat, crs });
+  const body = await getJSON(`/api/locate?${query}`);
   if (marker) marker.remove();
   marker = new maplibregl.Marker().setLngLat([body.lon, body.lat]).addTo(map);
   map.easeTo({ center: [body.lon, body.lat], zoom: Math.max(map.getZoom(), 14) });
   if (!body.inside) {
-    out.textContent = body.message;
+    showText(body.message);
     return;
   }
-  const near = body.near_edge
-    ? ` — ${body.edge_distance_m} m from an edge; also: ${body.candidates.map((c) => c.code).join(", ")}`
+  const candidates = body.candidates || [];
+  const near = body.near_edge && candidates.length
+    ? ` — ${body.edge_distance_m} m from an edge; also: ${candidates.map((c) => c.code).join(", ")}`
     : "";
-  out.textContent = describe(body) + near;
+  showText(describe(body) + near);
 }
 
 async function searchAddress(q) {
-  const res = await fetch(`/api/search?q=${encodeURIComponent(q)}&limit=8`);
-  const hits = await res.json();
-  if (!res.ok) {
-    out.textContent = `error: ${JSON.stringify(hits.detail)}`;
-    return;
-  }
+  const query = new URLSearchParams({ q, limit: 8 });
+  const hits = await getJSON(`/api/search?${query}`);
+  out.classList.remove("error");
   out.replaceChildren();
   if (!hits.length) {
     out.textContent = `no address matches “${q}”`;
@@ -183,35 +368,45 @@ async function searchAddress(q) {
     const item = document.createElement("li");
     const pick = document.createElement("button");
     pick.type = "button";
-    pick.textContent = hit.address;
-    pick.addEventListener("click", () => locatePoint(hit.lon, hit.lat, "wgs84"));
+    pick.textContent = hit.address || hit.grid_code || "—";
+    pick.addEventListener("click", () => run(() => locatePoint(hit.lon, hit.lat, "wgs84")));
     item.append(pick, ` ${hit.grid ? describe(hit) : "outside every grid"}`);
     list.append(item);
   }
   out.append(list);
 }
 
-async function locate(event) {
-  event.preventDefault();
-  const text = document.getElementById("locate-xy").value.trim();
-  const numbers = text.split(/[ ,，]+/).map(Number);
-  if (numbers.length === 2 && numbers.every(Number.isFinite)) {
-    await locatePoint(numbers[0], numbers[1], document.getElementById("locate-crs").value);
-  } else if (text.length >= 2) {
-    await searchAddress(text);
-  } else {
-    out.textContent = "type lon, lat or an address (two characters at least)";
+// one request at a time through the box: "locating…" until it answers, then the answer or
+// the reason it failed (never a stuck "locating…")
+async function run(task) {
+  showText("查找中… locating…");
+  try {
+    await task();
+  } catch (err) {
+    showError(err);
+    if (!(err instanceof RequestError)) console.error(err);
   }
 }
-document.getElementById("locate-form").addEventListener("submit", locate);
+
+function locate(event) {
+  event.preventDefault();
+  const text = $("locate-xy").value.trim();
+  const numbers = text.split(/[ ,，]+/).map(Number);
+  if (numbers.length === 2 && numbers.every(Number.isFinite)) {
+    run(() => locatePoint(numbers[0], numbers[1], $("locate-crs").value));
+  } else if (text.length >= 2) {
+    run(() => searchAddress(text));
+  } else {
+    showText("type lon, lat or an address (two characters at least)");
+  }
+}
+$("locate-form").addEventListener("submit", locate);
 
 map.on("load", () => {
   load().catch((err) => {
-    const low = ["case", isRural, standard.rural_households[0], standard.urban_households[0]];
-  const high = ["case", isRural, standard.rural_households[1], standard.urban_households[1]];
-  document.getElementById("band").textContent =
-    `urban ${standard.urban_households.join("–")}, rural ${standard.rural_households.join("–")}`;
-  document.getElementById("summary").textContent = `error: ${err.message}`;
-    console.error(err);
+    $("summary").textContent = err.status === 401 ? err.message : `错误 error: ${err.message}`;
+    window.gridmapError = err.message;
+    if (err.status === 401) $("login").hidden = false;
+    if (!(err instanceof RequestError)) console.error(err);
   });
 });

@@ -1,0 +1,87 @@
+// gridmap sign-in page: POST /auth/session (form fields username, password) sets the page
+// session cookie; then on to ?next= when it is a path on this site, else to the map.
+"use strict";
+
+// ?next= only when it is a path of this site: one "/" and then not "/" or "\" (which
+// browsers read as another host), no control characters or spaces (browsers drop tabs and
+// line breaks, so "/\t/evil.example" would become "//evil.example"), and the same origin
+// once resolved. Anything else → "/".
+function safeNext(next) {
+  if (typeof next !== "string" || !/^\/(?![/\\])/.test(next) || /[\u0000-\u0020\\]/.test(next)) {
+    return "/";
+  }
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch {
+    return "/";
+  }
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
+}
+
+// the server's `detail`: a sentence, or FastAPI's list of validation errors
+function detailText(body) {
+  const detail = body && body.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail.map((d) => (d && d.msg ? `${(d.loc || []).slice(1).join(".")}: ${d.msg}`
+      : JSON.stringify(d))).join("; ");
+  }
+  return detail ? JSON.stringify(detail) : "";
+}
+
+const form = document.getElementById("login-form");
+const alertBox = document.getElementById("login-error");
+const submit = document.getElementById("login-submit");
+const LABEL = submit.textContent;
+
+function refuse(message) {
+  alertBox.textContent = message;
+  submit.disabled = false;
+  submit.textContent = LABEL;
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  alertBox.textContent = "";
+  submit.disabled = true;
+  submit.textContent = "登录中… Signing in…";
+  const fields = new URLSearchParams({
+    username: form.elements.username.value.trim(),
+    password: form.elements.password.value,
+  });
+  let res;
+  try {
+    res = await fetch("/auth/session", { method: "POST", body: fields,
+                                         credentials: "same-origin" });
+  } catch (err) {
+    refuse(`网络错误，请重试 Network error, try again: ${err.message}`);
+    return;
+  }
+  if (res.ok) {
+    location.assign(safeNext(new URLSearchParams(location.search).get("next")));
+    return;
+  }
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    body = null;
+  }
+  const detail = detailText(body) || `HTTP ${res.status}`;
+  if (res.status === 401) {
+    form.elements.password.value = "";
+    form.elements.password.focus();
+    refuse(`登录失败 Sign-in failed: ${detail}`);
+  } else if (res.status === 429) {
+    refuse(`尝试次数过多，请稍后再试 Too many attempts: ${detail}`);
+    const wait = Number(res.headers.get("Retry-After"));
+    if (wait > 0) {  // the server would refuse until then anyway
+      submit.disabled = true;
+      setTimeout(() => { submit.disabled = false; }, wait * 1000);
+    }
+  } else {
+    refuse(`登录失败 Sign-in failed: ${detail}`);
+  }
+}
+form.addEventListener("submit", signIn);
