@@ -7,7 +7,11 @@ there, starts `gridmap serve` and, for comparison, the same endpoint answered by
 (`store/sql/locate_point.sql`, one round trip per request), both one uvicorn process with the
 access log off, and drives both with wrk over 2,000 random points of the district at each
 number of connections. Prints requests/s and the latency percentiles: the load a dispatch
-centre can put on one process at a given p99.
+centre can put on one process at a given p99. gridmap is measured twice: as the public
+(grid and names, no workers) and as a signed-in dispatcher of the county (bearer token,
+workers with phones, each answer an entry of the audit log) — points outside every grid are
+404 for the dispatcher ("none of your divisions' grids"), so that line uses the points
+inside a grid only.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import shapely
 
@@ -57,9 +62,11 @@ def wait(port: int) -> None:
     raise SystemExit(f"server on {port} did not start")
 
 
-def run_wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str, float]:
+def run_wrk(port: int, script: Path, seconds: int, connections: int,
+            headers: tuple[str, ...] = ()) -> dict[str, float]:
+    extra = [arg for h in headers for arg in ("-H", h)]
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          "-s", str(script), f"http://127.0.0.1:{port}"],
+                          *extra, "-s", str(script), f"http://127.0.0.1:{port}"],
                          capture_output=True, text=True, check=True).stdout
     unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
     lat = {p: float(v) * unit[u] for p, v, u in
@@ -88,19 +95,28 @@ def main() -> None:
     rng = np.random.default_rng(1)
     pts = rng.uniform([xmin, ymin], [xmax, ymax], size=(2000, 2))
     inside = shapely.contains_xy(grids.union_all(), pts[:, 0], pts[:, 1])
+    password = "bench-" + os.urandom(6).hex()
+    subprocess.run([gridmap, "user", "add", "bench-dispatcher", "--role", "dispatcher",
+                    "--division", "610199000000"], capture_output=True,
+                   env={**os.environ, "GRIDMAP_PASSWORD": password})
+    subprocess.run([gridmap, "user", "passwd", "bench-dispatcher"], check=True,
+                   capture_output=True, env={**os.environ, "GRIDMAP_PASSWORD": password})
     with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "points.lua"
-        paths = ",".join(f'"/api/locate?lon={x:.7f}&lat={y:.7f}"' for x, y in pts)
-        script.write_text(f"local paths = {{{paths}}}\nlocal i = 0\n"
-                          "request = function()\n  i = i % #paths + 1\n"
-                          "  return wrk.format('GET', paths[i])\nend\n")
+        scripts = {}
+        for which, chosen in (("all", pts), ("inside", pts[inside])):
+            scripts[which] = Path(tmp) / f"{which}.lua"
+            paths = ",".join(f'"/api/locate?lon={x:.7f}&lat={y:.7f}"' for x, y in chosen)
+            scripts[which].write_text(f"local paths = {{{paths}}}\nlocal i = 0\n"
+                                      "request = function()\n  i = i % #paths + 1\n"
+                                      "  return wrk.format('GET', paths[i])\nend\n")
         app_file = Path(tmp) / "postgis_app.py"
         app_file.write_text(POSTGIS_APP.format(url=url))
         results: dict[tuple[str, int], dict[str, float]] = {}
         env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
+        serve = [gridmap, "serve", "--port", "{port}", "--log-level", "warning"]
         for name, cmd in (
-            ("gridmap (in-process index)", [gridmap, "serve", "--port", "{port}",
-                                            "--log-level", "warning"]),
+            ("gridmap (in-process index)", serve),
+            ("gridmap as a dispatcher", serve),
             ("PostGIS per request", [sys.executable, "-m", "uvicorn", "postgis_app:app",
                                      "--port", "{port}", "--log-level", "warning"]),
         ):
@@ -110,14 +126,20 @@ def main() -> None:
                                     stderr=subprocess.DEVNULL)
             try:
                 wait(port)
-                run_wrk(port, script, 2, 4)  # warm up
+                script, headers = scripts["all"], ()
+                if "dispatcher" in name:
+                    token = httpx.post(f"http://127.0.0.1:{port}/auth/token", data={
+                        "username": "bench-dispatcher", "password": password}).json()
+                    script = scripts["inside"]
+                    headers = (f"Authorization: Bearer {token['access_token']}",)
+                run_wrk(port, script, 2, 4, headers)  # warm up
                 for c in args.connections:
-                    results[name, c] = run_wrk(port, script, args.seconds, c)
+                    results[name, c] = run_wrk(port, script, args.seconds, c, headers)
             finally:
                 proc.terminate()
                 proc.wait(10)
-    print(f"{len(pts)} random points of the district ({inside.mean():.0%} inside a grid), "
-          f"wrk for {args.seconds} s per line:")
+    print(f"{len(pts)} random points of the district ({inside.mean():.0%} inside a grid; the "
+          f"dispatcher's line uses those {inside.sum()}), wrk for {args.seconds} s per line:")
     for (name, c), r in results.items():
         print(f"  {name:28s} {c} conn {r['rps']:8.0f} req/s   p50 {r['p50']:.2f} ms   "
               f"p90 {r['p90']:.2f} ms   p99 {r['p99']:.2f} ms   errors {r['errors']:.0f}")
