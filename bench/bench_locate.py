@@ -9,9 +9,9 @@ access log off, and drives both with wrk over 2,000 random points of the distric
 number of connections. Prints requests/s and the latency percentiles: the load a dispatch
 centre can put on one process at a given p99. gridmap is measured twice: as the public
 (grid and names, no workers) and as a signed-in dispatcher of the county (bearer token,
-workers with phones, each answer an entry of the audit log) — points outside every grid are
-404 for the dispatcher ("none of your divisions' grids"), so that line uses the points
-inside a grid only.
+workers with phones, each answer an entry of the audit log). Points outside every grid are
+404 for the dispatcher ("none of your divisions' grids"), so every line uses the points
+inside a grid only: the places a dispatcher locates.
 """
 
 from __future__ import annotations
@@ -102,13 +102,11 @@ def main() -> None:
     subprocess.run([gridmap, "user", "passwd", "bench-dispatcher"], check=True,
                    capture_output=True, env={**os.environ, "GRIDMAP_PASSWORD": password})
     with tempfile.TemporaryDirectory() as tmp:
-        scripts = {}
-        for which, chosen in (("all", pts), ("inside", pts[inside])):
-            scripts[which] = Path(tmp) / f"{which}.lua"
-            paths = ",".join(f'"/api/locate?lon={x:.7f}&lat={y:.7f}"' for x, y in chosen)
-            scripts[which].write_text(f"local paths = {{{paths}}}\nlocal i = 0\n"
-                                      "request = function()\n  i = i % #paths + 1\n"
-                                      "  return wrk.format('GET', paths[i])\nend\n")
+        script = Path(tmp) / "points.lua"
+        paths = ",".join(f'"/api/locate?lon={x:.7f}&lat={y:.7f}"' for x, y in pts[inside])
+        script.write_text(f"local paths = {{{paths}}}\nlocal i = 0\n"
+                          "request = function()\n  i = i % #paths + 1\n"
+                          "  return wrk.format('GET', paths[i])\nend\n")
         app_file = Path(tmp) / "postgis_app.py"
         app_file.write_text(POSTGIS_APP.format(url=url))
         results: dict[tuple[str, int], dict[str, float]] = {}
@@ -126,11 +124,10 @@ def main() -> None:
                                     stderr=subprocess.DEVNULL)
             try:
                 wait(port)
-                script, headers = scripts["all"], ()
+                headers: tuple[str, ...] = ()
                 if "dispatcher" in name:
                     token = httpx.post(f"http://127.0.0.1:{port}/auth/token", data={
                         "username": "bench-dispatcher", "password": password}).json()
-                    script = scripts["inside"]
                     headers = (f"Authorization: Bearer {token['access_token']}",)
                 run_wrk(port, script, 2, 4, headers)  # warm up
                 for c in args.connections:
@@ -138,8 +135,8 @@ def main() -> None:
             finally:
                 proc.terminate()
                 proc.wait(10)
-    print(f"{len(pts)} random points of the district ({inside.mean():.0%} inside a grid; the "
-          f"dispatcher's line uses those {inside.sum()}), wrk for {args.seconds} s per line:")
+    print(f"{inside.sum()} random points inside the district's grids, wrk for {args.seconds} s "
+          "per line:")
     for (name, c), r in results.items():
         print(f"  {name:28s} {c} conn {r['rps']:8.0f} req/s   p50 {r['p50']:.2f} ms   "
               f"p90 {r['p90']:.2f} ms   p99 {r['p99']:.2f} ms   errors {r['errors']:.0f}")

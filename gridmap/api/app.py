@@ -71,12 +71,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.public = public_principal(settings)
     errors.install(app)
+    # the hot paths first: a request is matched against the routes in order
+    app.include_router(routes_locate.router)
+    app.include_router(routes_tiles.router)
     app.include_router(routes_auth.router)
     app.include_router(routes_features.router)
     app.include_router(routes_check.router)
     app.include_router(routes_coverage.router)
-    app.include_router(routes_locate.router)
-    app.include_router(routes_tiles.router)
     app.include_router(routes_ogc.router)
     app.include_router(pages.router)
     docs.install(app)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from gridmap.access import NotVisible, Principal
-from gridmap.api.deps import ConnDep, ReadsBoundaries, ReadsHouseholds, client_of
+from gridmap.api.deps import CallerDep, ConnDep, ReadsHouseholds, client_of
 from gridmap.domain.access import (
     Resource,
     Show,
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api", tags=["locate"])
 @router.get("/locate")
 async def locate(
     request: Request,
-    caller: ReadsBoundaries,
+    caller: CallerDep,
     lon: Annotated[float, Query(ge=-180, le=180, description="longitude (x)")],
     lat: Annotated[float, Query(ge=-90, le=90, description="latitude (y)")],
     crs: Annotated[Literal["wgs84", "cgcs2000", "gcj02", "bd09"], Query(
@@ -35,6 +35,7 @@ async def locate(
     phones (as the caller's role may see them) for a point; the distance to the nearest grid
     edge and, within the margin (default 10 m), the other candidate grids. Outside every
     grid: ``inside`` false. A point in a grid outside the caller's divisions: 404."""
+    caller.require(Resource.boundaries)  # inline: a dependency level costs this hot path
     answer = request.app.state.locator.locate(lon, lat, crs)
     scope = caller.scope
     if answer["inside"] and not scope.covers(answer["grid"]["code"]):
