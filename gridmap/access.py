@@ -305,7 +305,7 @@ def sign_in(engine: Engine, name: str, password: str, *, settings: Settings,
     """A token for a right name and password. Wrong ones are recorded (committed even
     though this raises) and, past ``sign_in_free_failures`` in a row, each further attempt
     must wait twice as long as the last before it is even checked."""
-    key = name.strip().lower()[:200]
+    key = name.replace("\x00", "").strip().lower()[:200]  # text in PostgreSQL holds no NUL
     actor = Actor(name if NAME.match(name) else None, None, client or "unknown")
     refusal: AccessError | None = None
     with engine.begin() as conn:  # committed before anything is raised

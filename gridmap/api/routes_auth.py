@@ -161,7 +161,7 @@ def update_user(request: Request, caller: ReadsUsers, name: str, body: UserUpdat
     disabled account or a new password revokes the account's tokens at once; audited."""
     actor = access.Actor.of(caller, client_of(request))
     with request.app.state.engine.begin() as conn:
-        if accounts.find_user(conn, name) is None:
+        if not access.NAME.match(name) or accounts.find_user(conn, name) is None:
             raise access.NotVisible(f"no account named {name!r}")
         if body.divisions is not None:
             access.set_divisions(conn, name, body.divisions, actor=actor)
@@ -177,7 +177,8 @@ def update_user(request: Request, caller: ReadsUsers, name: str, body: UserUpdat
 
 @router.get("/api/audit")
 def audit(request: Request, conn: ConnDep, caller: ReadsUsers,
-          user: Annotated[str | None, Query(max_length=200)] = None,
+          user: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$",
+                                            description="account name")] = None,
           since: Annotated[datetime | None, Query(description="ISO 8601 time")] = None,
           limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[AuditEntry]:
     """The audit log, newest first (admins only): every change and every read of unmasked

@@ -574,3 +574,60 @@ def test_security_headers_and_no_cors_by_default(client: TestClient) -> None:
     assert "access-control-allow-origin" not in res.headers
     spec = client.get("/openapi.json").json()
     assert spec["components"]["securitySchemes"]["OAuth2PasswordBearer"]["type"] == "oauth2"
+
+
+@pytest.mark.parametrize("body", [
+    {"name": "x'; drop table app_user;--", "role": "analyst", "divisions": [TOWNSHIP],
+     "password": "long enough pw"},
+    {"name": "nul\x00name", "role": "analyst", "divisions": [TOWNSHIP],
+     "password": "long enough pw"},
+    {"name": "ok-name", "role": "superuser", "divisions": [TOWNSHIP], "password": "long enough"},
+    {"name": "ok-name", "role": "analyst", "divisions": ["6101' OR 1=1"],
+     "password": "long enough pw"},
+    {"name": "ok-name", "role": "analyst", "divisions": ["610199009000"],
+     "password": "long enough pw"},
+    {"name": "ok-name", "role": "analyst", "divisions": [], "password": "long enough pw"},
+    {"name": "ok-name", "role": "analyst", "divisions": [TOWNSHIP], "password": "short"},
+    {"name": "ok-name", "role": "analyst", "divisions": [TOWNSHIP],
+     "password": "has a \x00 nul in it"},
+    {"name": "matrix-admin", "role": "analyst", "divisions": [TOWNSHIP],
+     "password": "long enough pw"},
+])
+def test_bad_accounts_are_422_and_write_nothing(client: TestClient,
+                                                headers: dict[str, dict[str, str]],
+                                                body: dict[str, Any]) -> None:
+    before = client.get("/api/users", headers=headers["admin"]).json()
+    res = client.post("/api/users", json=body, headers=headers["admin"])
+    assert res.status_code == 422, res.text
+    assert res.json()["detail"]
+    assert client.get("/api/users", headers=headers["admin"]).json() == before
+
+
+@pytest.mark.parametrize(("username", "password"), [
+    ("nul\x00user", "whatever pw"), ("matrix-admin", "nul\x00pw"),
+    ("' OR '1'='1", "' OR '1'='1"), ("x" * 199, "y" * 255)])
+def test_hostile_sign_ins_are_401(client: TestClient, username: str, password: str) -> None:
+    res = client.post("/auth/token", data={"username": username, "password": password})
+    assert res.status_code == 401 and "wrong account name or password" in res.text
+
+
+@pytest.mark.parametrize(("method", "path", "params"), [
+    ("PATCH", "/api/users/nul%00name", None), ("PATCH", "/api/users/x'--", None),
+    ("GET", "/api/audit", {"user": "nul\x00"}), ("GET", "/api/audit", {"since": "yesterday"}),
+    ("GET", "/api/audit", {"limit": "99999999999999999999"})])
+def test_hostile_admin_requests_are_4xx(client: TestClient, headers: dict[str, dict[str, str]],
+                                        method: str, path: str, params: Any) -> None:
+    res = client.request(method, path, params=params, headers=headers["admin"],
+                         json={"disabled": True} if method == "PATCH" else None)
+    assert res.status_code in (404, 422), res.text
+
+
+def test_the_audit_log_refuses_updates_and_deletes(demo_db: str) -> None:
+    import psycopg
+
+    with psycopg.connect(demo_db.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("INSERT INTO audit_log (action, target) VALUES ('write', 'test')")
+        for sql in ("UPDATE audit_log SET detail = 'x'", "DELETE FROM audit_log",
+                    "TRUNCATE audit_log"):
+            with pytest.raises(psycopg.Error, match="append-only|permission denied"):
+                conn.execute(sql)
