@@ -629,5 +629,5 @@ def test_the_audit_log_refuses_updates_and_deletes(demo_db: str) -> None:
         conn.execute("INSERT INTO audit_log (action, target) VALUES ('write', 'test')")
         for sql in ("UPDATE audit_log SET detail = 'x'", "DELETE FROM audit_log",
                     "TRUNCATE audit_log"):
-            with pytest.raises(psycopg.Error, match="append-only|permission denied"):
+            with pytest.raises(psycopg.Error, match=r"append-only|permission denied"):
                 conn.execute(sql)
