@@ -37,7 +37,8 @@ def assign_grid_codes(new: gpd.GeoDataFrame, community_code: str, *,
     if new.crs is None:
         raise ValueError("the grids have no CRS")
     metric = new.to_crs(new.estimate_utm_crs()) if not new.crs.is_projected else new
-    codes = (new["code"].astype(object).where(new["code"].notna(), None).to_numpy()
+    codes = (np.array(new["code"].astype(object).where(new["code"].notna(), None),
+                      dtype=object)  # a copy: pandas may hand out a read-only view
              if "code" in new else np.full(len(new), None, dtype=object))
     for code in codes:
         if code is not None and not str(code).startswith(community_code):

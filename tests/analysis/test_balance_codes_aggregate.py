@@ -89,3 +89,14 @@ def test_demo_households_all_inside_a_grid(demo: dict) -> None:
     assert np.all(demo["assigned"]["community_code"].str.len() == 12)
     per = demo["assigned"].groupby("grid_code").size()
     assert isinstance(per, pd.Series) and len(per) >= 280
+
+
+def test_codes_for_a_frame_that_already_has_some() -> None:
+    # regression: a frame with a code column crashed (assignment destination is read-only)
+    cells = [shapely.box(x, 0, x + 100, 100) for x in (0, 100, 200)]
+    new = gpd.GeoDataFrame({"code": [COM + "001", None, None]}, geometry=cells, crs=32650)
+    previous = gpd.GeoDataFrame({"code": [COM + "001", COM + "002"]},
+                                geometry=[cells[0], shapely.box(100, 0, 300, 100)], crs=32650)
+    codes = assign_grid_codes(new, COM, previous=previous).tolist()
+    assert codes == [COM + "001", COM + "003", COM + "004"]  # a split grid is two new grids
+    assert new["code"].iloc[0] == COM + "001" and new["code"].iloc[1:].isna().all()  # untouched
