@@ -333,8 +333,16 @@ def import_(
                                                      "file (GeoPackage).")] = None,
     x: Annotated[str | None, typer.Option(help="CSV longitude/x column.")] = None,
     y: Annotated[str | None, typer.Option(help="CSV latitude/y column.")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Grids: the file holds each of its communities whole, so the "
+        "community's grids it leaves out retire. Without it they stay as they are.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Check everything and print what would change; write nothing.")
+    ] = False,
 ) -> None:
-    """Import one layer file; all of it, or (on any problem) nothing."""
+    """Import one layer file; all of it, or (on any problem) nothing. Grids are checked to
+    partition their communities before a new version is published, and the points are
+    re-assigned in the same transaction."""
     from gridmap.io.read import read_layer
     from gridmap.store.load import load_layer
 
@@ -355,12 +363,19 @@ def import_(
         typer.echo(f"repaired {fix}")
     engine = _engine(settings)
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn, conn.begin() as transaction:
             loaded = load_layer(conn, name, result.frame, source=str(path),
                                 batch_rows=settings.copy_batch_rows,
-                                progress=len(result.frame) > 200_000 and sys.stderr.isatty())
+                                progress=len(result.frame) > 200_000 and sys.stderr.isatty(),
+                                replace=replace, tolerance=settings.check_tolerance_m,
+                                min_area=settings.check_min_area_m2)
+            if dry_run:
+                transaction.rollback()
     except ImportRejected as exc:
         raise fail(str(exc)) from exc
+    if dry_run:
+        typer.echo(f"dry run, nothing written — the import would give:\n{loaded}")
+        return
     typer.echo(f"{loaded} in {time.perf_counter() - start:.2f} s")
 
 

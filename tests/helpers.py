@@ -70,4 +70,4 @@ def import_merged(url: str, grids: Any, keep: Any, drop: Any, path: Any) -> Resu
         shapely.coverage_union_all([keep.geometry, drop.geometry])))
     merged.loc[merged["parent_grid_code"] == drop["code"], "parent_grid_code"] = keep["code"]
     merged.to_file(path)
-    return run_cli(url, "import", "grids", str(path))
+    return run_cli(url, "import", "grids", str(path), "--replace")

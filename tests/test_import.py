@@ -138,8 +138,14 @@ def test_redraw_publishes_a_new_version_and_keeps_history(fresh_db: str, tmp_pat
         grids.loc[a, "code"]
     path = tmp_path / "grids_v2.geojson"
     merged.to_file(path)
-    result = run_cli(fresh_db, "import", "grids", str(path))
+    # without --replace, grid b (left out of the file) would stay and overlap the merged a
+    before = fingerprint(fresh_db)
+    kept = run_cli(fresh_db, "import", "grids", str(path))
+    assert kept.exit_code == 2 and "overlap" in kept.output and "--replace" in kept.output
+    assert fingerprint(fresh_db) == before
+    result = run_cli(fresh_db, "import", "grids", str(path), "--replace")
     assert result.exit_code == 0, result.output
+    assert f"retired: {grids.loc[b, 'code']}" in result.output
     assert "1 community grid version(s) published" in result.output
     assert scalar(fresh_db, f"SELECT max(version) FROM grid_version WHERE community_code = "
                   f"'{community}'") == 2

@@ -7,7 +7,7 @@ loads completely or, on any error, leaves the database as it was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -37,13 +37,39 @@ class LoadResult:
     inserted: int
     updated: int
     versions: int = 0
+    diff: GridDiff | None = None
 
     def __str__(self) -> str:
         text = (f"{self.layer}: {self.rows} rows read, {self.inserted} inserted, "
                 f"{self.updated} updated, {self.rows - self.inserted - self.updated} unchanged")
         if self.layer == "grids":
             text += f"; {self.versions} community grid version(s) published"
+        if self.diff is not None and self.diff.grids:
+            text += "\n" + str(self.diff)
         return text
+
+
+@dataclass
+class GridDiff:
+    """What a grids import changed: grids added, retired, reshaped or renamed, and what moved
+    with them (points re-assigned in the same transaction, workers left without a grid)."""
+
+    grids: list[tuple[str, str]] = field(default_factory=list)  # (code, change)
+    workers_detached: int = 0
+    moved: dict[str, int] = field(default_factory=dict)  # layer → points whose grid changed
+
+    def codes(self, change: str) -> list[str]:
+        return [code for code, what in self.grids if what == change]
+
+    def __str__(self) -> str:
+        lines = [f"  {what}: {', '.join(self.codes(what))}"
+                 for what in ("added", "reshaped", "renamed", "retired") if self.codes(what)]
+        lines += [f"  {layer} moved to another grid (or out of every grid): {n}"
+                  for layer, n in self.moved.items()]
+        if self.workers_detached:
+            lines.append(f"  workers left without a grid (their grid retired): "
+                         f"{self.workers_detached} — assign them again")
+        return "\n".join(lines)
 
 
 def _raw(conn: Connection) -> psycopg.Connection:
@@ -251,29 +277,76 @@ def _bulk_insert(conn: Connection, spec: LayerSpec, columns: list[str], rows: in
     return True
 
 
-def _publish_grids(conn: Connection) -> tuple[int, int, int]:
+BLOCKING = ("invalid", "gap", "overlap", "outside")
+
+
+def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: float,
+                   min_area: float) -> tuple[int, int, GridDiff]:
+    """Check, publish and re-assign: (grid rows written to history, versions, the diff)."""
+    from gridmap.analysis.partition import check_partition
+    from gridmap.store.assign import POINT_TABLES, assign_layer, grid_index
+
     raw = _raw(conn)
+    raw.execute("DROP TABLE IF EXISTS gm_next, gm_changed")
+    raw.execute(read_sql("grids_next.sql"), {"replace": replace})
+    raw.execute(read_sql("grids_changed.sql"))
+    grids = gpd.read_postgis(
+        "SELECT n.code, n.kind, n.community_code, n.geom FROM gm_next n "
+        "JOIN gm_changed c USING (community_code)", conn, geom_col="geom", crs=4326)
+    diff = GridDiff()
+    if grids.empty:
+        raw.execute("DROP TABLE gm_next, gm_changed")
+        return 0, 0, diff
+    communities = gpd.read_postgis(
+        "SELECT d.code, d.geom FROM division d JOIN gm_changed c ON c.community_code = d.code",
+        conn, geom_col="geom", crs=4326)
+    defects = check_partition(communities, grids, tolerance=tolerance, min_area=min_area)
+    defects = defects[defects["defect"].isin(BLOCKING)]
+    if len(defects):
+        hint = "" if replace else (" (grids the file leaves out stay as they are: give "
+                                   "--replace if the file holds each community whole)")
+        raise ImportRejected(source, f"the grids would not partition their communities, "
+                             f"nothing was imported{hint}", [
+            Problem(None, r.grid_code, f"{r.defect} of {r.area_m2:,.0f} m²"
+                    + (f" with {r.other_code}" if isinstance(r.other_code, str) else "")
+                    + f" in community {r.community_code}")
+            for r in defects.itertuples()])
+    rows = raw.execute(read_sql("grids_diff.sql")).fetchall()
+    diff.grids = [(str(code).strip(), change) for code, change, _ in rows]
+    diff.workers_detached = sum(int(n) for _, _, n in rows)
     before = raw.execute("SELECT count(*) FROM grid_history").fetchone()
     raw.execute(read_sql("publish_grids.sql"))
     versions = raw.execute("SELECT count(*) FROM gm_new_version").fetchone()
-    rows = raw.execute("SELECT count(*) FROM grid_history").fetchone()
-    assert before is not None and versions is not None and rows is not None
-    raw.execute("DROP TABLE gm_changed, gm_new_version")
-    return int(rows[0]) - int(before[0]), 0, int(versions[0])
+    after = raw.execute("SELECT count(*) FROM grid_history").fetchone()
+    assert before is not None and versions is not None and after is not None
+    raw.execute("DROP TABLE gm_next, gm_changed, gm_new_version")
+    index = grid_index(conn)
+    for layer in POINT_TABLES:
+        diff.moved[layer] = assign_layer(conn, layer, index=index).changed
+    return int(after[0]) - int(before[0]), int(versions[0]), diff
 
 
 def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFrame, *,
                source: str = "input", batch_rows: int = 500_000,
-               progress: bool = False) -> LoadResult:
+               progress: bool = False, replace: bool = False,
+               tolerance: float = 0.1, min_area: float = 1.0) -> LoadResult:
     """Write a frame from :func:`gridmap.io.read.read_layer` into the store.
 
     Runs inside the transaction of *conn* (open a savepoint around it to keep a failed load
     from poisoning an outer transaction). Raises :class:`ImportRejected` naming every row that
     refers to something the store does not hold.
+
+    Grids: a community's grids the frame leaves out stay as they are, unless *replace* says
+    the frame holds each of its communities whole. The grids each changed community would
+    then have must partition it — no gap, overlap or spill-over wider than 2 × *tolerance*
+    metres and larger than *min_area* m² — or nothing is written; when they do, a version is
+    published and the households, facilities and incidents are re-assigned in the same
+    transaction, so every view agrees at once.
     """
     try:
         return _load(conn, layer_name, frame, source=source, batch_rows=batch_rows,
-                     progress=progress)
+                     progress=progress, replace=replace, tolerance=tolerance,
+                     min_area=min_area)
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
         detail = exc.diag.message_detail
         raise ImportRejected(source, "the database refused the file, nothing was imported: "
@@ -282,7 +355,8 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
 
 
 def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFrame, *,
-          source: str, batch_rows: int, progress: bool) -> LoadResult:
+          source: str, batch_rows: int, progress: bool, replace: bool, tolerance: float,
+          min_area: float) -> LoadResult:
     spec = LAYERS[layer_name]
     absent = {c: spec.defaults.get(c) for c in spec.optional if c not in frame.columns}
     if absent:  # a frame built in code (the OSM import) may leave optional columns out
@@ -301,8 +375,9 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
         raise ImportRejected(source, f"{len(problems)} row(s) refer to what the store does not "
                              "hold; nothing was imported", problems)
     if spec.table == "grid":
-        inserted, updated, versions = _publish_grids(conn)
-        result = LoadResult(layer_name, len(frame), inserted, updated, versions)
+        inserted, versions, diff = _publish_grids(conn, source=source, replace=replace,
+                                                  tolerance=tolerance, min_area=min_area)
+        result = LoadResult(layer_name, len(frame), inserted, 0, versions, diff)
     elif _bulk_insert(conn, spec, columns, len(frame)):
         result = LoadResult(layer_name, len(frame), len(frame), 0)
     else:

@@ -1,21 +1,6 @@
--- Publish the grids staged in gm_stage as a new version of each community they belong to.
--- Communities whose staged grids equal their current grids get no new version (re-importing
--- the same file changes nothing). The current version is closed, never overwritten.
-CREATE TEMP TABLE gm_changed ON COMMIT DROP AS
-SELECT c.community_code
-FROM (SELECT DISTINCT community_code FROM gm_stage) AS c
-WHERE EXISTS (
-    (SELECT code, name, kind, parent_grid_code, ST_AsBinary(geom) FROM gm_stage s
-     WHERE s.community_code = c.community_code
-     EXCEPT
-     SELECT code, name, kind, parent_grid_code, ST_AsBinary(geom) FROM grid g
-     WHERE g.community_code = c.community_code)
-    UNION ALL
-    (SELECT code, name, kind, parent_grid_code, ST_AsBinary(geom) FROM grid g
-     WHERE g.community_code = c.community_code
-     EXCEPT
-     SELECT code, name, kind, parent_grid_code, ST_AsBinary(geom) FROM gm_stage s
-     WHERE s.community_code = c.community_code));
+-- Publish gm_next (grids_next.sql) as a new version of each community in gm_changed
+-- (grids_changed.sql), after the partition was checked. The current version is closed, never
+-- overwritten.
 
 UPDATE grid_version AS v SET valid_to = clock_timestamp()
 FROM gm_changed AS c
@@ -37,15 +22,15 @@ INSERT INTO gm_new_version SELECT id, community_code, version FROM ins;
 DELETE FROM grid AS g
 USING gm_changed AS c
 WHERE g.community_code = c.community_code
-  AND NOT EXISTS (SELECT 1 FROM gm_stage s WHERE s.code = g.code);
+  AND NOT EXISTS (SELECT 1 FROM gm_next s WHERE s.code = g.code);
 
 INSERT INTO grid (code, name, kind, community_code, parent_grid_code, version, geom)
 SELECT s.code, s.name, s.kind, s.community_code, s.parent_grid_code, nv.version, s.geom
-FROM gm_stage AS s JOIN gm_new_version AS nv USING (community_code)
+FROM gm_next AS s JOIN gm_new_version AS nv USING (community_code)
 ON CONFLICT (code) DO UPDATE
 SET name = EXCLUDED.name, kind = EXCLUDED.kind, parent_grid_code = EXCLUDED.parent_grid_code,
     version = EXCLUDED.version, geom = EXCLUDED.geom;
 
 INSERT INTO grid_history (version_id, code, name, kind, parent_grid_code, geom)
 SELECT nv.id, s.code, s.name, s.kind, s.parent_grid_code, s.geom
-FROM gm_stage AS s JOIN gm_new_version AS nv USING (community_code);
+FROM gm_next AS s JOIN gm_new_version AS nv USING (community_code);
