@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import select
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,6 +99,10 @@ def test_a_new_incident_appears_in_the_next_tile(client: TestClient, district: s
         conn.execute("INSERT INTO incident (id, category, reported_at, status, geom) VALUES "
                      "('T1', '事件/市容环境/暴露垃圾', now(), 'collected', "
                      "ST_SetSRID(ST_MakePoint(%s, %s), 4326))", (lon, lat))
+    # the commit returns before the server's listening connection has the notice (another
+    # PostgreSQL process sends it): the next request after it arrives must see the incident
+    listener = client.app.state.changes.listener._conn  # type: ignore[attr-defined]
+    assert select.select([listener.fileno()], [], [], 5)[0], "no change notice within 5 s"
     res = client.get(f"/tiles/incidents/{z}/{x}/{y}.mvt")
     assert res.headers["X-Tile-Cache"] == "miss"
     ids = {f["properties"]["id"] for f in decode(res.content)["incidents"]["features"]}
