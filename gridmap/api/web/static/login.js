@@ -19,17 +19,6 @@ function safeNext(next) {
   return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
 }
 
-// the server's `detail`: a sentence, or FastAPI's list of validation errors
-function detailText(body) {
-  const detail = body && body.detail;
-  if (typeof detail === "string") return detail;
-  if (Array.isArray(detail)) {
-    return detail.map((d) => (d && d.msg ? `${(d.loc || []).slice(1).join(".")}: ${d.msg}`
-      : JSON.stringify(d))).join("; ");
-  }
-  return detail ? JSON.stringify(detail) : "";
-}
-
 const form = document.getElementById("login-form");
 const alertBox = document.getElementById("login-error");
 const submit = document.getElementById("login-submit");
