@@ -1,0 +1,1 @@
+"""The packaged data files of the domain rules (read with importlib.resources)."""
