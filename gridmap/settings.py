@@ -6,6 +6,7 @@ yourself in tests) where the program starts.
 
 from __future__ import annotations
 
+from datetime import date, time
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -14,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gridmap.domain.access import PUBLIC_CHOICES, Resource
 from gridmap.domain.osm import OsmRules
 from gridmap.domain.standards import GridStandard
+from gridmap.domain.worktime import WorkCalendar
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,6 +84,23 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(
         default=False, description="Send the page session cookie over HTTPS only (set it "
         "when served behind TLS).")
+
+    incident_categories: Path | None = Field(
+        default=None, description="CSV of incident categories and their handling limits "
+        "(columns as gridmap/domain/data/categories.csv, which is used when unset).")
+    office_hours: list[tuple[time, time]] = Field(
+        default=[(time(8, 30), time(12)), (time(13, 30), time(17, 30))],
+        description="Office periods of a working day, for deadlines in working time.")
+    time_zone: str = Field(default="Asia/Shanghai", description="The deployment's time zone.")
+    extra_holidays: list[date] = Field(
+        default=[], description="Days off beyond the national calendar (chinesecalendar).")
+    extra_workdays: list[date] = Field(
+        default=[], description="Working days beyond the national calendar.")
+
+    def work_calendar(self) -> WorkCalendar:
+        return WorkCalendar(periods=tuple(self.office_hours), tz=self.time_zone,
+                            extra_holidays=frozenset(self.extra_holidays),
+                            extra_workdays=frozenset(self.extra_workdays))
 
     def public_resources(self) -> frozenset[Resource]:
         chosen = frozenset(self.public)

@@ -19,12 +19,15 @@ from gridmap.api import (
     routes_check,
     routes_coverage,
     routes_features,
+    routes_incidents,
     routes_locate,
     routes_ogc,
     routes_tiles,
 )
 from gridmap.api.locator import Locator
 from gridmap.api.security import SecurityHeaders
+from gridmap.domain.incidents import load_categories
+from gridmap.incidents import Workflow
 from gridmap.settings import Settings, get_settings
 from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import ChangeHub
@@ -70,11 +73,14 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
                   "facilities and incidents.")
     app.state.settings = settings
     app.state.public = public_principal(settings)
+    app.state.workflow = Workflow(load_categories(settings.incident_categories),
+                                  settings.work_calendar())
     errors.install(app)
     # the hot paths first: a request is matched against the routes in order
     app.include_router(routes_locate.router)
     app.include_router(routes_tiles.router)
     app.include_router(routes_auth.router)
+    app.include_router(routes_incidents.router)
     app.include_router(routes_features.router)
     app.include_router(routes_check.router)
     app.include_router(routes_coverage.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from gridmap import incidents
 from gridmap.access import AccessError, AccountError
 
 
@@ -22,6 +23,16 @@ def account_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
+def incident_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, incidents.IllegalStep):
+        return JSONResponse({"detail": str(exc), "allowed": exc.allowed}, status_code=409)
+    status = {incidents.StaleVersion: 412, incidents.VersionRequired: 428}.get(type(exc), 422)
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(AccessError, access_error)
     app.add_exception_handler(AccountError, account_error)
+    for error in (incidents.IncidentError, incidents.IllegalStep, incidents.StaleVersion,
+                  incidents.VersionRequired):
+        app.add_exception_handler(error, incident_error)

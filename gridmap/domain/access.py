@@ -70,6 +70,7 @@ class FieldRules:
     care_flags: Show = Show.full
     worker_contact: Show = Show.full  # a worker's name and phone
     incident_description: Show = Show.full
+    reporter: Show = Show.full  # who reported an incident, and how to call them back
 
     def unmasked(self, *fields: str) -> bool:
         """Whether any of *fields* is shown in full (such a read is audited)."""
@@ -86,10 +87,12 @@ FIELDS: dict[Role, FieldRules] = {
     # statistics: points and counts, nobody's identity
     Role.analyst: FieldRules(household_name=Show.hidden, household_phone=Show.hidden,
                              address=Show.hidden, care_flags=Show.hidden,
-                             worker_contact=Show.masked, incident_description=Show.hidden),
+                             worker_contact=Show.masked, incident_description=Show.hidden,
+                             reporter=Show.hidden),
     Role.public: FieldRules(household_name=Show.hidden, household_phone=Show.hidden,
                             address=Show.hidden, care_flags=Show.hidden,
-                            worker_contact=Show.hidden, incident_description=Show.hidden),
+                            worker_contact=Show.hidden, incident_description=Show.hidden,
+                            reporter=Show.hidden),
 }
 
 GRANT_CODE = re.compile(r"^([0-9]{12}|[0-9]{15})$")

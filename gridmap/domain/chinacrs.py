@@ -111,3 +111,20 @@ def bd09_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[Floats, Floats]:
 
 def wgs84_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[Floats, Floats]:
     return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
+
+
+def to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
+    """(lon, lat) in WGS84 from ``wgs84``, ``cgcs2000`` (the same to centimetres), ``gcj02``
+    or ``bd09``.
+
+    Examples
+    --------
+    >>> to_wgs84(109.0, 34.2, "cgcs2000")
+    (109.0, 34.2)
+    """
+    if crs in ("wgs84", "cgcs2000"):
+        return lon, lat
+    if crs not in ("gcj02", "bd09"):
+        raise ValueError(f"unknown coordinate system {crs!r}: wgs84, cgcs2000, gcj02 or bd09")
+    x, y = (gcj02_to_wgs84 if crs == "gcj02" else bd09_to_wgs84)(lon, lat)
+    return float(x), float(y)

@@ -42,6 +42,8 @@ def scope_column(table_name: str) -> Any:
         return table.c.code
     if table_name == "grid_worker":
         return func.coalesce(table.c.grid_code, table.c.division_code)
+    if table_name == "incident":  # outside every grid: the township it was registered to
+        return func.coalesce(table.c.grid_code, table.c.township_code)
     return table.c.grid_code
 
 

@@ -125,6 +125,32 @@ incident = Table(
     Column("status", Text, nullable=False),
     Column("grid_code", String(15), ForeignKey("grid.code")),
     Column("geom", _point(), nullable=False),
+    Column("community_code", String(12), ForeignKey("division.code")),
+    Column("township_code", String(12), ForeignKey("division.code")),
+    Column("assignee", Text, ForeignKey("grid_worker.id")),
+    Column("reporter", Text),
+    Column("urgent", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("dispatch_due", DateTime(timezone=True)),
+    Column("handle_due", DateTime(timezone=True)),
+    Column("verify_due", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+)
+
+incident_event = Table(
+    "incident_event", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("incident_id", Text, ForeignKey("incident.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text),
+    Column("role", Text),
+    Column("action", Text, nullable=False),
+    Column("from_stage", Text),
+    Column("to_stage", Text, nullable=False),
+    Column("grid_code", String(15)),
+    Column("assignee", Text),
+    Column("note", Text),
 )
 
 street_node = Table(

@@ -422,6 +422,90 @@ def ogc_item(c: Call) -> None:
         c.rows_are_mine([res.json()["properties"]["grid_code"]])
 
 
+def _report(c: Call) -> Response:
+    return c.client.post("/api/incidents", headers=c.headers, json={
+        "lon": c.point[0], "lat": c.point[1], "category": "事件/市容环境/暴露垃圾",
+        "reporter": "李女士 13900001111"})
+
+
+def _reporter_ok(c: Call) -> bool:
+    """Roles that report, move and dispatch cases in their divisions."""
+    return c.role in ("admin", "dispatcher", "grid_worker")
+
+
+def incidents_create(c: Call) -> None:
+    res = _report(c)
+    if c.role == "public":
+        assert res.status_code == 401
+    elif not _reporter_ok(c):
+        assert res.status_code == 403, (c.role, res.text)
+    elif c.inside or c.role == "admin":
+        assert res.status_code == 201, (c.role, res.text)
+        c.rows_are_mine([res.json()["grid_code"]])
+        assert res.json()["reporter"] == "李女士 13900001111"
+    else:
+        assert res.status_code == 404, (c.role, res.text)
+
+
+def _a_case(c: Call) -> Response:
+    """A case inside or outside the roles' divisions, reported by the admin."""
+    return c.client.post("/api/incidents", headers=c.client.app.state.matrix_admin, json={
+        "lon": c.point[0], "lat": c.point[1], "category": "事件/市容环境/暴露垃圾",
+        "reporter": "李女士 13900001111"})
+
+
+def incidents_list(c: Call) -> None:
+    _a_case(c)
+    res = c.get("/api/incidents", limit=1000)
+    if c.denied(res):
+        return
+    cases = res.json()
+    c.rows_are_mine([x["grid_code"] or x["township_code"] for x in cases])
+    for case in cases[:20]:
+        assert ("reporter" in case) == (c.role != "analyst")
+
+
+def incidents_get(c: Call) -> None:
+    case = _a_case(c).json()
+    res = c.get(f"/api/incidents/{case['id']}")
+    if c.denied(res):
+        return
+    mine = c.inside or c.role == "admin"
+    assert res.status_code == (200 if mine else 404), (c.role, c.inside)
+    if mine:
+        assert ("reporter" in res.json()) == (c.role != "analyst")
+        assert ("description" in res.json()) == (c.role != "analyst")
+
+
+def incidents_act(c: Call) -> None:
+    case = _a_case(c)
+    res = c.client.post(f"/api/incidents/{case.json()['id']}/actions", headers={
+        **c.headers, "If-Match": case.headers["etag"]}, json={"action": "register"})
+    may = c.role in ("admin", "dispatcher")
+    mine = c.inside or c.role == "admin"
+    expected = 401 if c.role == "public" else 403 if not may else 200 if mine else 404
+    assert res.status_code == expected, (c.role, c.inside, res.text)
+
+
+def incidents_route(c: Call) -> None:
+    case = _a_case(c)
+    target = GRID if c.inside else OTHER_GRID
+    res = c.client.post(f"/api/incidents/{case.json()['id']}/route", headers={
+        **c.headers, "If-Match": case.headers["etag"]},
+        json={"grid_code": target, "reason": "test"})
+    may = c.role in ("admin", "dispatcher")
+    mine = c.inside or c.role == "admin"
+    expected = 401 if c.role == "public" else 403 if not may else 200 if mine else 404
+    assert res.status_code == expected, (c.role, c.inside, res.text)
+
+
+def incident_categories(c: Call) -> None:
+    res = c.get("/api/incident-categories")
+    if c.denied(res):
+        return
+    assert res.status_code == 200 and len(res.json()) >= 8
+
+
 CASES: dict[str, Callable[[Call], None]] = {
     "POST /auth/token": auth_token,
     "POST /auth/session": auth_session,
@@ -431,6 +515,12 @@ CASES: dict[str, Callable[[Call], None]] = {
     "POST /api/users": users_create,
     "PATCH /api/users/{name}": users_update,
     "GET /api/audit": audit,
+    "POST /api/incidents": incidents_create,
+    "GET /api/incidents": incidents_list,
+    "GET /api/incidents/{incident_id}": incidents_get,
+    "POST /api/incidents/{incident_id}/actions": incidents_act,
+    "POST /api/incidents/{incident_id}/route": incidents_route,
+    "GET /api/incident-categories": incident_categories,
     "GET /api/summary": summary,
     "GET /api/standard": standard,
     "GET /api/communities.geojson": divisions("communities"),

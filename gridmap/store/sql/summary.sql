@@ -11,7 +11,8 @@ SELECT (SELECT count(*) FROM division d WHERE d.level = 'township'
        (SELECT count(*) FROM facility f
           WHERE s.p IS NULL OR f.grid_code::text LIKE ANY(s.p)) AS facilities,
        (SELECT count(*) FROM incident i
-          WHERE s.p IS NULL OR i.grid_code::text LIKE ANY(s.p)) AS incidents,
+          WHERE s.p IS NULL OR coalesce(i.grid_code, i.township_code)::text LIKE ANY(s.p))
+         AS incidents,
        (SELECT count(*) FROM grid_worker w
           WHERE s.p IS NULL OR coalesce(w.grid_code, w.division_code)::text LIKE ANY(s.p))
          AS workers

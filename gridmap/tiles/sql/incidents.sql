@@ -1,4 +1,5 @@
--- Incidents in one tile, those of grids in the scope parameter only (NULL: all).
+-- Incidents in one tile, those of grids (or, outside every grid, of townships) in the scope
+-- parameter only (NULL: all).
 WITH bounds AS (
     SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
            ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => 64.0 / 4096), 4326) AS wide
@@ -7,6 +8,7 @@ WITH bounds AS (
            ST_AsMVTGeom(ST_Transform(i.geom, 3857), bounds.env, 4096, 64, true) AS geom
     FROM incident i CROSS JOIN bounds
     WHERE i.geom && bounds.wide
-      AND (%(scope)s::text[] IS NULL OR i.grid_code::text LIKE ANY(%(scope)s::text[]))
+      AND (%(scope)s::text[] IS NULL
+           OR coalesce(i.grid_code, i.township_code)::text LIKE ANY(%(scope)s::text[]))
 )
 SELECT ST_AsMVT(rows, 'incidents', 4096, 'geom') FROM rows WHERE geom IS NOT NULL;

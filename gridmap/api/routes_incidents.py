@@ -1,0 +1,208 @@
+"""The dispatcher's incidents: intake, the workflow's steps with optimistic locking (``ETag``
+/ ``If-Match``), re-routing, a case with its timeline, the queue, the categories."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from gridmap import incidents
+from gridmap.api.deps import CallerDep, ConnDep, ReadsIncidents, client_of
+from gridmap.domain.access import Show
+from gridmap.domain.incidents import Action, Stage
+
+router = APIRouter(prefix="/api", tags=["incidents"])
+ETAG = re.compile(r'^\s*(?:W/)?"?v?(\d{1,9})"?\s*$')
+
+
+class IncidentCreate(BaseModel):
+    lon: float = Field(ge=-180, le=180, description="longitude (x)")
+    lat: float = Field(ge=-90, le=90, description="latitude (y)")
+    crs: Literal["wgs84", "cgcs2000", "gcj02", "bd09"] = "wgs84"
+    category: str = Field(min_length=1, max_length=200,
+                          description="a code of GET /api/incident-categories")
+    description: str = Field("", max_length=2000)
+    reporter: str | None = Field(None, max_length=200,
+                                 description="who reported it and how to call them back")
+    urgent: bool | None = Field(None, description="null: as the category says")
+
+
+class IncidentAction(BaseModel):
+    action: Action
+    note: str | None = Field(None, max_length=2000,
+                             description="why (required to cancel, return or reject)")
+    assignee: str | None = Field(None, max_length=100,
+                                 description="dispatch: a worker of the case's grid")
+
+
+class IncidentRoute(BaseModel):
+    grid_code: str = Field(pattern=r"^[0-9]{15}$")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Event(BaseModel):
+    at: datetime
+    actor: str | None
+    role: str | None
+    action: str
+    from_stage: str | None
+    to_stage: str
+    grid_code: str | None
+    assignee: str | None
+    note: str | None
+
+
+class IncidentPublic(BaseModel):
+    """A case; fields the caller's role may not see (description, reporter) are left out."""
+
+    id: str
+    category: str
+    description: str | None = None
+    reported_at: datetime
+    status: Stage
+    grid_code: str | None
+    community_code: str | None
+    township_code: str | None
+    assignee: str | None
+    reporter: str | None = None
+    urgent: bool
+    version: int
+    updated_at: datetime
+    dispatch_due: datetime | None
+    handle_due: datetime | None
+    verify_due: datetime | None
+    closed_at: datetime | None
+    lon: float
+    lat: float
+    overdue: list[str] = Field(description="deadlines of the current stage that have passed")
+    next_actions: list[Action] = Field(description="the steps this caller may take next")
+    warnings: list[str] = []
+    timeline: list[Event] | None = None
+
+
+class Category(BaseModel):
+    code: str
+    kind: str
+    major: str
+    minor: str
+    unit_type: str
+    limit: float
+    limit_unit: str
+    urgent: bool
+    closing_condition: str
+
+
+def _etag(case: dict[str, Any]) -> str:
+    return f'"v{case["version"]}"'
+
+
+def _version(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    hit = ETAG.match(if_match)
+    if hit is None:
+        raise incidents.IncidentError(f"If-Match {if_match!r} is not an ETag of this API "
+                                      '(e.g. "v3")')
+    return int(hit.group(1))
+
+
+def _answer(request: Request, response: Response, caller: Any, case: dict[str, Any],
+            **extra: Any) -> IncidentPublic:
+    response.headers["ETag"] = _etag(case)
+    if case.get("reporter") and caller.fields.reporter == Show.full:
+        request.app.state.audit.read(caller, f"{request.method} {request.url.path}",
+                                     client_of(request), divisions=caller.divisions,
+                                     row_ids=[case["id"]], detail="incident reporter")
+    return IncidentPublic(**incidents.present(case, caller), **extra)
+
+
+@router.post("/incidents", status_code=201, response_model_exclude_unset=True, responses={
+    404: {"description": "the point is in none of the caller's divisions"},
+    422: {"description": "unknown category, point outside the district, bad fields"}})
+async def create_incident(request: Request, response: Response, caller: CallerDep,
+                          body: IncidentCreate) -> IncidentPublic:
+    """Report an incident: located (exclusive grid first) and routed to its grid, community,
+    township and the grid's worker in the same transaction, as stage ``collected``. Outside
+    every grid it is registered to the township, with a warning. The answer carries the
+    case's ``ETag`` for the next step."""
+    state = request.app.state
+    case, warnings = await run_in_threadpool(
+        incidents.report, state.engine, caller, incidents.Report(
+            lon=body.lon, lat=body.lat, crs=body.crs, category=body.category,
+            description=body.description, reporter=body.reporter, urgent=body.urgent),
+        state.workflow, client=client_of(request))
+    response.headers["Location"] = f"/api/incidents/{case['id']}"
+    return _answer(request, response, caller, case, warnings=warnings)
+
+
+@router.get("/incidents", response_model_exclude_unset=True)
+def list_incidents(request: Request, conn: ConnDep, caller: ReadsIncidents,
+                   stage: Annotated[list[Stage] | None, Query()] = None,
+                   overdue: bool = False,
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                   offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0
+                   ) -> list[IncidentPublic]:
+    """The caller's cases, newest first: of some stages (repeatable), or only those past a
+    deadline of their stage (the dispatcher's queue)."""
+    from gridmap.store.incidents import list_incidents as read_many
+
+    rows = read_many(conn, caller.scope, stages=[s.value for s in stage] if stage else None,
+                     overdue_at=datetime.now(UTC) if overdue else None, limit=limit,
+                     offset=offset)
+    return [IncidentPublic(**incidents.present(r, caller)) for r in rows]
+
+
+@router.get("/incidents/{incident_id}", response_model_exclude_unset=True)
+def get_incident(request: Request, response: Response, conn: ConnDep,
+                 caller: ReadsIncidents, incident_id: str) -> IncidentPublic:
+    """One case with its timeline; the ``ETag`` to send as ``If-Match`` with its next
+    step."""
+    case, timeline = incidents.read(conn, caller, incident_id)
+    return _answer(request, response, caller, case,
+                   timeline=[Event(**e) for e in timeline])
+
+
+@router.post("/incidents/{incident_id}/actions", response_model_exclude_unset=True, responses={
+    409: {"description": "the step is not allowed from the case's stage"},
+    412: {"description": "the case changed since it was read"},
+    428: {"description": "If-Match is missing"}})
+async def act(request: Request, response: Response, caller: CallerDep, incident_id: str,
+              body: IncidentAction,
+              if_match: Annotated[str | None, Header(description="the ETag as read")] = None
+              ) -> IncidentPublic:
+    """Take the next step: register, cancel, dispatch, accept, return, feed_back, reject,
+    verify, close, evaluate. An illegal step is a 409 naming the allowed ones; a stale
+    ``If-Match`` a 412."""
+    state = request.app.state
+    case = await run_in_threadpool(
+        incidents.act, state.engine, caller, incident_id, body.action, state.workflow,
+        version=_version(if_match), note=body.note, assignee=body.assignee,
+        client=client_of(request))
+    return _answer(request, response, caller, case)
+
+
+@router.post("/incidents/{incident_id}/route", response_model_exclude_unset=True,
+             responses={
+    404: {"description": "no such case or grid among the caller's"},
+    412: {"description": "the case changed since it was read"},
+    428: {"description": "If-Match is missing"}})
+async def route(request: Request, response: Response, caller: CallerDep, incident_id: str,
+                body: IncidentRoute,
+                if_match: Annotated[str | None, Header(description="the ETag as read")] = None
+                ) -> IncidentPublic:
+    """Route a case to another grid (near an edge, or outside every grid), with a reason."""
+    case = await run_in_threadpool(
+        incidents.reroute, request.app.state.engine, caller, incident_id, body.grid_code,
+        version=_version(if_match), reason=body.reason, client=client_of(request))
+    return _answer(request, response, caller, case)
+
+
+@router.get("/incident-categories")
+def categories(request: Request, caller: ReadsIncidents) -> list[Category]:
+    """The categories a report may name, with their handling limits."""
+    return [Category(**vars(c)) for c in request.app.state.workflow.categories.values()]

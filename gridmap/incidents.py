@@ -1,0 +1,294 @@
+"""Incidents, the use case: intake, routing, the stages with their deadlines, the timeline.
+
+Called by the API (``api/routes_incidents.py``). Each function is one transaction: the case,
+its timeline entry and the audit entry are written together or not at all. The rules it
+applies — the stage machine, who may act, deadlines in working time — live in
+:mod:`gridmap.domain.incidents` and :mod:`gridmap.domain.worktime`; the SQL in
+:mod:`gridmap.store.incidents`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from gridmap.access import Actor, Forbidden, NotVisible, Principal, audit_entry
+from gridmap.domain import incidents as rules
+from gridmap.domain.access import Show
+from gridmap.domain.chinacrs import to_wgs84
+from gridmap.domain.worktime import WorkCalendar, deadline
+from gridmap.store import accounts
+from gridmap.store import incidents as store
+
+FINISHED = frozenset({rules.Stage.cancelled, rules.Stage.closed, rules.Stage.evaluated})
+
+
+class IncidentError(ValueError):
+    """A report or a step that cannot be taken as sent; the message says what to fix."""
+
+
+class IllegalStep(Exception):
+    """A step the case's stage does not allow (409): ``allowed`` are the possible ones."""
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class StaleVersion(Exception):
+    """The case changed since the caller read it (412)."""
+
+
+class VersionRequired(Exception):
+    """A step sent without ``If-Match`` (428)."""
+
+
+@dataclass(frozen=True)
+class Report:
+    lon: float
+    lat: float
+    category: str
+    description: str = ""
+    crs: str = "wgs84"
+    reporter: str | None = None
+    urgent: bool | None = None  # None: as the category says
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """The deployment's categories and working calendar."""
+
+    categories: dict[str, rules.Category]
+    calendar: WorkCalendar
+
+    def category(self, code: str) -> rules.Category:
+        if code not in self.categories:
+            raise IncidentError(f"unknown category {code!r}: GET /api/incident-categories "
+                                "lists them")
+        return self.categories[code]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _clean(text: str | None, what: str, most: int) -> str | None:
+    if text is None:
+        return None
+    if "\x00" in text:
+        raise IncidentError(f"{what} may not contain a NUL character")
+    if len(text) > most:
+        raise IncidentError(f"{what} may have {most} characters at most")
+    return text.strip()
+
+
+def _require_role(principal: Principal, action: rules.Action) -> None:
+    if not rules.may_act(principal.role.value, action):
+        if not principal.signed_in:
+            from gridmap.access import NotSignedIn
+
+            raise NotSignedIn("sign in to report or move incidents")
+        raise Forbidden(f"the {principal.role.value} role may not {action.value} a case")
+
+
+def report(engine: Engine, principal: Principal, sent: Report, workflow: Workflow, *,
+           client: str | None) -> tuple[dict[str, Any], list[str]]:
+    """Take a report: locate it (exclusive grid first), route it to the grid, its community,
+    township and worker, and record it as collected — all in one transaction. A point
+    outside every grid is registered to the township that holds it, with a warning; one
+    outside the district is refused. Returns the case and the warnings."""
+    if principal.role.value not in ("admin", "dispatcher", "grid_worker"):
+        if not principal.signed_in:
+            from gridmap.access import NotSignedIn
+
+            raise NotSignedIn("sign in to report an incident")
+        raise Forbidden(f"the {principal.role.value} role may not report incidents")
+    category = workflow.category(sent.category)
+    description = _clean(sent.description, "description", 2000) or ""
+    reporter = _clean(sent.reporter, "reporter", 200)
+    if not (math.isfinite(sent.lon) and math.isfinite(sent.lat)):
+        raise IncidentError("lon and lat must be finite numbers")
+    lon, lat = to_wgs84(sent.lon, sent.lat, sent.crs)
+    warnings: list[str] = []
+    at = _now()
+    with engine.begin() as conn:
+        route = store.route_point(conn, lon, lat)
+        where = route.grid_code or route.township_code
+        if where is None:
+            raise IncidentError(f"({sent.lon}, {sent.lat}) is outside every township of the "
+                                "district: check the coordinates and their system (crs)")
+        if not principal.scope.covers(where):
+            raise NotVisible("the point is in none of your divisions")
+        if route.grid_code is None:
+            warnings.append(f"outside every grid: registered to township {where}; route it "
+                            "to a grid (POST …/route)")
+        if route.candidates:
+            warnings.append(f"on the edge of grids {', '.join(route.candidates)} too: check "
+                            "the routing")
+        urgent = category.urgent if sent.urgent is None else sent.urgent
+        incident_id = store.next_id(conn, at)
+        store.insert_incident(conn, {
+            "id": incident_id, "category": category.code, "description": description,
+            "reported_at": at, "status": rules.Stage.collected.value,
+            "grid_code": route.grid_code, "community_code": route.community_code,
+            "township_code": route.township_code, "assignee": route.assignee,
+            "reporter": reporter, "urgent": urgent, "updated_at": at,
+            "dispatch_due": at + timedelta(minutes=rules.DISPATCH_MINUTES[urgent]),
+            "lon": lon, "lat": lat})
+        store.insert_event(conn, {
+            "incident_id": incident_id, "actor": principal.name,
+            "role": principal.role.value, "action": "collect", "from_stage": None,
+            "to_stage": rules.Stage.collected.value, "grid_code": route.grid_code,
+            "assignee": route.assignee, "note": "; ".join(warnings) or None})
+        accounts.insert_audit(conn, [audit_entry(
+            Actor.of(principal, client), "write", "POST /api/incidents",
+            divisions=[where], row_ids=[incident_id], detail=category.code)])
+        case = store.read_incident(conn, incident_id, principal.scope)
+    assert case is not None
+    return case, warnings
+
+
+def act(engine: Engine, principal: Principal, incident_id: str, action: rules.Action,
+        workflow: Workflow, *, version: int | None, note: str | None = None,
+        assignee: str | None = None, client: str | None) -> dict[str, Any]:
+    """Take one step of the workflow on a case the caller read at *version* (``If-Match``).
+    Dispatching starts the handling clock (the category's limit in working time on the
+    deployment's calendar); a feed-back starts the verification clock (1 h in cities, 2 h in
+    the countryside)."""
+    _require_role(principal, action)
+    if version is None:
+        raise VersionRequired("send If-Match with the ETag of the case as you read it, so "
+                              "that a change made meanwhile is not overwritten")
+    note = _clean(note, "note", 2000)
+    if action in rules.NEEDS_REASON and not note:
+        raise IncidentError(f"say why in note: a {action.value} needs a reason")
+    with engine.begin() as conn:
+        case = _locked(conn, principal, incident_id)
+        if case["version"] != version:
+            raise StaleVersion(f"case {incident_id} changed since you read it (version "
+                               f"{version}, now {case['version']}): read it again")
+        stage = rules.Stage(case["status"])
+        try:
+            after = rules.next_stage(stage, action)
+        except rules.IllegalTransition as exc:
+            raise IllegalStep(str(exc), [a.value for a in exc.allowed]) from exc
+        now = _now()
+        values: dict[str, Any] = {"status": after.value}
+        category = workflow.category(case["category"])
+        if action == rules.Action.dispatch:
+            if assignee is not None:
+                _check_assignee(conn, case, assignee)
+                values["assignee"] = assignee
+            if case["grid_code"] is None:
+                raise IncidentError("route the case to a grid before dispatching it "
+                                    "(POST …/route)")
+            values["handle_due"] = deadline(now, category.limit, category.limit_unit,
+                                            workflow.calendar)
+        elif action == rules.Action.feed_back:
+            route = store.route_grid(conn, case["grid_code"]) if case["grid_code"] else None
+            hours = rules.VERIFY_HOURS.get((route.urban_rural if route else None) or "urban", 1)
+            values["verify_due"] = now + timedelta(hours=hours)
+        elif action == rules.Action.close:
+            values["closed_at"] = now
+        store.update_incident(conn, incident_id, values)
+        store.insert_event(conn, {
+            "incident_id": incident_id, "actor": principal.name, "role": principal.role.value,
+            "action": action.value, "from_stage": stage.value, "to_stage": after.value,
+            "grid_code": case["grid_code"], "assignee": values.get("assignee",
+                                                                     case["assignee"]),
+            "note": note})
+        accounts.insert_audit(conn, [audit_entry(
+            Actor.of(principal, client), "write", f"POST /api/incidents/{incident_id}/actions",
+            divisions=[case["grid_code"] or case["township_code"]], row_ids=[incident_id],
+            detail=f"{stage.value} → {after.value}")])
+        updated = store.read_incident(conn, incident_id, principal.scope)
+    assert updated is not None
+    return updated
+
+
+def reroute(engine: Engine, principal: Principal, incident_id: str, grid_code: str, *,
+            version: int | None, reason: str | None, client: str | None) -> dict[str, Any]:
+    """Route a case to another grid (a point near an edge, or outside every grid), with a
+    reason. The new grid must be the caller's too."""
+    _require_role(principal, rules.Action.dispatch)
+    if version is None:
+        raise VersionRequired("send If-Match with the ETag of the case as you read it")
+    reason = _clean(reason, "reason", 2000)
+    if not reason:
+        raise IncidentError("say why in reason: re-routing needs a reason")
+    with engine.begin() as conn:
+        case = _locked(conn, principal, incident_id)
+        if case["version"] != version:
+            raise StaleVersion(f"case {incident_id} changed since you read it (version "
+                               f"{version}, now {case['version']}): read it again")
+        if rules.Stage(case["status"]) in FINISHED:
+            raise IllegalStep(f"a {case['status']} case is not routed any more", [])
+        route = store.route_grid(conn, grid_code)
+        if route is None or not principal.scope.covers(grid_code):
+            raise NotVisible(f"no grid {grid_code} among yours")
+        store.update_incident(conn, incident_id, {
+            "grid_code": grid_code, "community_code": route.community_code,
+            "township_code": route.township_code, "assignee": route.assignee})
+        store.insert_event(conn, {
+            "incident_id": incident_id, "actor": principal.name, "role": principal.role.value,
+            "action": "route", "from_stage": case["status"], "to_stage": case["status"],
+            "grid_code": grid_code, "assignee": route.assignee, "note": reason})
+        accounts.insert_audit(conn, [audit_entry(
+            Actor.of(principal, client), "write", f"POST /api/incidents/{incident_id}/route",
+            divisions=[grid_code], row_ids=[incident_id],
+            detail=f"{case['grid_code'] or case['township_code']} → {grid_code}")])
+        updated = store.read_incident(conn, incident_id, principal.scope)
+    assert updated is not None
+    return updated
+
+
+def _locked(conn: Connection, principal: Principal, incident_id: str) -> dict[str, Any]:
+    case = store.lock(conn, incident_id, principal.scope)
+    if case is None:
+        raise NotVisible(f"no case {incident_id!r} among yours")
+    return case
+
+
+def _check_assignee(conn: Connection, case: dict[str, Any], worker: str) -> None:
+    from sqlalchemy import select
+
+    from gridmap.store import tables
+
+    w = tables.grid_worker.c
+    row = conn.execute(select(w.grid_code, w.division_code).where(w.id == worker)).first()
+    if row is None or (row.grid_code or "").strip() != case["grid_code"]:
+        raise IncidentError(f"worker {worker!r} does not work in grid {case['grid_code']}")
+
+
+def present(case: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """A case as the caller's role may see it (description and reporter masked or left
+    out); ``overdue`` lists the deadlines that have passed."""
+    rules_ = principal.fields
+    out = dict(case)
+    if rules_.incident_description == Show.hidden:
+        out.pop("description", None)
+    if rules_.reporter == Show.hidden:
+        out.pop("reporter", None)
+    now = _now()
+    stage = case["status"]
+    out["overdue"] = [name for name, stages, due in (
+        ("dispatch", ("collected", "registered", "returned"), case.get("dispatch_due")),
+        ("handling", ("dispatched", "handling"), case.get("handle_due")),
+        ("verification", ("reported",), case.get("verify_due")))
+        if stage in stages and due is not None and due < now]
+    out["next_actions"] = [a.value for a in rules.allowed_actions(rules.Stage(stage))
+                           if rules.may_act(principal.role.value, a)]
+    return out
+
+
+def read(conn: Connection, principal: Principal, incident_id: str
+         ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    case = store.read_incident(conn, incident_id, principal.scope)
+    if case is None:
+        raise NotVisible(f"no case {incident_id!r} among yours")
+    return case, store.read_timeline(conn, incident_id)

@@ -1,0 +1,139 @@
+"""Incidents in the store: routing a point to its grid, township and worker; reading a case
+and its timeline; writing a step. Rules live in :mod:`gridmap.domain.incidents`, the use case
+in :mod:`gridmap.incidents`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.engine import Connection
+
+from gridmap.domain.access import Scope
+from gridmap.store import tables
+from gridmap.store.scope import in_scope
+from gridmap.store.sqlfiles import read_sql
+
+incident_t, event_t = tables.incident, tables.incident_event
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a point belongs: its grid (None outside every grid), community, township, the
+    worker responsible, and the other grids it lies on (a point on an edge)."""
+
+    grid_code: str | None
+    community_code: str | None
+    township_code: str | None
+    urban_rural: str | None
+    assignee: str | None
+    candidates: tuple[str, ...] = ()
+
+
+def route_point(conn: Connection, lon: float, lat: float) -> Route:
+    """The grid by gridmap's rule (exclusive first, then the lowest code), else the
+    township whose boundary holds the point; the grid's full-time worker (else its head)."""
+    rows = conn.execute(text(read_sql("route_point.sql")), {"lon": lon, "lat": lat}).mappings()
+    found = [dict(r) for r in rows]
+    if not found:
+        return Route(None, None, None, None, None)
+    top = found[0]
+    code = top["grid_code"].strip() if top["grid_code"] else None
+    return Route(code, _strip(top["community_code"]), _strip(top["township_code"]),
+                 top["urban_rural"], top["assignee"],
+                 tuple(r["grid_code"].strip() for r in found[1:] if r["grid_code"]))
+
+
+def route_grid(conn: Connection, grid_code: str) -> Route | None:
+    """The route of a grid named by a dispatcher (re-routing), None for an unknown grid."""
+    row = conn.execute(text(read_sql("route_grid.sql")), {"code": grid_code}).mappings().first()
+    if row is None:
+        return None
+    return Route(grid_code, _strip(row["community_code"]), _strip(row["township_code"]),
+                 row["urban_rural"], row["assignee"])
+
+
+def _strip(code: str | None) -> str | None:
+    return code.strip() if code else None
+
+
+def scope_column() -> Any:
+    """The code that puts an incident in a caller's scope: its grid, or — outside every
+    grid — the township it was registered to."""
+    return func.coalesce(incident_t.c.grid_code, incident_t.c.township_code)
+
+
+def next_id(conn: Connection, at: datetime) -> str:
+    number = conn.execute(text("SELECT nextval('incident_number_seq')")).scalar_one()
+    return f"C{at:%Y%m%d}{int(number):06d}"
+
+
+def insert_incident(conn: Connection, values: dict[str, Any]) -> None:
+    geom = func.ST_SetSRID(func.ST_MakePoint(values.pop("lon"), values.pop("lat")), 4326)
+    conn.execute(insert(incident_t).values(**values, geom=geom))
+
+
+def insert_event(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(event_t).values(**values))
+
+
+def lock(conn: Connection, incident_id: str, scope: Scope) -> dict[str, Any] | None:
+    """The case, locked for this transaction, if it is in *scope*."""
+    row = conn.execute(select(*_columns()).where(
+        incident_t.c.id == incident_id, in_scope(scope_column(), scope))
+        .with_for_update(of=incident_t)).mappings().first()
+    return _row(row) if row else None
+
+
+def update_incident(conn: Connection, incident_id: str, values: dict[str, Any]) -> None:
+    conn.execute(update(incident_t).where(incident_t.c.id == incident_id).values(
+        **values, version=incident_t.c.version + 1, updated_at=func.now()))
+
+
+def read_incident(conn: Connection, incident_id: str, scope: Scope) -> dict[str, Any] | None:
+    row = conn.execute(select(*_columns()).where(
+        incident_t.c.id == incident_id, in_scope(scope_column(), scope))).mappings().first()
+    return _row(row) if row else None
+
+
+def read_timeline(conn: Connection, incident_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(event_t).where(event_t.c.incident_id == incident_id)
+                        .order_by(event_t.c.at, event_t.c.id)).mappings()
+    return [{**dict(r), "grid_code": _strip(r["grid_code"])} for r in rows]
+
+
+def list_incidents(conn: Connection, scope: Scope, *, stages: list[str] | None = None,
+                   overdue_at: datetime | None = None, limit: int = 100, offset: int = 0
+                   ) -> list[dict[str, Any]]:
+    """Cases in *scope*, newest first (optionally of some stages; overdue at a moment: a
+    deadline of the stage they are in has passed)."""
+    query = select(*_columns()).where(in_scope(scope_column(), scope))
+    if stages:
+        query = query.where(incident_t.c.status.in_(stages))
+    if overdue_at is not None:
+        c = incident_t.c
+        waiting = c.status.in_(("collected", "registered", "returned"))
+        query = query.where(
+            (waiting & (c.dispatch_due < overdue_at))
+            | ((c.status.in_(("dispatched", "handling"))) & (c.handle_due < overdue_at))
+            | ((c.status == "reported") & (c.verify_due < overdue_at)))
+    rows = conn.execute(query.order_by(incident_t.c.reported_at.desc(), incident_t.c.id)
+                        .limit(limit).offset(offset)).mappings()
+    return [_row(r) for r in rows]
+
+
+def _columns() -> list[Any]:
+    c = incident_t.c
+    return [c.id, c.category, c.description, c.reported_at, c.status, c.grid_code,
+            c.community_code, c.township_code, c.assignee, c.reporter, c.urgent, c.version,
+            c.updated_at, c.dispatch_due, c.handle_due, c.verify_due, c.closed_at,
+            func.ST_X(c.geom).label("lon"), func.ST_Y(c.geom).label("lat")]
+
+
+def _row(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("grid_code", "community_code", "township_code"):
+        out[key] = _strip(out[key])
+    return out

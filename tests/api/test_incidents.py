@@ -1,0 +1,246 @@
+"""Incidents from report to evaluation: intake routed in one transaction, the stages with only
+their allowed steps, optimistic locking, returns, cancellations, routing outside every grid,
+who may do what, and the timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import geopandas as gpd
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from gridmap.api.app import create_app
+from gridmap.demodata import DEMO_DIR, DEMO_FILES
+from gridmap.domain.incidents import load_categories
+from gridmap.domain.worktime import WorkCalendar, deadline
+from gridmap.settings import Settings
+from tests.conftest import loaded_database
+from tests.helpers import bearer, token_for
+
+TOWNSHIP, GRID, OTHER_GRID = "610199001000", "610199001001001", "610199001001002"
+GARBAGE = "事件/市容环境/暴露垃圾"
+
+
+@pytest.fixture(scope="module")
+def database(server_url: str, template_db: str) -> Iterator[str]:
+    yield from loaded_database(server_url, template_db, (
+        "counties", "townships", "communities", "grids", "workers"))
+
+
+@pytest.fixture(scope="module")
+def client(database: str) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(database_url=database))) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def who(database: str) -> dict[str, dict[str, str]]:
+    return {
+        "dispatcher": bearer(token_for(database, "inc-dispatcher", "dispatcher", (TOWNSHIP,))),
+        "worker": bearer(token_for(database, "inc-worker", "grid_worker", (GRID,))),
+        "other_worker": bearer(token_for(database, "inc-worker2", "grid_worker", (OTHER_GRID,))),
+        "planner": bearer(token_for(database, "inc-planner", "planner", (TOWNSHIP,))),
+        "analyst": bearer(token_for(database, "inc-analyst", "analyst", (TOWNSHIP,))),
+        "far": bearer(token_for(database, "inc-far", "dispatcher", ("610199002000",))),
+    }
+
+
+@pytest.fixture(scope="module")
+def points() -> dict[str, tuple[float, float]]:
+    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"]).set_index("code")
+    inside = grids.loc[GRID].geometry.buffer(-0.0005).representative_point()
+    other = grids.loc[OTHER_GRID].geometry.buffer(-0.0005).representative_point()
+    return {"grid": (inside.x, inside.y), "other": (other.x, other.y)}
+
+
+def report(client: TestClient, headers: dict[str, str], point: tuple[float, float],
+           **extra: Any) -> Any:
+    return client.post("/api/incidents", headers=headers, json={
+        "lon": point[0], "lat": point[1], "category": GARBAGE, "description": "垃圾堆在路边",
+        "reporter": "王先生 13812345678", **extra})
+
+
+def step(client: TestClient, headers: dict[str, str], case: Any, action: str,
+         **body: Any) -> Any:
+    etag = case.headers["etag"] if hasattr(case, "headers") else case
+    return client.post(f"/api/incidents/{case.json()['id']}/actions", headers={
+        **headers, "If-Match": etag}, json={"action": action, **body})
+
+
+def test_a_case_walks_every_stage(client: TestClient, who: dict[str, dict[str, str]],
+                                  points: dict[str, tuple[float, float]], database: str
+                                  ) -> None:
+    case = report(client, who["dispatcher"], points["grid"])
+    assert case.status_code == 201, case.text
+    body = case.json()
+    assert body["status"] == "collected" and body["grid_code"] == GRID
+    assert body["community_code"] == GRID[:12] and body["township_code"] == TOWNSHIP
+    assert body["assignee"] and body["warnings"] == []
+    assert case.headers["location"] == f"/api/incidents/{body['id']}"
+    walk = [("dispatcher", "register", "registered"), ("dispatcher", "dispatch", "dispatched"),
+            ("worker", "accept", "handling"), ("worker", "feed_back", "reported"),
+            ("dispatcher", "verify", "verified"), ("dispatcher", "close", "closed"),
+            ("dispatcher", "evaluate", "evaluated")]
+    for role, action, stage in walk:
+        before = case.headers["etag"]
+        case = step(client, who[role], case, action, note=f"{action} done")
+        assert case.status_code == 200, (action, case.text)
+        assert case.json()["status"] == stage and case.headers["etag"] != before
+        if action == "dispatch":
+            limit = load_categories()[GARBAGE]
+            dispatched = datetime.fromisoformat(case.json()["updated_at"])
+            due = datetime.fromisoformat(case.json()["handle_due"])
+            expected = deadline(dispatched, limit.limit, limit.limit_unit, WorkCalendar())
+            assert abs((due - expected).total_seconds()) < 5  # same rule, same calendar
+        if action == "feed_back":
+            assert case.json()["verify_due"]
+    final = client.get(f"/api/incidents/{body['id']}", headers=who["dispatcher"]).json()
+    assert [e["action"] for e in final["timeline"]] == ["collect"] + [a for _, a, _ in walk]
+    assert {e["actor"] for e in final["timeline"]} == {"inc-dispatcher", "inc-worker"}
+    assert final["next_actions"] == [] and final["closed_at"]
+    with psycopg.connect(database.replace("+psycopg", "")) as conn:
+        writes = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'write' AND "
+                              "%s = ANY(row_ids)", (body["id"],)).fetchone()
+        assert writes == (8,)
+        with pytest.raises(psycopg.Error, match="append-only"):
+            conn.execute("DELETE FROM incident_event")
+
+
+def test_an_illegal_step_is_409_naming_the_allowed_ones(
+        client: TestClient, who: dict[str, dict[str, str]],
+        points: dict[str, tuple[float, float]]) -> None:
+    case = report(client, who["dispatcher"], points["grid"])
+    res = step(client, who["dispatcher"], case, "close")
+    assert res.status_code == 409
+    assert set(res.json()["allowed"]) == {"register", "cancel"}
+    assert "register" in res.json()["detail"]
+    again = client.get(f"/api/incidents/{case.json()['id']}", headers=who["dispatcher"])
+    assert again.headers["etag"] == case.headers["etag"]  # unchanged
+
+
+def test_stale_and_missing_versions(client: TestClient, who: dict[str, dict[str, str]],
+                                    points: dict[str, tuple[float, float]]) -> None:
+    case = report(client, who["dispatcher"], points["grid"])
+    first = step(client, who["dispatcher"], case, "register")  # one dispatcher moves it …
+    assert first.status_code == 200
+    second = step(client, who["dispatcher"], case, "cancel", note="duplicate")  # … the other
+    assert second.status_code == 412 and "changed since you read it" in second.json()["detail"]
+    missing = client.post(f"/api/incidents/{case.json()['id']}/actions",
+                          headers=who["dispatcher"], json={"action": "dispatch"})
+    assert missing.status_code == 428
+    bad = client.post(f"/api/incidents/{case.json()['id']}/actions", headers={
+        **who["dispatcher"], "If-Match": "yesterday"}, json={"action": "dispatch"})
+    assert bad.status_code == 422
+    now = client.get(f"/api/incidents/{case.json()['id']}", headers=who["dispatcher"]).json()
+    assert now["status"] == "registered" and now["version"] == 2
+
+
+def test_return_redispatch_reject_and_cancel(client: TestClient,
+                                             who: dict[str, dict[str, str]],
+                                             points: dict[str, tuple[float, float]]) -> None:
+    case = report(client, who["dispatcher"], points["grid"])
+    case = step(client, who["dispatcher"], case, "register")
+    case = step(client, who["dispatcher"], case, "dispatch")
+    no_reason = step(client, who["worker"], case, "return")
+    assert no_reason.status_code == 422 and "reason" in no_reason.json()["detail"]
+    case = step(client, who["worker"], case, "return", note="不属于本网格")
+    assert case.json()["status"] == "returned"
+    case = step(client, who["dispatcher"], case, "dispatch")
+    case = step(client, who["worker"], case, "accept")
+    case = step(client, who["worker"], case, "feed_back", note="已清理")
+    case = step(client, who["dispatcher"], case, "reject", note="现场仍有垃圾")
+    assert case.json()["status"] == "handling"
+    other = report(client, who["dispatcher"], points["grid"])
+    cancelled = step(client, who["dispatcher"], other, "cancel", note="重复上报")
+    assert cancelled.json()["status"] == "cancelled" and cancelled.json()["next_actions"] == []
+
+
+def test_who_may_do_what(client: TestClient, who: dict[str, dict[str, str]],
+                         points: dict[str, tuple[float, float]]) -> None:
+    assert report(client, {}, points["grid"]).status_code == 401
+    assert report(client, who["analyst"], points["grid"]).status_code == 403
+    assert report(client, who["planner"], points["grid"]).status_code == 403
+    assert report(client, who["far"], points["grid"]).status_code == 404  # not their township
+    assert report(client, who["other_worker"], points["grid"]).status_code == 404
+    case = report(client, who["worker"], points["grid"])  # a worker reports from the street
+    assert case.status_code == 201
+    assert step(client, who["worker"], case, "register").status_code == 403
+    assert step(client, who["planner"], case, "register").status_code == 403
+    cid = case.json()["id"]
+    assert client.get(f"/api/incidents/{cid}", headers=who["other_worker"]).status_code == 404
+    assert client.get(f"/api/incidents/{cid}", headers=who["far"]).status_code == 404
+    seen = client.get(f"/api/incidents/{cid}", headers=who["analyst"]).json()
+    assert "reporter" not in seen and "description" not in seen and seen["next_actions"] == []
+    full = client.get(f"/api/incidents/{cid}", headers=who["dispatcher"]).json()
+    assert full["reporter"] == "王先生 13812345678"
+    mine = client.get("/api/incidents", headers=who["other_worker"]).json()
+    assert cid not in {c["id"] for c in mine}
+
+
+def test_outside_every_grid_the_township_gets_it_and_it_can_be_routed(
+        client: TestClient, database: str) -> None:
+    new_township = "610199009000"  # a township whose grids are not drawn yet
+    with psycopg.connect(database.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("INSERT INTO division (code, name, level, parent_code, geom) VALUES "
+                     "(%s, '新区街道', 'township', '610199000000', ST_Multi(ST_MakeEnvelope("
+                     "109.50, 34.50, 109.52, 34.52, 4326)))", (new_township,))
+    county = bearer(token_for(database, "inc-county", "dispatcher", ("610199000000",)))
+    res = report(client, county, (109.51, 34.51))
+    assert res.status_code == 201, res.text
+    body = res.json()
+    assert body["grid_code"] is None and body["township_code"] == new_township
+    assert "outside every grid" in body["warnings"][0]
+    blocked = step(client, county, step(client, county, res, "register"), "dispatch")
+    assert blocked.status_code == 422 and "route" in blocked.json()["detail"]
+    current = client.get(f"/api/incidents/{body['id']}", headers=county)
+    routed = client.post(f"/api/incidents/{body['id']}/route", headers={
+        **county, "If-Match": current.headers["etag"]},
+        json={"grid_code": GRID, "reason": "新区尚未划网格，暂归该网格"})
+    assert routed.status_code == 200, routed.text
+    assert routed.json()["grid_code"] == GRID and routed.json()["assignee"]
+    assert step(client, county, routed, "dispatch").status_code == 200
+    township_only = bearer(token_for(database, "inc-new", "dispatcher", (new_township,)))
+    assert client.get(f"/api/incidents/{body['id']}", headers=township_only).status_code \
+        == 404  # routed away: now the grid's township's case
+
+
+@pytest.mark.parametrize(("change", "status", "phrase"), [
+    ({"category": "事件/不存在/没有"}, 422, "unknown category"),
+    ({"lon": 116.4, "lat": 39.9}, 422, "outside every township"),
+    ({"description": "bad \x00 byte"}, 422, "NUL"),
+    ({"lon": 500}, 422, ""),
+    ({"crs": "epsg:3857"}, 422, ""),
+])
+def test_bad_reports_are_4xx_and_write_nothing(client: TestClient,
+                                               who: dict[str, dict[str, str]],
+                                               points: dict[str, tuple[float, float]],
+                                               database: str, change: dict[str, Any],
+                                               status: int, phrase: str) -> None:
+    with psycopg.connect(database.replace("+psycopg", "")) as conn:
+        before = conn.execute("SELECT count(*) FROM incident").fetchone()
+    x, y = points["grid"]
+    res = client.post("/api/incidents", headers=who["dispatcher"], json={
+        "lon": x, "lat": y, "category": GARBAGE, **change})
+    assert res.status_code == status and phrase in str(res.json()["detail"])
+    with psycopg.connect(database.replace("+psycopg", "")) as conn:
+        assert conn.execute("SELECT count(*) FROM incident").fetchone() == before
+
+
+def test_the_overdue_queue(client: TestClient, who: dict[str, dict[str, str]],
+                           points: dict[str, tuple[float, float]], database: str) -> None:
+    case = report(client, who["dispatcher"], points["grid"]).json()
+    with psycopg.connect(database.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("UPDATE incident SET dispatch_due = now() - interval '1 hour' "
+                     "WHERE id = %s", (case["id"],))
+    queue = client.get("/api/incidents", params={"overdue": "true"},
+                       headers=who["dispatcher"]).json()
+    late = {c["id"]: c for c in queue}
+    assert case["id"] in late and late[case["id"]]["overdue"] == ["dispatch"]
+    assert client.get("/api/incidents", params={"overdue": "true"},
+                      headers=who["far"]).json() == []
+    categories = client.get("/api/incident-categories", headers=who["dispatcher"]).json()
+    assert GARBAGE in {c["code"] for c in categories}
