@@ -292,3 +292,59 @@ def read(conn: Connection, principal: Principal, incident_id: str
     if case is None:
         raise NotVisible(f"no case {incident_id!r} among yours")
     return case, store.read_timeline(conn, incident_id)
+
+
+def escalate_overdue(engine: Engine, *, now: datetime | None = None, warn_minutes: int = 60,
+                     tz: str = "Asia/Shanghai") -> list[tuple[str, str]]:
+    """One round of the overdue job: warn the worker of each case within *warn_minutes* of
+    the deadline of its stage, and escalate (超期督办) each case past it to the supervisor
+    of its township — once per case, stage and deadline (the timeline is the job's state).
+    Returns (case, action) of what it appended."""
+    with engine.begin() as conn:
+        return store.escalate_overdue(conn, now or _now(), warn_minutes=warn_minutes, tz=tz)
+
+
+class OverdueJob:
+    """Runs :func:`escalate_overdue` every *interval* seconds in a background thread of the
+    service. Its state is in PostgreSQL, so a restart, or several server processes, change
+    nothing; a round that fails (the database is away) is logged once and tried again."""
+
+    def __init__(self, engine: Engine, *, interval: float, warn_minutes: int, tz: str) -> None:
+        import threading
+
+        self.engine, self.interval, self.warn_minutes, self.tz = (
+            engine, interval, warn_minutes, tz)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gridmap-overdue", daemon=True)
+        self.rounds = 0
+        self.failing = False
+
+    def start(self) -> None:
+        if self.interval > 0:
+            self._thread.start()
+
+    def _run(self) -> None:
+        import logging
+
+        log = logging.getLogger("gridmap")
+        while not self._stop.wait(self.interval):
+            try:
+                done = escalate_overdue(self.engine, warn_minutes=self.warn_minutes,
+                                        tz=self.tz)
+            except Exception as exc:  # the database is away: say so once, try next round
+                if not self.failing:
+                    log.warning("overdue job: round failed (%s); retrying every %.0f s",
+                                str(exc).splitlines()[0], self.interval)
+                self.failing = True
+                continue
+            if self.failing:
+                log.warning("overdue job: running again")
+            self.failing = False
+            self.rounds += 1
+            if done:
+                log.info("overdue job: %d warnings and escalations", len(done))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)

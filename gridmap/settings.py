@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     extra_workdays: list[date] = Field(
         default=[], description="Working days beyond the national calendar.")
 
+    overdue_interval_s: float = Field(
+        default=60, ge=0, description="How often the service looks for cases near or past a "
+        "deadline (0: never; the job's state is in the database).")
+    overdue_warn_minutes: int = Field(
+        default=60, ge=0, le=24 * 60,
+        description="Warn the worker this long before a deadline.")
+
     def work_calendar(self) -> WorkCalendar:
         return WorkCalendar(periods=tuple(self.office_hours), tz=self.time_zone,
                             extra_holidays=frozenset(self.extra_holidays),

@@ -27,7 +27,7 @@ from gridmap.api import (
 from gridmap.api.locator import Locator
 from gridmap.api.security import SecurityHeaders
 from gridmap.domain.incidents import load_categories
-from gridmap.incidents import Workflow
+from gridmap.incidents import OverdueJob, Workflow
 from gridmap.settings import Settings, get_settings
 from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import ChangeHub
@@ -49,6 +49,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.changes = ChangeHub(url)
         app.state.sessions = Sessions(app.state.engine, settings)
         app.state.audit = AuditLog(app.state.engine)
+        app.state.overdue = OverdueJob(app.state.engine, interval=settings.overdue_interval_s,
+                                       warn_minutes=settings.overdue_warn_minutes,
+                                       tz=settings.time_zone)
+        app.state.overdue.start()
         app.state.locator = Locator(app.state.engine, margin_m=settings.locate_margin_m)
         app.state.tiles = TileCache(libpq_dsn(url), settings.standard,
                                     max_tiles=settings.tile_cache_tiles,
@@ -62,6 +66,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.changes.subscribe(app.state.tiles.apply)
         app.state.changes.subscribe(app.state.sessions.apply)
         yield
+        app.state.overdue.stop()
         app.state.audit.close()
         await app.state.tiles.close()
         app.state.changes.close()

@@ -137,3 +137,16 @@ def _row(row: Any) -> dict[str, Any]:
     for key in ("grid_code", "community_code", "township_code"):
         out[key] = _strip(out[key])
     return out
+
+
+def escalate_overdue(conn: Connection, now: datetime, *, warn_minutes: int, tz: str
+                     ) -> list[tuple[str, str]]:
+    """One round of the overdue job (``escalate_overdue.sql``): (case, action) of every
+    warning and escalation appended. Rounds never overlap: the first to take the advisory
+    lock does the round, the others skip it."""
+    if not conn.execute(text("SELECT pg_try_advisory_xact_lock(hashtext('gridmap-overdue'))")
+                        ).scalar_one():
+        return []
+    rows = conn.execute(text(read_sql("escalate_overdue.sql")),
+                        {"now": now, "warn_minutes": warn_minutes, "tz": tz}).all()
+    return [(str(r[0]), str(r[1])) for r in rows]

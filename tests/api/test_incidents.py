@@ -244,3 +244,49 @@ def test_the_overdue_queue(client: TestClient, who: dict[str, dict[str, str]],
                       headers=who["far"]).json() == []
     categories = client.get("/api/incident-categories", headers=who["dispatcher"]).json()
     assert GARBAGE in {c["code"] for c in categories}
+
+
+def test_overdue_cases_are_warned_then_escalated_once_across_a_holiday(
+        client: TestClient, who: dict[str, dict[str, str]],
+        points: dict[str, tuple[float, float]], database: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import create_engine
+
+    from gridmap.incidents import escalate_overdue
+
+    tz = ZoneInfo("Asia/Shanghai")
+    # dispatched on the eve of National Day 2026, Wednesday 30 September 16:00, with a limit
+    # of one working day: 1–7 October are public holidays (chinese_calendar 2026), so by hand
+    # the case is due on the first working day after them, Thursday 8 October at 16:00
+    dispatched = datetime(2026, 9, 30, 16, 0, tzinfo=tz)
+    due = deadline(dispatched, 1, "working_days", WorkCalendar())
+    assert due == datetime(2026, 10, 8, 16, 0, tzinfo=tz)
+    case = report(client, who["dispatcher"], points["grid"])
+    case = step(client, who["dispatcher"], case, "register")
+    case = step(client, who["dispatcher"], case, "dispatch")
+    cid = case.json()["id"]
+    with psycopg.connect(database.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("UPDATE incident SET handle_due = %s WHERE id = %s", (due, cid))
+        supervisor = conn.execute("SELECT id FROM grid_worker WHERE role = 'supervisor' AND "
+                                  "division_code = %s ORDER BY id LIMIT 1",
+                                  (TOWNSHIP,)).fetchone()
+    engine = create_engine(database)
+
+    def round_at(hour: int, minute: int, day: int = 8) -> list[str]:
+        done = escalate_overdue(engine, now=datetime(2026, 10, day, hour, minute, tzinfo=tz))
+        return [action for i, action in done if i == cid]
+
+    assert round_at(12, 0, day=5) == []           # the holiday: nothing near yet
+    assert round_at(14, 59) == []                 # more than an hour before
+    assert round_at(15, 1) == ["warn_handling"]   # within the hour: the worker is warned
+    assert round_at(15, 30) == []                 # once
+    assert round_at(16, 1) == ["escalate_handling"]  # past it: 超期督办 to the supervisor
+    assert round_at(17, 0) == []                  # once, whichever process runs the round
+    engine.dispose()
+    timeline = client.get(f"/api/incidents/{cid}", headers=who["dispatcher"]).json()["timeline"]
+    escalation = next(e for e in timeline if e["action"] == "escalate_handling")
+    assert escalation["assignee"] == supervisor[0] and escalation["role"] == "system"
+    assert "2026-10-08 16:00" in escalation["note"]
+    warning = next(e for e in timeline if e["action"] == "warn_handling")
+    assert warning["assignee"] == case.json()["assignee"]
