@@ -71,3 +71,14 @@ def import_merged(url: str, grids: Any, keep: Any, drop: Any, path: Any) -> Resu
     merged.loc[merged["parent_grid_code"] == drop["code"], "parent_grid_code"] = keep["code"]
     merged.to_file(path)
     return run_cli(url, "import", "grids", str(path), "--replace")
+
+
+def wait_for_notice(app: Any, timeout: float = 5.0) -> None:
+    """Until the server's listening connection has a change notice to read. A commit returns
+    before another PostgreSQL process sends the notice; the request after it arrives must see
+    the change (a test that does not wait races the notice)."""
+    import select
+
+    conn = app.state.changes.listener._conn
+    assert conn is not None, "the server's listener is not connected"
+    assert select.select([conn.fileno()], [], [], timeout)[0], f"no notice within {timeout} s"

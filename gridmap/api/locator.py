@@ -5,18 +5,27 @@ a request reads no table. The API polls the database's change notices (``store.l
 every request — a non-blocking socket read — and a change to grids, divisions or workers
 rebuilds the index before the request is answered, so the first request after a redraw
 already sees it.
+
+Stored grids that cannot be indexed (two comprehensive grids that overlap) do not stop the
+server: the grids at fault are left out, the rest is located, and the problem is reported
+(``/readyz``, the log, and the answer for a point in a grid left out) until the data is fixed.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 from sqlalchemy import Engine, text
 
-from gridmap.analysis.assign import GridIndex, build_grid_index
+from gridmap.analysis.assign import GridIndex, GridIndexError, build_grid_index
 from gridmap.domain import chinacrs
 from gridmap.store.assign import read_grids
 from gridmap.store.listen import Change
@@ -25,6 +34,7 @@ from gridmap.store.sqlfiles import read_sql
 M_PER_DEG_LAT = 110_574.0
 M_PER_DEG_LON_EQ = 111_320.0
 WATCHED = {"grid", "division", "grid_worker"}
+log = logging.getLogger("gridmap")
 
 
 def to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
@@ -36,6 +46,77 @@ def to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
     return float(x), float(y)
 
 
+@dataclass(frozen=True)
+class Built:
+    """What could be indexed of the stored grids."""
+
+    index: GridIndex | None
+    left_out: list[tuple[str, shapely.Geometry]]  # grids that cannot be indexed
+    problem: str | None
+
+
+def _unindexable(grids: gpd.GeoDataFrame) -> NDArray[np.bool_]:
+    """The grids to leave out so that the rest can be indexed: empty or invalid ones, and of
+    comprehensive grids whose interiors overlap, the one overlapping most others, repeatedly
+    (a grid drawn over several others goes; of a pair, neither can be trusted: both go)."""
+    geoms = np.asarray(grids.geometry.values, dtype=object)
+    bad = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    bad |= ~np.isin(shapely.get_type_id(geoms), [3, 6])
+    bad[~bad] |= ~shapely.is_valid(geoms[~bad])
+    base = np.flatnonzero((grids["kind"].to_numpy() == "comprehensive") & ~bad)
+    a, b = shapely.STRtree(geoms[base]).query(geoms[base], predicate="intersects")
+    a, b = a[a < b], b[a < b]
+    inner = shapely.relate_pattern(geoms[base][a], geoms[base][b], "2********")
+    partners: dict[int, set[int]] = {}
+    for i, j in zip(base[a[inner]].tolist(), base[b[inner]].tolist(), strict=True):
+        partners.setdefault(i, set()).add(j)
+        partners.setdefault(j, set()).add(i)
+    while partners:
+        worst = max(partners, key=lambda k: (len(partners[k]), k))
+        if len(partners[worst]) == 1:  # only pairs are left
+            bad[list(partners)] = True
+            break
+        bad[worst] = True
+        for other in partners.pop(worst):
+            partners[other].discard(worst)
+            if not partners[other]:
+                del partners[other]
+    return bad
+
+
+def index_what_can_be(grids: gpd.GeoDataFrame) -> Built:
+    """The index of *grids*, or, when they cannot all be indexed, of those that can, with
+    the problem and the grids left out."""
+    if not len(grids):
+        return Built(None, [], None)
+    try:
+        return Built(build_grid_index(grids), [], None)
+    except GridIndexError as exc:
+        problem = str(exc)
+    bad = _unindexable(grids)
+    rest = grids[~bad]
+    try:
+        index = build_grid_index(rest) if bad.any() and len(rest) else None
+    except GridIndexError as exc:
+        return Built(None, [], f"{problem}; without the grids at fault: {exc}")
+    if index is None:
+        return Built(None, [], problem)
+    left = grids[bad]
+    codes = [str(c) for c in left["code"]]
+    named = ", ".join(codes[:10]) + (f" and {len(codes) - 10} more" if len(codes) > 10 else "")
+    return Built(index, list(zip(codes, left.geometry, strict=True)),
+                 f"{problem}. Locate leaves out {len(codes)} grid(s) until this is fixed: "
+                 f"{named}")
+
+
+@dataclass(frozen=True)
+class LocatorStatus:
+    loaded: bool  # an index answers (or there are no grids to index)
+    grids: int  # grids indexed
+    problem: str | None  # why some or all stored grids are not indexed
+    loaded_at: float | None  # time.time() of the last successful reload
+
+
 class Locator:
     def __init__(self, engine: Engine, *, margin_m: float = 10.0) -> None:
         self.engine = engine
@@ -43,28 +124,56 @@ class Locator:
         self._lock = threading.Lock()
         self.index: GridIndex | None = None
         self.context: dict[str, dict[str, Any]] = {}
+        self.left_out: list[tuple[str, shapely.Geometry]] = []
+        self.problem: str | None = None
+        self.stored = 0  # grids in the database at the last reload
+        self.loaded_at: float | None = None
         self.reload()
 
     def reload(self) -> None:
+        """Read the grids, names and workers and index what can be indexed. A database error
+        propagates (the change hub gives the change again later) and the current index stays;
+        grids that cannot be indexed are left out and named in :attr:`problem`."""
         with self.engine.connect() as conn:
             grids = read_grids(conn)
             rows = conn.execute(text(read_sql("locate_context.sql"))).mappings().all()
-        index = build_grid_index(grids) if len(grids) else None
+        built = index_what_can_be(grids)
         context = {r["code"]: dict(r) for r in rows}
+        problem = built.problem
         with self._lock:
-            self.index, self.context = index, context
+            if built.index is None and len(grids) and self.index is not None:
+                problem = f"{problem}; locate answers from the grids as they were before"
+            else:
+                self.index, self.context, self.left_out = built.index, context, built.left_out
+            self.stored, self.loaded_at = len(grids), time.time()
+            previous, self.problem = self.problem, problem
+        if problem and problem != previous:
+            log.warning("locate index: %s", problem)
+        elif previous and not problem:
+            log.warning("locate index: every grid is indexed again")
+
+    def status(self) -> LocatorStatus:
+        index = self.index
+        grids = 0 if index is None else len(index.codes)
+        return LocatorStatus(index is not None or self.stored == 0, grids, self.problem,
+                             self.loaded_at)
 
     def apply(self, changes: list[Change]) -> None:
         """Rebuild when grids, divisions or workers changed (a ChangeHub subscriber)."""
         if any(change.table in WATCHED for change in changes):
             self.reload()
 
+    def _left_out_at(self, x: float, y: float) -> list[str]:
+        return [code for code, geom in self.left_out if shapely.intersects_xy(geom, x, y)]
+
     def locate(self, lon: float, lat: float, crs: str = "wgs84") -> dict[str, Any]:
         x, y = to_wgs84(lon, lat, crs)
         index = self.index
         answer: dict[str, Any] = {"lon": x, "lat": y, "crs": crs}
         if index is None:
-            return {**answer, "inside": False, "message": "no grids are loaded"}
+            why = f": {self.problem}" if self.problem else ""
+            return {**answer, "inside": False, "candidates": [],
+                    "message": f"no grids are indexed{why}"}
         pos = int(index.lookup(np.array([x]), np.array([y]))[0])
         kx = M_PER_DEG_LON_EQ * np.cos(np.radians(y))
 
@@ -83,8 +192,12 @@ class Locator:
             if d <= self.margin_m:
                 candidates.append({**self._grid(index, j), "distance_m": round(d, 2)})
         if pos < 0:
-            return {**answer, "inside": False, "candidates": candidates,
-                    "message": "the point is outside every grid of the district"}
+            left_out = self._left_out_at(x, y)
+            message = (f"the point is in grid(s) {', '.join(left_out)}, left out of the locate "
+                       "index until their boundaries are fixed (they overlap or are invalid: "
+                       "see `gridmap check`)") if left_out else (
+                       "the point is outside every grid of the district")
+            return {**answer, "inside": False, "candidates": candidates, "message": message}
         edge = float(shapely.distance(metres(index.geoms[pos].boundary), origin))
         return {
             **answer, "inside": True, **self.describe(str(index.codes[pos])),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from gridmap.access import NotVisible, Principal
@@ -75,6 +75,8 @@ def search(
     (``workers`` is empty for a household outside every grid). Names, phones, addresses and
     care flags as the caller's role may see them: a role that sees addresses to the building
     gets one hit per building."""
+    if "\x00" in q:  # PostgreSQL text cannot hold it: say so instead of failing in the query
+        raise HTTPException(422, "q must not contain a NUL character (\\x00): remove it")
     locator = request.app.state.locator
     hits: list[dict[str, Any]] = []
     seen: set[tuple[object, object]] = set()

@@ -9,6 +9,7 @@ takes CQL2 text over the collection's queryables.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -21,6 +22,7 @@ from gridmap.store.ogc import COLLECTIONS, Collection, FilterError, extent, item
 router = APIRouter(prefix="/ogc", tags=["OGC API Features"])
 GEOJSON = "application/geo+json"
 MAX_LIMIT = 10_000
+MAX_OFFSET = 2**63 - 1  # PostgreSQL's OFFSET is a bigint
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
@@ -165,8 +167,9 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
 @router.get("/collections/{collection_id}/items", response_class=JSONResponse)
 def get_items(
     request: Request, conn: ConnDep, caller: CallerDep, collection_id: str,
-    limit: Annotated[int, Query(ge=1, description=f"1..{MAX_LIMIT}")] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, description=f"1..{MAX_LIMIT}",
+                                json_schema_extra={"maximum": MAX_LIMIT})] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in lon/lat")] = None,
     properties: Annotated[str | None, Query(description="comma-separated properties to "
                                             "return")] = None,
@@ -199,14 +202,13 @@ def get_items(
     if _present(caller, c, features) and features:
         _audit(request, caller, c, features)
     base = f"{_base(request)}/collections/{c.id}/items"
-    query = {k: v for k, v in request.query_params.items() if k not in ("offset",)}
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "offset"]
     links = [{"href": str(request.url), "rel": "self", "type": GEOJSON},
              {"href": f"{_base(request)}/collections/{c.id}", "rel": "collection",
               "type": "application/json"}]
 
     def page(at: int) -> str:
-        params = "&".join(f"{k}={v}" for k, v in {**query, "offset": at}.items())
-        return f"{base}?{params}"
+        return f"{base}?{urlencode([*query, ('offset', str(at))])}"
 
     if offset + len(features) < matched:
         links.append({"href": page(offset + limit), "rel": "next", "type": GEOJSON})
@@ -222,6 +224,9 @@ def get_item(request: Request, conn: ConnDep, caller: CallerDep, collection_id: 
              feature_id: str) -> JSONResponse:
     """One feature (404 outside the caller's divisions, as for one that does not exist)."""
     c = _collection(collection_id, caller)
+    if "\x00" in feature_id:
+        raise HTTPException(400, "a feature id never contains a NUL character (\\x00): "
+                            "remove it")
     features, _ = items(conn, c, scope=caller.scope, limit=1, offset=0,
                         properties=list(_visible(caller, c)), feature_id=feature_id)
     if not features:

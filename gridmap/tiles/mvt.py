@@ -106,8 +106,11 @@ class TileCache:
 
     def __init__(self, dsn: str, standard: GridStandard, *, max_tiles: int = 50_000,
                  connections: int = 8) -> None:
+        # a connection broken by a database restart is checked out of the pool, and a tile
+        # waits at most 3 s for one (then the caller gets the 503 of a missing database)
         self.pool = AsyncConnectionPool(dsn, min_size=1, max_size=connections, open=False,
-                                        kwargs={"autocommit": True})
+                                        kwargs={"autocommit": True}, timeout=3,
+                                        check=AsyncConnectionPool.check_connection)
         self.standard = standard
         self.max_tiles = max_tiles
         self._tiles: OrderedDict[Key, bytes] = OrderedDict()

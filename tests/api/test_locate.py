@@ -15,7 +15,13 @@ from gridmap.api.app import create_app
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain import chinacrs
 from gridmap.settings import Settings
-from tests.helpers import bearer, import_merged, neighbours_in_community, token_for
+from tests.helpers import (
+    bearer,
+    import_merged,
+    neighbours_in_community,
+    token_for,
+    wait_for_notice,
+)
 
 
 @pytest.fixture(scope="module")
@@ -106,5 +112,6 @@ def test_a_redraw_is_seen_by_the_next_request(client: TestClient, grids_db: str,
     assert before["grid"]["code"] == b["code"]
     result = import_merged(grids_db, grids, a, b, tmp_path / "merged.geojson")
     assert result.exit_code == 0, result.output
+    wait_for_notice(client.app)
     after = client.get("/api/locate", params={"lon": p.x, "lat": p.y}).json()
     assert after["grid"]["code"] == a["code"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import select
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,14 @@ from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import Change
 from gridmap.tiles.mvt import TileCache, tile_bounds
 from tests.conftest import loaded_database
-from tests.helpers import bearer, import_merged, neighbours_in_community, run_cli, token_for
+from tests.helpers import (
+    bearer,
+    import_merged,
+    neighbours_in_community,
+    run_cli,
+    token_for,
+    wait_for_notice,
+)
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
@@ -84,6 +90,7 @@ def test_tiles_are_cached_and_a_redraw_evicts_only_what_it_touches(
         client.get("/tiles/grids/{}/{}/{}.mvt".format(*t))
     assert client.get("/tiles/grids/{}/{}/{}.mvt".format(*here)).headers["X-Tile-Cache"] == "hit"
     assert import_merged(district, grids, a, b, tmp_path / "merged.geojson").exit_code == 0
+    wait_for_notice(client.app)
     fresh = client.get("/tiles/grids/{}/{}/{}.mvt".format(*here))
     assert fresh.headers["X-Tile-Cache"] == "miss"
     codes = {f["properties"]["code"] for f in decode(fresh.content)["grids"]["features"]}
@@ -99,10 +106,7 @@ def test_a_new_incident_appears_in_the_next_tile(client: TestClient, district: s
         conn.execute("INSERT INTO incident (id, category, reported_at, status, geom) VALUES "
                      "('T1', '事件/市容环境/暴露垃圾', now(), 'collected', "
                      "ST_SetSRID(ST_MakePoint(%s, %s), 4326))", (lon, lat))
-    # the commit returns before the server's listening connection has the notice (another
-    # PostgreSQL process sends it): the next request after it arrives must see the incident
-    listener = client.app.state.changes.listener._conn  # type: ignore[attr-defined]
-    assert select.select([listener.fileno()], [], [], 5)[0], "no change notice within 5 s"
+    wait_for_notice(client.app)
     res = client.get(f"/tiles/incidents/{z}/{x}/{y}.mvt")
     assert res.headers["X-Tile-Cache"] == "miss"
     ids = {f["properties"]["id"] for f in decode(res.content)["incidents"]["features"]}
