@@ -8,6 +8,10 @@ Tokens are JWTs (HS256, signed with ``Settings.secret_key``) naming a session ro
 the row (sign-out, a disabled account, a new password) revokes the token. Each process keeps
 the sessions it has seen in memory and forgets them on the database's change notices, so a
 request costs no query and a revocation is seen by the next request.
+
+API keys (Open311 clients) are issued by an admin to an app or a person and act as an
+account: its role and divisions. Only a key's SHA-256 is stored; the key is shown once. The
+same cache holds them, forgotten on the same notices (a revoked key, a disabled account).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,7 +53,8 @@ from gridmap.store.listen import Change
 
 NAME = re.compile(r"^[^\s\x00-\x1f\x7f]{2,64}$")
 SIGNED_IN_ROLES = tuple(r for r in Role if r != Role.public)
-AUTH_TABLES = {"app_user", "user_division", "auth_session"}
+AUTH_TABLES = {"app_user", "user_division", "auth_session", "api_key"}
+API_KEY_PREFIX = "gmk_"
 _hasher = PasswordHash.recommended()
 _DUMMY_HASH = _hasher.hash("gridmap: equal time for unknown accounts")
 
@@ -99,6 +104,7 @@ class Principal:
     divisions: tuple[str, ...] = ()
     session: uuid.UUID | None = None
     expires_at: float = math.inf
+    api_key: int | None = None  # the id of the API key the caller came with
 
     @property
     def signed_in(self) -> bool:
@@ -280,6 +286,64 @@ def set_divisions(conn: Connection, name: str, divisions: Sequence[str], *,
                                              row_ids=[name])])
 
 
+# --- API keys -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new API key: ``key`` is shown this once and stored only as its hash."""
+
+    id: int
+    key: str
+    account: str
+    label: str
+
+
+def key_hash(key: str) -> str:
+    """The stored form of an API key: its SHA-256, in hex.
+
+    Examples
+    --------
+    >>> key_hash("gmk_example")[:16]
+    '1ae30e475cee8d0f'
+    """
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_label(label: str) -> str:
+    label = label.strip()
+    if not label or len(label) > 200 or not label.isprintable():
+        raise AccountError("a key's label must be 1 to 200 printable characters (say which "
+                           "app or person holds it)")
+    return label
+
+
+def add_api_key(conn: Connection, account: str, label: str, *, actor: Actor) -> IssuedKey:
+    """A new API key acting as *account* (its role and divisions, now and later)."""
+    label = check_label(label)
+    user = _existing(conn, account)
+    if user.disabled_at is not None:
+        raise AccountError(f"the account {account!r} is disabled: enable it first")
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key_id = accounts.insert_api_key(conn, user.id, label, key_hash(key))
+    accounts.insert_audit(conn, [audit_entry(actor, "write", "key add",
+                                             divisions=user.divisions, row_ids=[str(key_id)],
+                                             detail=f"for {account}: {label}")])
+    return IssuedKey(key_id, key, user.name, label)
+
+
+def revoke_api_key(conn: Connection, key_id: int, *, actor: Actor) -> accounts.ApiKeyRow:
+    """Revoke a key: it stops working at once, in every process."""
+    row = accounts.find_api_key(conn, key_id)
+    if row is None:
+        raise AccountError(f"no API key {key_id}")
+    if not accounts.revoke_api_key(conn, key_id):
+        raise AccountError(f"API key {key_id} is revoked already")
+    accounts.insert_audit(conn, [audit_entry(actor, "write", "key revoke",
+                                             row_ids=[str(key_id)],
+                                             detail=f"of {row.account}: {row.label}")])
+    return row
+
+
 # --- sign-in and tokens -------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -362,7 +426,9 @@ class Sessions:
     engine: Engine
     settings: Settings
     _known: dict[str, Principal] = field(default_factory=dict)
+    _keys: dict[str, Principal] = field(default_factory=dict)  # by key hash
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _forgotten: int = 0  # how many times the cache was dropped
 
     def __post_init__(self) -> None:
         self._key = signing_key(self.settings)
@@ -386,6 +452,7 @@ class Sessions:
             raise NotSignedIn("the token has expired: sign in again") from exc
         except (jwt.InvalidTokenError, ValueError) as exc:
             raise NotSignedIn("the token is not one this server issued: sign in again") from exc
+        seen = self._forgotten
         with self.engine.connect() as conn:
             user = accounts.live_session(conn, sid)
         if user is None:
@@ -393,7 +460,30 @@ class Sessions:
                               "disabled): sign in again")
         principal = principal_of(user, sid, float(claims["exp"]))
         with self._lock:
-            self._known[token] = principal
+            if self._forgotten == seen:  # not revoked while we asked: keep it
+                self._known[token] = principal
+        return principal
+
+    def cached_key(self, key: str) -> Principal | None:
+        return self._keys.get(key_hash(key))
+
+    def resolve_key(self, key: str) -> Principal:
+        """The principal of an API key (may query the database: call off the event loop)."""
+        digest = key_hash(key)
+        principal = self._keys.get(digest)
+        if principal is not None:
+            return principal
+        seen = self._forgotten
+        with self.engine.connect() as conn:
+            found = accounts.live_api_key(conn, digest)
+        if found is None:
+            raise NotSignedIn("the api_key is not one this server issued, or it was revoked, "
+                              "or its account is disabled")
+        key_id, user = found
+        principal = replace(principal_of(user), api_key=key_id)
+        with self._lock:
+            if self._forgotten == seen:  # not revoked while we asked: keep it
+                self._keys[digest] = principal
         return principal
 
     def apply(self, changes: list[Change]) -> None:
@@ -401,9 +491,12 @@ class Sessions:
             self.forget()
 
     def forget(self) -> None:
-        """Drop every cached session: the next request of each token asks the database."""
+        """Drop every cached session and key: the next request of each asks the
+        database."""
         with self._lock:
             self._known.clear()
+            self._keys.clear()
+            self._forgotten += 1
 
 
 class AuditLog:

@@ -33,6 +33,9 @@ user_app = typer.Typer(help="Manage the accounts that sign in to the API and the
                        "(passwords from GRIDMAP_PASSWORD or a prompt, never an argument).",
                        no_args_is_help=True)
 app.add_typer(user_app, name="user")
+key_app = typer.Typer(help="Manage API keys (Open311 clients): each acts as an account, with "
+                      "its role and divisions.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
 
 LayerArg = Annotated[str, typer.Argument(
     help=f"Layer: {', '.join(LAYERS)} (import also takes osm: an OpenStreetMap .pbf "
@@ -265,6 +268,59 @@ def user_divisions(name: AccountArg, division: DivisionsOpt = None) -> None:
     codes = division or []
     _account_change(lambda conn: access.set_divisions(conn, name, codes, actor=access.CLI))
     typer.echo(f"{name!r} now holds {', '.join(dict.fromkeys(codes)) or 'every division'}")
+
+
+@key_app.command("add")
+def key_add(
+    account: AccountArg,
+    label: Annotated[str, typer.Option(help="Which app or person holds the key.",
+                                       show_default=False)],
+) -> None:
+    """Issue an API key acting as the account NAME (printed once; only its hash is kept).
+
+    The key goes to standard output alone, the message about it to standard error."""
+    from gridmap import access
+
+    issued = _account_change(lambda conn: access.add_api_key(conn, account, label,
+                                                             actor=access.CLI))
+    typer.echo(f"API key {issued.id} for {_printable(issued.account)!r} "
+               f"({_printable(issued.label)}); it is shown only now:", err=True)
+    typer.echo(issued.key)
+
+
+@key_app.command("list")
+def key_list() -> None:
+    """List the API keys: id, account, role, label, when issued, active or revoked."""
+    from gridmap.store import accounts
+
+    engine = _engine(get_settings())
+    with engine.connect() as conn:
+        keys = accounts.list_api_keys(conn)
+    if not keys:
+        typer.echo("no API keys yet: gridmap key add ACCOUNT --label LABEL")
+        return
+    rows = [("id", "account", "role", "label", "created", "status")]
+    rows += [(str(k.id), _printable(k.account), k.role, _printable(k.label),
+              _local(k.created_at),
+              f"revoked {_local(k.revoked_at)}" if k.revoked_at is not None
+              else "account disabled" if k.account_disabled else "active")
+             for k in keys]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+                   .rstrip())
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**63 - 1,
+                                                      help="The key's id (gridmap key list).",
+                                                      show_default=False)]) -> None:
+    """Revoke an API key; it stops working at once."""
+    from gridmap import access
+
+    row = _account_change(lambda conn: access.revoke_api_key(conn, key_id, actor=access.CLI))
+    typer.echo(f"revoked API key {key_id} of {_printable(row.account)!r} "
+               f"({_printable(row.label)})")
 
 
 def _since(value: str | None) -> datetime | None:

@@ -1,5 +1,6 @@
-"""Accounts, their division grants, sessions, sign-in failures and the audit log (tables of
-migration 0006). Policy lives in :mod:`gridmap.access`; these functions only read and write."""
+"""Accounts, their division grants, sessions, API keys, sign-in failures and the audit log
+(tables of migrations 0006 and 0008). Policy lives in :mod:`gridmap.access`; these
+functions only read and write."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from gridmap.store import tables
 
 user_t, grant_t, session_t = tables.app_user, tables.user_division, tables.auth_session
 audit_t, failure_t = tables.audit_log, tables.sign_in_failure
+key_t = tables.api_key
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,59 @@ def live_session(conn: Connection, sid: uuid.UUID) -> UserRow | None:
         session_t.c.expires_at > func.now()).scalar_subquery()
     rows = _user_rows(conn, user_t.c.id == owner, user_t.c.disabled_at.is_(None))
     return rows[0] if rows else None
+
+
+@dataclass(frozen=True)
+class ApiKeyRow:
+    id: int
+    account: str
+    role: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+    account_disabled: bool
+
+
+def insert_api_key(conn: Connection, user_id: int, label: str, key_hash: str) -> int:
+    return int(conn.execute(insert(key_t).values(user_id=user_id, label=label,
+                                                 key_hash=key_hash)
+                            .returning(key_t.c.id)).scalar_one())
+
+
+def _key_rows(conn: Connection, *where: Any) -> list[ApiKeyRow]:
+    rows = conn.execute(select(key_t.c.id, user_t.c.name, user_t.c.role, key_t.c.label,
+                               key_t.c.created_at, key_t.c.revoked_at,
+                               user_t.c.disabled_at.is_not(None).label("disabled"))
+                        .join_from(key_t, user_t, key_t.c.user_id == user_t.c.id)
+                        .where(*where).order_by(key_t.c.id)).all()
+    return [ApiKeyRow(r.id, r.name, r.role, r.label, r.created_at, r.revoked_at, r.disabled)
+            for r in rows]
+
+
+def find_api_key(conn: Connection, key_id: int) -> ApiKeyRow | None:
+    rows = _key_rows(conn, key_t.c.id == key_id)
+    return rows[0] if rows else None
+
+
+def list_api_keys(conn: Connection) -> list[ApiKeyRow]:
+    return _key_rows(conn)
+
+
+def revoke_api_key(conn: Connection, key_id: int) -> bool:
+    done = conn.execute(update(key_t).where(key_t.c.id == key_id, key_t.c.revoked_at.is_(None))
+                        .values(revoked_at=func.now()))
+    return done.rowcount > 0
+
+
+def live_api_key(conn: Connection, key_hash: str) -> tuple[int, UserRow] | None:
+    """(the key's id, its account) for a key that is not revoked, of an account that is not
+    disabled."""
+    key = conn.execute(select(key_t.c.id, key_t.c.user_id).where(
+        key_t.c.key_hash == key_hash, key_t.c.revoked_at.is_(None))).first()
+    if key is None:
+        return None
+    rows = _user_rows(conn, user_t.c.id == key.user_id, user_t.c.disabled_at.is_(None))
+    return (int(key.id), rows[0]) if rows else None
 
 
 def failures(conn: Connection, name: str) -> tuple[int, float]:

@@ -202,6 +202,16 @@ auth_session = Table(
     Column("client", Text),
 )
 
+api_key = Table(
+    "api_key", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("app_user.id"), nullable=False),
+    Column("label", Text, nullable=False),
+    Column("key_hash", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
 sign_in_failure = Table(
     "sign_in_failure", metadata,
     Column("name", Text, primary_key=True),
