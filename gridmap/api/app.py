@@ -19,9 +19,12 @@ from gridmap.api import (
     routes_check,
     routes_coverage,
     routes_features,
+    routes_health,
+    routes_incident_stats,
     routes_incidents,
     routes_locate,
     routes_ogc,
+    routes_open311,
     routes_tiles,
 )
 from gridmap.api.locator import Locator
@@ -62,9 +65,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         # garbage; freezing it keeps full collections from pausing requests for ~100 ms.
         gc.collect()
         gc.freeze()
-        app.state.changes.subscribe(app.state.locator.apply)
-        app.state.changes.subscribe(app.state.tiles.apply)
-        app.state.changes.subscribe(app.state.sessions.apply)
+        # each is told of every change; one that fails holds up none of the others
+        app.state.changes.subscribe(app.state.locator.apply, name="the locate index")
+        app.state.changes.subscribe(app.state.tiles.apply, name="the tile cache")
+        app.state.changes.subscribe(app.state.sessions.apply, name="the session cache")
         yield
         app.state.overdue.stop()
         app.state.audit.close()
@@ -81,15 +85,20 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.workflow = Workflow(load_categories(settings.incident_categories),
                                   settings.work_calendar())
     errors.install(app)
+    routes_health.install(app)  # a lost database connection: 503 with Retry-After
     # the hot paths first: a request is matched against the routes in order
     app.include_router(routes_locate.router)
     app.include_router(routes_tiles.router)
     app.include_router(routes_auth.router)
+    # before the incidents router: its /api/incidents/{incident_id} would take "kpis"
+    app.include_router(routes_incident_stats.router)
     app.include_router(routes_incidents.router)
     app.include_router(routes_features.router)
     app.include_router(routes_check.router)
     app.include_router(routes_coverage.router)
     app.include_router(routes_ogc.router)
+    app.include_router(routes_open311.router)
+    app.include_router(routes_health.router)
     app.include_router(pages.router)
     docs.install(app)
     pages.mount_assets(app)

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from gridmap.api.app import create_app
+from gridmap.api.routes_health import Readiness
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.settings import Settings
 from tests.helpers import bearer, token_for
@@ -506,6 +507,125 @@ def incident_categories(c: Call) -> None:
     assert res.status_code == 200 and len(res.json()) >= 8
 
 
+def incident_kpis(c: Call) -> None:
+    _a_case(c)  # a case in GRID or OTHER_GRID, now, assigned to its grid's worker
+    res = c.get("/api/incidents/kpis", by="grid")
+    if c.denied(res):
+        return
+    units = [r["unit"] for r in res.json()]
+    c.rows_are_mine([u for u in units if u])  # None: cases outside every grid
+    code = GRID if c.inside else OTHER_GRID
+    assert (code in units) == c.mine(code), (c.role, c.inside)
+    workers = c.get("/api/incidents/kpis", by="worker").json()
+    names = [r["name"] for r in workers if r["name"]]
+    assert names, c.role
+    assert all(("*" in n) == (c.role == "analyst") for n in names), (c.role, names[:3])
+
+
+def incident_hotspots(c: Call) -> None:
+    _a_case(c)
+    res = c.get("/api/incidents/hotspots", format="json" if c.inside else "geojson")
+    if c.denied(res):
+        return
+    rows = (res.json()["units"] if c.inside
+            else [f["properties"] for f in res.json()["features"]])
+    units = [r["unit"] for r in rows]
+    c.rows_are_mine(units)
+    code = GRID if c.inside else OTHER_GRID
+    assert (code in units) == c.mine(code), (c.role, c.inside)
+    cells = c.get("/api/incidents/hotspots", unit="h3").json()["units"]
+    # the same cases per cell, plus those outside every grid
+    assert sum(u["current"] for u in cells) >= sum(r["current"] for r in rows) > 0
+
+
+def _open311_key(c: Call) -> dict[str, str]:
+    """The ``api_key`` parameter of the role's account (none for the public)."""
+    if c.role == "public":
+        return {}
+    from gridmap import access
+
+    state = c.client.app.state  # type: ignore[attr-defined]
+    keys = getattr(state, "open311_keys", {})
+    if c.role not in keys:
+        with state.engine.begin() as conn:
+            keys[c.role] = access.add_api_key(conn, f"matrix-{c.role}", "matrix",
+                                              actor=access.CLI).key
+        state.open311_keys = keys
+    return {"api_key": keys[c.role]}
+
+
+def _open311_refused(res: Response, status: int) -> None:
+    assert res.status_code == status, (status, res.text)
+    assert res.json()[0]["code"] == status and res.json()[0]["description"]
+
+
+def open311_discovery(c: Call) -> None:
+    res = c.get("/open311/discovery.json")
+    assert res.status_code == 200 and res.json()["endpoints"][0]["url"].endswith("/open311/v2")
+
+
+def open311_services(c: Call) -> None:
+    res = c.get("/open311/v2/services.json")  # public: no key needed
+    assert res.status_code == 200 and len(res.json()) >= 8
+
+
+def open311_create(c: Call) -> None:
+    res = c.client.post("/open311/v2/requests.json", data={
+        **_open311_key(c), "service_code": "事件/市容环境/暴露垃圾", "lat": str(c.point[1]),
+        "long": str(c.point[0]), "first_name": "李女士", "phone": "13900001111"})
+    if c.role == "public":
+        _open311_refused(res, 401)
+    elif not _reporter_ok(c):
+        _open311_refused(res, 403)
+    elif c.inside or c.role == "admin":
+        assert res.status_code == 201, (c.role, res.text)
+        rid = res.json()[0]["service_request_id"]
+        case = c.get(f"/open311/v2/requests/{rid}.json", **_open311_key(c)).json()[0]
+        c.rows_are_mine([case["agency_responsible"]])
+    else:
+        _open311_refused(res, 404)
+
+
+def open311_list(c: Call) -> None:
+    _a_case(c)
+    res = c.get("/open311/v2/requests.json", **_open311_key(c))
+    if c.role == "public":
+        _open311_refused(res, 401)
+        return
+    assert res.status_code == 200 and res.json(), (c.role, res.text)
+    c.rows_are_mine([r["agency_responsible"] for r in res.json()])
+    for case in res.json()[:20]:
+        assert ("description" in case) == (c.role != "analyst")
+
+
+def open311_get(c: Call) -> None:
+    case = _a_case(c).json()
+    res = c.get(f"/open311/v2/requests/{case['id']}.json", **_open311_key(c))
+    if c.role == "public":
+        _open311_refused(res, 401)
+    elif c.inside or c.role == "admin":
+        assert res.status_code == 200, (c.role, c.inside, res.text)
+        assert res.json()[0]["agency_responsible"] == case["grid_code"]
+        assert ("description" in res.json()[0]) == (c.role != "analyst")
+    else:
+        _open311_refused(res, 404)
+
+
+def healthz(c: Call) -> None:
+    res = c.get("/healthz")
+    assert res.status_code == 200 and res.json() == {"status": "ok"}, (c.role, res.text)
+
+
+def readyz(c: Call) -> None:
+    res = c.get("/readyz")
+    assert res.status_code == 200, (c.role, res.text)
+    body = res.json()
+    assert body["status"] == "ready" and body["database"] and body["listener"]
+    # the same answer for every caller: the server's state, never a person's data
+    assert set(body) == set(Readiness.model_fields) and body["problems"] == []
+    assert body["locate_problem"] is None and body["failing"] == {}
+
+
 CASES: dict[str, Callable[[Call], None]] = {
     "POST /auth/token": auth_token,
     "POST /auth/session": auth_session,
@@ -521,6 +641,13 @@ CASES: dict[str, Callable[[Call], None]] = {
     "POST /api/incidents/{incident_id}/actions": incidents_act,
     "POST /api/incidents/{incident_id}/route": incidents_route,
     "GET /api/incident-categories": incident_categories,
+    "GET /api/incidents/kpis": incident_kpis,
+    "GET /api/incidents/hotspots": incident_hotspots,
+    "GET /open311/discovery.json": open311_discovery,
+    "GET /open311/v2/services.json": open311_services,
+    "POST /open311/v2/requests.json": open311_create,
+    "GET /open311/v2/requests.json": open311_list,
+    "GET /open311/v2/requests/{service_request_id}.json": open311_get,
     "GET /api/summary": summary,
     "GET /api/standard": standard,
     "GET /api/communities.geojson": divisions("communities"),
@@ -543,6 +670,8 @@ CASES: dict[str, Callable[[Call], None]] = {
     "GET /ogc/collections/{collection_id}/queryables": ogc_queryables,
     "GET /ogc/collections/{collection_id}/items": ogc_items,
     "GET /ogc/collections/{collection_id}/items/{feature_id}": ogc_item,
+    "GET /healthz": healthz,
+    "GET /readyz": readyz,
 }
 
 
