@@ -276,11 +276,9 @@ def present(case: dict[str, Any], principal: Principal) -> dict[str, Any]:
         out.pop("reporter", None)
     now = _now()
     stage = case["status"]
-    out["overdue"] = [name for name, stages, due in (
-        ("dispatch", ("collected", "registered", "returned"), case.get("dispatch_due")),
-        ("handling", ("dispatched", "handling"), case.get("handle_due")),
-        ("verification", ("reported",), case.get("verify_due")))
-        if stage in stages and due is not None and due < now]
+    held = rules.STAGE_DEADLINES.get(rules.Stage(stage))
+    due = case.get(held[1]) if held else None
+    out["overdue"] = [held[0]] if held and due is not None and due < now else []
     out["next_actions"] = [a.value for a in rules.allowed_actions(rules.Stage(stage))
                            if rules.may_act(principal.role.value, a)]
     return out

@@ -78,3 +78,12 @@ def test_check_finds_planted_defects_and_exits_1(fresh_db: str, tmp_path: Path) 
 def test_check_unknown_community(fresh_db: str) -> None:
     result = run_cli(fresh_db, "check", "--community", "610199009999")
     assert result.exit_code == 2 and "no village/community" in result.output
+
+
+def test_assigned_incidents_take_their_grid_s_community_and_township(fresh_db: str) -> None:
+    _load(fresh_db, "counties", "townships", "communities", "grids", "incidents")
+    assert run_cli(fresh_db, "assign", "incidents").exit_code == 0
+    assert scalar(fresh_db, "SELECT count(*) FROM incident WHERE grid_code IS NOT NULL AND "
+                  "(community_code <> left(grid_code, 12) OR township_code <> "
+                  "left(grid_code, 9) || '000' OR township_code IS NULL)") == 0
+    assert scalar(fresh_db, "SELECT count(*) FROM incident WHERE township_code IS NULL") == 0

@@ -31,7 +31,7 @@ import pandas as pd
 from scipy.stats import poisson
 
 from gridmap.analysis.aggregate import h3_to_polygons, lonlat_to_h3
-from gridmap.domain.incidents import TRANSITIONS, Stage
+from gridmap.domain.incidents import STAGE_DEADLINES, TRANSITIONS, Stage
 
 Unit = Literal["grid", "worker", "community", "township", "category"]
 Period = Literal["day", "week", "month"]
@@ -50,11 +50,6 @@ EVENT_COLUMNS = ("incident_id", "at", "action", "to_stage")
 CLOSED = frozenset({Stage.closed.value, Stage.evaluated.value})
 # Stages a case can leave, in workflow order: the ones with a time per stage.
 TIMED_STAGES: tuple[str, ...] = tuple(s.value for s in Stage if TRANSITIONS[s])
-# The deadline a case is held to while at a stage (as the dispatcher's overdue queue).
-STAGE_DEADLINES: dict[str, str] = {
-    Stage.collected.value: "dispatch_due", Stage.registered.value: "dispatch_due",
-    Stage.returned.value: "dispatch_due", Stage.dispatched.value: "handle_due",
-    Stage.handling.value: "handle_due", Stage.reported.value: "verify_due"}
 PERIOD_FREQ: dict[str, str] = {"day": "D", "week": "W-SUN", "month": "M"}
 MIN_ALPHA = 1e-12  # smaller: 1 − alpha rounds towards 1 and the quantile is no longer finite
 COUNTS = ("cases", "cancelled", "closed", "closed_with_deadline", "closed_on_time", "overdue",
@@ -330,9 +325,9 @@ def _case_flags(cases: pd.DataFrame, events: pd.DataFrame, now: pd.Timestamp
     handle_due, closed_at = _utc(cases["handle_due"]), _utc(cases["closed_at"])
     with_deadline = closed & handle_due.notna() & closed_at.notna()
     overdue = pd.Series(False, index=cases.index)
-    for stage, column in STAGE_DEADLINES.items():
+    for stage, (_, column) in STAGE_DEADLINES.items():
         due = _utc(cases[column])
-        overdue |= (status == stage) & due.notna() & (due < now)
+        overdue |= (status == stage.value) & due.notna() & (due < now)
     returns = events.loc[events["action"] == "return", "incident_id"].value_counts()
     return pd.DataFrame({
         "cases": 1, "cancelled": status == Stage.cancelled.value, "closed": closed,

@@ -347,3 +347,15 @@ def _category(row: dict[str, str | None], where: str) -> Category:
                     minor=cell["minor"], unit_type=cell["unit_type"], limit=limit,
                     limit_unit=cast(LimitUnit, unit), urgent=urgent == "true",
                     closing_condition=cell["closing_condition"])
+
+
+# The deadline a case is held to while it is at a stage: (deadline name, column of the case).
+# The overdue queue, the overdue job, KPIs and a case's ``overdue`` all read it from here.
+STAGE_DEADLINES: dict[Stage, tuple[str, str]] = {
+    Stage.collected: ("dispatch", "dispatch_due"),
+    Stage.registered: ("dispatch", "dispatch_due"),
+    Stage.returned: ("dispatch", "dispatch_due"),
+    Stage.dispatched: ("handling", "handle_due"),
+    Stage.handling: ("handling", "handle_due"),
+    Stage.reported: ("verification", "verify_due"),
+}

@@ -108,6 +108,8 @@ def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
     rows, inside = _counts(conn, table)
     if table == "household":
         raw.execute(read_sql("refresh_grid_load.sql"))
+    if table == "incident":  # a case's community and township follow its grid
+        raw.execute(read_sql("incident_divisions.sql"))
     return AssignResult(layer, rows, inside, changed)
 
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from gridmap.domain.access import Scope
+from gridmap.domain.incidents import STAGE_DEADLINES
 from gridmap.store import tables
 from gridmap.store.scope import in_scope
 from gridmap.store.sqlfiles import read_sql
@@ -114,11 +115,9 @@ def list_incidents(conn: Connection, scope: Scope, *, stages: list[str] | None =
         query = query.where(incident_t.c.status.in_(stages))
     if overdue_at is not None:
         c = incident_t.c
-        waiting = c.status.in_(("collected", "registered", "returned"))
-        query = query.where(
-            (waiting & (c.dispatch_due < overdue_at))
-            | ((c.status.in_(("dispatched", "handling"))) & (c.handle_due < overdue_at))
-            | ((c.status == "reported") & (c.verify_due < overdue_at)))
+        query = query.where(or_(*(
+            (c.status == stage.value) & (c[column] < overdue_at)
+            for stage, (_, column) in STAGE_DEADLINES.items())))
     rows = conn.execute(query.order_by(incident_t.c.reported_at.desc(), incident_t.c.id)
                         .limit(limit).offset(offset)).mappings()
     return [_row(r) for r in rows]

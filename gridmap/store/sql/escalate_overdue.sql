@@ -1,4 +1,5 @@
--- One round of the overdue job: for every case past (or, for a warning, within :warn_minutes
+-- One round of the overdue job (the stages and their deadlines as STAGE_DEADLINES in
+-- gridmap/domain/incidents.py): for every case past (or, for a warning, within :warn_minutes
 -- of) the deadline of the stage it is in, append a timeline event once — 'warn_<deadline>' to
 -- the worker responsible, 'escalate_<deadline>' (超期督办) to the supervisor of the case's
 -- township. The events since the case last entered its stage are the job's state: a case is
