@@ -561,3 +561,7 @@ class AuditLog:
         self.flush()
         self._queue.put(None)
         self._thread.join(5)
+
+
+# the command line acts as the machine's operator: everything, audited with client "cli"
+CLI_PRINCIPAL = Principal(None, Role.admin, EVERYTHING, POLICY[Role.admin], FIELDS[Role.admin])

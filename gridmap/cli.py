@@ -828,5 +828,88 @@ def demo(
         serve(host, port)
 
 
+grids_app = typer.Typer(help="A community's published grid versions: history, what "
+                        "changed, restore.", no_args_is_help=True)
+app.add_typer(grids_app, name="grids")
+CommunityArg = Annotated[str, typer.Argument(help="12-digit community code.",
+                                             show_default=False)]
+
+
+@grids_app.command("history")
+def grids_history(community: CommunityArg) -> None:
+    """Every published version of a community's grids, newest first."""
+    from gridmap import plans
+    from gridmap.access import CLI_PRINCIPAL, NotVisible
+
+    engine = _engine(get_settings())
+    with engine.connect() as conn:
+        try:
+            rows = plans.history(conn, CLI_PRINCIPAL, community)
+        except (NotVisible, ValueError) as exc:
+            raise fail(str(exc)) from exc
+    for v in rows:
+        until = _local(v["valid_to"]) if v["valid_to"] else "current"
+        restored = f" (restores {v['restored_from']})" if v["restored_from"] else ""
+        typer.echo(f"v{v['version']:<3} {_local(v['valid_from'])} → {until}  {v['grids']} "
+                   f"grids  {v['author'] or '-'}  {_printable(v['note'] or '')}{restored}")
+
+
+@grids_app.command("diff")
+def grids_diff(
+    community: CommunityArg,
+    from_version: Annotated[int, typer.Argument(help="The older version.", min=1)],
+    to_version: Annotated[int | None, typer.Argument(
+        help="The newer version (the current one if absent).", min=1)] = None,
+) -> None:
+    """What changed between two versions: grids, the households and incidents that change
+    grid, the workers of retired grids."""
+    from gridmap import plans
+    from gridmap.access import CLI_PRINCIPAL, NotVisible
+
+    engine = _engine(get_settings())
+    with engine.connect() as conn:
+        try:
+            d = plans.diff(conn, CLI_PRINCIPAL, community, from_version, to_version)
+        except (NotVisible, ValueError) as exc:
+            raise fail(str(exc)) from exc
+    typer.echo(f"{community}: version {d.from_version} → {d.to_version}")
+    for what in ("added", "reshaped", "renamed", "retired"):
+        codes = [c for c, ch in d.grids if ch == what]
+        if codes:
+            typer.echo(f"  {what}: {', '.join(codes)}")
+    typer.echo(f"  households changing grid: {len(d.households)}")
+    typer.echo(f"  incidents changing grid: {len(d.incidents)}")
+    if d.workers:
+        typer.echo(f"  workers of retired grids: {', '.join(d.workers)}")
+
+
+@grids_app.command("restore")
+def grids_restore(
+    community: CommunityArg,
+    version: Annotated[int, typer.Argument(help="The version to bring back.", min=1)],
+    note: Annotated[str, typer.Option(help="Why (kept with the new version).")],
+) -> None:
+    """Undo a publish: publish a new version equal to an earlier one (same grids, same
+    codes), checked and re-assigned like any publish."""
+    from gridmap import plans
+    from gridmap.access import CLI_PRINCIPAL, NotVisible
+
+    settings = get_settings()
+    engine = _engine(settings)
+    try:
+        published, changes = plans.restore(
+            engine, CLI_PRINCIPAL, community, version, note=note, expected=None,
+            client="cli", tolerance=settings.check_tolerance_m,
+            min_area=settings.check_min_area_m2)
+    except (NotVisible, plans.PlanError) as exc:
+        raise fail(str(exc)) from exc
+    if not published:
+        typer.echo(f"{community} is at version {version}'s grids already: nothing published")
+        return
+    typer.echo(f"{community}: published a new version equal to version {version}")
+    if changes.grids:
+        typer.echo(str(changes))
+
+
 if __name__ == "__main__":
     app()

@@ -25,6 +25,7 @@ from gridmap.api import (
     routes_locate,
     routes_ogc,
     routes_open311,
+    routes_plans,
     routes_tiles,
 )
 from gridmap.api.locator import Locator
@@ -95,6 +96,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(routes_incidents.router)
     app.include_router(routes_features.router)
     app.include_router(routes_check.router)
+    app.include_router(routes_plans.router)
     app.include_router(routes_coverage.router)
     app.include_router(routes_ogc.router)
     app.include_router(routes_open311.router)

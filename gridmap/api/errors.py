@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from gridmap import incidents
+from gridmap import incidents, plans
 from gridmap.access import AccessError, AccountError
 
 
@@ -30,9 +30,16 @@ def incident_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
+def plan_error(request: Request, exc: Exception) -> JSONResponse:
+    status = 412 if isinstance(exc, plans.StaleVersion) else 422
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(AccessError, access_error)
     app.add_exception_handler(AccountError, account_error)
     for error in (incidents.IncidentError, incidents.IllegalStep, incidents.StaleVersion,
                   incidents.VersionRequired):
         app.add_exception_handler(error, incident_error)
+    app.add_exception_handler(plans.StaleVersion, plan_error)
+    app.add_exception_handler(plans.PlanError, plan_error)

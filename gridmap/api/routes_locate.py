@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from gridmap.access import NotVisible, Principal
@@ -16,7 +19,9 @@ from gridmap.domain.access import (
     household_view,
     worker_view,
 )
+from gridmap.domain.chinacrs import to_wgs84
 from gridmap.store.search import search_addresses
+from gridmap.store.versions import locate_at
 
 router = APIRouter(prefix="/api", tags=["locate"])
 
@@ -30,12 +35,18 @@ async def locate(
     crs: Annotated[Literal["wgs84", "cgcs2000", "gcj02", "bd09"], Query(
         description="coordinate system of lon/lat: gcj02 and bd09 are what Chinese web "
         "maps and geocoders return")] = "wgs84",
+    at: Annotated[datetime | None, Query(
+        description="a past moment (ISO 8601): the grids of the versions valid then")] = None,
 ) -> Any:
     """Township, community, grid (exclusive grids first) and the grid's workers with their
     phones (as the caller's role may see them) for a point; the distance to the nearest grid
     edge and, within the margin (default 10 m), the other candidate grids. Outside every
-    grid: ``inside`` false. A point in a grid outside the caller's divisions: 404."""
+    grid: ``inside`` false. A point in a grid outside the caller's divisions: 404. With
+    ``at``, the answer as of that moment (from the published versions; no workers, whose
+    history is not kept)."""
     caller.require(Resource.boundaries)  # inline: a dependency level costs this hot path
+    if at is not None:
+        return await run_in_threadpool(_locate_at, request, caller, lon, lat, crs, at)
     answer = request.app.state.locator.locate(lon, lat, crs)
     scope = caller.scope
     if answer["inside"] and not scope.covers(answer["grid"]["code"]):
@@ -46,6 +57,30 @@ async def locate(
     if "workers" in answer:
         answer["workers"] = _workers(request, caller, answer["workers"], answer["grid"]["code"])
     return JSONResponse(answer)
+
+
+def _locate_at(request: Request, caller: Principal, lon: float, lat: float, crs: str,
+               at: datetime) -> dict[str, Any]:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=ZoneInfo(request.app.state.settings.time_zone))
+    x, y = to_wgs84(lon, lat, crs)
+    with request.app.state.engine.connect() as conn:
+        grids = locate_at(conn, x, y, at)
+    answer: dict[str, Any] = {"lon": x, "lat": y, "crs": crs, "at": at.isoformat(),
+                              "workers": []}
+    if not grids:
+        if not caller.scope.everything:
+            raise NotVisible("the point was in none of your divisions' grids then")
+        return {**answer, "inside": False, "message": "the point was outside every grid then"}
+    top = grids[0]
+    if not caller.scope.covers(top["code"]):
+        raise NotVisible("the point was in none of your divisions' grids then")
+    return {**answer, "inside": True, "version": top["version"],
+            "township": {"code": top["township_code"], "name": top["township_name"]},
+            "community": {"code": top["community_code"], "name": top["community_name"]},
+            "grid": {"code": top["code"], "name": top["name"], "kind": top["kind"]},
+            "candidates": [{"code": g["code"], "name": g["name"], "kind": g["kind"]}
+                           for g in grids[1:] if caller.scope.covers(g["code"])]}
 
 
 def _workers(request: Request, caller: Principal, workers: list[dict[str, Any]],

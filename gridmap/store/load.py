@@ -281,7 +281,8 @@ BLOCKING = ("invalid", "gap", "overlap", "outside")
 
 
 def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: float,
-                   min_area: float) -> tuple[int, int, GridDiff]:
+                   min_area: float, note: str = "import", author: str | None = None,
+                   restored_from: int | None = None) -> tuple[int, int, GridDiff]:
     """Check, publish and re-assign: (grid rows written to history, versions, the diff)."""
     from gridmap.analysis.partition import check_partition
     from gridmap.store.assign import POINT_TABLES, assign_layer, grid_index
@@ -316,6 +317,8 @@ def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: f
     diff.workers_detached = sum(int(n) for _, _, n in rows)
     before = raw.execute("SELECT count(*) FROM grid_history").fetchone()
     raw.execute(read_sql("publish_grids.sql"))
+    raw.execute("UPDATE grid_version SET note = %s, author = %s, restored_from = %s "
+                "WHERE id IN (SELECT id FROM gm_new_version)", (note, author, restored_from))
     versions = raw.execute("SELECT count(*) FROM gm_new_version").fetchone()
     after = raw.execute("SELECT count(*) FROM grid_history").fetchone()
     assert before is not None and versions is not None and after is not None
@@ -329,7 +332,8 @@ def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: f
 def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFrame, *,
                source: str = "input", batch_rows: int = 500_000,
                progress: bool = False, replace: bool = False,
-               tolerance: float = 0.1, min_area: float = 1.0) -> LoadResult:
+               tolerance: float = 0.1, min_area: float = 1.0,
+               author: str | None = None) -> LoadResult:
     """Write a frame from :func:`gridmap.io.read.read_layer` into the store.
 
     Runs inside the transaction of *conn* (open a savepoint around it to keep a failed load
@@ -346,7 +350,7 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
     try:
         return _load(conn, layer_name, frame, source=source, batch_rows=batch_rows,
                      progress=progress, replace=replace, tolerance=tolerance,
-                     min_area=min_area)
+                     min_area=min_area, author=author)
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
         detail = exc.diag.message_detail
         raise ImportRejected(source, "the database refused the file, nothing was imported: "
@@ -356,7 +360,7 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
 
 def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFrame, *,
           source: str, batch_rows: int, progress: bool, replace: bool, tolerance: float,
-          min_area: float) -> LoadResult:
+          min_area: float, author: str | None) -> LoadResult:
     spec = LAYERS[layer_name]
     absent = {c: spec.defaults.get(c) for c in spec.optional if c not in frame.columns}
     if absent:  # a frame built in code (the OSM import) may leave optional columns out
@@ -376,6 +380,7 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
                              "hold; nothing was imported", problems)
     if spec.table == "grid":
         inserted, versions, diff = _publish_grids(conn, source=source, replace=replace,
+                                                  note=f"import {source}", author=author,
                                                   tolerance=tolerance, min_area=min_area)
         result = LoadResult(layer_name, len(frame), inserted, 0, versions, diff)
     elif _bulk_insert(conn, spec, columns, len(frame)):
@@ -386,3 +391,28 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
     _raw(conn).execute(
         sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(STAGE)))
     return result
+
+
+def restore_version(conn: Connection, community: str, version: int, *, note: str,
+                    author: str | None, tolerance: float = 0.1, min_area: float = 1.0
+                    ) -> tuple[int, GridDiff]:
+    """Publish a new version of *community* equal to its *version*: the same grids under the
+    same codes (restoring a grid is not reusing its code), through the same partition check
+    and re-assignment as an import. Returns (versions published: 0 when it is the current
+    one already, the diff). Raises LookupError for a version that does not exist."""
+    raw = _raw(conn)
+    found = raw.execute("SELECT id FROM grid_version WHERE community_code = %s AND version = %s",
+                        (community, version)).fetchone()
+    if found is None:
+        raise LookupError(f"community {community} has no version {version}")
+    raw.execute("DROP TABLE IF EXISTS gm_stage")
+    raw.execute("CREATE TEMP TABLE gm_stage ON COMMIT DROP AS SELECT code, name, kind, "
+                "community_code, parent_grid_code, geom FROM grid WITH NO DATA")
+    raw.execute("INSERT INTO gm_stage SELECT h.code, h.name, h.kind, left(h.code, 12), "
+                "h.parent_grid_code, h.geom FROM grid_history h WHERE h.version_id = %s",
+                (found[0],))
+    _, versions, diff = _publish_grids(conn, source=f"version {version} of {community}",
+                                       replace=True, tolerance=tolerance, min_area=min_area,
+                                       note=note, author=author, restored_from=version)
+    raw.execute("DROP TABLE IF EXISTS gm_stage")
+    return versions, diff

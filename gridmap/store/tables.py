@@ -69,6 +69,9 @@ grid_version = Table(
     Column("valid_from", DateTime(timezone=True), nullable=False),
     Column("valid_to", DateTime(timezone=True)),
     Column("note", Text),
+    Column("author", Text),
+    Column("approver", Text),
+    Column("restored_from", Integer),
 )
 
 grid_history = Table(

@@ -626,6 +626,36 @@ def readyz(c: Call) -> None:
     assert body["locate_problem"] is None and body["failing"] == {}
 
 
+def plan_versions(c: Call) -> None:
+    res = c.get(f"/api/communities/{c.community}/versions")
+    mine = c.role in ("admin", "public") or c.inside
+    assert res.status_code == (200 if mine else 404), (c.role, c.inside, res.text)
+    if mine:
+        assert res.json()[0]["version"] >= 1
+
+
+def plan_diff(c: Call) -> None:
+    res = c.get(f"/api/communities/{c.community}/diff", **{"from": 1})
+    mine = c.role in ("admin", "public") or c.inside
+    assert res.status_code == (200 if mine else 404), (c.role, c.inside, res.text)
+    if mine:
+        body = res.json()
+        assert (body["households"] is None) == (c.role == "public")
+
+
+def plan_restore(c: Call) -> None:
+    current = c.client.get(f"/api/communities/{c.community}/versions",
+                           headers=c.client.app.state.matrix_admin).json()[0]["version"]
+    res = c.client.post(f"/api/communities/{c.community}/restore", headers=c.headers, json={
+        "version": current, "note": "no change", "expected_version": current})
+    editor = c.role in ("admin", "planner")
+    whole = c.role == "admin" or (c.inside and c.role == "planner")
+    expected = 401 if c.role == "public" else 403 if not editor else 200 if whole else 404
+    assert res.status_code == expected, (c.role, c.inside, res.text)
+    if res.status_code == 200:
+        assert res.json()["published"] == 0  # the current version: nothing to publish
+
+
 CASES: dict[str, Callable[[Call], None]] = {
     "POST /auth/token": auth_token,
     "POST /auth/session": auth_session,
@@ -635,6 +665,9 @@ CASES: dict[str, Callable[[Call], None]] = {
     "POST /api/users": users_create,
     "PATCH /api/users/{name}": users_update,
     "GET /api/audit": audit,
+    "GET /api/communities/{community}/versions": plan_versions,
+    "GET /api/communities/{community}/diff": plan_diff,
+    "POST /api/communities/{community}/restore": plan_restore,
     "POST /api/incidents": incidents_create,
     "GET /api/incidents": incidents_list,
     "GET /api/incidents/{incident_id}": incidents_get,
