@@ -18,6 +18,7 @@ from gridmap.api import (
     routes_auth,
     routes_check,
     routes_coverage,
+    routes_emergency,
     routes_features,
     routes_health,
     routes_incident_stats,
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(routes_ogc.router)
     app.include_router(routes_open311.router)
     app.include_router(routes_health.router)
+    app.include_router(routes_emergency.router)
     app.include_router(pages.router)
     docs.install(app)
     pages.mount_assets(app)

@@ -5,7 +5,6 @@ cases count."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -29,6 +28,7 @@ from gridmap.analysis.incidents import (
 from gridmap.api.deps import ConnDep, ReadsIncidents, client_of
 from gridmap.domain.access import Resource, Show, show
 from gridmap.domain.incidents import Stage
+from gridmap.io.write import rows_to_csv
 from gridmap.store.incident_stats import (
     read_case_points,
     read_cases,
@@ -41,7 +41,6 @@ router = APIRouter(prefix="/api", tags=["incident statistics"])
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 FLOOR = 0.5  # the least baseline mean a hotspot test assumes (see analysis.incidents)
-CSV_RISKY = ("=", "+", "-", "@", "\t", "\r")  # a cell a spreadsheet would run as a formula
 
 Moment = Annotated[datetime | None, Query(
     description="ISO 8601; without an offset, in the deployment's time zone")]
@@ -121,7 +120,7 @@ def get_kpis(
     if by == "worker":
         table["name"] = _worker_names(request, caller, table["name"])
     if format_ == "csv":
-        return Response(_csv(table), media_type="text/csv; charset=utf-8", headers={
+        return Response(rows_to_csv(table), media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="incident-kpis-{by}.csv"'})
     return [_kpi(row) for row in table.to_dict("records")]
 
@@ -213,14 +212,3 @@ def _kpi(row: dict[str, Any]) -> KpiPublic:
     return KpiPublic(**row, median_hours={s: h for s, h in medians.items() if h is not None})
 
 
-def _csv(table: pd.DataFrame) -> bytes:
-    """UTF-8 with a byte-order mark (spreadsheets read Chinese right), text cells that a
-    spreadsheet would run as formulas quoted with a leading apostrophe."""
-    out = table.copy()
-    for column in ("unit", "name"):
-        if column in out:
-            out[column] = out[column].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(CSV_RISKY) else v)
-    buffer = io.StringIO()
-    out.to_csv(buffer, index=False, lineterminator="\r\n")
-    return buffer.getvalue().encode("utf-8-sig")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -17,6 +18,9 @@ from gridmap.domain.access import Show
 from gridmap.domain.incidents import Action, Stage
 
 router = APIRouter(prefix="/api", tags=["incidents"])
+# reports handled at once per process (the engine's pool holds 5 connections); the rest wait
+# on the event loop, where waiting costs nothing
+INTAKE_SLOTS = asyncio.Semaphore(4)
 ETAG = re.compile(r'^\s*(?:W/)?"?v?(\d{1,9})"?\s*$')
 
 
@@ -131,11 +135,12 @@ async def create_incident(request: Request, response: Response, caller: CallerDe
     every grid it is registered to the township, with a warning. The answer carries the
     case's ``ETag`` for the next step."""
     state = request.app.state
-    case, warnings = await run_in_threadpool(
-        incidents.report, state.engine, caller, incidents.Report(
-            lon=body.lon, lat=body.lat, crs=body.crs, category=body.category,
-            description=body.description, reporter=body.reporter, urgent=body.urgent),
-        state.workflow, client=client_of(request))
+    async with INTAKE_SLOTS:  # more at once only queue for connections and the GIL
+        case, warnings = await run_in_threadpool(
+            incidents.report, state.engine, caller, incidents.Report(
+                lon=body.lon, lat=body.lat, crs=body.crs, category=body.category,
+                description=body.description, reporter=body.reporter, urgent=body.urgent),
+            state.workflow, client=client_of(request))
     response.headers["Location"] = f"/api/incidents/{case['id']}"
     return _answer(request, response, caller, case, warnings=warnings)
 

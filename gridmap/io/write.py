@@ -33,3 +33,22 @@ def write_layer(frame: gpd.GeoDataFrame | pd.DataFrame, path: str | Path, *,
     else:
         pyogrio.write_dataframe(frame, path, driver=fmt, layer=layer)
     return path
+
+
+CSV_RISKY = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so
+
+
+def rows_to_csv(rows: list[dict[str, object]] | pd.DataFrame) -> bytes:
+    """CSV for spreadsheets: UTF-8 with a byte-order mark (so Chinese reads right), CRLF
+    lines, and a text cell a spreadsheet would run as a formula quoted with a leading
+    apostrophe.
+
+    Examples
+    --------
+    >>> rows_to_csv([{"name": "张三", "note": "=1+1"}]).decode("utf-8-sig").splitlines()
+    ['name,note', "张三,'=1+1"]
+    """
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    frame = frame.map(lambda v: "'" + v if isinstance(v, str) and v.startswith(CSV_RISKY)
+                      else v)
+    return frame.to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")

@@ -656,6 +656,31 @@ def plan_restore(c: Call) -> None:
         assert res.json()["published"] == 0  # the current version: nothing to publish
 
 
+def emergency(c: Call) -> None:
+    body = {"point": list(c.point), "radius_m": 500}
+    res = c.client.post("/api/emergency", headers=c.headers, json=body)
+    if c.denied(res):
+        return
+    assert res.status_code == 200, (c.role, res.text)
+    answer = res.json()
+    codes = [g["code"] for g in answer["grids"]]
+    c.rows_are_mine(codes)
+    target = GRID if c.inside else OTHER_GRID
+    assert (target in codes) == c.mine(target), (c.role, c.inside, codes)
+    listed = answer["vulnerable_households"]
+    if c.role in ("admin", "planner", "grid_worker"):
+        assert listed is not None, c.role
+        c.rows_are_mine([h["grid_code"] for h in listed])
+        assert all(h["flags"] and "*" not in (h["phone"] or "") for h in listed)
+    else:  # care flags as counts only
+        assert listed is None, c.role
+        res = c.client.post("/api/emergency", headers=c.headers, json=body,
+                            params={"format": "csv", "rows": "households"})
+        assert res.status_code == 403, (c.role, res.text)
+    if codes:
+        masked_workers(c, [w for g in answer["grids"] for w in g["workers"]])
+
+
 CASES: dict[str, Callable[[Call], None]] = {
     "POST /auth/token": auth_token,
     "POST /auth/session": auth_session,
@@ -665,6 +690,7 @@ CASES: dict[str, Callable[[Call], None]] = {
     "POST /api/users": users_create,
     "PATCH /api/users/{name}": users_update,
     "GET /api/audit": audit,
+    "POST /api/emergency": emergency,
     "GET /api/communities/{community}/versions": plan_versions,
     "GET /api/communities/{community}/diff": plan_diff,
     "POST /api/communities/{community}/restore": plan_restore,
