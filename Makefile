@@ -19,3 +19,4 @@ bench: setup
 	.venv/bin/python bench/bench_coverage.py
 	.venv/bin/python bench/bench_locate.py
 	.venv/bin/python bench/bench_tiles.py
+	.venv/bin/python bench/bench_incidents.py
