@@ -804,13 +804,14 @@ def serve(
     host, port = host or settings.host, port or settings.port
     if workers == 1:
         uvicorn.run(create_app(settings, engine=engine), host=host, port=port,
-                    log_level=log_level.value)
+                    log_level=log_level.value, timeout_graceful_shutdown=5)
         return
     # the database is resolved (the local cluster started) once, here; the workers inherit it
     os.environ["GRIDMAP_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
     engine.dispose()
     uvicorn.run("gridmap.api.app:app_from_environment", factory=True, workers=workers,
-                host=host, port=port, log_level=log_level.value)
+                host=host, port=port, log_level=log_level.value,
+                timeout_graceful_shutdown=5)  # open live streams end within 5 s
 
 
 @app.command("demo")

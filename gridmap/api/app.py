@@ -23,6 +23,7 @@ from gridmap.api import (
     routes_health,
     routes_incident_stats,
     routes_incidents,
+    routes_live,
     routes_locate,
     routes_ogc,
     routes_open311,
@@ -71,7 +72,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.changes.subscribe(app.state.locator.apply, name="the locate index")
         app.state.changes.subscribe(app.state.tiles.apply, name="the tile cache")
         app.state.changes.subscribe(app.state.sessions.apply, name="the session cache")
+        # last: a page hears of a change after the caches above have taken it in
+        app.state.live = routes_live.Feed()
+        app.state.live.start(app.state.changes)
         yield
+        await app.state.live.stop()
         app.state.overdue.stop()
         app.state.audit.close()
         await app.state.tiles.close()
@@ -94,6 +99,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(routes_auth.router)
     # before the incidents router: its /api/incidents/{incident_id} would take "kpis"
     app.include_router(routes_incident_stats.router)
+    app.include_router(routes_live.router)  # before /api/incidents/{incident_id} too
     app.include_router(routes_incidents.router)
     app.include_router(routes_features.router)
     app.include_router(routes_check.router)

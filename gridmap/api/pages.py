@@ -47,3 +47,10 @@ def login() -> HTMLResponse:
     """The sign-in page: posts to /auth/session, then goes on to ``?next=`` (a path of
     this site only; the page's script checks it) or to the map."""
     return _page("login.html")
+
+
+@router.get("/dispatch", response_class=HTMLResponse)
+def dispatch() -> HTMLResponse:
+    """The dispatcher's desk: the incident queue, a case with its timeline and next steps,
+    intake and a map of the cases, kept current by ``GET /api/incidents/live``."""
+    return _page("dispatch.html")

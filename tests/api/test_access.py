@@ -538,6 +538,19 @@ def incident_hotspots(c: Call) -> None:
     assert sum(u["current"] for u in cells) >= sum(r["current"] for r in rows) > 0
 
 
+def incidents_live(c: Call) -> None:
+    """Every role that reads incidents may listen; a plain GET is told to accept the
+    stream."""
+    with c.client.stream("GET", "/api/incidents/live",
+                         headers={**c.headers, "Accept": "text/event-stream"}) as res:
+        if c.denied(res):
+            return
+        assert res.status_code == 200, (c.role, res.status_code)
+        assert res.headers["content-type"].startswith("text/event-stream")
+        assert next(res.iter_lines()).startswith("retry: "), c.role  # listening
+    assert c.get("/api/incidents/live").status_code == 406
+
+
 def _open311_key(c: Call) -> dict[str, str]:
     """The ``api_key`` parameter of the role's account (none for the public)."""
     if c.role == "public":
@@ -611,6 +624,31 @@ def open311_get(c: Call) -> None:
         _open311_refused(res, 404)
 
 
+def emergency(c: Call) -> None:
+    body = {"point": list(c.point), "radius_m": 500}
+    res = c.client.post("/api/emergency", headers=c.headers, json=body)
+    if c.denied(res):
+        return
+    assert res.status_code == 200, (c.role, res.text)
+    answer = res.json()
+    codes = [g["code"] for g in answer["grids"]]
+    c.rows_are_mine(codes)
+    target = GRID if c.inside else OTHER_GRID
+    assert (target in codes) == c.mine(target), (c.role, c.inside, codes)
+    listed = answer["vulnerable_households"]
+    if c.role in ("admin", "planner", "grid_worker"):
+        assert listed is not None, c.role
+        c.rows_are_mine([h["grid_code"] for h in listed])
+        assert all(h["flags"] and "*" not in (h["phone"] or "") for h in listed)
+    else:  # care flags as counts only
+        assert listed is None, c.role
+        res = c.client.post("/api/emergency", headers=c.headers, json=body,
+                            params={"format": "csv", "rows": "households"})
+        assert res.status_code == 403, (c.role, res.text)
+    if codes:
+        masked_workers(c, [w for g in answer["grids"] for w in g["workers"]])
+
+
 def healthz(c: Call) -> None:
     res = c.get("/healthz")
     assert res.status_code == 200 and res.json() == {"status": "ok"}, (c.role, res.text)
@@ -656,31 +694,6 @@ def plan_restore(c: Call) -> None:
         assert res.json()["published"] == 0  # the current version: nothing to publish
 
 
-def emergency(c: Call) -> None:
-    body = {"point": list(c.point), "radius_m": 500}
-    res = c.client.post("/api/emergency", headers=c.headers, json=body)
-    if c.denied(res):
-        return
-    assert res.status_code == 200, (c.role, res.text)
-    answer = res.json()
-    codes = [g["code"] for g in answer["grids"]]
-    c.rows_are_mine(codes)
-    target = GRID if c.inside else OTHER_GRID
-    assert (target in codes) == c.mine(target), (c.role, c.inside, codes)
-    listed = answer["vulnerable_households"]
-    if c.role in ("admin", "planner", "grid_worker"):
-        assert listed is not None, c.role
-        c.rows_are_mine([h["grid_code"] for h in listed])
-        assert all(h["flags"] and "*" not in (h["phone"] or "") for h in listed)
-    else:  # care flags as counts only
-        assert listed is None, c.role
-        res = c.client.post("/api/emergency", headers=c.headers, json=body,
-                            params={"format": "csv", "rows": "households"})
-        assert res.status_code == 403, (c.role, res.text)
-    if codes:
-        masked_workers(c, [w for g in answer["grids"] for w in g["workers"]])
-
-
 CASES: dict[str, Callable[[Call], None]] = {
     "POST /auth/token": auth_token,
     "POST /auth/session": auth_session,
@@ -690,7 +703,6 @@ CASES: dict[str, Callable[[Call], None]] = {
     "POST /api/users": users_create,
     "PATCH /api/users/{name}": users_update,
     "GET /api/audit": audit,
-    "POST /api/emergency": emergency,
     "GET /api/communities/{community}/versions": plan_versions,
     "GET /api/communities/{community}/diff": plan_diff,
     "POST /api/communities/{community}/restore": plan_restore,
@@ -702,6 +714,7 @@ CASES: dict[str, Callable[[Call], None]] = {
     "GET /api/incident-categories": incident_categories,
     "GET /api/incidents/kpis": incident_kpis,
     "GET /api/incidents/hotspots": incident_hotspots,
+    "GET /api/incidents/live": incidents_live,
     "GET /open311/discovery.json": open311_discovery,
     "GET /open311/v2/services.json": open311_services,
     "POST /open311/v2/requests.json": open311_create,
@@ -718,6 +731,7 @@ CASES: dict[str, Callable[[Call], None]] = {
     "GET /api/coverage": coverage,
     "GET /api/coverage/uncovered.geojson": uncovered,
     "GET /maps/coverage": coverage_map,
+    "POST /api/emergency": emergency,
     "GET /api/locate": locate,
     "GET /api/search": search,
     "GET /tiles/{layer}/{z}/{x}/{y}.mvt": tiles,
