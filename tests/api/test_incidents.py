@@ -18,7 +18,6 @@ from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain.incidents import load_categories
 from gridmap.domain.worktime import WorkCalendar, deadline
 from gridmap.settings import Settings
-from tests.conftest import loaded_database
 from tests.helpers import bearer, token_for
 
 TOWNSHIP, GRID, OTHER_GRID = "610199001000", "610199001001001", "610199001001002"
@@ -26,9 +25,8 @@ GARBAGE = "事件/市容环境/暴露垃圾"
 
 
 @pytest.fixture(scope="module")
-def database(server_url: str, template_db: str) -> Iterator[str]:
-    yield from loaded_database(server_url, template_db, (
-        "counties", "townships", "communities", "grids", "workers"))
+def database(grids_db: str) -> str:
+    return grids_db  # the demo's divisions, grids and workers, this module's own
 
 
 @pytest.fixture(scope="module")

@@ -11,3 +11,19 @@ function detailText(body) {
   }
   return detail ? JSON.stringify(detail) : "";
 }
+
+// the district's map with no layers yet: gridmap's own tiles are added by each page
+function baseMap() {
+  return new maplibregl.Map({
+    container: "map",
+    style: {
+      version: 8,
+      sources: {},
+      layers: [{ id: "background", type: "background",
+                 paint: { "background-color": "#f4f1ea" } }],
+    },
+    center: [109.05, 34.2],
+    zoom: 11,
+    attributionControl: false,
+  });
+}

@@ -211,17 +211,7 @@ for (const view of VIEWS) $(`tab-${view}`).addEventListener("click", () => showV
 
 // ---- the map --------------------------------------------------------------------------
 
-const map = new maplibregl.Map({
-  container: "map",
-  style: {
-    version: 8,
-    sources: {},
-    layers: [{ id: "background", type: "background", paint: { "background-color": "#f4f1ea" } }],
-  },
-  center: [109.05, 34.2],
-  zoom: 11,
-  attributionControl: false,
-});
+const map = baseMap();
 map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
 if (window.matchMedia("(max-width: 700px)").matches) $("legend-box").open = false;
 

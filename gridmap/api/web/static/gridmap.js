@@ -10,17 +10,7 @@
 const isRural = ["==", ["get", "urban_rural"], "rural"];
 const NEUTRAL_FILL = "#b8c2cc";
 
-const map = new maplibregl.Map({
-  container: "map",
-  style: {
-    version: 8,
-    sources: {},
-    layers: [{ id: "background", type: "background", paint: { "background-color": "#f4f1ea" } }],
-  },
-  center: [109.05, 34.2],
-  zoom: 11,
-  attributionControl: false,
-});
+const map = baseMap();
 map.addControl(new maplibregl.NavigationControl(), "top-right");
 map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
 
