@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,6 +56,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.changes = ChangeHub(url)
         app.state.sessions = Sessions(app.state.engine, settings)
         app.state.audit = AuditLog(app.state.engine)
+        # bound to this app's event loop (a module-level one would be shared between apps)
+        app.state.intake = asyncio.Semaphore(routes_incidents.INTAKE_SLOTS)
         app.state.overdue = OverdueJob(app.state.engine, interval=settings.overdue_interval_s,
                                        warn_minutes=settings.overdue_warn_minutes,
                                        tz=settings.time_zone)

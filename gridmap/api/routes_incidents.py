@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -20,7 +19,7 @@ from gridmap.domain.incidents import Action, Stage
 router = APIRouter(prefix="/api", tags=["incidents"])
 # reports handled at once per process (the engine's pool holds 5 connections); the rest wait
 # on the event loop, where waiting costs nothing
-INTAKE_SLOTS = asyncio.Semaphore(4)
+INTAKE_SLOTS = 4
 ETAG = re.compile(r'^\s*(?:W/)?"?v?(\d{1,9})"?\s*$')
 
 
@@ -135,7 +134,7 @@ async def create_incident(request: Request, response: Response, caller: CallerDe
     every grid it is registered to the township, with a warning. The answer carries the
     case's ``ETag`` for the next step."""
     state = request.app.state
-    async with INTAKE_SLOTS:  # more at once only queue for connections and the GIL
+    async with state.intake:  # more at once only queue for connections and the GIL
         case, warnings = await run_in_threadpool(
             incidents.report, state.engine, caller, incidents.Report(
                 lon=body.lon, lat=body.lat, crs=body.crs, category=body.category,
