@@ -16,6 +16,7 @@ from gridmap.domain.access import PUBLIC_CHOICES, Resource
 from gridmap.domain.osm import OsmRules
 from gridmap.domain.standards import GridStandard
 from gridmap.domain.worktime import WorkCalendar
+from gridmap.i18n import Language
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,7 +92,11 @@ class Settings(BaseSettings):
     office_hours: list[tuple[time, time]] = Field(
         default=[(time(8, 30), time(12)), (time(13, 30), time(17, 30))],
         description="Office periods of a working day, for deadlines in working time.")
-    time_zone: str = Field(default="Asia/Shanghai", description="The deployment's time zone.")
+    time_zone: str = Field(default="Asia/Shanghai", description="The deployment's time zone "
+                           "(pages and the CLI show times in it).")
+    language: Language = Field(
+        default="zh-CN", description="What the API, pages and CLI speak when the caller "
+        "names no language (Accept-Language, the page's switch): zh-CN or en.")
     extra_holidays: list[date] = Field(
         default=[], description="Days off beyond the national calendar (chinesecalendar).")
     extra_workdays: list[date] = Field(

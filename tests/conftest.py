@@ -22,6 +22,11 @@ from gridmap.settings import Settings
 from gridmap.store.cluster import LocalCluster
 from gridmap.store.db import migrate
 
+# The suite's servers and CLI answer in English (their messages are what the tests read);
+# the Chinese default is tested where the language is the point (tests/test_i18n.py,
+# tests/api/test_browser.py), by asking for it.
+os.environ.setdefault("GRIDMAP_LANGUAGE", "en")
+
 _skipped: list[str] = []
 
 

@@ -7,8 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
+from gridmap import i18n
 from gridmap.api.deps import ConnDep, ReadsBoundaries, ReadsCounts
+from gridmap.api.errors import language_of
 from gridmap.domain.access import Resource
 from gridmap.store import features
 
@@ -30,6 +33,25 @@ def get_summary(conn: ConnDep, caller: ReadsCounts) -> dict[str, int]:
 def get_standard(request: Request) -> dict[str, Any]:
     """The grid-size standard this deployment applies (households and residents per grid)."""
     return request.app.state.settings.standard.model_dump()
+
+
+class LocalePublic(BaseModel):
+    language: i18n.Language = Field(description="the language answers come in for this "
+                                    "caller (cookie gridmap_lang, Accept-Language, setting)")
+    time_zone: str = Field(description="the deployment's time zone: show times in it")
+    labels: dict[str, dict[str, str]] = Field(
+        description="names of the vocabulary, by kind (role, worker_role, stage, action, "
+        "facility_type, band, defect, resource) and value, from gridmap's catalogue")
+
+
+@router.get("/locale", response_model=LocalePublic)
+def get_locale(request: Request) -> LocalePublic:
+    """The caller's language, the deployment's time zone and the labels of roles, stages,
+    facility types, band states and defects in that language (the pages name things with
+    these; anyone may read them)."""
+    language = language_of(request)
+    return LocalePublic(language=language, time_zone=request.app.state.settings.time_zone,
+                        labels=i18n.labels(language))
 
 
 @router.get("/communities.geojson", response_class=GeoJSONResponse)

@@ -231,6 +231,12 @@ def standard(c: Call) -> None:
     assert c.get("/api/standard").json()["urban_households"]
 
 
+def locale(c: Call) -> None:
+    """Anyone may read the vocabulary's labels; they are the same for every role."""
+    body = c.get("/api/locale").json()
+    assert body["labels"]["role"][c.role] and body["time_zone"]
+
+
 def divisions(level: str) -> Callable[[Call], None]:
     def check(c: Call) -> None:
         fc = c.get(f"/api/{level}.geojson").json()
@@ -722,6 +728,7 @@ CASES: dict[str, Callable[[Call], None]] = {
     "GET /open311/v2/requests/{service_request_id}.json": open311_get,
     "GET /api/summary": summary,
     "GET /api/standard": standard,
+    "GET /api/locale": locale,
     "GET /api/communities.geojson": divisions("communities"),
     "GET /api/townships.geojson": divisions("townships"),
     "GET /api/grids.geojson": grids,

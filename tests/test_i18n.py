@@ -1,0 +1,116 @@
+"""Languages: the catalogues, the language a request gets, error bodies with a stable code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gridmap import i18n
+from gridmap.api.app import create_app
+from gridmap.settings import Settings
+from tests.helpers import bearer, token_for
+
+
+def test_every_label_has_a_chinese_and_an_english_name() -> None:
+    for language in i18n.LANGUAGES:
+        for kind, names in i18n.labels(language).items():
+            missing = [value for value, name in names.items() if name == value]
+            # an English label may equal its value only where the value is a plain word
+            if language == "zh-CN":
+                assert not missing, (kind, missing)
+            else:
+                assert all(v in ("boundaries", "counts", "facilities", "households",
+                                 "incidents") for v in missing), (kind, missing)
+    zh = i18n.labels("zh-CN")
+    assert zh["role"]["grid_worker"] == "网格员" and zh["worker_role"]["full_time"] == "专职网格员"
+    assert zh["facility_type"]["elderly_daycare"] == "老年人日间照料中心"
+    assert zh["stage"]["dispatched"] == "任务派遣" and zh["band"]["above"] == "超出标准"
+
+
+def test_each_catalogue_holds_the_same_messages() -> None:
+    zh, en = i18n._messages("zh-CN"), i18n._messages("en")
+    assert {k for k in zh if k[0] is not None} == {k for k in en if k[0] is not None}
+    assert all(key in i18n._messages("zh-CN") or key[0] is None for key in en)
+    # the Chinese catalogue names the same values as the English text it translates
+    for (context, msgid), text in zh.items():
+        if context is None:
+            assert sorted(i18n.re.findall(r"\{(\w+)\}", msgid)) == sorted(
+                i18n.re.findall(r"\{(\w+)\}", text)), msgid
+
+
+@pytest.mark.parametrize(("cookie", "header", "default", "chosen"), [
+    (None, None, "zh-CN", "zh-CN"),
+    (None, None, "en", "en"),
+    (None, "en-US,en;q=0.9", "zh-CN", "en"),
+    (None, "fr, zh-Hans;q=0.5", "en", "zh-CN"),
+    (None, "zh-TW, de", "en", "en"),          # traditional script is not offered
+    ("zh-CN", "en-US", "en", "zh-CN"),        # the page's switch wins
+    ("klingon", "en", "zh-CN", "en"),
+    (None, "en;q=0, zh;q=0.1", "en", "zh-CN"),
+])
+def test_the_language_of_a_request(cookie: str | None, header: str | None, default: str,
+                                   chosen: str) -> None:
+    assert i18n.choose(cookie=cookie, accept_language=header,
+                       default=default) == chosen  # type: ignore[arg-type]
+
+
+def test_a_formatted_message_is_found_again_and_translated() -> None:
+    assert i18n.translate("no division or grid 610199001 among yours", "zh-CN") == \
+        "您的辖区中没有区划或网格 610199001"
+    assert i18n.translate("a message nobody translated", "zh-CN") == \
+        "a message nobody translated"  # no entry matches: said as it was
+    assert i18n.translate("the grid_worker role may not read users", "zh-CN") == \
+        "网格员角色无权查看账号"
+    assert i18n.translate("wrong account name or password", "en") == \
+        "wrong account name or password"
+
+
+@pytest.fixture(scope="module")
+def client(grids_db: str) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(database_url=grids_db, language="zh-CN"))) as c:
+        yield c
+
+
+def test_errors_carry_a_code_and_a_detail_in_the_callers_language(
+        client: TestClient, grids_db: str) -> None:
+    worker = bearer(token_for(grids_db, "i18n-worker", "grid_worker", ("610199001001001",)))
+    chinese = client.get("/api/grids.geojson?community=610199002021", headers=worker)
+    english = client.get("/api/grids.geojson?community=610199002021",
+                         headers={**worker, "Accept-Language": "en-GB,en;q=0.8"})
+    switched = client.get("/api/grids.geojson?community=610199002021", headers=worker,
+                          cookies={"gridmap_lang": "en"})
+    assert chinese.status_code == english.status_code == 404
+    assert chinese.json() == {"code": "not_visible",
+                              "detail": "您的辖区中没有区划或网格 610199002021"}
+    assert chinese.headers["content-language"] == "zh-CN"
+    assert english.json() == {"code": "not_visible",
+                              "detail": "no division or grid 610199002021 among yours"}
+    assert switched.json() == english.json() and english.headers["content-language"] == "en"
+    client.cookies.clear()
+
+
+def test_refusals_of_each_kind_have_their_code(client: TestClient) -> None:
+    unsigned = client.get("/api/search", params={"q": "翠华路"})
+    assert unsigned.status_code == 401 and unsigned.json()["code"] == "not_signed_in"
+    assert unsigned.json()["detail"].startswith("请先登录后再查看住户")
+    missing = client.get("/api/nothing-here")
+    assert missing.status_code == 404 and missing.json() == {"code": "not_found",
+                                                             "detail": "未找到"}
+    wrong = client.post("/auth/session", data={"username": "nobody", "password": "x" * 9})
+    assert wrong.status_code == 401
+    assert wrong.json() == {"code": "not_signed_in", "detail": "账号或密码错误"}
+    invalid = client.get("/api/locate", params={"lon": 500, "lat": 34})
+    assert invalid.status_code == 422 and invalid.json()["code"] == "invalid_request"
+    assert invalid.json()["detail"][0]["loc"] == ["query", "lon"]
+
+
+def test_the_locale_endpoint_gives_the_labels_and_the_time_zone(client: TestClient) -> None:
+    zh = client.get("/api/locale").json()
+    en = client.get("/api/locale", headers={"Accept-Language": "en"}).json()
+    assert zh["language"] == "zh-CN" and en["language"] == "en"
+    assert zh["time_zone"] == "Asia/Shanghai"
+    assert zh["labels"]["role"]["dispatcher"] == "调度员"
+    assert en["labels"]["role"]["dispatcher"] == "Dispatcher"
+    assert set(zh["labels"]) == set(en["labels"]) == set(i18n.vocabulary())
