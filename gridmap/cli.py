@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from sqlalchemy import Engine
 
+from gridmap import i18n
 from gridmap.domain.layers import LAYERS
+from gridmap.i18n import _
 from gridmap.io.errors import ImportRejected
 from gridmap.settings import Settings, get_settings
 from gridmap.store.cluster import ClusterError, LocalCluster
@@ -66,8 +68,15 @@ AccountArg = Annotated[str, typer.Argument(metavar="NAME", help="Account name.",
                                            show_default=False)]
 
 
+@app.callback()
+def main() -> None:
+    """gridmap: grid-based community governance on PostGIS."""
+    i18n.use(get_settings().language)  # GRIDMAP_LANGUAGE: zh-CN (default) or en
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(message, err=True, fg=typer.colors.RED)
+    """Say what went wrong (in the deployment's language) and exit non-zero."""
+    typer.secho(i18n.translate(message), err=True, fg=typer.colors.RED)
     return typer.Exit(code)
 
 
@@ -122,7 +131,7 @@ def db_stop() -> None:
         stopped = LocalCluster(settings).stop()
     except ClusterError as exc:
         raise fail(str(exc)) from exc
-    typer.echo("stopped" if stopped else "was not running")
+    typer.echo(_("stopped") if stopped else _("was not running"))
 
 
 @db_app.command("url")
@@ -145,7 +154,15 @@ def _printable(value: object) -> str:
 
 
 def _local(at: datetime | None) -> str:
-    return at.astimezone().isoformat(timespec="seconds") if at is not None else "-"
+    """A moment in the deployment's time zone, as its language writes dates."""
+    if at is None:
+        return "-"
+    from zoneinfo import ZoneInfo
+
+    local = at.astimezone(ZoneInfo(get_settings().time_zone))
+    if i18n.current() == "zh-CN":
+        return f"{local.year}年{local.month}月{local.day}日{local:%H:%M:%S}"
+    return local.isoformat(timespec="seconds")
 
 
 def _password(name: str) -> str:
@@ -202,8 +219,9 @@ def user_add(
     password = _password(name)
     user = _account_change(lambda conn: access.add_user(
         conn, name, role.value, codes, password, actor=access.CLI), engine)
-    typer.echo(f"created {user.role} account {user.name!r} on "
-               f"{', '.join(user.divisions) or 'every division'}")
+    typer.echo(_("created {role} account {name} on {divisions}",
+                 role=i18n.label("role", user.role), name=repr(user.name),
+                 divisions=", ".join(user.divisions) or _("every division")))
 
 
 @user_app.command("list")
@@ -215,7 +233,7 @@ def user_list() -> None:
     with engine.connect() as conn:
         users = accounts.list_users(conn)
     if not users:
-        typer.echo("no accounts yet: gridmap user add NAME --role ROLE --division CODE")
+        typer.echo(_("no accounts yet: gridmap user add NAME --role ROLE --division CODE"))
         return
     rows = [("name", "role", "divisions", "created", "status")]
     rows += [(_printable(u.name), u.role,
@@ -235,7 +253,7 @@ def user_disable(name: AccountArg) -> None:
     from gridmap import access
 
     _account_change(lambda conn: access.set_disabled(conn, name, True, actor=access.CLI))
-    typer.echo(f"disabled {name!r}; its sessions are revoked")
+    typer.echo(_("disabled {name}; its sessions are revoked", name=repr(name)))
 
 
 @user_app.command("enable")
@@ -244,7 +262,7 @@ def user_enable(name: AccountArg) -> None:
     from gridmap import access
 
     _account_change(lambda conn: access.set_disabled(conn, name, False, actor=access.CLI))
-    typer.echo(f"enabled {name!r}")
+    typer.echo(_("enabled {name}", name=repr(name)))
 
 
 @user_app.command("passwd")
@@ -257,7 +275,8 @@ def user_passwd(name: AccountArg) -> None:
     password = _password(name)
     _account_change(lambda conn: access.set_password(conn, name, password,
                                                      actor=access.CLI), engine)
-    typer.echo(f"new password for {name!r}; its sessions were revoked (sign in again)")
+    typer.echo(_("new password for {name}; its sessions were revoked (sign in again)",
+                 name=repr(name)))
 
 
 @user_app.command("divisions")
@@ -267,7 +286,8 @@ def user_divisions(name: AccountArg, division: DivisionsOpt = None) -> None:
 
     codes = division or []
     _account_change(lambda conn: access.set_divisions(conn, name, codes, actor=access.CLI))
-    typer.echo(f"{name!r} now holds {', '.join(dict.fromkeys(codes)) or 'every division'}")
+    typer.echo(_("{name} now holds {divisions}", name=repr(name),
+                 divisions=", ".join(dict.fromkeys(codes)) or _("every division")))
 
 
 @key_app.command("add")
@@ -297,7 +317,7 @@ def key_list() -> None:
     with engine.connect() as conn:
         keys = accounts.list_api_keys(conn)
     if not keys:
-        typer.echo("no API keys yet: gridmap key add ACCOUNT --label LABEL")
+        typer.echo(_("no API keys yet: gridmap key add ACCOUNT --label LABEL"))
         return
     rows = [("id", "account", "role", "label", "created", "status")]
     rows += [(str(k.id), _printable(k.account), k.role, _printable(k.label),
@@ -319,8 +339,8 @@ def key_revoke(key_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2*
     from gridmap import access
 
     row = _account_change(lambda conn: access.revoke_api_key(conn, key_id, actor=access.CLI))
-    typer.echo(f"revoked API key {key_id} of {_printable(row.account)!r} "
-               f"({_printable(row.label)})")
+    typer.echo(_("revoked API key {id} of {account} ({label})", id=key_id,
+                 account=repr(_printable(row.account)), label=_printable(row.label)))
 
 
 def _since(value: str | None) -> datetime | None:
@@ -361,7 +381,7 @@ def audit(
     with engine.connect() as conn:
         entries = accounts.read_audit(conn, user=user, since=start, limit=limit)
     if not entries:
-        typer.echo("no audit entries match", err=True)
+        typer.echo(_("no audit entries match"), err=True)
     for entry in entries:
         typer.echo(_audit_line(entry))
 

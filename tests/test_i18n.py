@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -114,3 +115,27 @@ def test_the_locale_endpoint_gives_the_labels_and_the_time_zone(client: TestClie
     assert zh["labels"]["role"]["dispatcher"] == "调度员"
     assert en["labels"]["role"]["dispatcher"] == "Dispatcher"
     assert set(zh["labels"]) == set(en["labels"]) == set(i18n.vocabulary())
+
+
+def test_the_cli_speaks_the_deployments_language(grids_db: str) -> None:
+    from typer.testing import CliRunner
+
+    from gridmap.cli import app
+
+    def run(language: str, *args: str) -> Any:
+        return CliRunner().invoke(app, list(args), env={
+            "GRIDMAP_DATABASE_URL": grids_db, "GRIDMAP_LANGUAGE": language,
+            "GRIDMAP_PASSWORD": "correct horse battery"})
+
+    made = run("zh-CN", "user", "add", "cli-zh", "--role", "dispatcher",
+               "--division", "610199001000")
+    again = run("zh-CN", "user", "add", "cli-zh", "--role", "dispatcher",
+                "--division", "610199001000")
+    english = run("en", "user", "disable", "cli-zh")
+    listed = run("zh-CN", "user", "list")
+    assert made.exit_code == 0, made.output
+    assert made.output.strip() == "已在 610199001000 创建调度员账号 'cli-zh'"
+    assert again.exit_code == 2 and "名为 'cli-zh' 的账号已存在" in again.output
+    assert english.output.strip() == "disabled 'cli-zh'; its sessions are revoked"
+    row = next(line for line in listed.output.splitlines() if line.startswith("cli-zh"))
+    assert "年" in row and "月" in row and "日" in row  # created, in Chinese date format
