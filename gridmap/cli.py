@@ -74,6 +74,12 @@ def main() -> None:
     i18n.use(get_settings().language)  # GRIDMAP_LANGUAGE: zh-CN (default) or en
 
 
+def _role_name(role: str) -> str:
+    """A role as the CLI names it: in English its value (what ``--role`` takes), else its
+    label."""
+    return role if i18n.current() == "en" else i18n.label("role", role)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Say what went wrong (in the deployment's language) and exit non-zero."""
     typer.secho(i18n.translate(message), err=True, fg=typer.colors.RED)
@@ -220,7 +226,7 @@ def user_add(
     user = _account_change(lambda conn: access.add_user(
         conn, name, role.value, codes, password, actor=access.CLI), engine)
     typer.echo(_("created {role} account {name} on {divisions}",
-                 role=i18n.label("role", user.role), name=repr(user.name),
+                 role=_role_name(user.role), name=repr(user.name),
                  divisions=", ".join(user.divisions) or _("every division")))
 
 
