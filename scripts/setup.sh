@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything gridmap needs on a fresh Debian machine: PostgreSQL + PostGIS from Debian's
 # packages when missing, a virtualenv with the Python packages, and the web assets from npm.
-# With --browser it also installs what the tests drive: Debian's chromium (browser tests) and
-# gdal-bin (GDAL's OGC API client). Safe to re-run.
+# With --browser it also installs what the tests drive: Debian's chromium (browser tests),
+# fonts-noto-cjk (without a CJK font Chinese text is drawn as empty boxes) and gdal-bin
+# (GDAL's OGC API client). Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,7 @@ if [[ $want_browser -eq 1 ]]; then
   missing=()
   command -v chromium >/dev/null || missing+=(chromium)
   command -v ogr2ogr >/dev/null || missing+=(gdal-bin)
+  dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
   if [[ ${#missing[@]} -gt 0 ]]; then apt_install "${missing[@]}"; fi
 fi
 

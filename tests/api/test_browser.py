@@ -73,14 +73,18 @@ def _console(seen: Browsed, message: ConsoleMessage) -> None:
 
 
 @contextmanager
-def browse(base_url: str, width: int, height: int) -> Iterator[Browsed]:
+def browse(base_url: str, width: int, height: int, *, locale: str = "en-US",
+           bypass_csp: bool = False) -> Iterator[Browsed]:
     """A page in Debian's headless chromium that records errors and outside requests; a
-    touch screen when phone-sized."""
+    touch screen when phone-sized; a browser set to *locale* (it sends Accept-Language, so
+    the pages and the API speak its language). *bypass_csp*: so that axe-core can be put
+    into the page."""
     touch = width < 700
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": width, "height": height},
-                                has_touch=touch, is_mobile=touch)
+                                has_touch=touch, is_mobile=touch, locale=locale,
+                                bypass_csp=bypass_csp)
         seen = Browsed(page, touch)
         page.on("console", lambda m: _console(seen, m))
         page.on("pageerror", lambda e: seen.errors.append(str(e)))
@@ -92,7 +96,7 @@ def browse(base_url: str, width: int, height: int) -> Iterator[Browsed]:
             browser.close()
 
 
-def wait_until(page: Page, expression: str, timeout: float = 30.0) -> Any:
+def wait_until(page: Page, expression: str, timeout: float = 90.0) -> Any:
     """Poll a JavaScript expression until it is truthy. (``page.wait_for_function`` runs
     ``eval`` in the page, which the pages' Content-Security-Policy forbids.)"""
     deadline = time.monotonic() + timeout
@@ -125,9 +129,8 @@ def locate(seen: Browsed, text: str, crs: str = "wgs84") -> str:
     page.fill("#locate-xy", text)
     page.select_option("#locate-crs", crs)
     seen.press("#locate-form button")
-    wait_until(page, "!document.getElementById('locate-result').textContent"
-                     ".includes('locating') && document.getElementById('locate-result')"
-                     ".textContent.trim() !== ''", timeout=10)
+    wait_until(page, "!document.getElementById('locate-result').dataset.busy && document"
+                     ".getElementById('locate-result').textContent.trim() !== ''", timeout=10)
     return page.text_content("#locate-result") or ""
 
 
@@ -141,7 +144,16 @@ def sign_in(seen: Browsed, base_url: str, name: str, password: str = PASSWORD,
     page.locator("#username").press_sequentially(name)
     page.locator("#password").press_sequentially(password)
     seen.press("#login-submit")
-    page.wait_for_url(base_url + (lands_on or next_path or "/"), timeout=10_000)
+    page.wait_for_url(base_url + (lands_on or next_path or "/"), timeout=90_000)
+
+
+def open_menu(seen: Browsed) -> None:
+    """On a phone the header's links, switches and account fold behind the menu button:
+    tap it open (a desktop shows them)."""
+    if seen.page.is_visible("#menu-toggle") and \
+            seen.page.get_attribute("#menu-toggle", "aria-expanded") != "true":
+        seen.press("#menu-toggle")
+        seen.page.wait_for_selector("#menu", state="visible", timeout=5_000)
 
 
 def shot(page: Page, name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -189,16 +201,16 @@ def test_map_page_draws_the_district(base_url: str, accounts: None,
         hits = page.text_content("#search-hits") or ""
         page.click("#search-hits li button >> nth=0")
         wait_until(page, "!document.getElementById('search-hits') && !document"
-                         ".getElementById('locate-result').textContent.includes('locating')",
+                         ".getElementById('locate-result').dataset.busy",
                    timeout=10)
         picked = page.text_content("#locate-result") or ""
     assert counts["grids"] > 200 and counts["communities"] > 50, counts
     assert "74 communities" in summary
-    assert who == f"{ADMIN} (admin)"
+    assert who == f"{ADMIN} (Administrator)"
     assert "households" in popup and "610199" in popup
-    assert "›" in located and "full_time" in located and WORKER_GRID in located
-    assert "晋昌社区1号楼101室" in hits and "full_time" in hits
-    assert "晋昌社区" in picked and "›" in picked and "full_time" in picked
+    assert "›" in located and "Full-time grid worker" in located and WORKER_GRID in located
+    assert "晋昌社区1号楼101室" in hits and "Full-time grid worker" in hits and "score 0." in hits
+    assert "晋昌社区" in picked and "›" in picked and "Full-time grid worker" in picked
     assert not seen.errors, seen.errors
     assert not seen.external, seen.external
 
@@ -228,9 +240,11 @@ def test_a_dispatcher_and_a_grid_worker_see_their_own_divisions(
             saw["own"] = locate(seen, IN_WORKER_GRID, "gcj02")
             shot(page, f"located-{name}-{width}.png", tmp_path_factory)
             # sign out: the page reloads as the public's, with the sign-in link again
+            open_menu(seen)
             seen.press("#logout")
-            page.wait_for_selector("#login", state="visible", timeout=10_000)
             wait_for_map(page)
+            open_menu(seen)
+            page.wait_for_selector("#login", state="visible", timeout=10_000)
             saw["after"] = {"who": page.is_visible("#who"),
                             "logout": page.is_visible("#logout"),
                             "summary": page.text_content("#summary") or "",
@@ -241,8 +255,8 @@ def test_a_dispatcher_and_a_grid_worker_see_their_own_divisions(
         seen_by[name] = saw
 
     dispatcher, worker = seen_by[DISPATCHER], seen_by[WORKER]
-    assert dispatcher["who"] == f"{DISPATCHER} (dispatcher)"
-    assert worker["who"] == f"{WORKER} (grid_worker)"
+    assert dispatcher["who"] == f"{DISPATCHER} (Dispatcher)"
+    assert worker["who"] == f"{WORKER} (Grid worker)"
     # the whole county against the one grid
     assert worker["grids"] == {WORKER_GRID}
     assert len(dispatcher["grids"]) > 50 and WORKER_GRID in dispatcher["grids"]
@@ -260,7 +274,7 @@ def test_a_dispatcher_and_a_grid_worker_see_their_own_divisions(
     for saw in (dispatcher, worker):
         assert WORKER_GRID in saw["own"] and "13120432786" in saw["own"], saw["own"]
         assert saw["after"] == {"who": False, "logout": False, "login": "/login?next=/",
-                                "summary": "登录后可见统计 Sign in to see counts"}
+                                "summary": "Sign in to see counts"}
         assert not saw["errors"], saw["errors"]
         assert not saw["external"], saw["external"]
 
@@ -294,12 +308,12 @@ def test_a_wrong_password_is_refused_on_the_sign_in_page(
         page.wait_for_url(base_url + "/", timeout=10_000)
         wait_for_map(page)
         who = page.text_content("#who")
-    assert "wrong account name or password" in alert and "登录失败" in alert, alert
+    assert alert == "Sign-in failed: wrong account name or password", alert
     assert url.startswith(base_url + "/login")
     assert password_left == ""
     assert box is not None and box["height"] >= 44 and box["width"] <= width
     assert font >= 16 and not scrolls
-    assert who == f"{REFUSED} (analyst)"
+    assert who == f"{REFUSED} (Analyst)"
     assert not seen.unexpected_errors((401, "/auth/session")), seen.errors
     assert not seen.external, seen.external
 
@@ -339,6 +353,7 @@ def test_the_public_sees_the_boundaries_only(base_url: str, size: tuple[int, int
             assert not page.is_visible("#legend-note")
             seen.press("#legend-title")
         legend = page.inner_text("#legend")  # what shows (hidden rows left out)
+        open_menu(seen)
         login = page.get_attribute("#login", "href")
         login_box = page.locator("#login").bounding_box()
         scrolls = page.evaluate(
@@ -359,7 +374,7 @@ def test_the_public_sees_the_boundaries_only(base_url: str, size: tuple[int, int
     assert len(grids) > 200, len(grids)
     assert "facilities" not in layers and "incidents" not in layers
     assert fill == "#b8c2cc"  # one neutral fill: the public's tiles carry no counts
-    assert summary == "登录后可见统计 Sign in to see counts"
+    assert summary == "Sign in to see counts"
     assert "Sign in to see household counts" in legend and "below the band" not in legend
     assert "facility" not in legend
     assert login == "/login?next=/"
@@ -388,6 +403,7 @@ def test_a_session_ended_elsewhere_turns_the_page_public(base_url: str, accounts
             assert answer.status == 204
         page.reload()
         wait_for_map(page)  # the stale cookie counts as no session: the public's map
+        open_menu(seen)
         login = page.is_visible("#login")
         who = page.is_visible("#who")
         # signing in again mends it
@@ -400,7 +416,7 @@ def test_a_session_ended_elsewhere_turns_the_page_public(base_url: str, accounts
         wait_for_map(page)
         again = page.text_content("#who")
     assert login and not who
-    assert again == f"{DISPATCHER} (dispatcher)"
+    assert again == f"{DISPATCHER} (Dispatcher)"
     assert not seen.unexpected_errors(), seen.errors
     assert not seen.external, seen.external
 

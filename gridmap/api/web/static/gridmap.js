@@ -1,5 +1,7 @@
 // gridmap home page: communities and grids of the district on a MapLibre map.
 // Everything is served by gridmap itself (vector tiles included): no CDN, no glyphs.
+// Its words come from i18n.js (Chinese or English); a request that fails says so in the
+// problem bar with a retry button, never a page stuck on "loading…".
 // What is drawn follows what the caller may read (GET /auth/me): the public sees the
 // boundaries only; a signed-in account sees its own divisions, with counts, facilities and
 // incidents as its role allows. The page session is an HTTP-only cookie, sent with every
@@ -15,8 +17,16 @@ map.addControl(new maplibregl.NavigationControl(), "top-right");
 map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
 
 const $ = (id) => document.getElementById(id);
-// on a phone the legend starts folded (a tap on its title opens it): the map needs the room
-if (window.matchMedia("(max-width: 700px)").matches) $("legend-box").open = false;
+const { t, tn, label } = i18n;
+// on a phone the legend starts folded (a tap on its title opens it): the map needs the room,
+// and the header's links and switches sit behind its menu button
+const PHONE = window.matchMedia("(max-width: 700px)");
+if (PHONE.matches) $("legend-box").open = false;
+$("menu-toggle").addEventListener("click", () => {
+  const open = $("menu-toggle").getAttribute("aria-expanded") !== "true";
+  $("menu-toggle").setAttribute("aria-expanded", String(open));
+  document.querySelector("header").classList.toggle("open", open);
+});
 
 // ---- requests -------------------------------------------------------------------------
 
@@ -33,7 +43,7 @@ async function getJSON(url, init) {
   try {
     res = await fetch(url, init);
   } catch (err) {
-    throw new RequestError(url, 0, `网络错误 network error (${url}): ${err.message}`);
+    throw new RequestError(url, 0, t("problem.network", { url, message: err.message }));
   }
   const text = await res.text();
   let body = null;
@@ -43,7 +53,8 @@ async function getJSON(url, init) {
     body = null;  // not JSON (a proxy's error page): the status says enough
   }
   if (!res.ok) {
-    throw new RequestError(url, res.status, detailText(body) || `${url}: HTTP ${res.status}`);
+    throw new RequestError(url, res.status,
+                           detailText(body) || t("http.status", { url, status: res.status }));
   }
   return body;
 }
@@ -60,7 +71,8 @@ function cookie(name) {
 
 function showAccount() {
   const signedIn = Boolean(me.name);
-  $("who").textContent = signedIn ? `${me.name} (${me.role})` : "";
+  $("who").textContent = signedIn ? t("account.who", { name: me.name, role: label("role", me.role) })
+    : "";
   $("who").hidden = !signedIn;
   $("logout").hidden = !signedIn;
   $("login").hidden = signedIn;
@@ -77,7 +89,7 @@ async function signOut() {
     });
   } catch (err) {
     if (err.status !== 401) {  // 401: the session had already ended
-      $("summary").textContent = `退出失败 Sign-out failed: ${err.message}`;
+      $("summary").textContent = t("account.logout.failed", { message: err.message });
       button.disabled = false;
       return;
     }
@@ -95,40 +107,54 @@ function bounds(fc) {
   return b;
 }
 
+// a value as the page shows it: a label of the vocabulary, a time, a grid kind, a number
+function shown(value, kind) {
+  if (kind === "time") return i18n.formatTime(value);
+  if (kind === "kind") return t(`kind.${value}`);
+  if (kind) return label(kind, value);
+  return typeof value === "number" ? value.toLocaleString(i18n.language) : String(value);
+}
+
 // a popup's table, built as DOM nodes (names come from the data: never parsed as HTML)
 function popupTable(props, fields) {
   const table = document.createElement("table");
-  for (const [key, label] of fields) {
+  for (const [key, name, kind] of fields) {
     if (props[key] === undefined || props[key] === null) continue;
     const row = table.insertRow();
-    row.insertCell().textContent = label;
-    row.insertCell().textContent = String(props[key]);
+    row.insertCell().textContent = t(name);
+    row.insertCell().textContent = shown(props[key], kind);
   }
   return table;
 }
 
-const count = (n, one, many) => `${n.toLocaleString()} ${n === 1 ? one : many}`;
+// a comprehensive grid's place against the standard's band (when its count is known)
+function withBand(props, standard) {
+  if (props.kind !== "comprehensive" || typeof props.households !== "number") return props;
+  const [low, high] = props.urban_rural === "rural" ? standard.rural_households
+    : standard.urban_households;
+  const where = props.households < low ? "below" : props.households > high ? "above" : "within";
+  return { ...props, band: where };
+}
 
 // the caller's divisions in numbers (a grid worker holds no township or community whole)
 function showSummary(summary) {
   const parts = [];
-  if (summary.townships) parts.push(count(summary.townships, "township", "townships"));
-  if (summary.communities) parts.push(count(summary.communities, "community", "communities"));
-  parts.push(count(summary.grids, "grid", "grids"),
-             count(summary.households, "household", "households"));
+  if (summary.townships) parts.push(tn("summary.townships", summary.townships));
+  if (summary.communities) parts.push(tn("summary.communities", summary.communities));
+  parts.push(tn("summary.grids", summary.grids), tn("summary.households", summary.households));
   $("summary").textContent = parts.join(" · ");
 }
 
 async function loadSummary() {
   if (!may("counts")) {
-    $("summary").textContent = "登录后可见统计 Sign in to see counts";
+    $("summary").textContent = t("summary.signin");
     return;
   }
   try {
     showSummary(await getJSON("/api/summary"));
   } catch (err) {
-    if (err.status === 401) $("summary").textContent = "登录后可见统计 Sign in to see counts";
-    else if (err.status === 403) $("summary").textContent = "无权查看统计 Counts not shown to your role";
+    if (err.status === 401) $("summary").textContent = t("summary.signin");
+    else if (err.status === 403) $("summary").textContent = t("summary.forbidden");
     else throw err;
   }
 }
@@ -140,9 +166,10 @@ function showLegend(standard) {
   }
   $("legend-plain").hidden = counts;
   $("legend-note").hidden = counts;
-  $("legend-title").textContent = counts ? "Households per grid" : "网格 Grids";
-  $("band").textContent =
-    `urban ${standard.urban_households.join("–")}, rural ${standard.rural_households.join("–")}`;
+  $("legend-title").textContent = counts ? t("legend.households") : t("legend.grids");
+  for (const band of ["below", "within", "above"]) $(`band-${band}`).textContent = label("band", band);
+  $("band").textContent = t("legend.band", { urban: standard.urban_households.join("–"),
+                                             rural: standard.rural_households.join("–") });
 }
 
 // where to look: the caller's communities, or its grids when it holds grids only
@@ -153,7 +180,30 @@ async function extent() {
   return grids.features.length ? bounds(grids) : null;
 }
 
+// load told by pattern as well as colour: dots below the band, hatching above it
+function patternImage(kind) {
+  const size = 12;
+  const data = new Uint8Array(size * size * 4);
+  const ink = (x, y) => {
+    const i = (y * size + x) * 4;
+    data.set([31, 59, 87, 200], i);
+  };
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      if (kind === "above" && (x + y) % 6 === 0) ink(x, y);
+      if (kind === "below" && x % 6 < 2 && y % 6 < 2) ink(x, y);
+    }
+  }
+  return { width: size, height: size, data };
+}
+
+function band(low, high) {
+  return ["case", ["<", ["get", "households"], low], "below",
+          [">", ["get", "households"], high], "above", "within"];
+}
+
 function addLayers(standard) {
+  if (map.getSource("grids")) return;  // a retry after a later step failed
   const tiles = (layer) => ({
     type: "vector",
     tiles: [`${location.origin}/tiles/${layer}/{z}/{x}/{y}.mvt`],
@@ -181,6 +231,17 @@ function addLayers(standard) {
       "fill-opacity": 0.55,
     },
   });
+  if (may("counts")) {
+    for (const kind of ["below", "above"]) {
+      if (!map.hasImage(`band-${kind}`)) map.addImage(`band-${kind}`, patternImage(kind));
+    }
+    map.addLayer({
+      id: "grids-pattern", type: "fill", source: "grids", "source-layer": "grids",
+      filter: ["all", ["==", ["get", "kind"], "comprehensive"],
+               ["!=", band(low, high), "within"]],
+      paint: { "fill-pattern": ["concat", "band-", band(low, high)] },
+    });
+  }
   map.addLayer({
     id: "grids-line", type: "line", source: "grids", "source-layer": "grids",
     filter: ["==", ["get", "kind"], "comprehensive"],
@@ -204,7 +265,8 @@ function addLayers(standard) {
       paint: { "circle-radius": 4, "circle-color": "#2171b5", "circle-stroke-color": "#fff",
                "circle-stroke-width": 1 },
     });
-    points.push(["facilities", [["name", "facility"], ["type", "type"], ["capacity", "capacity"]]]);
+    points.push(["facilities", [["name", "popup.facility"], ["type", "popup.type", "facility_type"],
+                                ["capacity", "popup.capacity"]]]);
   }
   if (may("incidents")) {
     map.addSource("incidents", tiles("incidents"));
@@ -214,8 +276,8 @@ function addLayers(standard) {
       filter: ["!", ["in", ["get", "status"], ["literal", ["closed", "evaluated", "cancelled"]]]],
       paint: { "circle-radius": 3, "circle-color": "#e6550d" },
     });
-    points.push(["incidents",
-      [["category", "incident"], ["status", "status"], ["reported_at", "reported"]]]);
+    points.push(["incidents", [["category", "popup.incident"], ["status", "popup.status", "stage"],
+                               ["reported_at", "popup.reported", "time"]]]);
   }
   for (const [layer, fields] of points) {
     map.on("click", layer, (e) => {
@@ -228,9 +290,11 @@ function addLayers(standard) {
     map.on("click", layer, (e) => {
       new maplibregl.Popup()
         .setLngLat(e.lngLat)
-        .setDOMContent(popupTable(e.features[0].properties, [
-          ["name", "grid"], ["code", "code"], ["kind", "kind"], ["community", "community"],
-          ["households", "households"], ["residents", "residents"], ["version", "version"],
+        .setDOMContent(popupTable(withBand(e.features[0].properties, standard), [
+          ["name", "popup.grid"], ["code", "popup.code"], ["kind", "popup.kind", "kind"],
+          ["community", "popup.community"], ["households", "popup.households"],
+          ["band", "popup.band", "band"], ["residents", "popup.residents"],
+          ["version", "popup.version"],
         ]))
         .addTo(map);
       e.originalEvent.stopPropagation();
@@ -240,23 +304,23 @@ function addLayers(standard) {
   }
 }
 
-// /auth/me starts at once (its failure kept for load(), never an unhandled rejection); the
-// layers wait for the map's style
-const whoAmI = getJSON("/auth/me").then((body) => ({ body }), (error) => ({ error }));
-
+// the page's steps, each retried from the problem bar if it fails: who calls, then what
+// they may see
 async function load() {
-  const { body, error: err } = await whoAmI;
-  if (err) {
+  let body;
+  try {
+    body = await getJSON("/auth/me");
+  } catch (err) {
     if (err.status === 401) {  // a session that was revoked or expired: every request fails
       showAccount();
-      throw new RequestError(err.url, 401, `登录已失效，请重新登录 Session ended, sign in again: ${err.message}`);
+      throw new RequestError(err.url, 401, `${t("session.ended")}: ${err.message}`);
     }
     throw err;
   }
   me = body;
   showAccount();
   if (!may("boundaries")) {
-    $("summary").textContent = "登录后可见地图 Sign in to see the map";
+    $("summary").textContent = t("summary.map.signin");
     $("legend").hidden = true;
     window.gridmapReady = true;
     return;
@@ -266,17 +330,37 @@ async function load() {
   showLegend(standard);
   addLayers(standard);
   if (view) map.fitBounds(view, { padding: 20, animate: false, maxZoom: 16 });
-  else $("summary").textContent = "您的辖区内没有网格 No grids in your divisions";
+  else $("summary").textContent = t("summary.none");
   window.gridmapReady = true;
 }
+
+// a failed step: what failed and why, in words, with a retry (never a stuck "loading…")
+function showProblem(err) {
+  const what = err.url ? t(`what.${new URL(err.url, location.origin).pathname}`) : "";
+  $("problem-text").textContent = err.status === 401 ? err.message
+    : t("problem.failed", { what: what.startsWith("what.") ? err.url : what,
+                            message: err.message });
+  $("problem").hidden = false;
+  $("summary").textContent = "";
+  window.gridmapError = err.message;
+  if (err.status === 401) $("login").hidden = false;
+  if (!(err instanceof RequestError)) console.error(err);
+}
+
+function start() {
+  $("problem").hidden = true;
+  window.gridmapError = null;
+  $("summary").textContent = t("loading");
+  load().catch(showProblem);
+}
+$("problem-retry").addEventListener("click", start);
 
 // a tile that fails: say why on the page (a 401 means the session ended meanwhile)
 map.on("error", (e) => {
   const status = e.error && e.error.status;
   if (status === 401 || status === 403) {
-    $("summary").textContent = status === 401
-      ? "登录已失效，请重新登录 Session ended, sign in again"
-      : `无权查看 Not allowed: ${e.error.message}`;
+    $("summary").textContent = status === 401 ? t("session.ended")
+      : t("not.allowed", { message: e.error.message });
     return;
   }
   console.error(e.error || e);
@@ -289,8 +373,10 @@ let marker = null;
 const out = $("locate-result");
 
 function workersText(workers) {
-  if (workers.length) return workers.map((w) => `${w.name} (${w.role}) ${w.phone}`).join("; ");
-  return may("workers") ? "no workers on record" : "登录后可见网格员 sign in to see the workers";
+  if (workers.length) {
+    return workers.map((w) => `${w.name} (${label("worker_role", w.role)}) ${w.phone}`).join("; ");
+  }
+  return may("workers") ? t("workers.none") : t("workers.signin");
 }
 
 function describe(body) {
@@ -305,7 +391,7 @@ function showError(err) {
   if (err.status === 401) {
     const link = document.createElement("a");
     link.href = `/login?next=${encodeURIComponent(location.pathname)}`;
-    link.textContent = "登录 Sign in";
+    link.textContent = t("account.login");
     out.append(" — ", link);
   }
 }
@@ -327,7 +413,7 @@ async function locatePoint(lon, lat, crs) {
   }
   const candidates = body.candidates || [];
   const near = body.near_edge && candidates.length
-    ? ` — ${body.edge_distance_m} m from an edge; also: ${candidates.map((c) => c.code).join(", ")}`
+    ? t("locate.edge", { m: body.edge_distance_m, codes: candidates.map((c) => c.code).join(", ") })
     : "";
   showText(describe(body) + near);
 }
@@ -338,7 +424,7 @@ async function searchAddress(q) {
   out.classList.remove("error");
   out.replaceChildren();
   if (!hits.length) {
-    out.textContent = `no address matches “${q}”`;
+    out.textContent = t("search.none", { q });
     return;
   }
   const list = document.createElement("ol");
@@ -348,8 +434,12 @@ async function searchAddress(q) {
     const pick = document.createElement("button");
     pick.type = "button";
     pick.textContent = hit.address || hit.grid_code || "—";
+    pick.setAttribute("aria-label", t("search.pick", { address: pick.textContent }));
     pick.addEventListener("click", () => run(() => locatePoint(hit.lon, hit.lat, "wgs84")));
-    item.append(pick, ` ${hit.grid ? describe(hit) : "outside every grid"}`);
+    const score = document.createElement("span");
+    score.className = "score";
+    score.textContent = t("search.score", { score: Math.round(hit.score * 100) / 100 });
+    item.append(pick, " ", score, ` ${hit.grid ? describe(hit) : t("search.outside")}`);
     list.append(item);
   }
   out.append(list);
@@ -358,12 +448,15 @@ async function searchAddress(q) {
 // one request at a time through the box: "locating…" until it answers, then the answer or
 // the reason it failed (never a stuck "locating…")
 async function run(task) {
-  showText("查找中… locating…");
+  showText(t("locate.busy"));
+  out.dataset.busy = "true";
   try {
     await task();
   } catch (err) {
     showError(err);
     if (!(err instanceof RequestError)) console.error(err);
+  } finally {
+    delete out.dataset.busy;
   }
 }
 
@@ -376,16 +469,10 @@ function locate(event) {
   } else if (text.length >= 2) {
     run(() => searchAddress(text));
   } else {
-    showText("type lon, lat or an address (two characters at least)");
+    showText(t("locate.help"));
   }
 }
 $("locate-form").addEventListener("submit", locate);
 
-map.on("load", () => {
-  load().catch((err) => {
-    $("summary").textContent = err.status === 401 ? err.message : `错误 error: ${err.message}`;
-    window.gridmapError = err.message;
-    if (err.status === 401) $("login").hidden = false;
-    if (!(err instanceof RequestError)) console.error(err);
-  });
-});
+// the words first (a failure there leaves the page's built-in Chinese), then the map
+map.on("load", () => i18n.ready.then(start));

@@ -22,19 +22,19 @@ function safeNext(next) {
 const form = document.getElementById("login-form");
 const alertBox = document.getElementById("login-error");
 const submit = document.getElementById("login-submit");
-const LABEL = submit.textContent;
+const { t } = i18n;
 
 function refuse(message) {
   alertBox.textContent = message;
   submit.disabled = false;
-  submit.textContent = LABEL;
+  submit.textContent = t("login.submit");
 }
 
 async function signIn(event) {
   event.preventDefault();
   alertBox.textContent = "";
   submit.disabled = true;
-  submit.textContent = "登录中… Signing in…";
+  submit.textContent = t("login.busy");
   const fields = new URLSearchParams({
     username: form.elements.username.value.trim(),
     password: form.elements.password.value,
@@ -44,7 +44,7 @@ async function signIn(event) {
     res = await fetch("/auth/session", { method: "POST", body: fields,
                                          credentials: "same-origin" });
   } catch (err) {
-    refuse(`网络错误，请重试 Network error, try again: ${err.message}`);
+    refuse(t("login.network", { message: err.message }));
     return;
   }
   if (res.ok) {
@@ -61,16 +61,16 @@ async function signIn(event) {
   if (res.status === 401) {
     form.elements.password.value = "";
     form.elements.password.focus();
-    refuse(`登录失败 Sign-in failed: ${detail}`);
+    refuse(t("login.failed", { detail }));
   } else if (res.status === 429) {
-    refuse(`尝试次数过多，请稍后再试 Too many attempts: ${detail}`);
+    refuse(t("login.too.many", { detail }));
     const wait = Number(res.headers.get("Retry-After"));
     if (wait > 0) {  // the server would refuse until then anyway
       submit.disabled = true;
       setTimeout(() => { submit.disabled = false; }, wait * 1000);
     }
   } else {
-    refuse(`登录失败 Sign-in failed: ${detail}`);
+    refuse(t("login.failed", { detail }));
   }
 }
 form.addEventListener("submit", signIn);
