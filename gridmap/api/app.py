@@ -35,6 +35,7 @@ from gridmap.api.locator import Locator
 from gridmap.api.security import SecurityHeaders
 from gridmap.domain.incidents import load_categories
 from gridmap.incidents import OverdueJob, Workflow
+from gridmap.places import PlaceIndex
 from gridmap.settings import Settings, get_settings
 from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import ChangeHub
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
                                        tz=settings.time_zone)
         app.state.overdue.start()
         app.state.locator = Locator(app.state.engine, margin_m=settings.locate_margin_m)
+        app.state.places = PlaceIndex(app.state.engine)
         app.state.tiles = TileCache(libpq_dsn(url), settings.standard,
                                     max_tiles=settings.tile_cache_tiles,
                                     connections=settings.tile_connections)
@@ -75,6 +77,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.changes.subscribe(app.state.locator.apply, name="the locate index")
         app.state.changes.subscribe(app.state.tiles.apply, name="the tile cache")
         app.state.changes.subscribe(app.state.sessions.apply, name="the session cache")
+        app.state.changes.subscribe(app.state.places.apply, name="the place names")
         # last: a page hears of a change after the caches above have taken it in
         app.state.live = routes_live.Feed()
         app.state.live.start(app.state.changes)

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from gridmap.access import NotVisible, Principal
-from gridmap.api.deps import CallerDep, ConnDep, ReadsHouseholds, client_of
+from gridmap.api.deps import CallerDep, ConnDep, ReadsBoundaries, ReadsHouseholds, client_of
 from gridmap.domain.access import (
     Resource,
     Show,
@@ -145,3 +146,48 @@ def search(
             row_ids=[h["id"] for h in hits if h["id"]] or None, row_count=len(hits),
             detail="address search")
     return hits
+
+
+class PlacePublic(BaseModel):
+    kind: Literal["road", "township", "community", "grid", "facility"]
+    name: str
+    id: str = Field(description="a division or grid code, a facility's id; for a road, "
+                    "the township it is in")
+    type: str | None = Field(description="a grid's kind, a facility's type")
+    township_code: str
+    lon: float
+    lat: float
+    score: float = Field(ge=0, le=1, description="similarity of the query to the name "
+                         "(or to its pinyin), 1 for the name itself")
+
+
+class PlacesPublic(BaseModel):
+    query: str
+    warning: Literal["weak", "apart"] | None = Field(
+        description="weak: the best hit is a guess; apart: the best hits are about as good "
+        "and lie far apart — check the alternatives before acting on the first")
+    hits: list[PlacePublic]
+
+
+@router.get("/places", response_model=PlacesPublic)
+def places(
+    request: Request,
+    caller: ReadsBoundaries,
+    q: Annotated[str, Query(min_length=2, max_length=200, description="a road, community, "
+                            "grid or facility name, typos allowed; or its pinyin "
+                            "(cuihualu) or initials (chl)")],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> Any:
+    """Named places of the caller's divisions: roads (from household addresses; for those who
+    may read households or counts), townships, communities, grids and facilities (for those
+    who may read facilities), best first, each with its similarity score; ``warning`` when the
+    best hit is weak or the best hits lie far apart."""
+    if "\x00" in q:
+        raise HTTPException(422, "q must not contain a NUL character (\\x00): remove it")
+    kinds = {"township", "community", "grid"}
+    if caller.may(Resource.households) or caller.may(Resource.counts):
+        kinds.add("road")
+    if caller.may(Resource.facilities):
+        kinds.add("facility")
+    return request.app.state.places.search(q.strip(), scope=caller.scope,
+                                           kinds=frozenset(kinds), limit=limit)

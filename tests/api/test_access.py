@@ -231,6 +231,22 @@ def standard(c: Call) -> None:
     assert c.get("/api/standard").json()["urban_households"]
 
 
+def places(c: Call) -> None:
+    """Names of the caller's divisions only; roads and facilities as the role may read."""
+    res = c.get("/api/places", q="长乐街道中学", limit=50)
+    assert res.status_code == 200, (c.role, res.text)  # the public reads boundaries
+    hits = res.json()["hits"]
+    if c.role == "grid_worker":  # the township of its grid only
+        assert hits and all(h["township_code"] == TOWNSHIP for h in hits)
+    else:
+        assert all(c.mine(h["township_code"]) for h in hits), c.role
+    facilities = any(h["kind"] == "facility" for h in hits)
+    if c.role == "public":
+        assert not facilities
+    elif c.role != "grid_worker":  # the school is in a grid of the township, not the worker's
+        assert facilities, c.role
+
+
 def locale(c: Call) -> None:
     """Anyone may read the vocabulary's labels; they are the same for every role."""
     body = c.get("/api/locale").json()
@@ -741,6 +757,7 @@ CASES: dict[str, Callable[[Call], None]] = {
     "POST /api/emergency": emergency,
     "GET /api/locate": locate,
     "GET /api/search": search,
+    "GET /api/places": places,
     "GET /tiles/{layer}/{z}/{x}/{y}.mvt": tiles,
     "GET /tiles/{layer}.json": tilejson,
     "GET /ogc": ogc_open("/ogc"),

@@ -1,0 +1,133 @@
+"""Place search a dispatcher can trust: roads, townships, communities, grids and facilities
+by name, in characters (typos allowed), in pinyin or by pinyin initials; each hit with its
+similarity score; a warning, with the alternatives, when the best hit is weak or the best
+hits lie far apart (a typo must not silently jump to another township).
+
+The names (about a thousand in the demo district) are read once and kept with their pinyin;
+a change notice of the tables they come from makes the next search read them again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pypinyin import Style, lazy_pinyin
+from sqlalchemy import Engine, text
+
+from gridmap.domain.access import Scope
+from gridmap.store.listen import Change
+from gridmap.store.sqlfiles import read_sql
+
+WATCHED = frozenset({"household", "division", "grid", "facility"})
+WEAK = 0.75       # a best score below this is a guess: say so
+APART_M = 1000.0  # near-equal best hits this far apart: say so
+NEAR_EQUAL = 0.05
+LATIN = re.compile(r"^[a-z' ]+$")
+Warning_ = Literal["weak", "apart"]
+
+
+@dataclass(frozen=True)
+class Place:
+    kind: str          # road, township, community, grid, facility
+    name: str
+    id: str
+    type: str | None   # a grid's kind, a facility's type
+    area: str          # the division or grid code the caller's scope is checked against
+    lon: float
+    lat: float
+    township_code: str
+    pinyin: str        # cuihualu
+    initials: str      # chl
+
+
+def _pinyin(name: str) -> tuple[str, str]:
+    syllables = [s.lower() for s in lazy_pinyin(name, style=Style.NORMAL, errors="ignore")]
+    return "".join(syllables), "".join(s[0] for s in syllables if s)
+
+
+def similarity(query: str, place: Place) -> float:
+    """How well *query* names *place*, 0–1: characters against the name (the query's street
+    part too: "翠花路152号" → 翠花路), or Latin letters against its pinyin and initials. A
+    query contained in the name scores by how much of the name it covers.
+
+    >>> p = Place("road", "翠华路", "", None, "", 0, 0, "", *_pinyin("翠华路"))
+    >>> round(similarity("翠花路", p), 2), similarity("翠华路", p), similarity("chl", p)
+    (0.67, 1.0, 1.0)
+    """
+    q = query.strip().lower()
+    if LATIN.match(q):
+        q = q.replace(" ", "").replace("'", "")
+        targets = [place.pinyin, place.initials]
+    else:
+        street = re.match(r"^[^0-9０-９]+", q)
+        targets = [place.name.lower()]
+        queries = {q, street.group(0)} if street else {q}
+        return max(_score(x, t) for x in queries for t in targets)
+    return max(_score(q, t) for t in targets)
+
+
+def _score(q: str, target: str) -> float:
+    if not q or not target:
+        return 0.0
+    if q == target:
+        return 1.0
+    if q in target:
+        return 0.6 + 0.4 * len(q) / len(target)
+    return difflib.SequenceMatcher(None, q, target, autojunk=False).ratio()
+
+
+def _distance_m(a: Place, b: Place) -> float:
+    """Great-circle metres (equirectangular: the hits of one search lie within a city)."""
+    x = math.radians(b.lon - a.lon) * math.cos(math.radians((a.lat + b.lat) / 2))
+    y = math.radians(b.lat - a.lat)
+    return 6_371_000 * math.hypot(x, y)
+
+
+class PlaceIndex:
+    """The names of the store's places and their pinyin, read when first needed and again
+    after a change (a ChangeHub subscriber)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._places: list[Place] | None = None
+        self._lock = threading.Lock()
+
+    def places(self) -> list[Place]:
+        with self._lock:
+            if self._places is None:
+                with self.engine.connect() as conn:
+                    rows = conn.execute(text(read_sql("search_places.sql"))).all()
+                self._places = [Place(r.kind, r.name, r.id, r.type, r.area, float(r.lon),
+                                      float(r.lat), r.township_code, *_pinyin(r.name))
+                                for r in rows]
+            return self._places
+
+    def apply(self, changes: list[Change]) -> None:
+        if any(change.table in WATCHED for change in changes):
+            with self._lock:
+                self._places = None
+
+    def search(self, query: str, *, scope: Scope, kinds: frozenset[str],
+               limit: int = 10) -> dict[str, Any]:
+        """The places of *kinds* within *scope* that *query* names best, with their score,
+        and ``warning`` (weak / apart, else None) when the best one should be checked."""
+        scored = sorted(
+            ((similarity(query, p), p) for p in self.places()
+             if p.kind in kinds and (scope.covers(p.area) or scope.overlaps(p.area))),
+            key=lambda sp: (-sp[0], len(sp[1].name), sp[1].name, sp[1].id))
+        hits = [(s, p) for s, p in scored if s >= 0.3][:limit]
+        warning: Warning_ | None = None
+        if hits and hits[0][0] < WEAK:
+            warning = "weak"
+        elif len(hits) > 1 and hits[0][0] - hits[1][0] <= NEAR_EQUAL and \
+                _distance_m(hits[0][1], hits[1][1]) > APART_M:
+            warning = "apart"
+        return {"query": query, "warning": warning,
+                "hits": [{"kind": p.kind, "name": p.name, "id": p.id, "type": p.type,
+                          "township_code": p.township_code, "lon": p.lon, "lat": p.lat,
+                          "score": round(s, 3)} for s, p in hits]}

@@ -1,0 +1,30 @@
+-- Named places a dispatcher may look for, each with a point and the township it lies in:
+-- roads (the street part of household addresses, one place per road and township, at the
+-- middle of its households), townships and communities, grids, facilities. ``area`` is the
+-- division or grid code the caller's scope is checked against (gridmap.places filters them,
+-- so the list is read once per change, not per search).
+SELECT 'road' AS kind, road AS name, township AS id, NULL AS type, township AS area,
+       ST_X(ST_Centroid(ST_Collect(geom))) AS lon, ST_Y(ST_Centroid(ST_Collect(geom))) AS lat,
+       township AS township_code
+FROM (SELECT substring(address FROM '^[^0-9]+') AS road, geom,
+             left(grid_code, 9) || '000' AS township
+      FROM household
+      WHERE grid_code IS NOT NULL) AS h
+WHERE road IS NOT NULL
+GROUP BY road, township
+UNION ALL
+SELECT d.level::text, d.name, d.code::text, NULL, d.code::text,
+       ST_X(ST_PointOnSurface(d.geom)), ST_Y(ST_PointOnSurface(d.geom)),
+       left(d.code, 9) || '000'
+FROM division AS d
+WHERE d.level::text IN ('township', 'community')
+UNION ALL
+SELECT 'grid', g.name, g.code::text, g.kind, g.code::text,
+       ST_X(ST_PointOnSurface(g.geom)), ST_Y(ST_PointOnSurface(g.geom)),
+       left(g.code, 9) || '000'
+FROM grid AS g
+UNION ALL
+SELECT 'facility', f.name, f.id::text, f.type, f.grid_code::text, ST_X(f.geom), ST_Y(f.geom),
+       left(f.grid_code, 9) || '000'
+FROM facility AS f
+WHERE f.name IS NOT NULL AND f.grid_code IS NOT NULL
