@@ -66,7 +66,7 @@ SMALL_TARGETS = """() => [...document.querySelectorAll(
   .filter((el) => el.offsetParent !== null && !el.closest(".maplibregl-ctrl-attrib"))
   .map((el) => ({ el, box: el.getBoundingClientRect() }))
   .filter(({ box }) => box.width > 0 && (box.width < 44 || box.height < 44))
-  .filter(({ el }) => !el.closest("#search-hits"))
+  .filter(({ el }) => !el.closest("#search-hits, #place-hits"))
   .map(({ el, box }) => `${el.id || el.textContent.trim()}: ${Math.round(box.width)}x${
     Math.round(box.height)}`)"""
 
@@ -129,6 +129,19 @@ def test_the_chinese_map_page(base_url: str, size: tuple[int, int],
         violations = axe_violations(page)
         located = locate(seen, IN_WORKER_GRID, "gcj02")
         shot(page, f"zh-located-{width}.png", tmp_path_factory)
+        # pinyin in the locate box: the road first, with its score; a tap flies there
+        locate(seen, "cuihua")
+        page.wait_for_selector("#place-hits li button", timeout=30_000)
+        first_place = page.text_content("#place-hits li >> nth=0") or ""
+        warned = page.evaluate("Boolean(document.getElementById('search-warning'))")
+        answer_warns = page.evaluate(
+            "fetch('/api/places?q=cuihua&limit=8').then((r) => r.json())"
+            ".then((b) => b.warning !== null)")
+        shot(page, f"zh-places-{width}.png", tmp_path_factory)
+        seen.press("#place-hits li button >> nth=0")
+        wait_until(page, "!document.getElementById('place-hits') && !document"
+                         ".getElementById('locate-result').dataset.busy")
+        flown = page.text_content("#locate-result") or ""
         scrolls = page.evaluate(
             "document.documentElement.scrollWidth > document.documentElement.clientWidth")
 
@@ -176,6 +189,9 @@ def test_the_chinese_map_page(base_url: str, size: tuple[int, int],
     assert not small, small
     assert not violations, violations
     assert WORKER_GRID_TEXT in located and "专职网格员" in located, located
+    assert first_place.startswith("翠华路 道路") and "相似度 0.9" in first_place, first_place
+    assert warned == answer_warns  # the page warns when the search does
+    assert "›" in flown and "翠华路" not in flown, flown  # its grid, community and township
     assert not scrolls
     assert large == {"font": 20, "input": 20, "pressed": "true", "scrolls": False,
                      "small": []}, large

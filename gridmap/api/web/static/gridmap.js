@@ -418,28 +418,65 @@ async function locatePoint(lon, lat, crs) {
   showText(describe(body) + near);
 }
 
+function scoreBadge(value) {
+  const score = document.createElement("span");
+  score.className = "score";
+  score.textContent = t("search.score", { score: Math.round(value * 100) / 100 });
+  return score;
+}
+
+function pickButton(text, lon, lat) {
+  const pick = document.createElement("button");
+  pick.type = "button";
+  pick.textContent = text;
+  pick.setAttribute("aria-label", t("search.pick", { address: text }));
+  pick.addEventListener("click", () => run(() => locatePoint(lon, lat, "wgs84")));
+  return pick;
+}
+
+// named places (roads, communities, grids, facilities; pinyin and initials too), with a
+// warning when the best one is a guess or the best ones lie far apart
+function placeList(places) {
+  const box = document.createDocumentFragment();
+  if (places.warning) {
+    const warn = document.createElement("p");
+    warn.id = "search-warning";
+    warn.textContent = `⚠ ${t(`search.${places.warning}`)}`;
+    box.append(warn);
+  }
+  const list = document.createElement("ol");
+  list.id = "place-hits";
+  for (const hit of places.hits) {
+    const item = document.createElement("li");
+    const kind = hit.kind === "facility" ? label("facility_type", hit.type) : t(`place.${hit.kind}`);
+    item.append(pickButton(hit.name, hit.lon, hit.lat), ` ${kind} `, scoreBadge(hit.score));
+    list.append(item);
+  }
+  box.append(list);
+  return box;
+}
+
 async function searchAddress(q) {
   const query = new URLSearchParams({ q, limit: 8 });
-  const hits = await getJSON(`/api/search?${query}`);
+  const [hits, places] = await Promise.all([
+    getJSON(`/api/search?${query}`),
+    getJSON(`/api/places?${query}`).catch(() => null),  // households are the answer; places help
+  ]);
   out.classList.remove("error");
   out.replaceChildren();
-  if (!hits.length) {
+  const placed = places && places.hits.length;
+  if (!hits.length && !placed) {
     out.textContent = t("search.none", { q });
     return;
   }
+  if (placed) out.append(placeList(places));
+  if (!hits.length) return;
   const list = document.createElement("ol");
   list.id = "search-hits";
   for (const hit of hits) {
     const item = document.createElement("li");
-    const pick = document.createElement("button");
-    pick.type = "button";
-    pick.textContent = hit.address || hit.grid_code || "—";
-    pick.setAttribute("aria-label", t("search.pick", { address: pick.textContent }));
-    pick.addEventListener("click", () => run(() => locatePoint(hit.lon, hit.lat, "wgs84")));
-    const score = document.createElement("span");
-    score.className = "score";
-    score.textContent = t("search.score", { score: Math.round(hit.score * 100) / 100 });
-    item.append(pick, " ", score, ` ${hit.grid ? describe(hit) : t("search.outside")}`);
+    item.append(pickButton(hit.address || hit.grid_code || "—", hit.lon, hit.lat), " ",
+                scoreBadge(hit.score), ` ${hit.grid ? describe(hit) : t("search.outside")}`);
     list.append(item);
   }
   out.append(list);
