@@ -279,3 +279,17 @@ def test_a_failing_request_says_so_and_retries(base_url: str, size: tuple[int, i
     assert after == {"problem": False, "layers": True}
     assert "社区边界" in aborted and "网络错误" in aborted, aborted
     assert not seen.external, seen.external
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE])
+def test_the_dispatcher_page_is_axe_clean(base_url: str, size: tuple[int, int]) -> None:
+    width, height = size
+    with browse(base_url, width, height, locale="zh-CN", bypass_csp=True) as seen:
+        page = seen.page
+        sign_in(seen, base_url, DISPATCHER, next_path="/dispatch")
+        page.wait_for_selector("#queue-list li", timeout=90_000)
+        glyphs = page.evaluate(GLYPHS)
+        violations = axe_violations(page)
+    assert glyphs == {"distinct": 6, "tofu": 0, "inked": 6}, glyphs
+    assert not violations, violations
+    assert not seen.external, seen.external
