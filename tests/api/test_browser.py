@@ -241,7 +241,8 @@ def test_a_dispatcher_and_a_grid_worker_see_their_own_divisions(
             shot(page, f"located-{name}-{width}.png", tmp_path_factory)
             # sign out: the page reloads as the public's, with the sign-in link again
             open_menu(seen)
-            seen.press("#logout")
+            with page.expect_navigation(timeout=90_000):  # the page reloads
+                seen.press("#logout")
             wait_for_map(page)
             open_menu(seen)
             page.wait_for_selector("#login", state="visible", timeout=10_000)
