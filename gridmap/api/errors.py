@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from gridmap import incidents, plans
+from gridmap import drafts, incidents, plans
 from gridmap.access import AccessError, AccountError
 
 
@@ -35,6 +35,15 @@ def plan_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
+def draft_error(request: Request, exc: Exception) -> JSONResponse:
+    status = {drafts.StaleRevision: 412, drafts.RevisionRequired: 428,
+              drafts.IllegalState: 409, drafts.StaleBase: 409}.get(type(exc), 422)
+    headers = {}
+    if isinstance(exc, drafts.StaleRevision) and exc.revision > 0:
+        headers["ETag"] = f'"d{request.path_params.get("draft")}-r{exc.revision}"'
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(AccessError, access_error)
     app.add_exception_handler(AccountError, account_error)
@@ -43,3 +52,6 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(error, incident_error)
     app.add_exception_handler(plans.StaleVersion, plan_error)
     app.add_exception_handler(plans.PlanError, plan_error)
+    for draft_exc in (drafts.DraftError, drafts.StaleRevision, drafts.RevisionRequired,
+                      drafts.IllegalState, drafts.StaleBase):
+        app.add_exception_handler(draft_exc, draft_error)

@@ -282,7 +282,8 @@ BLOCKING = ("invalid", "gap", "overlap", "outside")
 
 def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: float,
                    min_area: float, note: str = "import", author: str | None = None,
-                   restored_from: int | None = None) -> tuple[int, int, GridDiff]:
+                   approver: str | None = None, restored_from: int | None = None
+                   ) -> tuple[int, int, GridDiff]:
     """Check, publish and re-assign: (grid rows written to history, versions, the diff)."""
     from gridmap.analysis.partition import check_partition
     from gridmap.store.assign import POINT_TABLES, assign_layer, grid_index
@@ -317,8 +318,9 @@ def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: f
     diff.workers_detached = sum(int(n) for _, _, n in rows)
     before = raw.execute("SELECT count(*) FROM grid_history").fetchone()
     raw.execute(read_sql("publish_grids.sql"))
-    raw.execute("UPDATE grid_version SET note = %s, author = %s, restored_from = %s "
-                "WHERE id IN (SELECT id FROM gm_new_version)", (note, author, restored_from))
+    raw.execute("UPDATE grid_version SET note = %s, author = %s, approver = %s, "
+                "restored_from = %s WHERE id IN (SELECT id FROM gm_new_version)",
+                (note, author, approver, restored_from))
     versions = raw.execute("SELECT count(*) FROM gm_new_version").fetchone()
     after = raw.execute("SELECT count(*) FROM grid_history").fetchone()
     assert before is not None and versions is not None and after is not None
@@ -415,4 +417,17 @@ def restore_version(conn: Connection, community: str, version: int, *, note: str
                                        replace=True, tolerance=tolerance, min_area=min_area,
                                        note=note, author=author, restored_from=version)
     raw.execute("DROP TABLE IF EXISTS gm_stage")
+    return versions, diff
+
+
+def publish_stage(conn: Connection, *, source: str, note: str, author: str | None,
+                  approver: str | None, tolerance: float = 0.1, min_area: float = 1.0
+                  ) -> tuple[int, GridDiff]:
+    """Publish the grids staged in ``gm_stage`` as the whole of their communities (a draft):
+    the same partition check, stable codes, version with note, author and approver, and
+    re-assignment as an import. Returns (versions published, the diff)."""
+    _, versions, diff = _publish_grids(conn, source=source, replace=True, tolerance=tolerance,
+                                       min_area=min_area, note=note, author=author,
+                                       approver=approver)
+    _raw(conn).execute("DROP TABLE IF EXISTS gm_stage")
     return versions, diff
