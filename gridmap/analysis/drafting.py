@@ -147,6 +147,33 @@ def _children_to(grids: Mapping[str, DraftGrid], old: Iterable[str],
             changes[child.code] = replace(child, parent_grid_code=best.code)
 
 
+def _noded(geom: shapely.Geometry, others: Iterable[shapely.Geometry],
+           tol: float = VERTEX_TOLERANCE_DEG) -> shapely.Geometry:
+    """*geom* with a vertex wherever a vertex of *others* lies on its boundary (a
+    T-junction becomes a shared vertex), so a later move of either side keeps them joined."""
+    near = [o for o in others if shapely.distance(o, geom) <= tol]
+    if not near:
+        return geom
+    points = shapely.multipoints(np.vstack([shapely.get_coordinates(o) for o in near]))
+    return shapely.snap(geom, points, tol)
+
+
+def node_neighbours(grids: Mapping[str, DraftGrid], changes: Changes,
+                    tol: float = VERTEX_TOLERANCE_DEG) -> Changes:
+    """*changes* plus the neighbours that need the changed grids' new vertices on their
+    shared edges (their shape is the same; only a vertex is added)."""
+    out = dict(changes)
+    new = [g.geom for g in changes.values() if g is not None]
+    for code, grid in grids.items():
+        if code in changes or grid.kind == "micro":
+            continue
+        noded = _noded(grid.geom, new, tol)
+        if noded is not grid.geom and len(shapely.get_coordinates(noded)) != len(
+                shapely.get_coordinates(grid.geom)):
+            out[code] = replace(grid, geom=multi(noded))
+    return out
+
+
 def split(grids: Mapping[str, DraftGrid], code: str, line: shapely.Geometry, *,
           used: Iterable[str]) -> Changes:
     """Cut grid *code* in two along *line*. A piece holding 80 % of the grid keeps its
@@ -182,7 +209,7 @@ def split(grids: Mapping[str, DraftGrid], code: str, line: shapely.Geometry, *,
     changes.update(new)
     if not keep:
         _children_to(grids, [code], new, changes)
-    return changes
+    return node_neighbours(grids, changes)
 
 
 def merge(grids: Mapping[str, DraftGrid], codes: Sequence[str], *, used: Iterable[str]
@@ -245,6 +272,7 @@ def move_vertex(grids: Mapping[str, DraftGrid], boundaries: Mapping[str, shapely
             raise EditError(f"grid {grid.code} shares the vertex and is locked: unlock it "
                             "first")
         geom = grid.geom if grid in owners else shapely.snap(grid.geom, point, tol)
+        geom = _noded(geom, [g.geom for g in grids.values() if g.code != grid.code], tol)
 
         def move(xy: NDArray[np.float64]) -> NDArray[np.float64]:
             hit = np.hypot(xy[:, 0] - at[0], xy[:, 1] - at[1]) <= tol
@@ -333,7 +361,7 @@ def paint(grids: Mapping[str, DraftGrid], boundaries: Mapping[str, shapely.Geome
         changes[other.code] = replace(other, geom=rest)
     if len(changes) == 1 and grown.equals(grid.geom):
         raise EditError(f"the painted area is in grid {target} already")
-    return changes
+    return node_neighbours(grids, changes)
 
 
 def add_micro(grids: Mapping[str, DraftGrid], parent: str, area: shapely.Geometry, *,
