@@ -395,6 +395,13 @@ def import_(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Check everything and print what would change; write nothing.")
     ] = False,
+    draft: Annotated[bool, typer.Option(
+        "--draft", help="Grids: make a draft of each community the file changes and print "
+        "what publishing it would change (publish with --publish or `gridmap drafts`).")
+    ] = False,
+    publish: Annotated[bool, typer.Option(
+        "--publish", help="With --draft: submit, approve and publish each draft when it is "
+        "valid (warnings acknowledged with the file's name as the note).")] = False,
 ) -> None:
     """Import one layer file; all of it, or (on any problem) nothing. Grids are checked to
     partition their communities before a new version is published, and the points are
@@ -418,6 +425,12 @@ def import_(
     for fix in result.repaired:
         typer.echo(f"repaired {fix}")
     engine = _engine(settings)
+    if draft or publish:
+        if name != "grids":
+            raise fail("--draft and --publish are for grids")
+        _import_draft(engine, settings, result.frame, source=str(path), replace=replace,
+                      dry_run=dry_run, publish=publish)
+        return
     try:
         with engine.connect() as conn, conn.begin() as transaction:
             loaded = load_layer(conn, name, result.frame, source=str(path),
@@ -433,6 +446,32 @@ def import_(
         typer.echo(f"dry run, nothing written — the import would give:\n{loaded}")
         return
     typer.echo(f"{loaded} in {time.perf_counter() - start:.2f} s")
+
+
+def _import_draft(engine: Engine, settings: Settings, frame: Any, *, source: str,
+                  replace: bool, dry_run: bool, publish: bool) -> None:
+    from gridmap import drafts
+    from gridmap.access import CLI_PRINCIPAL
+
+    cache = drafts.DraftCache()
+    made = _draft_call(drafts.import_drafts, engine, CLI_PRINCIPAL, frame, cache,
+                       source=source, replace=replace, client="cli", dry_run=dry_run)
+    if not made:
+        typer.echo("the file changes no community's grids: no draft made")
+        return
+    for d in made:
+        head = "dry run, nothing written — a draft" if dry_run else f"draft {d.draft}"
+        typer.echo(f"{head} would change:")
+        _print_draft_diff(d)
+    if dry_run or not publish:
+        return
+    for d in made:
+        _draft_call(drafts.submit, engine, CLI_PRINCIPAL, d.draft, cache,
+                    note=f"import {source}"[:2000], acknowledge=True, expected=None,
+                    client="cli", one_step=True, **_draft_options(settings))
+        done = _draft_call(drafts.publish, engine, CLI_PRINCIPAL, d.draft, cache,
+                           expected=None, client="cli", **_draft_options(settings))
+        typer.echo(f"draft {d.draft} published: {done.versions} community version(s)")
 
 
 def _import_osm(path: Path) -> None:

@@ -672,3 +672,43 @@ def diff(conn: Connection, principal: Principal, draft: int, cache: DraftCache) 
     workers = [(w, v["base"], v["grid"]) for w, v in store.read_workers(conn, draft).items()
                if v["base"] != v["grid"]]
     return DraftDiff(draft, grids, households, incidents, workers)
+
+
+def import_drafts(engine: Engine, principal: Principal, frame: Any, cache: DraftCache, *,
+                  source: str, replace: bool, client: str | None, dry_run: bool = False
+                  ) -> list[DraftDiff]:
+    """A draft per community a grids file would change — the file's grids, and the
+    community's others unless *replace* says the file holds it whole — with what publishing
+    it would change; nothing is published. The import is the draft's first edit (undoable).
+    *dry_run*: the same answer, and nothing is kept."""
+    _editor(principal, "import grids")
+    from gridmap.store.load import stage_grids
+
+    with engine.connect() as conn, conn.begin() as transaction:
+        try:
+            communities = stage_grids(conn, frame, source=source, replace=replace)
+        except ImportRejected as exc:
+            raise DraftError(str(exc)) from exc
+        out = []
+        for community in communities:
+            principal.require_code(community, whole=True)
+            draft = store.insert_draft(conn, community, f"import {source}"[:200],
+                                       principal.name or "cli", [community])
+            before = store.read_grids(conn, draft)
+            store.take_staged(conn, draft, community)
+            after = store.read_grids(conn, draft)
+            codes = sorted(set(before) | set(after))
+            store.log_edit(conn, draft, "import", {"source": source, "replace": replace},
+                           {"grids": {c: store.grid_to_json(before.get(c)) for c in codes},
+                            "workers": {}},
+                           {"grids": {c: store.grid_to_json(after.get(c)) for c in codes},
+                            "workers": {}}, principal.name)
+            store.bump(conn, draft)
+            accounts.insert_audit(conn, [audit_entry(
+                Actor.of(principal, client), "write", f"draft {draft} import",
+                divisions=[community], detail=source)])
+            out.append(diff(conn, principal, draft, cache))
+        store.drop_stage(conn)
+        if dry_run:
+            transaction.rollback()
+    return out

@@ -128,6 +128,7 @@ def test_a_draft_starts_from_the_published_grids_with_their_counts(
 def test_split_merge_paint_keep_the_partition_and_conserve_households(
         district: str, client: TestClient, planner: dict[str, str]) -> None:
     draft, body, tag = open_draft(client, planner)
+    opened = set(stats_by_code(body))
     total = comprehensive_total(body)
     target = largest(body)
     geom = geometry(body, target)
@@ -135,24 +136,23 @@ def test_split_merge_paint_keep_the_partition_and_conserve_households(
     assert res.status_code == 200, res.text
     body, tag = res.json(), res.headers["ETag"]
     assert tag == f'"d{draft}-r2"'
-    new = [c for c in body["changed"] if c != target]
+    new = [c for c in body["changed"] if c != target and c > max(opened)]
     assert new and all(c.startswith(COMMUNITY) for c in new)
     assert comprehensive_total(body) == total  # nobody fell out of every grid
     no_blocking(body)
-    pieces = [geometry(body, c) for c in body["changed"] if c in stats_by_code(body)]
+    piece_codes = [c for c in [target, *new] if c in stats_by_code(body)]
+    pieces = [geometry(body, c) for c in piece_codes]
     assert abs(shapely.union_all(pieces).area - geom.area) < 1e-12  # same land, two grids
 
     # merge the two pieces back: a new code, the same land
-    res = edit(client, planner, draft, tag, op="merge",
-               grids=[c for c in body["changed"] if c in stats_by_code(body)])
+    res = edit(client, planner, draft, tag, op="merge", grids=piece_codes)
     assert res.status_code == 200, res.text
     body, tag = res.json(), res.headers["ETag"]
     assert comprehensive_total(body) == total
     no_blocking(body)
 
     # paint: H3 cells of a neighbour's land go to the merged grid
-    merged = body["changed"][-1] if body["changed"][-1] in stats_by_code(body) else next(
-        c for c in body["changed"] if c in stats_by_code(body))
+    merged = max(stats_by_code(body))
     mgeom = geometry(body, merged)
     neighbour = next(c for c, g in stats_by_code(body).items() if c != merged
                      and g["kind"] == "comprehensive" and geometry(body, c).touches(mgeom))
@@ -255,10 +255,13 @@ def test_bad_edits_are_refused_and_change_nothing(
     res = edit(client, planner, township, ttag, op="merge", grids=[a, b])
     assert res.status_code == 422 and "different communities" in res.text
     # a vertex on the community's boundary does not move
-    corner = shapely.get_coordinates(geom)[0]
+    communities = gpd.read_file(DEMO_DIR / DEMO_FILES["communities"])
+    edge = communities[communities["code"] == COMMUNITY].geometry.iloc[0].boundary
+    corner = next(xy for xy in shapely.get_coordinates(geom)
+                  if shapely.distance(edge, shapely.Point(xy)) < 1e-9)
     res = edit(client, planner, draft, tag, op="move_vertex", at=list(corner),
                to=[corner[0] + 0.001, corner[1]])
-    assert res.status_code == 422, res.text
+    assert res.status_code == 422 and "boundary of community" in res.text, res.text
     # stale and missing revisions
     res = edit(client, planner, draft, f'"d{draft}-r0"', op="lock", grid=target)
     assert res.status_code == 412 and res.headers["ETag"] == tag
@@ -301,13 +304,14 @@ def test_submit_approve_publish_and_everything_agrees(
         district: str, client: TestClient, planner: dict[str, str]) -> None:
     county = bearer(token_for(district, "d-county", "planner", (COUNTY,)))
     draft, body, tag = open_draft(client, planner)
+    opened = set(stats_by_code(body))
     total = households_in(district, COMMUNITY)
     target = largest(body)
     res = edit(client, planner, draft, tag, op="split", grid=target,
                line=split_line(geometry(body, target)))
     assert res.status_code == 200, res.text
     body, tag = res.json(), res.headers["ETag"]
-    new = [c for c in body["changed"] if c in stats_by_code(body) and c != target]
+    new = [c for c in body["changed"] if c not in opened]
     diff = client.get(f"/api/drafts/{draft}/diff", headers=planner).json()
     assert {g["code"] for g in diff["grids"] if g["change"] == "added"} >= set(new)
     assert diff["households_moved"] == len(diff["households"]) > 0
@@ -377,3 +381,58 @@ def test_a_draft_over_a_newer_publish_is_refused(
     assert fingerprint(district) == before
     res = client.post(f"/api/drafts/{old}/abandon", json={"note": "过时"}, headers=planner)
     assert res.status_code == 200 and res.json()["status"] == "abandoned"
+
+
+def test_import_into_drafts_and_the_drafts_commands(district: str, tmp_path: Any) -> None:
+    community = "610199001003"
+    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"])
+    mine = grids[(grids["code"].str[:12] == community) & (grids["kind"] == "comprehensive")]
+    target = mine.iloc[0]
+    geom = target.geometry
+    minx, miny, maxx, maxy = geom.bounds
+    mid = (minx + maxx) / 2
+    halves = [geom.intersection(shapely.box(minx - 1, miny - 1, mid, maxy + 1)),
+              geom.intersection(shapely.box(mid, miny - 1, maxx + 1, maxy + 1))]
+    new_code = community + "099"
+    split = gpd.GeoDataFrame({
+        "code": [target["code"], new_code], "name": [target["name"], "新网格"],
+        "kind": ["comprehensive", "comprehensive"], "parent_grid_code": [None, None]},
+        geometry=[shapely.MultiPolygon(shapely.get_parts(g)) for g in halves], crs=4326)
+    path = tmp_path / "split.geojson"
+    split.to_file(path)
+    drafts_before = scalar(district, "SELECT count(*) FROM plan_draft")
+    before = fingerprint(district)
+    dry = run_cli(district, "import", "grids", str(path), "--draft", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "dry run" in dry.output and f"added: {new_code}" in dry.output
+    assert "households changing grid: " in dry.output
+    assert scalar(district, "SELECT count(*) FROM plan_draft") == drafts_before
+    made = run_cli(district, "import", "grids", str(path), "--draft")
+    assert made.exit_code == 0, made.output
+    assert f"reshaped: {target['code']}" in made.output
+    assert fingerprint(district) == before  # a draft publishes nothing
+    draft = int(scalar(district, "SELECT max(id) FROM plan_draft"))
+    listed = run_cli(district, "drafts", "list", "--status", "open")
+    assert listed.exit_code == 0 and f"{draft:>5} {community}" in listed.output
+    shown = run_cli(district, "drafts", "show", str(draft))
+    assert shown.exit_code == 0 and new_code in shown.output, shown.output
+    assert run_cli(district, "drafts", "diff", str(draft)).exit_code == 0
+    assert run_cli(district, "drafts", "show", "999999").exit_code == 2
+    assert run_cli(district, "drafts", "publish", str(draft)).exit_code == 2  # not approved
+    abandoned = run_cli(district, "drafts", "abandon", str(draft), "--note", "试一下")
+    assert abandoned.exit_code == 0 and "abandoned" in abandoned.output
+    # an overlapping grid is refused at submit: the draft stays, nothing is published
+    grown = mine.iloc[:1].copy()
+    grown["geometry"] = grown.to_crs(32649).buffer(80).to_crs(4326).apply(
+        lambda g: shapely.MultiPolygon(shapely.get_parts(g)))
+    bad = tmp_path / "grown.geojson"
+    grown.to_file(bad)
+    refused = run_cli(district, "import", "grids", str(bad), "--draft", "--publish")
+    assert refused.exit_code == 2 and "overlap" in refused.output, refused.output
+    assert fingerprint(district) == before
+    # the split, published through a draft
+    done = run_cli(district, "import", "grids", str(path), "--draft", "--publish")
+    assert done.exit_code == 0, done.output
+    assert "published: 1 community version(s)" in done.output
+    assert scalar(district, "SELECT count(*) FROM household WHERE grid_code = %s",
+                  new_code) > 0

@@ -253,3 +253,17 @@ def publish_workers(conn: Connection, draft: int) -> int:
         "WHERE d.draft_id = :d AND d.worker_id = w.id AND d.grid_code IS DISTINCT FROM "
         "d.base_grid_code AND (d.grid_code IS NULL OR EXISTS (SELECT 1 FROM grid g WHERE "
         "g.code = d.grid_code))"), {"d": draft}).rowcount
+
+
+def take_staged(conn: Connection, draft: int, community: str) -> None:
+    """The draft's grids become what a staged import gives the community (gm_next)."""
+    conn.execute(text("DELETE FROM plan_draft_grid WHERE draft_id = :d"), {"d": draft})
+    conn.execute(text(
+        "INSERT INTO plan_draft_grid (draft_id, code, name, kind, community_code, "
+        "parent_grid_code, geom) SELECT :d, code, name, kind, community_code, "
+        "parent_grid_code, geom FROM gm_next WHERE community_code = :c"),
+        {"d": draft, "c": community})
+
+
+def drop_stage(conn: Connection) -> None:
+    conn.execute(text("DROP TABLE IF EXISTS gm_next, gm_changed, gm_stage"))

@@ -431,3 +431,30 @@ def publish_stage(conn: Connection, *, source: str, note: str, author: str | Non
                                        approver=approver)
     _raw(conn).execute("DROP TABLE IF EXISTS gm_stage")
     return versions, diff
+
+
+def stage_grids(conn: Connection, frame: gpd.GeoDataFrame, *, source: str, replace: bool
+                ) -> list[str]:
+    """Stage a grids file as an import would (the same checks of codes and references) and
+    work out what each community would hold (``gm_next``); returns the communities whose
+    grids would change (``gm_changed``), for a draft to take them up instead of a publish."""
+    spec = LAYERS["grids"]
+    absent = {c: spec.defaults.get(c) for c in spec.optional if c not in frame.columns}
+    if absent:
+        frame = frame.assign(**absent)
+    frame, problems = _prepare(frame, spec)
+    if problems:
+        raise ImportRejected(source, f"{len(problems)} code(s) of the wrong level", problems)
+    columns = [c for c in _table_columns(spec) if c != "version"]
+    _stage(conn, spec, columns)
+    copy_into(conn, STAGE, frame, _stage_columns(spec, columns))
+    problems = _reference_problems(conn, spec)
+    if problems:
+        raise ImportRejected(source, f"{len(problems)} row(s) refer to what the store does not "
+                             "hold; nothing was imported", problems)
+    raw = _raw(conn)
+    raw.execute("DROP TABLE IF EXISTS gm_next, gm_changed")
+    raw.execute(read_sql("grids_next.sql"), {"replace": replace})
+    raw.execute(read_sql("grids_changed.sql"))
+    return [str(c).strip() for (c,) in raw.execute(
+        "SELECT community_code FROM gm_changed ORDER BY 1").fetchall()]
