@@ -16,6 +16,7 @@ so an edit costs one read of the draft's grids and vectorised counting.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -428,6 +429,8 @@ def edit(engine: Engine, principal: Principal, draft: int, op: str, params: Mapp
     _editor(principal, "draw grids")
     if op not in OPS:
         raise DraftError(f"unknown edit {op!r}: choose one of {', '.join(OPS)}")
+    if "\\u0000" in json.dumps(params):
+        raise DraftError("the edit contains a NUL character: remove it")
     with engine.begin() as conn:
         row = _draft(conn, principal, draft, whole=True, for_update=True)
         _expect(row, expected, required=revision_required)

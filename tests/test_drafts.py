@@ -240,7 +240,10 @@ def test_bad_edits_are_refused_and_change_nothing(
          "outside community"),
         ({"op": "paint", "grid": target, "cells": ["not-a-cell"]}, "H3"),
         ({"op": "move_vertex", "at": [0.5, 0.5], "to": [0.6, 0.6]}, "no draft grid"),
-        ({"op": "assign_worker", "worker": "nobody\x00", "grid": target}, "no grid worker"),
+        ({"op": "assign_worker", "worker": "nobody", "grid": target}, "no grid worker"),
+        ({"op": "assign_worker", "worker": "nobody\x00", "grid": target}, "NUL"),
+        ({"op": "split", "grid": target, "line": {**split_line(geom), "note": "a\x00b"}},
+         "NUL"),
         ({"op": "teleport"}, ""),
     ]
     for body_, message in cases:
