@@ -421,6 +421,13 @@ def import_(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Check everything and print what would change; write nothing.")
     ] = False,
+    draft: Annotated[bool, typer.Option(
+        "--draft", help="Grids: make a draft of each community the file changes and print "
+        "what publishing it would change (publish with --publish or `gridmap drafts`).")
+    ] = False,
+    publish: Annotated[bool, typer.Option(
+        "--publish", help="With --draft: submit, approve and publish each draft when it is "
+        "valid (warnings acknowledged with the file's name as the note).")] = False,
 ) -> None:
     """Import one layer file; all of it, or (on any problem) nothing. Grids are checked to
     partition their communities before a new version is published, and the points are
@@ -444,6 +451,12 @@ def import_(
     for fix in result.repaired:
         typer.echo(f"repaired {fix}")
     engine = _engine(settings)
+    if draft or publish:
+        if name != "grids":
+            raise fail("--draft and --publish are for grids")
+        _import_draft(engine, settings, result.frame, source=str(path), replace=replace,
+                      dry_run=dry_run, publish=publish)
+        return
     try:
         with engine.connect() as conn, conn.begin() as transaction:
             loaded = load_layer(conn, name, result.frame, source=str(path),
@@ -459,6 +472,32 @@ def import_(
         typer.echo(f"dry run, nothing written — the import would give:\n{loaded}")
         return
     typer.echo(f"{loaded} in {time.perf_counter() - start:.2f} s")
+
+
+def _import_draft(engine: Engine, settings: Settings, frame: Any, *, source: str,
+                  replace: bool, dry_run: bool, publish: bool) -> None:
+    from gridmap import drafts
+    from gridmap.access import CLI_PRINCIPAL
+
+    cache = drafts.DraftCache()
+    made = _draft_call(drafts.import_drafts, engine, CLI_PRINCIPAL, frame, cache,
+                       source=source, replace=replace, client="cli", dry_run=dry_run)
+    if not made:
+        typer.echo("the file changes no community's grids: no draft made")
+        return
+    for d in made:
+        head = "dry run, nothing written — a draft" if dry_run else f"draft {d.draft}"
+        typer.echo(f"{head} would change:")
+        _print_draft_diff(d)
+    if dry_run or not publish:
+        return
+    for d in made:
+        _draft_call(drafts.submit, engine, CLI_PRINCIPAL, d.draft, cache,
+                    note=f"import {source}"[:2000], acknowledge=True, expected=None,
+                    client="cli", one_step=True, **_draft_options(settings))
+        done = _draft_call(drafts.publish, engine, CLI_PRINCIPAL, d.draft, cache,
+                           expected=None, client="cli", **_draft_options(settings))
+        typer.echo(f"draft {d.draft} published: {done.versions} community version(s)")
 
 
 def _import_osm(path: Path) -> None:
@@ -936,6 +975,159 @@ def grids_restore(
     typer.echo(f"{community}: published a new version equal to version {version}")
     if changes.grids:
         typer.echo(str(changes))
+
+
+drafts_app = typer.Typer(help="Drafts of a community's (or township's) grids: list, show, "
+                         "diff, submit, approve, publish, abandon (edit them on the map or "
+                         "through /api/drafts).", no_args_is_help=True)
+app.add_typer(drafts_app, name="drafts")
+DraftArg = Annotated[int, typer.Argument(metavar="DRAFT", help="The draft's number.",
+                                         min=1, max=2**63 - 1, show_default=False)]
+NoteOpt = Annotated[str | None, typer.Option(help="Why (kept with the draft).")]
+
+
+def _draft_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a drafts use case as the command line (an admin), errors as messages."""
+    from gridmap import drafts
+    from gridmap.access import AccessError
+
+    try:
+        return fn(*args, **kwargs)
+    except (AccessError, drafts.DraftError, drafts.IllegalState, drafts.StaleBase,
+            drafts.StaleRevision) as exc:
+        raise fail(str(exc)) from exc
+
+
+def _draft_options(settings: Settings) -> dict[str, Any]:
+    return {"standard": settings.standard, "tolerance": settings.check_tolerance_m,
+            "min_area": settings.check_min_area_m2}
+
+
+def _print_draft_stats(view: Any) -> None:
+    d = view.draft
+    typer.echo(f"draft {d['id']} {d['area_code']} {d['status']} revision {d['revision']}  "
+               f"{_printable(d['title'])}  by {d['author']}")
+    for r in view.stats.grids:
+        typer.echo(f"  {r['code']} {r['kind']:<13} {r['households']:>6} households "
+                   f"{r['residents']:>6} residents {r['vulnerable']:>4} vulnerable  "
+                   f"{r['full_time_workers']}/{r['workers']} full-time/workers  "
+                   f"{r['status']:<14} compactness {r['compactness']:.2f}"
+                   + ("  locked" if r["locked"] else ""))
+    if view.stats.households_outside:
+        typer.echo(f"  households in no grid: {view.stats.households_outside}")
+    for line in view.stats.blocking:
+        typer.echo(f"  blocks publishing: {line}")
+    for line in view.stats.warnings:
+        typer.echo(f"  warning: {line}")
+
+
+@drafts_app.command("list")
+def drafts_list(status: Annotated[str | None, typer.Option(
+        help="open, submitted, approved, published or abandoned")] = None) -> None:
+    """The drafts, newest first."""
+    from gridmap import drafts
+    from gridmap.access import CLI_PRINCIPAL
+
+    engine = _engine(get_settings())
+    with engine.connect() as conn:
+        rows = _draft_call(drafts.list_drafts, conn, CLI_PRINCIPAL, status)
+    for d in rows:
+        typer.echo(f"{d['id']:>5} {d['area_code']} {d['status']:<10} r{d['revision']:<4} "
+                   f"{_local(d['updated_at'])}  {d['author']}  {_printable(d['title'])}")
+
+
+@drafts_app.command("show")
+def drafts_show(draft: DraftArg) -> None:
+    """A draft's grids with their statistics, what blocks publishing, the warnings."""
+    from gridmap import drafts
+    from gridmap.access import CLI_PRINCIPAL
+
+    settings = get_settings()
+    engine = _engine(settings)
+    with engine.connect() as conn:
+        view = _draft_call(drafts.show, conn, CLI_PRINCIPAL, draft, drafts.DraftCache(),
+                           **_draft_options(settings))
+    _print_draft_stats(view)
+
+
+def _print_draft_diff(d: Any) -> None:
+    for what in ("added", "reshaped", "renamed", "retired"):
+        codes = [c for c, ch in d.grids if ch == what]
+        if codes:
+            typer.echo(f"  {what}: {', '.join(codes)}")
+    typer.echo(f"  households changing grid: {len(d.households)}")
+    typer.echo(f"  incidents changing grid: {len(d.incidents)}")
+    for w, f, t in d.workers:
+        typer.echo(f"  worker {w}: {f or '-'} → {t or '-'}")
+
+
+@drafts_app.command("diff")
+def drafts_diff(draft: DraftArg) -> None:
+    """What publishing the draft would change."""
+    from gridmap import drafts
+    from gridmap.access import CLI_PRINCIPAL
+
+    engine = _engine(get_settings())
+    with engine.connect() as conn:
+        d = _draft_call(drafts.diff, conn, CLI_PRINCIPAL, draft, drafts.DraftCache())
+    typer.echo(f"draft {draft} against the published grids:")
+    _print_draft_diff(d)
+
+
+@drafts_app.command("submit")
+def drafts_submit(draft: DraftArg, note: NoteOpt = None, acknowledge: Annotated[bool, typer.Option(
+        "--acknowledge", help="The warnings were read (a note says why they are fine).")
+        ] = False) -> None:
+    """Submit a draft for approval (gaps, overlaps and spill-over block it)."""
+    from gridmap import drafts
+    from gridmap.access import CLI_PRINCIPAL
+
+    settings = get_settings()
+    view = _draft_call(drafts.submit, _engine(settings), CLI_PRINCIPAL, draft,
+                       drafts.DraftCache(), note=note, acknowledge=acknowledge, expected=None,
+                       client="cli", one_step=settings.draft_approval == "one_step",
+                       **_draft_options(settings))
+    typer.echo(f"draft {draft} is {view.draft['status']}")
+
+
+@drafts_app.command("approve")
+def drafts_approve(draft: DraftArg, note: NoteOpt = None, send_back: Annotated[bool, typer.Option(
+        "--send-back", help="Send it back to its author instead (a note says why).")
+        ] = False) -> None:
+    """Approve a submitted draft (or send it back)."""
+    from gridmap import drafts
+    from gridmap.access import CLI_PRINCIPAL
+
+    row = _draft_call(drafts.decide, _engine(get_settings()), CLI_PRINCIPAL, draft,
+                      approve=not send_back, note=note, expected=None, client="cli")
+    typer.echo(f"draft {draft} is {row['status']}")
+
+
+@drafts_app.command("publish")
+def drafts_publish(draft: DraftArg) -> None:
+    """Publish an approved draft in one transaction."""
+    from gridmap import drafts
+    from gridmap.access import CLI_PRINCIPAL
+
+    settings = get_settings()
+    done = _draft_call(drafts.publish, _engine(settings), CLI_PRINCIPAL, draft,
+                       drafts.DraftCache(), expected=None, client="cli",
+                       **_draft_options(settings))
+    typer.echo(f"draft {draft} published: {done.versions} community version(s), "
+               f"{done.workers_moved} worker(s) moved")
+    if done.diff.grids:
+        typer.echo(str(done.diff))
+
+
+@drafts_app.command("abandon")
+def drafts_abandon(draft: DraftArg, note: NoteOpt = None) -> None:
+    """Abandon a draft (nothing is published; it stays readable)."""
+    from gridmap import drafts
+    from gridmap.access import CLI_PRINCIPAL
+
+    row = _draft_call(drafts.abandon, _engine(get_settings()), CLI_PRINCIPAL, draft,
+                      note=note, expected=None, client="cli")
+    typer.echo(f"draft {draft} is {row['status']}")
 
 
 if __name__ == "__main__":

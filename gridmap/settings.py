@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, time
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,10 @@ class Settings(BaseSettings):
         default=0.1, gt=0, le=100,
         description="Gaps, overlaps and spill-over thinner than twice this are boundary noise.")
     check_min_area_m2: float = Field(default=1.0, ge=0)
+    draft_approval: Literal["two_step", "one_step"] = Field(
+        default="two_step",
+        description="two_step: a submitted draft is approved by another user holding the "
+        "county (or an admin) before it is published; one_step: submitting approves it.")
     osm: OsmRules = Field(default_factory=OsmRules)
     locate_margin_m: float = Field(
         default=10.0, ge=0, le=1000,

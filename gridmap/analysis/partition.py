@@ -47,6 +47,64 @@ def _significant(geom: shapely.Geometry, tolerance: float, min_area: float
     return out
 
 
+def partition_defects(com_codes: np.ndarray, com_geoms: np.ndarray, codes: np.ndarray,
+                      geoms: np.ndarray, *, tolerance: float = 0.1, min_area: float = 1.0,
+                      sliver_compactness: float = 0.05, sliver_area: float = 2_000.0
+                      ) -> list[dict[str, object]]:
+    """The rows of :func:`check_partition` from plain arrays of communities and
+    comprehensive grids, all in one metric CRS (no frames: the draft editor calls this
+    after every edit)."""
+    rows: list[dict[str, object]] = []
+
+    def add(defect: Defect, com: str | None, grid: str | None, other: str | None,
+            geom: shapely.Geometry, detail: str) -> None:
+        rows.append({"defect": defect, "community_code": com, "grid_code": grid,
+                     "other_code": other, "area_m2": round(float(geom.area), 2),
+                     "detail": detail, "geometry": geom})
+
+    valid = shapely.is_valid(geoms) & ~shapely.is_empty(geoms)
+    for i in np.flatnonzero(~valid):
+        reason = "empty" if shapely.is_empty(geoms[i]) else shapely.is_valid_reason(geoms[i])
+        fixed = shapely.make_valid(geoms[i]) if not shapely.is_empty(geoms[i]) else geoms[i]
+        add("invalid", codes[i][:12], codes[i], None, fixed, reason)
+    geoms, codes = geoms[valid], codes[valid]
+
+    # overlaps between any two grids (also of different communities)
+    tree = shapely.STRtree(geoms)
+    a, b = tree.query(geoms, predicate="intersects")
+    pair = a < b
+    for i, j in zip(a[pair], b[pair], strict=True):
+        inter = shapely.intersection(geoms[i], geoms[j])
+        for part in _significant(inter, tolerance, min_area):
+            where = "grids of two communities" if codes[i][:12] != codes[j][:12] else "grids"
+            add("overlap", codes[i][:12], codes[i], codes[j], part, f"{where} overlap")
+
+    # per community: gaps, spill-over, pieces, slivers
+    for com, boundary in zip(com_codes, com_geoms, strict=True):
+        mine = np.flatnonzero(np.char.startswith(codes.astype(str), com))
+        union = shapely.union_all(geoms[mine]) if len(mine) else shapely.Polygon()
+        for part in _significant(shapely.difference(boundary, union), tolerance, min_area):
+            add("gap", com, None, None, part, "no grid covers this part of the community")
+        for i in mine:
+            for part in _significant(shapely.difference(geoms[i], boundary), tolerance,
+                                     min_area):
+                add("outside", com, codes[i], None, part,
+                    "the grid spills over its community's boundary")
+            pieces = _significant(geoms[i], tolerance, min_area)
+            if len(pieces) > 1:
+                add("multipart", com, codes[i], None, geoms[i], f"{len(pieces)} separate pieces")
+            area, perimeter = geoms[i].area, geoms[i].length
+            compact = 4 * np.pi * area / perimeter**2 if perimeter else 0.0
+            if area < sliver_area or compact < sliver_compactness:
+                add("sliver", com, codes[i], None, geoms[i],
+                    f"area {area:.0f} m², compactness {compact:.3f}")
+    known = set(com_codes)
+    for i in np.flatnonzero([c[:12] not in known for c in codes]):
+        add("outside", codes[i][:12], codes[i], None, geoms[i],
+            f"community {codes[i][:12]} (from the grid code) is not among the communities")
+    return rows
+
+
 def check_partition(communities: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, *,
                     tolerance: float = 0.1, min_area: float = 1.0,
                     sliver_compactness: float = 0.05, sliver_area: float = 2_000.0
@@ -84,58 +142,11 @@ def check_partition(communities: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, *,
     grd_m = _metric(grids).to_crs(com_m.crs)
     if "kind" in grd_m:
         grd_m = grd_m[grd_m["kind"].fillna("comprehensive") == "comprehensive"]
-    rows: list[dict[str, object]] = []
-
-    def add(defect: Defect, com: str | None, grid: str | None, other: str | None,
-            geom: shapely.Geometry, detail: str) -> None:
-        rows.append({"defect": defect, "community_code": com, "grid_code": grid,
-                     "other_code": other, "area_m2": round(float(geom.area), 2),
-                     "detail": detail, "geometry": geom})
-
-    geoms = np.asarray(grd_m.geometry.values, dtype=object)
-    codes = grd_m["code"].astype(str).to_numpy()
-    valid = shapely.is_valid(geoms) & ~shapely.is_empty(geoms)
-    for i in np.flatnonzero(~valid):
-        reason = "empty" if shapely.is_empty(geoms[i]) else shapely.is_valid_reason(geoms[i])
-        fixed = shapely.make_valid(geoms[i]) if not shapely.is_empty(geoms[i]) else geoms[i]
-        add("invalid", codes[i][:12], codes[i], None, fixed, reason)
-    geoms, codes = geoms[valid], codes[valid]
-
-    # overlaps between any two grids (also of different communities)
-    tree = shapely.STRtree(geoms)
-    a, b = tree.query(geoms, predicate="intersects")
-    pair = a < b
-    for i, j in zip(a[pair], b[pair], strict=True):
-        inter = shapely.intersection(geoms[i], geoms[j])
-        for part in _significant(inter, tolerance, min_area):
-            where = "grids of two communities" if codes[i][:12] != codes[j][:12] else "grids"
-            add("overlap", codes[i][:12], codes[i], codes[j], part, f"{where} overlap")
-
-    # per community: gaps, spill-over, pieces, slivers
-    com_codes = com_m["code"].astype(str).to_numpy()
-    com_geoms = np.asarray(com_m.geometry.values, dtype=object)
-    for com, boundary in zip(com_codes, com_geoms, strict=True):
-        mine = np.flatnonzero(np.char.startswith(codes.astype(str), com))
-        union = shapely.union_all(geoms[mine]) if len(mine) else shapely.Polygon()
-        for part in _significant(shapely.difference(boundary, union), tolerance, min_area):
-            add("gap", com, None, None, part, "no grid covers this part of the community")
-        for i in mine:
-            for part in _significant(shapely.difference(geoms[i], boundary), tolerance,
-                                     min_area):
-                add("outside", com, codes[i], None, part,
-                    "the grid spills over its community's boundary")
-            pieces = _significant(geoms[i], tolerance, min_area)
-            if len(pieces) > 1:
-                add("multipart", com, codes[i], None, geoms[i], f"{len(pieces)} separate pieces")
-            area, perimeter = geoms[i].area, geoms[i].length
-            compact = 4 * np.pi * area / perimeter**2 if perimeter else 0.0
-            if area < sliver_area or compact < sliver_compactness:
-                add("sliver", com, codes[i], None, geoms[i],
-                    f"area {area:.0f} m², compactness {compact:.3f}")
-    known = set(com_codes)
-    for i in np.flatnonzero([c[:12] not in known for c in codes]):
-        add("outside", codes[i][:12], codes[i], None, geoms[i],
-            f"community {codes[i][:12]} (from the grid code) is not among the communities")
+    rows = partition_defects(
+        com_m["code"].astype(str).to_numpy(), np.asarray(com_m.geometry.values, dtype=object),
+        grd_m["code"].astype(str).to_numpy(), np.asarray(grd_m.geometry.values, dtype=object),
+        tolerance=tolerance, min_area=min_area, sliver_compactness=sliver_compactness,
+        sliver_area=sliver_area)
     table = pd.DataFrame(rows, columns=COLUMNS)
     for col in ("community_code", "grid_code", "other_code", "detail"):
         table[col] = table[col].astype(object).where(table[col].notna(), None)

@@ -19,6 +19,7 @@ from gridmap.api import (
     routes_auth,
     routes_check,
     routes_coverage,
+    routes_drafts,
     routes_emergency,
     routes_features,
     routes_health,
@@ -34,6 +35,7 @@ from gridmap.api import (
 from gridmap.api.locator import Locator
 from gridmap.api.security import SecurityHeaders
 from gridmap.domain.incidents import load_categories
+from gridmap.drafts import DraftCache
 from gridmap.incidents import OverdueJob, Workflow
 from gridmap.places import PlaceIndex
 from gridmap.settings import Settings, get_settings
@@ -78,6 +80,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.changes.subscribe(app.state.tiles.apply, name="the tile cache")
         app.state.changes.subscribe(app.state.sessions.apply, name="the session cache")
         app.state.changes.subscribe(app.state.places.apply, name="the place names")
+        app.state.changes.subscribe(app.state.drafts.apply, name="the drafts' households")
         # last: a page hears of a change after the caches above have taken it in
         app.state.live = routes_live.Feed()
         app.state.live.start(app.state.changes)
@@ -95,6 +98,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
                   "facilities and incidents.")
     app.state.settings = settings
     app.state.public = public_principal(settings)
+    app.state.drafts = DraftCache()
     app.state.workflow = Workflow(load_categories(settings.incident_categories),
                                   settings.work_calendar())
     errors.install(app)
@@ -110,6 +114,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(routes_features.router)
     app.include_router(routes_check.router)
     app.include_router(routes_plans.router)
+    app.include_router(routes_drafts.router)
     app.include_router(routes_coverage.router)
     app.include_router(routes_ogc.router)
     app.include_router(routes_open311.router)

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridmap import i18n, incidents, plans
+from gridmap import drafts, i18n, incidents, plans
 from gridmap.access import AccessError, AccountError
 
 # the code of an HTTPException a route raises, by its status
@@ -103,6 +103,16 @@ def validation_error(request: Request, exc: Exception) -> JSONResponse:
                           detail=jsonable_encoder(exc.errors()))
 
 
+def draft_error(request: Request, exc: Exception) -> JSONResponse:
+    status = {drafts.StaleRevision: 412, drafts.RevisionRequired: 428,
+              drafts.IllegalState: 409, drafts.StaleBase: 409}.get(type(exc), 422)
+    headers = {}
+    if isinstance(exc, drafts.StaleRevision) and exc.revision > 0:
+        headers["ETag"] = f'"d{request.path_params.get("draft")}-r{exc.revision}"'
+    return error_response(request, status, code=error_code(exc), detail=str(exc),
+                          headers=headers)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -113,3 +123,6 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(error, incident_error)
     app.add_exception_handler(plans.StaleVersion, plan_error)
     app.add_exception_handler(plans.PlanError, plan_error)
+    for draft_exc in (drafts.DraftError, drafts.StaleRevision, drafts.RevisionRequired,
+                      drafts.IllegalState, drafts.StaleBase):
+        app.add_exception_handler(draft_exc, draft_error)

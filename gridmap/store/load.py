@@ -282,7 +282,8 @@ BLOCKING = ("invalid", "gap", "overlap", "outside")
 
 def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: float,
                    min_area: float, note: str = "import", author: str | None = None,
-                   restored_from: int | None = None) -> tuple[int, int, GridDiff]:
+                   approver: str | None = None, restored_from: int | None = None
+                   ) -> tuple[int, int, GridDiff]:
     """Check, publish and re-assign: (grid rows written to history, versions, the diff)."""
     from gridmap.analysis.partition import check_partition
     from gridmap.store.assign import POINT_TABLES, assign_layer, grid_index
@@ -317,8 +318,9 @@ def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: f
     diff.workers_detached = sum(int(n) for _, _, n in rows)
     before = raw.execute("SELECT count(*) FROM grid_history").fetchone()
     raw.execute(read_sql("publish_grids.sql"))
-    raw.execute("UPDATE grid_version SET note = %s, author = %s, restored_from = %s "
-                "WHERE id IN (SELECT id FROM gm_new_version)", (note, author, restored_from))
+    raw.execute("UPDATE grid_version SET note = %s, author = %s, approver = %s, "
+                "restored_from = %s WHERE id IN (SELECT id FROM gm_new_version)",
+                (note, author, approver, restored_from))
     versions = raw.execute("SELECT count(*) FROM gm_new_version").fetchone()
     after = raw.execute("SELECT count(*) FROM grid_history").fetchone()
     assert before is not None and versions is not None and after is not None
@@ -416,3 +418,43 @@ def restore_version(conn: Connection, community: str, version: int, *, note: str
                                        note=note, author=author, restored_from=version)
     raw.execute("DROP TABLE IF EXISTS gm_stage")
     return versions, diff
+
+
+def publish_stage(conn: Connection, *, source: str, note: str, author: str | None,
+                  approver: str | None, tolerance: float = 0.1, min_area: float = 1.0
+                  ) -> tuple[int, GridDiff]:
+    """Publish the grids staged in ``gm_stage`` as the whole of their communities (a draft):
+    the same partition check, stable codes, version with note, author and approver, and
+    re-assignment as an import. Returns (versions published, the diff)."""
+    _, versions, diff = _publish_grids(conn, source=source, replace=True, tolerance=tolerance,
+                                       min_area=min_area, note=note, author=author,
+                                       approver=approver)
+    _raw(conn).execute("DROP TABLE IF EXISTS gm_stage")
+    return versions, diff
+
+
+def stage_grids(conn: Connection, frame: gpd.GeoDataFrame, *, source: str, replace: bool
+                ) -> list[str]:
+    """Stage a grids file as an import would (the same checks of codes and references) and
+    work out what each community would hold (``gm_next``); returns the communities whose
+    grids would change (``gm_changed``), for a draft to take them up instead of a publish."""
+    spec = LAYERS["grids"]
+    absent = {c: spec.defaults.get(c) for c in spec.optional if c not in frame.columns}
+    if absent:
+        frame = frame.assign(**absent)
+    frame, problems = _prepare(frame, spec)
+    if problems:
+        raise ImportRejected(source, f"{len(problems)} code(s) of the wrong level", problems)
+    columns = [c for c in _table_columns(spec) if c != "version"]
+    _stage(conn, spec, columns)
+    copy_into(conn, STAGE, frame, _stage_columns(spec, columns))
+    problems = _reference_problems(conn, spec)
+    if problems:
+        raise ImportRejected(source, f"{len(problems)} row(s) refer to what the store does not "
+                             "hold; nothing was imported", problems)
+    raw = _raw(conn)
+    raw.execute("DROP TABLE IF EXISTS gm_next, gm_changed")
+    raw.execute(read_sql("grids_next.sql"), {"replace": replace})
+    raw.execute(read_sql("grids_changed.sql"))
+    return [str(c).strip() for (c,) in raw.execute(
+        "SELECT community_code FROM gm_changed ORDER BY 1").fetchall()]

@@ -716,6 +716,130 @@ def plan_restore(c: Call) -> None:
         assert res.json()["published"] == 0  # the current version: nothing to publish
 
 
+def _expect_draft(c: Call, res: Response, ok: int, *, county_only: bool = False) -> bool:
+    """Drafts are for planners (their divisions) and admins; True when it went through."""
+    editor = c.role in ("admin", "planner")
+    expected = (401 if c.role == "public" else 403 if not editor
+                else ok if c.role == "admin" else 404 if not c.inside
+                else 403 if county_only else ok)
+    assert res.status_code == expected, (c.role, c.inside, res.text)
+    return res.status_code == ok
+
+
+def _new_draft(c: Call, *, status: str = "open") -> tuple[int, str]:
+    """A draft of the caller's community (inside) or another, made by an admin; submitted
+    (and approved) by a second admin when *status* says."""
+    admin = c.client.app.state.matrix_admin
+    res = c.client.post("/api/drafts", json={"area": c.community, "title": "matrix"},
+                        headers=admin)
+    assert res.status_code == 201, res.text
+    draft, tag = res.json()["draft"]["id"], res.headers["ETag"]
+    if status in ("submitted", "approved"):
+        second = bearer(token_for(c.client.app.state.settings.database_url, "matrix-admin2"))
+        res = c.client.post(f"/api/drafts/{draft}/submit", headers=second,
+                            json={"note": "matrix", "acknowledge": True})
+        assert res.status_code == 200, res.text
+        tag = res.headers["ETag"]
+    if status == "approved":
+        res = c.client.post(f"/api/drafts/{draft}/approve", headers=admin, json={})
+        assert res.status_code == 200, res.text
+        tag = res.headers["ETag"]
+    return draft, tag
+
+
+def drafts_list(c: Call) -> None:
+    draft, _ = _new_draft(c)
+    res = c.get("/api/drafts")
+    if c.role in ("admin", "planner"):  # the list is filtered, never refused
+        assert res.status_code == 200, (c.role, res.text)
+        c.rows_are_mine([d["area_code"] for d in res.json()])
+        assert (draft in [d["id"] for d in res.json()]) == (c.inside or c.role == "admin")
+    else:
+        assert res.status_code == (401 if c.role == "public" else 403), (c.role, res.text)
+
+
+def drafts_create(c: Call) -> None:
+    res = c.client.post("/api/drafts", json={"area": c.community, "title": "x"},
+                        headers=c.headers)
+    if _expect_draft(c, res, 201):
+        assert res.json()["draft"]["area_code"] == c.community
+
+
+def drafts_get(c: Call) -> None:
+    draft, tag = _new_draft(c)
+    res = c.get(f"/api/drafts/{draft}")
+    if _expect_draft(c, res, 200):
+        assert res.headers["ETag"] == tag and res.json()["stats"]["grids"]
+
+
+def _lock(c: Call, draft: int, tag: str, headers: dict[str, str]) -> Response:
+    grid = GRID if c.inside else OTHER_GRID
+    return c.client.post(f"/api/drafts/{draft}/edits", json={"op": "lock", "grid": grid},
+                         headers={**headers, "If-Match": tag})
+
+
+def drafts_edit(c: Call) -> None:
+    draft, tag = _new_draft(c)
+    _expect_draft(c, _lock(c, draft, tag, c.headers), 200)
+
+
+def drafts_edits(c: Call) -> None:
+    draft, tag = _new_draft(c)
+    _lock(c, draft, tag, c.client.app.state.matrix_admin)
+    res = c.get(f"/api/drafts/{draft}/edits")
+    if _expect_draft(c, res, 200):
+        assert [e["op"] for e in res.json()] == ["lock"]
+
+
+def drafts_undo(c: Call, *, redo: bool = False) -> None:
+    admin = c.client.app.state.matrix_admin
+    draft, tag = _new_draft(c)
+    tag = _lock(c, draft, tag, admin).headers["ETag"]
+    if redo:
+        tag = c.client.post(f"/api/drafts/{draft}/undo",
+                            headers={**admin, "If-Match": tag}).headers["ETag"]
+    res = c.client.post(f"/api/drafts/{draft}/{'redo' if redo else 'undo'}",
+                        headers={**c.headers, "If-Match": tag})
+    _expect_draft(c, res, 200)
+
+
+def drafts_diff(c: Call) -> None:
+    draft, _ = _new_draft(c)
+    res = c.get(f"/api/drafts/{draft}/diff")
+    if _expect_draft(c, res, 200):
+        assert res.json()["grids"] == [] and res.json()["households_moved"] == 0
+
+
+def drafts_submit(c: Call) -> None:
+    draft, _ = _new_draft(c)
+    res = c.client.post(f"/api/drafts/{draft}/submit", headers=c.headers,
+                        json={"note": "ok", "acknowledge": True})
+    if _expect_draft(c, res, 200):
+        assert res.json()["draft"]["status"] == "submitted"
+
+
+def drafts_decide(c: Call, *, approve: bool) -> None:
+    draft, _ = _new_draft(c, status="submitted")
+    res = c.client.post(f"/api/drafts/{draft}/{'approve' if approve else 'send-back'}",
+                        headers=c.headers, json={"note": "matrix"})
+    if _expect_draft(c, res, 200, county_only=True):
+        assert res.json()["status"] == ("approved" if approve else "open")
+
+
+def drafts_publish(c: Call) -> None:
+    draft, _ = _new_draft(c, status="approved")
+    res = c.client.post(f"/api/drafts/{draft}/publish", headers=c.headers)
+    if _expect_draft(c, res, 200):
+        assert res.json()["published"] == 0  # the draft changed nothing
+
+
+def drafts_abandon(c: Call) -> None:
+    draft, _ = _new_draft(c)
+    res = c.client.post(f"/api/drafts/{draft}/abandon", headers=c.headers, json={})
+    if _expect_draft(c, res, 200):
+        assert res.json()["status"] == "abandoned"
+
+
 CASES: dict[str, Callable[[Call], None]] = {
     "POST /auth/token": auth_token,
     "POST /auth/session": auth_session,
@@ -728,6 +852,19 @@ CASES: dict[str, Callable[[Call], None]] = {
     "GET /api/communities/{community}/versions": plan_versions,
     "GET /api/communities/{community}/diff": plan_diff,
     "POST /api/communities/{community}/restore": plan_restore,
+    "GET /api/drafts": drafts_list,
+    "POST /api/drafts": drafts_create,
+    "GET /api/drafts/{draft}": drafts_get,
+    "POST /api/drafts/{draft}/edits": drafts_edit,
+    "GET /api/drafts/{draft}/edits": drafts_edits,
+    "POST /api/drafts/{draft}/undo": drafts_undo,
+    "POST /api/drafts/{draft}/redo": lambda c: drafts_undo(c, redo=True),
+    "GET /api/drafts/{draft}/diff": drafts_diff,
+    "POST /api/drafts/{draft}/submit": drafts_submit,
+    "POST /api/drafts/{draft}/approve": lambda c: drafts_decide(c, approve=True),
+    "POST /api/drafts/{draft}/send-back": lambda c: drafts_decide(c, approve=False),
+    "POST /api/drafts/{draft}/publish": drafts_publish,
+    "POST /api/drafts/{draft}/abandon": drafts_abandon,
     "POST /api/incidents": incidents_create,
     "GET /api/incidents": incidents_list,
     "GET /api/incidents/{incident_id}": incidents_get,

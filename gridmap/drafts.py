@@ -1,0 +1,717 @@
+"""Drafts, the use case: a planner redraws grids in a draft, sees live statistics after each
+edit, validates, submits; a county planner (or an admin) approves; the draft is published
+through the same one-transaction path as an import or a restore.
+
+Called by the API (``api/routes_drafts.py``) and the CLI (``gridmap drafts …``). A draft
+covers a community, or a township (boundary changes between its communities). Every change
+to a draft raises its revision; a change sent with an older revision is refused
+(:class:`StaleRevision`), so two planners editing one draft never overwrite each other
+silently. Publishing checks that no community of the draft was published since the draft
+was opened (:class:`StaleBase`): the draft would otherwise undo that publish.
+
+The statistics need the households of the draft's area; a :class:`DraftCache` keeps them in
+memory per area (the API keeps one per app and empties it on the store's change notices),
+so an edit costs one read of the draft's grids and vectorised counting.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import shape
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from gridmap.access import Actor, Forbidden, NotSignedIn, NotVisible, Principal, audit_entry
+from gridmap.analysis import drafting
+from gridmap.analysis.drafting import DraftGrid, EditError, Households, Measure
+from gridmap.domain.access import Role, code_prefix
+from gridmap.domain.codes import division_level
+from gridmap.domain.standards import GridStandard
+from gridmap.io.errors import ImportRejected
+from gridmap.store import accounts, versions
+from gridmap.store import drafts as store
+from gridmap.store.listen import Change
+from gridmap.store.load import GridDiff, publish_stage
+from gridmap.store.read import division_exists
+
+EDITORS = frozenset({Role.admin, Role.planner})
+OPS = ("split", "merge", "move_vertex", "paint", "add_micro", "remove_micro",
+       "assign_worker", "lock")
+LIVE = ("open", "submitted", "approved")
+
+
+class DraftError(ValueError):
+    """A request that cannot be carried out as sent (422); the message says why."""
+
+
+class StaleRevision(Exception):
+    """The draft changed since the caller read it (412)."""
+
+    def __init__(self, message: str, revision: int) -> None:
+        super().__init__(message)
+        self.revision = revision
+
+
+class RevisionRequired(Exception):
+    """A change to a draft must say which revision it builds on (428)."""
+
+
+class IllegalState(Exception):
+    """The draft's status does not allow this step (409)."""
+
+
+class StaleBase(Exception):
+    """A community of the draft was published since the draft was opened (409)."""
+
+
+# --- the households of an area, kept between edits ---------------------------------------
+
+@dataclass
+class AreaData:
+    communities: list[str]
+    households: Households
+    stored_grid: np.ndarray  # the grid the store assigns each household now
+    measure: Measure
+
+
+class DraftCache:
+    """The households and community boundaries of the areas being drafted, by area code.
+    Emptied on any change to households or divisions (``apply``, a change-hub subscriber)."""
+
+    def __init__(self, max_areas: int = 32) -> None:
+        self._areas: dict[str, AreaData] = {}
+        self._lock = threading.Lock()
+        self.max_areas = max_areas
+
+    def area(self, conn: Connection, area: str, communities: list[str]) -> AreaData:
+        with self._lock:
+            hit = self._areas.get(area)
+        if hit is not None and hit.communities == communities:
+            return hit
+        frame = store.read_households(conn, communities)
+        data = AreaData(communities, Households.from_frame(frame),
+                        frame["grid_code"].map(lambda c: c.strip() if c else None)
+                        .to_numpy(object),
+                        Measure.of(store.read_communities(conn, communities)))
+        with self._lock:
+            if len(self._areas) >= self.max_areas:
+                self._areas.pop(next(iter(self._areas)))
+            self._areas[area] = data
+        return data
+
+    def apply(self, changes: list[Change]) -> None:
+        if any(c.table in ("household", "division") for c in changes):
+            with self._lock:
+                self._areas.clear()
+
+
+# --- what a draft looks like to its callers ----------------------------------------------
+
+@dataclass
+class Stats:
+    grids: list[dict[str, Any]]  # a row per draft grid (drafting.draft_stats)
+    defects: list[dict[str, Any]]  # partition defects, located in EPSG:4326
+    households_outside: int
+    blocking: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class DraftView:
+    draft: dict[str, Any]
+    communities: list[str]
+    grids: dict[str, DraftGrid]
+    workers: dict[str, dict[str, Any]]
+    stats: Stats
+    can_undo: bool
+    can_redo: bool
+    changed: list[str] = field(default_factory=list)  # codes the last edit touched
+
+    @property
+    def revision(self) -> int:
+        return int(self.draft["revision"])
+
+
+@dataclass
+class DraftDiff:
+    draft: int
+    grids: list[tuple[str, str]]
+    households: list[tuple[str, str | None, str | None]]
+    incidents: list[tuple[str, str | None, str | None]]
+    workers: list[tuple[str, str | None, str | None]]
+
+
+@dataclass
+class Published:
+    draft: int
+    versions: int
+    diff: GridDiff
+    workers_moved: int
+
+
+# --- who may do what ---------------------------------------------------------------------
+
+def _editor(principal: Principal, what: str) -> None:
+    if principal.role not in EDITORS:
+        if not principal.signed_in:
+            raise NotSignedIn(f"sign in to {what}")
+        raise Forbidden(f"the {principal.role.value} role may not {what}")
+
+
+def may_approve(principal: Principal, area: str) -> bool:
+    """An admin, or a planner holding the county the area lies in."""
+    if principal.role == Role.admin:
+        return True
+    return principal.role == Role.planner and any(
+        len(code_prefix(d)) <= 6 and area.startswith(code_prefix(d))
+        for d in principal.divisions if len(d) == 12)
+
+
+def _draft(conn: Connection, principal: Principal, draft: int, *, whole: bool,
+           for_update: bool = False) -> dict[str, Any]:
+    row = store.read_draft(conn, draft, for_update=for_update)
+    if row is None:
+        raise NotVisible(f"no draft {draft} among yours")
+    area = row["area_code"]
+    if not (principal.scope.covers(area) if whole else principal.scope.overlaps(area)):
+        raise NotVisible(f"no draft {draft} among yours")
+    return row
+
+
+def _expect(row: dict[str, Any], expected: int | None, *, required: bool) -> None:
+    if expected is None:
+        if required:
+            raise RevisionRequired(f"say which revision of draft {row['id']} you change "
+                                   f"(If-Match: the ETag of the draft; now revision "
+                                   f"{row['revision']})")
+        return
+    if expected != row["revision"]:
+        raise StaleRevision(f"draft {row['id']} is at revision {row['revision']} now, not "
+                            f"{expected}: someone changed it since you read it — reload it "
+                            "and make your change again", int(row["revision"]))
+
+
+def _status(row: dict[str, Any], *allowed: str, doing: str) -> None:
+    if row["status"] not in allowed:
+        raise IllegalState(f"draft {row['id']} is {row['status']}: it cannot be {doing} "
+                           f"(only when {' or '.join(allowed)})")
+
+
+def _text(value: str, what: str, *, limit: int = 2000) -> str:
+    value = value.strip()
+    if not value or "\x00" in value or len(value) > limit:
+        raise DraftError(f"{what}: 1 to {limit:,} characters, no NUL")
+    return value
+
+
+# --- reading ----------------------------------------------------------------------------
+
+def _stats(conn: Connection, cache: DraftCache, area: str, communities: list[str],
+           grids: Mapping[str, DraftGrid], workers: Mapping[str, Mapping[str, Any]], *,
+           standard: GridStandard, tolerance: float, min_area: float) -> Stats:
+    start = time.perf_counter()
+    data = cache.area(conn, area, communities)
+    rows, outside, defects = drafting.draft_stats(
+        list(grids.values()), data.households, data.measure,
+        workers={w: (v["grid"], v["role"]) for w, v in workers.items()},
+        standard=standard, tolerance=tolerance, min_area=min_area)
+    blocking = [f"{d['defect']} of {d['area_m2']:,.0f} m² in community "
+                f"{d['community_code']}" + (f", grid {d['grid_code']}" if d["grid_code"] else "")
+                + (f" with {d['other_code']}" if d["other_code"] else "")
+                for d in defects if d["defect"] in drafting.BLOCKING]
+    warnings = []
+    for r in rows:
+        if r["status"] in ("below", "above", "over_residents"):
+            warnings.append(f"grid {r['code']} holds {r['households']} households, "
+                            f"{r['residents']} residents: {r['status'].replace('_', ' ')} "
+                            f"the standard ({r['band_low']}–{r['band_high']} households)")
+        if r["kind"] == "comprehensive" and r["full_time_workers"] == 0:
+            warnings.append(f"grid {r['code']} has no full-time grid worker")
+    for d in defects:
+        if d["defect"] not in drafting.BLOCKING:
+            warnings.append(f"grid {d['grid_code']}: {d['defect']} ({d['detail']})")
+    return Stats(rows, defects, outside, blocking, warnings, time.perf_counter() - start)
+
+
+def _view(conn: Connection, row: dict[str, Any], cache: DraftCache, *,
+          standard: GridStandard, tolerance: float, min_area: float,
+          changed: Iterable[str] = (), communities: list[str] | None = None,
+          grids: dict[str, DraftGrid] | None = None,
+          workers: dict[str, dict[str, Any]] | None = None) -> DraftView:
+    """The draft with its statistics (its parts read from the store unless given)."""
+    draft = int(row["id"])
+    communities = communities or sorted(store.bases(conn, draft))
+    grids = grids if grids is not None else store.read_grids(conn, draft)
+    workers = workers if workers is not None else store.read_workers(conn, draft)
+    stats = _stats(conn, cache, row["area_code"], communities, grids, workers,
+                   standard=standard, tolerance=tolerance, min_area=min_area)
+    can_undo, can_redo = store.undo_state(conn, draft)
+    return DraftView(row, communities, grids, workers, stats, can_undo=can_undo,
+                     can_redo=can_redo, changed=list(changed))
+
+
+def _applied(grids: Mapping[str, DraftGrid], workers: Mapping[str, dict[str, Any]],
+             changes: Mapping[str, DraftGrid | None], moves: Mapping[str, str | None]
+             ) -> tuple[dict[str, DraftGrid], dict[str, dict[str, Any]]]:
+    """The draft's grids and workers after *changes* and worker *moves*."""
+    out = {c: g for c, g in grids.items() if c not in changes}
+    out.update({c: g for c, g in changes.items() if g is not None})
+    staff = {w: ({**v, "grid": moves[w]} if w in moves else v) for w, v in workers.items()}
+    return dict(sorted(out.items())), staff
+
+
+def list_drafts(conn: Connection, principal: Principal, status: str | None = None
+                ) -> list[dict[str, Any]]:
+    _editor(principal, "see drafts")
+    if status is not None and status not in (*LIVE, "published", "abandoned"):
+        raise DraftError(f"unknown status {status!r}")
+    return [r for r in store.list_drafts(conn, status)
+            if principal.scope.overlaps(r["area_code"])]
+
+
+def show(conn: Connection, principal: Principal, draft: int, cache: DraftCache, *,
+         standard: GridStandard, tolerance: float = 0.1, min_area: float = 1.0) -> DraftView:
+    _editor(principal, "see drafts")
+    row = _draft(conn, principal, draft, whole=False)
+    return _view(conn, row, cache, standard=standard, tolerance=tolerance, min_area=min_area)
+
+
+def history(conn: Connection, principal: Principal, draft: int) -> list[dict[str, Any]]:
+    _editor(principal, "see drafts")
+    _draft(conn, principal, draft, whole=False)
+    return store.edits(conn, draft)
+
+
+# --- opening and editing ----------------------------------------------------------------
+
+def open_draft(engine: Engine, principal: Principal, area: str, *, title: str,
+               client: str | None) -> int:
+    """A new draft of a community or a township, starting from its published grids."""
+    _editor(principal, "draw grids")
+    title = _text(title, "title", limit=200)
+    try:
+        level = division_level(area)
+    except ValueError as exc:
+        raise DraftError(str(exc)) from exc
+    if level not in ("community", "township"):
+        raise DraftError(f"{area} is a {level}: open a draft for a community or a township")
+    principal.require_code(area, whole=True)
+    with engine.begin() as conn:
+        if not division_exists(conn, area, level):
+            raise NotVisible(f"no {level} {area} in the store")
+        communities = store.communities_of(conn, area)
+        if not communities:
+            raise DraftError(f"township {area} has no communities in the store")
+        draft = store.insert_draft(conn, area, title, principal.name or "cli", communities)
+        accounts.insert_audit(conn, [audit_entry(
+            Actor.of(principal, client), "write", f"draft {draft} open", divisions=[area],
+            detail=title)])
+    return draft
+
+
+def _geometry(value: Any, what: str, kinds: tuple[str, ...]) -> shapely.Geometry:
+    if not isinstance(value, Mapping):
+        raise DraftError(f"{what} must be a GeoJSON geometry ({' or '.join(kinds)}) in "
+                         "WGS84 longitude/latitude")
+    try:
+        geom = shape(value)
+    except (ValueError, TypeError, KeyError, AttributeError, shapely.errors.GEOSException
+            ) as exc:
+        raise DraftError(f"{what} is not a readable GeoJSON geometry: {exc}") from exc
+    if geom.geom_type not in kinds:
+        raise DraftError(f"{what} must be a {' or '.join(kinds)}, not a {geom.geom_type}")
+    xy = shapely.get_coordinates(geom)
+    if not len(xy) or not np.isfinite(xy).all() or (np.abs(xy[:, 0]) > 180).any() \
+            or (np.abs(xy[:, 1]) > 90).any():
+        raise DraftError(f"{what} needs finite WGS84 longitude/latitude coordinates "
+                         "(EPSG:4326, longitude first)")
+    return geom
+
+
+def _point(value: Any, what: str) -> tuple[float, float]:
+    if (not isinstance(value, list | tuple) or len(value) != 2
+            or not all(isinstance(v, int | float) for v in value)):
+        raise DraftError(f"{what} must be [longitude, latitude]")
+    x, y = float(value[0]), float(value[1])
+    if not (np.isfinite([x, y]).all() and abs(x) <= 180 and abs(y) <= 90):
+        raise DraftError(f"{what} must be a WGS84 longitude and latitude")
+    return x, y
+
+
+def _code(value: Any, what: str) -> str:
+    if not isinstance(value, str) or len(value) != 15 or not value.isdigit():
+        raise DraftError(f"{what} must be a 15-digit grid code")
+    return value
+
+
+def _grid_edit(op: str, params: Mapping[str, Any], grids: Mapping[str, DraftGrid],
+               measure: Measure, used: set[str]) -> drafting.Changes:
+    if op == "split":
+        return drafting.split(grids, _code(params.get("grid"), "grid"),
+                              _geometry(params.get("line"), "line", ("LineString",)), used=used)
+    if op == "merge":
+        codes = params.get("grids")
+        if not isinstance(codes, list):
+            raise DraftError("grids must be a list of grid codes")
+        return drafting.merge(grids, [_code(c, "grids") for c in codes], used=used)
+    if op == "move_vertex":
+        return drafting.move_vertex(grids, measure.boundaries, _point(params.get("at"), "at"),
+                                    _point(params.get("to"), "to"))
+    if op == "paint":
+        target = _code(params.get("grid"), "grid")
+        cells = params.get("cells")
+        if cells is not None:
+            if not isinstance(cells, list) or not cells or len(cells) > 10_000:
+                raise DraftError("cells must be a list of 1 to 10,000 H3 cell indexes")
+            region, polys = drafting.cells_to_region(cells)
+            return drafting.paint(grids, measure.boundaries, target, region, cells=polys,
+                                  labels=[str(c) for c in cells])
+        area = _geometry(params.get("area"), "area", ("Polygon", "MultiPolygon"))
+        return drafting.paint(grids, measure.boundaries, target, area)
+    if op == "add_micro":
+        name = params.get("name")
+        if name is not None and not isinstance(name, str):
+            raise DraftError("name must be text")
+        return drafting.add_micro(grids, _code(params.get("parent"), "parent"),
+                                  _geometry(params.get("area"), "area", ("Polygon",
+                                                                         "MultiPolygon")),
+                                  used=used, name=name)
+    if op == "remove_micro":
+        return drafting.remove_micro(grids, _code(params.get("grid"), "grid"))
+    if op == "lock":
+        code = _code(params.get("grid"), "grid")
+        locked = params.get("locked", True)
+        if code not in grids:
+            raise DraftError(f"the draft has no grid {code}")
+        if not isinstance(locked, bool):
+            raise DraftError("locked must be true or false")
+        from dataclasses import replace
+
+        return {code: replace(grids[code], locked=locked)}
+    raise DraftError(f"unknown edit {op!r}: choose one of {', '.join(OPS)}")
+
+
+def _follow(grids: Mapping[str, DraftGrid], changes: drafting.Changes,
+            workers: Mapping[str, Mapping[str, Any]]) -> dict[str, str | None]:
+    """Workers of a grid an edit retires go to the new grid that holds most of it (the
+    parent, for a micro-grid removed)."""
+    out: dict[str, str | None] = {}
+    added = [g for c, g in changes.items() if g is not None and c not in grids]
+    for wid, w in workers.items():
+        code = w["grid"]
+        if code is None or code not in changes or changes[code] is not None:
+            continue
+        old = grids[code]
+        heirs = [g for g in added if g.community_code == old.community_code]
+        if heirs:
+            best = max(heirs, key=lambda g: shapely.intersection(g.geom, old.geom).area)
+            out[wid] = best.code if shapely.intersects(best.geom, old.geom) else None
+        else:
+            out[wid] = old.parent_grid_code
+    return out
+
+
+def edit(engine: Engine, principal: Principal, draft: int, op: str, params: Mapping[str, Any],
+         cache: DraftCache, *, expected: int | None, client: str | None,
+         standard: GridStandard, tolerance: float = 0.1, min_area: float = 1.0,
+         revision_required: bool = True) -> DraftView:
+    """Apply one edit to an open draft and return the draft with its new statistics."""
+    _editor(principal, "draw grids")
+    if op not in OPS:
+        raise DraftError(f"unknown edit {op!r}: choose one of {', '.join(OPS)}")
+    if "\\u0000" in json.dumps(params):
+        raise DraftError("the edit contains a NUL character: remove it")
+    with engine.begin() as conn:
+        row = _draft(conn, principal, draft, whole=True, for_update=True)
+        _expect(row, expected, required=revision_required)
+        _status(row, "open", doing="edited")
+        communities = sorted(store.bases(conn, draft))
+        grids = store.read_grids(conn, draft)
+        workers = store.read_workers(conn, draft)
+        data = cache.area(conn, row["area_code"], communities)
+        worker_changes: dict[str, str | None] = {}
+        try:
+            if op == "assign_worker":
+                wid, code = params.get("worker"), params.get("grid")
+                if not isinstance(wid, str) or wid not in workers:
+                    raise DraftError(f"no grid worker {wid!r} in this draft's area")
+                if code is not None and _code(code, "grid") not in grids:
+                    raise DraftError(f"the draft has no grid {code}")
+                if workers[wid]["grid"] == code:
+                    raise DraftError(f"worker {wid} is in grid {code} already")
+                changes: drafting.Changes = {}
+                worker_changes = {wid: code}
+            else:
+                changes = _grid_edit(op, params, grids, data.measure,
+                                     store.used_codes(conn, communities))
+                worker_changes = _follow(grids, changes, workers)
+        except EditError as exc:
+            raise DraftError(str(exc)) from exc
+        before = {"grids": {c: store.grid_to_json(grids.get(c)) for c in changes},
+                  "workers": {w: workers[w]["grid"] for w in worker_changes}}
+        after = {"grids": {c: store.grid_to_json(g) for c, g in changes.items()},
+                 "workers": worker_changes}
+        store.write_grids(conn, draft, changes)
+        store.write_workers(conn, draft, worker_changes)
+        store.log_edit(conn, draft, op, dict(params), before, after, principal.name)
+        row["revision"] = store.bump(conn, draft)
+        accounts.insert_audit(conn, [audit_entry(
+            Actor.of(principal, client), "write", f"draft {draft} {op}",
+            divisions=[row["area_code"]], row_ids=sorted(changes) or sorted(worker_changes))])
+        grids, workers = _applied(grids, workers, changes, worker_changes)
+        return _view(conn, row, cache, standard=standard, tolerance=tolerance,
+                     min_area=min_area, changed=sorted(changes), communities=communities,
+                     grids=grids, workers=workers)
+
+
+def undo(engine: Engine, principal: Principal, draft: int, cache: DraftCache, *,
+         redo: bool = False, expected: int | None, client: str | None,
+         standard: GridStandard, tolerance: float = 0.1, min_area: float = 1.0,
+         revision_required: bool = True) -> DraftView:
+    """Undo the last edit (or redo the last one undone)."""
+    _editor(principal, "draw grids")
+    what = "redo" if redo else "undo"
+    with engine.begin() as conn:
+        row = _draft(conn, principal, draft, whole=True, for_update=True)
+        _expect(row, expected, required=revision_required)
+        _status(row, "open", doing="edited")
+        target = store.undo_target(conn, draft, redo=redo)
+        if target is None:
+            raise IllegalState(f"draft {draft} has nothing to {what}")
+        state = target["after"] if redo else target["before"]
+        changes = {c: store.grid_from_json(c, g) for c, g in state["grids"].items()}
+        store.write_grids(conn, draft, changes)
+        store.write_workers(conn, draft, state["workers"])
+        store.mark_undone(conn, draft, int(target["seq"]), not redo)
+        store.bump(conn, draft)
+        accounts.insert_audit(conn, [audit_entry(
+            Actor.of(principal, client), "write", f"draft {draft} {what}",
+            divisions=[row["area_code"]], detail=f"edit {target['seq']} ({target['op']})")])
+        row = _draft(conn, principal, draft, whole=True)
+        return _view(conn, row, cache, standard=standard, tolerance=tolerance,
+                     min_area=min_area, changed=sorted(changes))
+
+
+# --- validate, submit, approve, publish ---------------------------------------------------
+
+def submit(engine: Engine, principal: Principal, draft: int, cache: DraftCache, *,
+           note: str | None, acknowledge: bool, expected: int | None, client: str | None,
+           one_step: bool, standard: GridStandard, tolerance: float = 0.1,
+           min_area: float = 1.0) -> DraftView:
+    """Submit an open draft for approval (approve it too when approval is one step). Gaps,
+    overlaps and spill-over block; band violations and grids without a full-time worker
+    must be acknowledged with a note."""
+    _editor(principal, "submit drafts")
+    with engine.begin() as conn:
+        row = _draft(conn, principal, draft, whole=True, for_update=True)
+        _expect(row, expected, required=False)
+        _status(row, "open", doing="submitted")
+        view = _view(conn, row, cache, standard=standard, tolerance=tolerance,
+                     min_area=min_area)
+        if view.stats.blocking:
+            raise DraftError(f"draft {draft} does not partition its communities: "
+                             + "; ".join(view.stats.blocking[:20]))
+        clean_note = _text(note, "note") if note else None
+        if view.stats.warnings and not (acknowledge and clean_note):
+            raise DraftError(f"draft {draft} has {len(view.stats.warnings)} warning(s) "
+                             "(acknowledge them with a note saying why): "
+                             + "; ".join(view.stats.warnings[:20]))
+        now = datetime.now(UTC)
+        fields: dict[str, Any] = {"status": "submitted", "submitted_by": principal.name or "cli",
+                                  "submitted_at": now, "submit_note": clean_note}
+        if one_step:
+            fields.update(status="approved", approved_by=principal.name or "cli",
+                          approved_at=now)
+        store.bump(conn, draft, **fields)
+        accounts.insert_audit(conn, [audit_entry(
+            Actor.of(principal, client), "write", f"draft {draft} submit",
+            divisions=[row["area_code"]], detail=clean_note)])
+        row = _draft(conn, principal, draft, whole=True)
+        return _view(conn, row, cache, standard=standard, tolerance=tolerance,
+                     min_area=min_area)
+
+
+def decide(engine: Engine, principal: Principal, draft: int, *, approve: bool,
+           note: str | None, expected: int | None, client: str | None) -> dict[str, Any]:
+    """Approve a submitted draft, or send it back to its author (open again, with a note).
+    By an admin or a planner holding the county; not by the one who submitted it."""
+    _editor(principal, "approve drafts")
+    with engine.begin() as conn:
+        row = _draft(conn, principal, draft, whole=False, for_update=True)
+        _expect(row, expected, required=False)
+        _status(row, "submitted", doing="approved" if approve else "sent back")
+        if not may_approve(principal, row["area_code"]):
+            raise Forbidden("drafts are approved by an admin or a planner holding the county")
+        if principal.name is not None and principal.name == row["submitted_by"]:
+            raise Forbidden(f"you submitted draft {draft}: another person approves it")
+        clean = _text(note, "note") if note else None
+        if not approve and clean is None:
+            raise DraftError("say in note why the draft goes back")
+        if approve:
+            store.bump(conn, draft, status="approved", approved_by=principal.name or "cli",
+                       approved_at=datetime.now(UTC), closing_note=clean)
+        else:
+            store.bump(conn, draft, status="open", closing_note=clean)
+        accounts.insert_audit(conn, [audit_entry(
+            Actor.of(principal, client), "write",
+            f"draft {draft} {'approve' if approve else 'send back'}",
+            divisions=[row["area_code"]], detail=clean)])
+        out = store.read_draft(conn, draft)
+        assert out is not None
+        return out
+
+
+def _check_base(conn: Connection, draft: int) -> None:
+    for community, base in store.bases(conn, draft).items():
+        now = versions.current_version(conn, community)
+        if now != base:
+            raise StaleBase(
+                f"community {community} was published as version {now} after this draft was "
+                f"opened from version {base}: publishing would undo that publish. Abandon "
+                "this draft, open a new one and make the edits again (the edit list of this "
+                "one shows them)")
+
+
+def publish(engine: Engine, principal: Principal, draft: int, cache: DraftCache, *,
+            expected: int | None, client: str | None, standard: GridStandard,
+            tolerance: float = 0.1, min_area: float = 1.0) -> Published:
+    """Publish an approved draft in one transaction: a new version of each community it
+    changes (note, author, approver), stable codes, the points re-assigned where the
+    geometry changed, the workers moved as the draft has them."""
+    _editor(principal, "publish drafts")
+    with engine.begin() as conn:
+        row = _draft(conn, principal, draft, whole=True, for_update=True)
+        _expect(row, expected, required=False)
+        _status(row, "approved", doing="published")
+        _check_base(conn, draft)
+        view = _view(conn, row, cache, standard=standard, tolerance=tolerance,
+                     min_area=min_area)
+        if view.stats.blocking:
+            raise DraftError(f"draft {draft} does not partition its communities: "
+                             + "; ".join(view.stats.blocking[:20]))
+        store.stage_draft(conn, draft)
+        note = f"draft {draft}: {row['title']}" + (f" — {row['submit_note']}"
+                                                   if row["submit_note"] else "")
+        try:
+            published, diff = publish_stage(
+                conn, source=f"draft {draft}", note=note[:2000], author=row["author"],
+                approver=row["approved_by"], tolerance=tolerance, min_area=min_area)
+        except ImportRejected as exc:
+            raise DraftError(str(exc)) from exc
+        moved = store.publish_workers(conn, draft)
+        store.bump(conn, draft, status="published", published_by=principal.name or "cli",
+                   published_at=datetime.now(UTC))
+        accounts.insert_audit(conn, [audit_entry(
+            Actor.of(principal, client), "write", f"draft {draft} publish",
+            divisions=[row["area_code"]], row_ids=[c for c, _ in diff.grids] or None,
+            detail=note[:2000])])
+    return Published(draft, published, diff, moved)
+
+
+def abandon(engine: Engine, principal: Principal, draft: int, *, note: str | None,
+            expected: int | None, client: str | None) -> dict[str, Any]:
+    _editor(principal, "abandon drafts")
+    with engine.begin() as conn:
+        row = _draft(conn, principal, draft, whole=True, for_update=True)
+        _expect(row, expected, required=False)
+        _status(row, *LIVE, doing="abandoned")
+        clean = _text(note, "note") if note else None
+        store.bump(conn, draft, status="abandoned", closing_note=clean)
+        accounts.insert_audit(conn, [audit_entry(
+            Actor.of(principal, client), "write", f"draft {draft} abandon",
+            divisions=[row["area_code"]], detail=clean)])
+        out = store.read_draft(conn, draft)
+        assert out is not None
+        return out
+
+
+# --- the draft against the published grids -----------------------------------------------
+
+def diff(conn: Connection, principal: Principal, draft: int, cache: DraftCache) -> DraftDiff:
+    """What publishing the draft would change: grids added, retired, reshaped or renamed;
+    the households and incidents that would change grid; the workers that would move."""
+    _editor(principal, "see drafts")
+    row = _draft(conn, principal, draft, whole=False)
+    communities = sorted(store.bases(conn, draft))
+    mine = store.read_grids(conn, draft)
+    now = store.published_grids(conn, communities)
+    grids = []
+    for code in sorted(set(mine) | set(now)):
+        a, b = now.get(code), mine.get(code)
+        if a is None:
+            grids.append((code, "added"))
+        elif b is None:
+            grids.append((code, "retired"))
+        elif not shapely.equals(a.geom, b.geom):
+            grids.append((code, "reshaped"))
+        elif (a.name, a.kind, a.parent_grid_code) != (b.name, b.kind, b.parent_grid_code):
+            grids.append((code, "renamed"))
+    data = cache.area(conn, row["area_code"], communities)
+    drafted = drafting.assign_points(list(mine.values()), data.households)
+    households = [(str(i), f, t) for i, f, t in zip(data.households.ids, data.stored_grid,
+                                                     drafted, strict=True) if f != t]
+    incidents_frame = store.read_incidents(conn, communities)
+    incidents = []
+    if len(incidents_frame):
+        points = Households(incidents_frame["id"].to_numpy(object),
+                            incidents_frame["lon"].to_numpy(float),
+                            incidents_frame["lat"].to_numpy(float),
+                            np.zeros(len(incidents_frame), np.int64),
+                            np.zeros(len(incidents_frame), bool))
+        drafted_incidents = drafting.assign_points(list(mine.values()), points)
+        stored = [c.strip() if c else None for c in incidents_frame["grid_code"]]
+        incidents = [(str(i), f, t) for i, f, t in zip(points.ids, stored, drafted_incidents,
+                                                       strict=True) if f != t]
+    workers = [(w, v["base"], v["grid"]) for w, v in store.read_workers(conn, draft).items()
+               if v["base"] != v["grid"]]
+    return DraftDiff(draft, grids, households, incidents, workers)
+
+
+def import_drafts(engine: Engine, principal: Principal, frame: Any, cache: DraftCache, *,
+                  source: str, replace: bool, client: str | None, dry_run: bool = False
+                  ) -> list[DraftDiff]:
+    """A draft per community a grids file would change — the file's grids, and the
+    community's others unless *replace* says the file holds it whole — with what publishing
+    it would change; nothing is published. The import is the draft's first edit (undoable).
+    *dry_run*: the same answer, and nothing is kept."""
+    _editor(principal, "import grids")
+    from gridmap.store.load import stage_grids
+
+    with engine.connect() as conn, conn.begin() as transaction:
+        try:
+            communities = stage_grids(conn, frame, source=source, replace=replace)
+        except ImportRejected as exc:
+            raise DraftError(str(exc)) from exc
+        out = []
+        for community in communities:
+            principal.require_code(community, whole=True)
+            draft = store.insert_draft(conn, community, f"import {source}"[:200],
+                                       principal.name or "cli", [community])
+            before = store.read_grids(conn, draft)
+            store.take_staged(conn, draft, community)
+            after = store.read_grids(conn, draft)
+            codes = sorted(set(before) | set(after))
+            store.log_edit(conn, draft, "import", {"source": source, "replace": replace},
+                           {"grids": {c: store.grid_to_json(before.get(c)) for c in codes},
+                            "workers": {}},
+                           {"grids": {c: store.grid_to_json(after.get(c)) for c in codes},
+                            "workers": {}}, principal.name)
+            store.bump(conn, draft)
+            accounts.insert_audit(conn, [audit_entry(
+                Actor.of(principal, client), "write", f"draft {draft} import",
+                divisions=[community], detail=source)])
+            out.append(diff(conn, principal, draft, cache))
+        store.drop_stage(conn)
+        if dry_run:
+            transaction.rollback()
+    return out
