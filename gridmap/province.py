@@ -268,7 +268,7 @@ def _county_grids(county: County, rng: np.random.Generator, scale: float = 1.0
     urban_town = np.zeros(n_town, dtype=bool)
     urban_town[np.argsort(-density)[:max(2, n_town // 4)]] = True
     town_code = np.empty(n_town, dtype=object)
-    order = reading_order(town_seeds[:, 0], town_seeds[:, 1], band=4000)
+    order = reading_order(town_seeds[:, 0].tolist(), town_seeds[:, 1].tolist(), band=4000)
     n_sub = n_rural = 0
     for t in order:
         if urban_town[t]:
