@@ -602,7 +602,8 @@ def run_province(folder: Path, client: Client, *,
                                                 key=lambda f: f.county), wall, busy)
 
 
-def run_in_memory(folder: Path, *, thresholds: dict[str, list[float]] | None = None
+def run_in_memory(folder: Path, *, thresholds: dict[str, list[float]] | None = None,
+                  index_cells: int = 16_000_000
                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """The same answers in one process: every file read, one index over all grids."""
     thresholds = thresholds or thresholds_for()
@@ -619,7 +620,7 @@ def run_in_memory(folder: Path, *, thresholds: dict[str, list[float]] | None = N
     grids = read_layer(folder, "grids")
     facilities = read_layer(folder, "facilities")
     lap("read")
-    index = build_grid_index(grids)
+    index = build_grid_index(grids, max_cells=index_cells)
     lap("index")
     assigned = assign_to_grids(households, index)
     lap("assign")

@@ -66,7 +66,7 @@ def test_the_layout_follows_the_code_rules() -> None:
     hosts = comp.set_index("code").loc[excl["parent_grid_code"], "geometry"].to_numpy()
     assert len(excl) and shapely.within(excl.geometry.to_numpy(), hosts).all()
     # every household lies in a grid, 300-420 to a comprehensive grid
-    assigned = assign_to_grids(data.households, build_grid_index(data.grids))
+    assigned = assign_to_grids(data.households, build_grid_index(data.grids, max_cells=200_000))
     assert not assigned["outside"].any()
     assert data.households["id"].is_unique
     assert set(data.facilities["type"]) <= set(THRESHOLDS) | {
@@ -90,9 +90,9 @@ def test_a_county_is_the_same_alone_or_in_the_province(tmp_path: Path) -> None:
 
 
 def test_the_cluster_run_equals_the_in_memory_path(tiny: Path, client: Client) -> None:
-    totals, coverage, _ = run_in_memory(tiny, thresholds=THRESHOLDS)
+    totals, coverage, _ = run_in_memory(tiny, thresholds=THRESHOLDS, index_cells=400_000)
     seen: list[str] = []
-    run = run_province(tiny, client, thresholds=THRESHOLDS,
+    run = run_province(tiny, client, thresholds=THRESHOLDS, index_cells=100_000,
                        on_partition=lambda f: seen.append(f.county))
     pd.testing.assert_frame_equal(run.totals, totals)
     pd.testing.assert_frame_equal(run.coverage, coverage)
