@@ -20,3 +20,5 @@ bench: setup
 	.venv/bin/python bench/bench_locate.py
 	.venv/bin/python bench/bench_tiles.py
 	.venv/bin/python bench/bench_incidents.py
+	.venv/bin/python bench/bench_province.py
+	.venv/bin/python bench/bench_locate_index.py

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
         default=False, description="Send the page session cookie over HTTPS only (set it "
         "when served behind TLS).")
 
+    dask_scheduler: str | None = Field(
+        default=None, description="Address of the dask.distributed scheduler the province "
+        "runs use (tcp://host:8786). Unset: a LocalCluster of one process per core.")
+
     incident_categories: Path | None = Field(
         default=None, description="CSV of incident categories and their handling limits "
         "(columns as gridmap/domain/data/categories.csv, which is used when unset).")

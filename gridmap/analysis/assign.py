@@ -326,14 +326,15 @@ def assign_to_grids(points: gpd.GeoDataFrame, grids: gpd.GeoDataFrame | GridInde
         return points.map_partitions(assign_to_grids, index, meta=meta)
     pos = points_to_grids(points, index, how="positions").to_numpy()
     inside = pos >= 0
-    safe = np.maximum(pos, 0)
-    code = np.where(inside, index.codes[safe], None)
+    # the chain is derived once per grid and taken per point (the last entry: outside)
+    take = np.where(inside, pos, len(index.codes))
+    codes = index.codes.tolist()
     out = points.copy()
-    out["grid_code"] = code
-    out["grid_kind"] = np.where(inside, index.kinds[safe], None)
-    com = pd.Series(code, index=points.index, dtype=object).str.slice(0, 12)
-    out["community_code"] = com
-    out["township_code"] = com.str.slice(0, 9) + "000"
-    out["county_code"] = com.str.slice(0, 6) + "000000"
+    for column, values in (
+            ("grid_code", codes), ("grid_kind", index.kinds.tolist()),
+            ("community_code", [c[:12] for c in codes]),
+            ("township_code", [c[:9] + "000" for c in codes]),
+            ("county_code", [c[:6] + "000000" for c in codes])):
+        out[column] = pd.array([*values, None], dtype="str").take(take)
     out["outside"] = ~inside
     return out

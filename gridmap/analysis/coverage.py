@@ -335,6 +335,12 @@ def coverage_by(households: pd.DataFrame, cov: pd.DataFrame, *,
             ["_rank", "unit"], kind="stable").drop(columns="_rank").reset_index(drop=True)
     else:
         counts = _counts(households, cov, level)
+    return with_shares(counts)
+
+
+def with_shares(counts: pd.DataFrame) -> pd.DataFrame:
+    """*counts* (residents, households, vulnerable: in all and ``_covered``) with the share
+    covered of each (NaN where a unit has none); counts from partitions add up first."""
     for what in ("residents", "households", "vulnerable"):
         counts[f"{what}_share"] = np.where(
             counts[what] > 0, counts[f"{what}_covered"] / counts[what].clip(lower=1), np.nan)
@@ -354,7 +360,7 @@ def _counts(households: pd.DataFrame, cov: pd.DataFrame, level: str) -> pd.DataF
         unit = unit.fillna("outside")
     residents = households["residents"].to_numpy().astype(np.int64)
     vulnerable = vulnerable_residents(households)
-    codes, pos = np.unique(unit.to_numpy().astype(str), return_inverse=True)
+    codes, pos = _factorize_sorted(unit)
     total_res = np.bincount(pos, weights=residents, minlength=len(codes))
     total_hh = np.bincount(pos, minlength=len(codes))
     total_vul = np.bincount(pos, weights=vulnerable, minlength=len(codes))
@@ -374,6 +380,13 @@ def _counts(households: pd.DataFrame, cov: pd.DataFrame, level: str) -> pd.DataF
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _COUNT_COLUMNS.items()})
     return pd.concat(rows, ignore_index=True)
+
+
+def _factorize_sorted(unit: pd.Series) -> tuple[NDArray[np.str_], NDArray[np.intp]]:
+    """The distinct units in sorted order and each row's position among them (as
+    ``np.unique(..., return_inverse=True)``, hashing instead of sorting every row)."""
+    pos, uniques = pd.factorize(unit, sort=True)
+    return np.asarray(uniques, dtype=str), pos
 
 
 _COUNT_COLUMNS = {"unit": object, "type": object, "distance_m": float, "residents": np.int64,
