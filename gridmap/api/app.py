@@ -38,6 +38,7 @@ from gridmap.incidents import OverdueJob, Workflow
 from gridmap.settings import Settings, get_settings
 from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import ChangeHub
+from gridmap.store.photos import PhotoFiles
 from gridmap.tiles.mvt import TileCache
 
 
@@ -93,7 +94,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.public = public_principal(settings)
     app.state.workflow = Workflow(load_categories(settings.incident_categories),
-                                  settings.work_calendar())
+                                  settings.work_calendar(), PhotoFiles(settings.photo_folder()))
     errors.install(app)
     routes_health.install(app)  # a lost database connection: 503 with Retry-After
     # the hot paths first: a request is matched against the routes in order

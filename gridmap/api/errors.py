@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from gridmap import incidents, plans
 from gridmap.access import AccessError, AccountError
+from gridmap.domain.photos import PhotoError
 
 
 def access_error(request: Request, exc: Exception) -> JSONResponse:
@@ -30,6 +31,11 @@ def incident_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
+def photo_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PhotoError)
+    return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+
 def plan_error(request: Request, exc: Exception) -> JSONResponse:
     status = 412 if isinstance(exc, plans.StaleVersion) else 422
     return JSONResponse({"detail": str(exc)}, status_code=status)
@@ -41,5 +47,6 @@ def install(app: FastAPI) -> None:
     for error in (incidents.IncidentError, incidents.IllegalStep, incidents.StaleVersion,
                   incidents.VersionRequired):
         app.add_exception_handler(error, incident_error)
+    app.add_exception_handler(PhotoError, photo_error)
     app.add_exception_handler(plans.StaleVersion, plan_error)
     app.add_exception_handler(plans.PlanError, plan_error)
