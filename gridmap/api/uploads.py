@@ -1,5 +1,5 @@
-"""Photos sent with a report or a step: a JSON body, or ``multipart/form-data`` with the same
-fields and the images as repeated file fields. Each image is read up to the deployment's
+"""Photos sent with a report or a step: a JSON body, or a form (``multipart/form-data``) with
+the same fields and the images as repeated file fields. Each image is read up to the deployment's
 limit (a larger one is a 413 before its end is read into memory) and checked by its content
 (:func:`gridmap.domain.photos.check_photo`: a 415 for anything but JPEG, PNG or WebP)."""
 
@@ -19,15 +19,18 @@ CHUNK = 256 * 1024
 FORM_SLACK = 256 * 1024  # the form's other fields and its boundaries
 
 
-def is_multipart(request: Request) -> bool:
-    return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
+def is_form(request: Request) -> bool:
+    """A form (``multipart/form-data``, or ``application/x-www-form-urlencoded`` without
+    photos) rather than JSON."""
+    kind = request.headers.get("content-type", "").lower()
+    return kind.startswith(("multipart/form-data", "application/x-www-form-urlencoded"))
 
 
 async def body_and_photos(request: Request, model: type[Body], *, files: str = "photo",
                           max_bytes: int) -> tuple[Body, list[Photo]]:
     """The request's fields as *model* and its photos (the file fields named *files*);
     a JSON body has no photos."""
-    if not is_multipart(request):
+    if not is_form(request):
         raw = await request.body()
         try:
             return model.model_validate_json(raw or b"null"), []
