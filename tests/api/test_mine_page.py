@@ -102,6 +102,7 @@ def test_a_worker_feeds_back_with_a_photo_and_reports_at_their_position(
         listed = page.text_content(item) or ""
         pin = page.evaluate(f"Boolean(document.querySelector(\"button.pin[data-id='{cid}']\"))")
         list_sizes = page.evaluate(SIZES)
+        problem_shown = page.is_visible("#problem")
         shot(page, "mine-cases-390.png", tmp_path_factory)
 
         # accept, then feed back with a note and a photo
@@ -146,6 +147,7 @@ def test_a_worker_feeds_back_with_a_photo_and_reports_at_their_position(
     assert {k: v.split(" ")[0] for k, v in labels[1].items()} == {
         a.value: label for a, label in ACTION_LABELS.items()}
     assert "任务派遣" in listed and "小区门口垃圾堆积" in listed and pin
+    assert not problem_shown
     assert "反馈" in status, status
     # the dispatcher's API: the new stage, the note and the photo with the feed-back
     with httpx.Client(base_url=base_url, headers=desk) as api:
