@@ -115,6 +115,9 @@ def test_the_page_shows_the_apis_numbers(base_url: str, api: httpx.Client,
         on_map = page.evaluate("map.querySourceFeatures('hot').filter((f) => "
                                "f.properties.flagged).map((f) => f.properties.unit)")
         sizes = page.evaluate(SIZES)
+        # the chart's text as drawn on the screen, not as written in the SVG
+        chart_text = page.evaluate("Math.min(...[...document.querySelectorAll('#kpi-chart "
+                                   "text')].map((t) => t.getBoundingClientRect().height))")
         shot(page, f"stats-{width}.png", tmp_path_factory)
 
         # by worker: the performance table
@@ -148,6 +151,7 @@ def test_the_page_shows_the_apis_numbers(base_url: str, api: httpx.Client,
     flagged = [u["unit"] for u in hot["units"] if u["flagged"]]
     assert flagged == [PLANTED]
     assert flagged_list == flagged and set(on_map) == {PLANTED}
+    assert chart_text >= 16, chart_text  # a 16 px font's box
     assert not sizes["small"] and not sizes["low"] and not sizes["scrolls"], sizes
     assert not errors, errors
     assert not seen.external, seen.external

@@ -116,26 +116,31 @@ function renderChart(rows) {
     box.replaceChildren();
     return;
   }
-  const width = 720;
-  const labelW = 250;
-  const barW = width - labelW - 90;
-  const rowH = 46;
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${top.length * rowH + 30}`,
+  // drawn at the box's own width, so that its text stays 16 px; on a phone each unit's
+  // name goes above its bars
+  const width = Math.max(300, Math.round(box.clientWidth || 720));
+  const narrow = width < 560;
+  const labelW = narrow ? 0 : 250;
+  const barW = width - labelW - 110;
+  const top0 = narrow ? 24 : 4;  // where the bars start within a row
+  const rowH = top0 + 46;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${top.length * rowH + 10}`,
                              role: "img", "aria-labelledby": "kpi-chart-title" });
   chart.append(svg("title", { id: "kpi-chart-title" }, "结案率与按期结案率 closure and on-time rates"));
+  const most = narrow ? Math.floor(width / 9) : 24;
   top.forEach((r, i) => {
-    const y = i * rowH + 4;
+    const y = i * rowH;
     const g = svg("g", { "data-unit": r.unit || "" });
     const label = unitLabel(r);
-    g.append(svg("text", { x: 0, y: y + 26 }, label.length > 24 ? `${label.slice(0, 23)}…` : label));
-    const bars = [["closure_rate", "#1f3b57", 0, "结案"], ["on_time_rate", "#6baed6", 20, "按期"]];
+    g.append(svg("text", { x: 0, y: narrow ? y + 17 : y + 30 },
+                 label.length > most ? `${label.slice(0, most - 1)}…` : label));
+    const bars = [["closure_rate", "#1f3b57", 0, "结案"], ["on_time_rate", "#6baed6", 21, "按期"]];
     for (const [key, colour, dy, name] of bars) {
       const v = r[key];
       const w = v === null ? 0 : Math.max(1, v * barW);
-      g.append(svg("rect", { x: labelW, y: y + dy, width: w, height: 18, fill: colour,
+      g.append(svg("rect", { x: labelW, y: y + top0 + dy, width: w, height: 18, fill: colour,
                              "data-key": key }));
-      g.append(svg("text", { x: labelW + w + 6, y: y + dy + 15, "font-size": 16 },
-                   `${name} ${pct(v)}`));
+      g.append(svg("text", { x: labelW + w + 6, y: y + top0 + dy + 15 }, `${name} ${pct(v)}`));
     }
     chart.append(g);
   });
