@@ -128,8 +128,9 @@ def serve_in_thread(database_url: str, **settings: Any) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(database_url=database_url, **settings)),
-                                           host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(Settings(database_url=database_url, **settings))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
