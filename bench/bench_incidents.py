@@ -46,7 +46,7 @@ import numpy as np
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_locate import free_port, wait
+from bench.bench_locate import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 GRIDMAP = str(Path(sys.executable).parent / "gridmap")  # beside this interpreter
@@ -270,6 +270,23 @@ def geopandas_alternative(url: str, county: Any) -> tuple[float, dict[str, int]]
 
 # --- the run -------------------------------------------------------------------------------
 
+def started(proc: subprocess.Popen[bytes], port: int, log: Path, seconds: float = 180
+            ) -> None:
+    """Until the server answers (a loaded machine may take a while); its log if it dies."""
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gridmap serve stopped:\n{log.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"gridmap serve did not start in {seconds:.0f} s")
+
+
 def sign_in(base: str, name: str, password: str) -> str:
     res = httpx.post(f"{base}/auth/token", data={"username": name, "password": password})
     res.raise_for_status()
@@ -313,10 +330,13 @@ def main() -> None:
                                 *[a for d in division for a in ("--division", d)]],
                                env=env, check=True, capture_output=True)
             port = free_port()
-            proc = subprocess.Popen([GRIDMAP, "serve", "--port", str(port), "--log-level",
-                                     "warning", "--workers", str(args.workers)], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait(port)
+            log = Path(tmp) / "serve.log"
+            with open(log, "wb") as out:
+                proc = subprocess.Popen([GRIDMAP, "serve", "--port", str(port),
+                                         "--log-level", "warning", "--workers",
+                                         str(args.workers)], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=out)
+            started(proc, port, log)
             base = f"http://127.0.0.1:{port}"
             dispatcher = sign_in(base, "bench-dispatcher", password)
             admin = sign_in(base, "bench-admin", password)
