@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,10 @@ import numpy as np
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_locate import free_port, wait
+from bench.bench_locate import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-GRIDMAP = str(ROOT / ".venv" / "bin" / "gridmap")
+GRIDMAP = str(Path(sys.executable).parent / "gridmap")  # beside this interpreter
 CATEGORY = "事件/市容环境/暴露垃圾"
 COUNTY = "610199000000"
 
@@ -151,6 +152,73 @@ def plain_inserts(url: str, points: np.ndarray) -> dict[str, Any]:
             "p99": pct(latencies, 99)}
 
 
+STEPWISE = (  # the same intake as separate statements in one transaction (the first design)
+    ("SELECT g.code, g.community_code, c.parent_code, (SELECT w.id FROM grid_worker w "
+     "WHERE w.grid_code = g.code AND w.role IN ('full_time', 'grid_head') ORDER BY "
+     "w.role <> 'full_time', w.id LIMIT 1) FROM grid g JOIN division c ON c.code = "
+     "g.community_code WHERE g.kind IN ('exclusive', 'comprehensive') AND ST_Intersects("
+     "g.geom, ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 4326)) ORDER BY g.kind <> 'exclusive', "
+     "g.code"),
+    "SELECT nextval('incident_number_seq')",
+    ("INSERT INTO incident (id, category, description, reported_at, status, grid_code, "
+     "community_code, township_code, assignee, reporter, urgent, version, updated_at, "
+     "dispatch_due, geom) VALUES (%(id)s, %(cat)s, 'bench', now(), 'collected', %(grid)s, "
+     "%(community)s, %(township)s, %(worker)s, '李女士', false, 1, now(), now(), "
+     "ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 4326))"),
+    ("INSERT INTO incident_event (incident_id, actor, role, action, to_stage, grid_code, "
+     "assignee) VALUES (%(id)s, 'bench', 'dispatcher', 'collect', 'collected', %(grid)s, "
+     "%(worker)s)"),
+    ("INSERT INTO audit_log (user_name, role, action, target, divisions, row_ids, detail) "
+     "VALUES ('bench', 'dispatcher', 'write', 'POST /api/incidents', ARRAY[%(grid)s], "
+     "ARRAY[%(id)s], %(cat)s)"),
+    "SELECT id, status, ST_X(geom), ST_Y(geom) FROM incident WHERE id = %(id)s",
+)
+
+
+def database_share(url: str, points: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the database spends on a report, serially, without HTTP: intake.sql (locate,
+    insert, timeline, audit: one statement, autocommit) beside the same work as six
+    statements in a transaction (BEGIN … COMMIT: eight round trips)."""
+    import psycopg
+    from sqlalchemy import create_engine
+
+    from gridmap.store.db import libpq_dsn
+    from gridmap.store.incidents import intake
+
+    half = len(points) // 2
+    engine = create_engine(url)
+    one: list[float] = []
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for k, (x, y) in enumerate(points[:half]):
+            t = time.perf_counter()
+            row = intake(conn, {
+                "lon": float(x), "lat": float(y), "scope": None, "id_prefix": f"B{k:08d}",
+                "category": CATEGORY, "description": "bench", "at": datetime.now(UTC),
+                "reporter": "李女士", "urgent": False, "dispatch_due": datetime.now(UTC),
+                "actor": "bench", "role": "dispatcher",
+                "client": "bench", "target": "POST /api/incidents"}, [])
+            one.append((time.perf_counter() - t) * 1e3)
+            assert row is not None and row["id"] is not None
+    engine.dispose()
+    stepwise: list[float] = []
+    with psycopg.connect(libpq_dsn(url)) as conn:
+        for x, y in points[half:]:
+            t = time.perf_counter()
+            with conn.transaction():
+                found = conn.execute(STEPWISE[0], {"x": float(x), "y": float(y)}).fetchone()
+                assert found is not None
+                number = conn.execute(STEPWISE[1]).fetchone()
+                assert number is not None
+                values = {"x": float(x), "y": float(y), "id": f"S{number[0]:09d}",
+                          "cat": CATEGORY, "grid": found[0], "community": found[1],
+                          "township": found[2], "worker": found[3]}
+                for statement in STEPWISE[2:]:
+                    conn.execute(statement, values)
+            stepwise.append((time.perf_counter() - t) * 1e3)
+    return ({"n": len(one), "p50": pct(one, 50), "p99": pct(one, 99)},
+            {"n": len(stepwise), "p50": pct(stepwise, 50), "p99": pct(stepwise, 99)})
+
+
 def assign_after(env: dict[str, str]) -> tuple[float, str]:
     """Wall time of `gridmap assign incidents` and its own line."""
     start = time.perf_counter()
@@ -202,6 +270,23 @@ def geopandas_alternative(url: str, county: Any) -> tuple[float, dict[str, int]]
 
 # --- the run -------------------------------------------------------------------------------
 
+def started(proc: subprocess.Popen[bytes], port: int, log: Path, seconds: float = 180
+            ) -> None:
+    """Until the server answers (a loaded machine may take a while); its log if it dies."""
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gridmap serve stopped:\n{log.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"gridmap serve did not start in {seconds:.0f} s")
+
+
 def sign_in(base: str, name: str, password: str) -> str:
     res = httpx.post(f"{base}/auth/token", data={"username": name, "password": password})
     res.raise_for_status()
@@ -229,7 +314,7 @@ def main() -> None:
     area = shapely.geometry.mapping(county)
     counts = [int(rate * args.seconds) for rate in args.rate]
     warm = int(args.rate[0] * 2)
-    points = points_in_grids(warm + 2 * sum(counts))
+    points = points_in_grids(warm + 2 * sum(counts) + 1000)
     cores, load = os.cpu_count(), os.getloadavg()
     password = "bench-" + os.urandom(6).hex()
     create_database(server, dbname)
@@ -245,10 +330,13 @@ def main() -> None:
                                 *[a for d in division for a in ("--division", d)]],
                                env=env, check=True, capture_output=True)
             port = free_port()
-            proc = subprocess.Popen([GRIDMAP, "serve", "--port", str(port), "--log-level",
-                                     "warning", "--workers", str(args.workers)], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait(port)
+            log = Path(tmp) / "serve.log"
+            with open(log, "wb") as out:
+                proc = subprocess.Popen([GRIDMAP, "serve", "--port", str(port),
+                                         "--log-level", "warning", "--workers",
+                                         str(args.workers)], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=out)
+            started(proc, port, log)
             base = f"http://127.0.0.1:{port}"
             dispatcher = sign_in(base, "bench-dispatcher", password)
             admin = sign_in(base, "bench-admin", password)
@@ -262,6 +350,8 @@ def main() -> None:
                                                       rate)))
                 at += n
             plain = plain_inserts(url, points[at:at + max(counts)])
+            at += max(counts)
+            shares = database_share(url, points[at:at + 1000])
             assign_s, assign_line = assign_after(env)
 
             admin_ms, admin_body = emergency_calls(base, admin, area, args.calls)
@@ -295,6 +385,12 @@ def main() -> None:
     print("  target p99 <= 20 ms at 200 reports/s: " + (
         "not measured (no rate of 200/s or more)" if not at_200 else
         "met" if at_200[0]["p99"] <= 20 and at_200[0]["rps"] >= 195 else "NOT met"))
+    single, stepwise = shares
+    print(f"  the database's share, serially, no HTTP ({single['n']} reports each):")
+    print(f"    intake.sql, one statement (locate + insert + timeline + audit)       "
+          f"p50 {single['p50']:.2f} ms   p99 {single['p99']:.2f} ms")
+    print(f"    the same as 6 statements in a transaction (8 round trips)            "
+          f"p50 {stepwise['p50']:.2f} ms   p99 {stepwise['p99']:.2f} ms")
     print("  alternative, routing after the fact:")
     print(f"    plain INSERT, no routing (psycopg, a transaction each, {plain['n']} rows)  "
           f"{plain['rps']:6.0f} rows/s   p50 {plain['p50']:.2f} ms   "

@@ -10,8 +10,10 @@ applies — the stage machine, who may act, deadlines in working time — live i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -21,9 +23,13 @@ from gridmap.access import Actor, Forbidden, NotVisible, Principal, audit_entry
 from gridmap.domain import incidents as rules
 from gridmap.domain.access import Show
 from gridmap.domain.chinacrs import to_wgs84
+from gridmap.domain.photos import MAX_PHOTOS, Photo
 from gridmap.domain.worktime import WorkCalendar, deadline
 from gridmap.store import accounts
 from gridmap.store import incidents as store
+from gridmap.store import photos as photo_store
+from gridmap.store.photos import PhotoFiles, Staged
+from gridmap.store.scope import scope_param
 
 FINISHED = frozenset({rules.Stage.cancelled, rules.Stage.closed, rules.Stage.evaluated})
 
@@ -61,10 +67,11 @@ class Report:
 
 @dataclass(frozen=True)
 class Workflow:
-    """The deployment's categories and working calendar."""
+    """The deployment's categories, working calendar and photo folder."""
 
     categories: dict[str, rules.Category]
     calendar: WorkCalendar
+    photos: PhotoFiles
 
     def category(self, code: str) -> rules.Category:
         if code not in self.categories:
@@ -97,11 +104,12 @@ def _require_role(principal: Principal, action: rules.Action) -> None:
 
 
 def report(engine: Engine, principal: Principal, sent: Report, workflow: Workflow, *,
-           client: str | None) -> tuple[dict[str, Any], list[str]]:
+           client: str | None, photos: Sequence[Photo] = ()) -> tuple[dict[str, Any], list[str]]:
     """Take a report: locate it (exclusive grid first), route it to the grid, its community,
-    township and worker, and record it as collected — all in one transaction. A point
-    outside every grid is registered to the township that holds it, with a warning; one
-    outside the district is refused. Returns the case and the warnings."""
+    township and worker, and record it as collected with its *photos* — one statement, so
+    one round trip and all or nothing. A point outside every grid is registered to the
+    township that holds it, with a warning; one outside the district is refused. Returns
+    the case and the warnings."""
     if principal.role.value not in ("admin", "dispatcher", "grid_worker"):
         if not principal.signed_in:
             from gridmap.access import NotSignedIn
@@ -113,50 +121,52 @@ def report(engine: Engine, principal: Principal, sent: Report, workflow: Workflo
     reporter = _clean(sent.reporter, "reporter", 200)
     if not (math.isfinite(sent.lon) and math.isfinite(sent.lat)):
         raise IncidentError("lon and lat must be finite numbers")
+    if len(photos) > MAX_PHOTOS:
+        raise IncidentError(f"{len(photos)} photos: {MAX_PHOTOS} at most with one report")
     lon, lat = to_wgs84(sent.lon, sent.lat, sent.crs)
-    warnings: list[str] = []
     at = _now()
-    with engine.begin() as conn:
-        route = store.route_point(conn, lon, lat)
-        where = route.grid_code or route.township_code
-        if where is None:
-            raise IncidentError(f"({sent.lon}, {sent.lat}) is outside every township of the "
-                                "district: check the coordinates and their system (crs)")
-        if not principal.scope.covers(where):
-            raise NotVisible("the point is in none of your divisions")
-        if route.grid_code is None:
-            warnings.append(f"outside every grid: registered to township {where}; route it "
-                            "to a grid (POST …/route)")
-        if route.candidates:
-            warnings.append(f"on the edge of grids {', '.join(route.candidates)} too: check "
-                            "the routing")
-        urgent = category.urgent if sent.urgent is None else sent.urgent
-        incident_id = store.next_id(conn, at)
-        store.insert_incident(conn, {
-            "id": incident_id, "category": category.code, "description": description,
-            "reported_at": at, "status": rules.Stage.collected.value,
-            "grid_code": route.grid_code, "community_code": route.community_code,
-            "township_code": route.township_code, "assignee": route.assignee,
-            "reporter": reporter, "urgent": urgent, "updated_at": at,
-            "dispatch_due": at + timedelta(minutes=rules.DISPATCH_MINUTES[urgent]),
-            "lon": lon, "lat": lat})
-        store.insert_event(conn, {
-            "incident_id": incident_id, "actor": principal.name,
-            "role": principal.role.value, "action": "collect", "from_stage": None,
-            "to_stage": rules.Stage.collected.value, "grid_code": route.grid_code,
-            "assignee": route.assignee, "note": "; ".join(warnings) or None})
-        accounts.insert_audit(conn, [audit_entry(
-            Actor.of(principal, client), "write", "POST /api/incidents",
-            divisions=[where], row_ids=[incident_id], detail=category.code)])
-        case = store.read_incident(conn, incident_id, principal.scope)
-    assert case is not None
-    return case, warnings
+    urgent = category.urgent if sent.urgent is None else sent.urgent
+    actor = Actor.of(principal, client)
+    values = {
+        "lon": lon, "lat": lat, "scope": scope_param(principal.scope),
+        "id_prefix": f"C{at:%Y%m%d}", "category": category.code, "description": description,
+        "at": at, "reporter": reporter, "urgent": urgent,
+        "dispatch_due": at + timedelta(minutes=rules.DISPATCH_MINUTES[urgent]),
+        "actor": principal.name, "role": principal.role.value, "client": actor.client,
+        "target": "POST /api/incidents"}
+    staged = workflow.photos.stage(photos) if photos else None
+    try:
+        if staged is None:  # a single statement needs no transaction of its own
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                row = store.intake(conn, values, [])
+        else:
+            with engine.begin() as conn:
+                row = store.intake(conn, values, staged.rows("", 0, principal.name))
+                if row is not None and row["id"] is not None:
+                    staged.place()
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        raise
+    if row is None:
+        raise IncidentError(f"({sent.lon}, {sent.lat}) is outside every township of the "
+                            "district: check the coordinates and their system (crs)")
+    if row["id"] is None:
+        if staged is not None:
+            staged.discard()
+        raise NotVisible("the point is in none of your divisions")
+    warnings = list(row.pop("warnings"))
+    for key in ("urban_rural", "candidates", "visible", "photos"):
+        row.pop(key)
+    return row, warnings
 
 
 def act(engine: Engine, principal: Principal, incident_id: str, action: rules.Action,
         workflow: Workflow, *, version: int | None, note: str | None = None,
-        assignee: str | None = None, client: str | None) -> dict[str, Any]:
-    """Take one step of the workflow on a case the caller read at *version* (``If-Match``).
+        assignee: str | None = None, client: str | None, photos: Sequence[Photo] = ()
+        ) -> dict[str, Any]:
+    """Take one step of the workflow on a case the caller read at *version* (``If-Match``),
+    with the *photos* taken (a feed-back shows the work done).
     Dispatching starts the handling clock (the category's limit in working time on the
     deployment's calendar); a feed-back starts the verification clock (1 h in cities, 2 h in
     the countryside)."""
@@ -167,6 +177,21 @@ def act(engine: Engine, principal: Principal, incident_id: str, action: rules.Ac
     note = _clean(note, "note", 2000)
     if action in rules.NEEDS_REASON and not note:
         raise IncidentError(f"say why in note: a {action.value} needs a reason")
+    if len(photos) > MAX_PHOTOS:
+        raise IncidentError(f"{len(photos)} photos: {MAX_PHOTOS} at most with one step")
+    staged = workflow.photos.stage(photos) if photos else None
+    try:
+        return _act(engine, principal, incident_id, action, workflow, version=version,
+                    note=note, assignee=assignee, client=client, staged=staged)
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        raise
+
+
+def _act(engine: Engine, principal: Principal, incident_id: str, action: rules.Action,
+         workflow: Workflow, *, version: int, note: str | None, assignee: str | None,
+         client: str | None, staged: Staged | None) -> dict[str, Any]:
     with engine.begin() as conn:
         case = _locked(conn, principal, incident_id)
         if case["version"] != version:
@@ -196,17 +221,22 @@ def act(engine: Engine, principal: Principal, incident_id: str, action: rules.Ac
         elif action == rules.Action.close:
             values["closed_at"] = now
         store.update_incident(conn, incident_id, values)
-        store.insert_event(conn, {
+        event_id = store.insert_event(conn, {
             "incident_id": incident_id, "actor": principal.name, "role": principal.role.value,
             "action": action.value, "from_stage": stage.value, "to_stage": after.value,
             "grid_code": case["grid_code"], "assignee": values.get("assignee",
                                                                      case["assignee"]),
             "note": note})
+        photo_note = f"; {len(staged.ids)} photo(s)" if staged else ""
         accounts.insert_audit(conn, [audit_entry(
             Actor.of(principal, client), "write", f"POST /api/incidents/{incident_id}/actions",
             divisions=[case["grid_code"] or case["township_code"]], row_ids=[incident_id],
-            detail=f"{stage.value} → {after.value}")])
+            detail=f"{stage.value} → {after.value}{photo_note}")])
         updated = store.read_incident(conn, incident_id, principal.scope)
+        if staged is not None:
+            photo_store.insert_photos(conn, staged.rows(incident_id, event_id,
+                                                        principal.name))
+            staged.place()  # last: a failure above leaves nothing in place
     assert updated is not None
     return updated
 
@@ -272,6 +302,7 @@ def present(case: dict[str, Any], principal: Principal) -> dict[str, Any]:
     out = dict(case)
     if rules_.incident_description == Show.hidden:
         out.pop("description", None)
+        out.pop("photos", None)
     if rules_.reporter == Show.hidden:
         out.pop("reporter", None)
     now = _now()
@@ -286,10 +317,36 @@ def present(case: dict[str, Any], principal: Principal) -> dict[str, Any]:
 
 def read(conn: Connection, principal: Principal, incident_id: str
          ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A case and its timeline, each step with the ids of the photos taken with it; the
+    case's ``photos`` (for a role that may see them, see :func:`sees_photos`)."""
     case = store.read_incident(conn, incident_id, principal.scope)
     if case is None:
         raise NotVisible(f"no case {incident_id!r} among yours")
-    return case, store.read_timeline(conn, incident_id)
+    timeline = store.read_timeline(conn, incident_id)
+    photos = photo_store.read_photos(conn, [incident_id]) if sees_photos(principal) else []
+    for event in timeline:
+        event["photos"] = [p["id"] for p in photos if p["event_id"] == event["id"]]
+    case["photos"] = photos
+    return case, timeline
+
+
+def sees_photos(principal: Principal) -> bool:
+    """Photos show what the description tells (and often people, plates, house numbers):
+    the roles that read descriptions see them."""
+    return principal.fields.incident_description != Show.hidden
+
+
+def photo(conn: Connection, principal: Principal, workflow: Workflow, incident_id: str,
+          photo_id: str) -> tuple[Path, str]:
+    """The file and media type of a photo of a case the caller may see."""
+    if store.read_incident(conn, incident_id, principal.scope) is None:
+        raise NotVisible(f"no case {incident_id!r} among yours")
+    if not sees_photos(principal):
+        raise Forbidden(f"the {principal.role.value} role may not see incident photos")
+    row = photo_store.read_photo(conn, incident_id, photo_id)
+    if row is None:
+        raise NotVisible(f"case {incident_id} has no photo {photo_id!r}")
+    return workflow.photos.path(photo_id, row["media_type"]), row["media_type"]
 
 
 def escalate_overdue(engine: Engine, *, now: datetime | None = None, warn_minutes: int = 60,

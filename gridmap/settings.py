@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     extra_workdays: list[date] = Field(
         default=[], description="Working days beyond the national calendar.")
 
+    photo_dir: Path | None = Field(
+        default=None, description="Folder of incident photos (unset: data_dir/photos). "
+        "Shared by every server process; back it up with the database.")
+    photo_max_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024,
+        description="Largest photo accepted (bytes); a larger one is refused with 413.")
+
     overdue_interval_s: float = Field(
         default=60, ge=0, description="How often the service looks for cases near or past a "
         "deadline (0: never; the job's state is in the database).")
@@ -122,6 +129,9 @@ class Settings(BaseSettings):
         return WorkCalendar(periods=tuple(self.office_hours), tz=self.time_zone,
                             extra_holidays=frozenset(self.extra_holidays),
                             extra_workdays=frozenset(self.extra_workdays))
+
+    def photo_folder(self) -> Path:
+        return self.photo_dir if self.photo_dir is not None else self.data_dir / "photos"
 
     def public_resources(self) -> frozenset[Resource]:
         chosen = frozenset(self.public)

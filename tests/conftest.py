@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
@@ -118,8 +119,9 @@ def demo_db(server_url: str, template_db: str) -> Iterator[str]:
         yield url
 
 
-def serve_in_thread(database_url: str) -> Iterator[str]:
-    """gridmap's app on a free loopback port, in a thread; yields its base URL."""
+def serve_in_thread(database_url: str, **settings: Any) -> Iterator[str]:
+    """gridmap's app on a free loopback port, in a thread; yields its base URL. *settings*
+    override the defaults (e.g. ``photo_dir``)."""
     import socket
     import threading
     import time
@@ -131,8 +133,9 @@ def serve_in_thread(database_url: str) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(database_url=database_url)),
-                                           host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(Settings(database_url=database_url, **settings))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

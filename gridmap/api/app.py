@@ -41,6 +41,7 @@ from gridmap.places import PlaceIndex
 from gridmap.settings import Settings, get_settings
 from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import ChangeHub
+from gridmap.store.photos import PhotoFiles
 from gridmap.tiles.mvt import TileCache
 
 
@@ -100,7 +101,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.public = public_principal(settings)
     app.state.drafts = DraftCache()
     app.state.workflow = Workflow(load_categories(settings.incident_categories),
-                                  settings.work_calendar())
+                                  settings.work_calendar(), PhotoFiles(settings.photo_folder()))
     errors.install(app)
     routes_health.install(app)  # a lost database connection: 503 with Retry-After
     # the hot paths first: a request is matched against the routes in order

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridmap import drafts, i18n, incidents, plans
 from gridmap.access import AccessError, AccountError
+from gridmap.domain.photos import PhotoError
 
 # the code of an HTTPException a route raises, by its status
 STATUS_CODES = {400: "bad_request", 401: "not_signed_in", 403: "forbidden", 404: "not_found",
@@ -78,6 +79,11 @@ def incident_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, status, code=error_code(exc), detail=str(exc))
 
 
+def photo_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PhotoError)
+    return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+
 def plan_error(request: Request, exc: Exception) -> JSONResponse:
     status = 412 if isinstance(exc, plans.StaleVersion) else 422
     return error_response(request, status, code=error_code(exc), detail=str(exc))
@@ -121,6 +127,7 @@ def install(app: FastAPI) -> None:
     for error in (incidents.IncidentError, incidents.IllegalStep, incidents.StaleVersion,
                   incidents.VersionRequired):
         app.add_exception_handler(error, incident_error)
+    app.add_exception_handler(PhotoError, photo_error)
     app.add_exception_handler(plans.StaleVersion, plan_error)
     app.add_exception_handler(plans.PlanError, plan_error)
     for draft_exc in (drafts.DraftError, drafts.StaleRevision, drafts.RevisionRequired,

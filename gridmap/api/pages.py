@@ -54,3 +54,17 @@ def dispatch() -> HTMLResponse:
     """The dispatcher's desk: the incident queue, a case with its timeline and next steps,
     intake and a map of the cases, kept current by ``GET /api/incidents/live``."""
     return _page("dispatch.html")
+
+
+@router.get("/mine", response_class=HTMLResponse)
+def mine() -> HTMLResponse:
+    """The grid worker's phone page: my grid's open cases on a list and a small map, accept,
+    feed back with a note and a photo, report at my position."""
+    return _page("mine.html")
+
+
+@router.get("/stats", response_class=HTMLResponse)
+def stats() -> HTMLResponse:
+    """Indicators (KPIs) per grid, worker, community, township or category, with charts, and
+    the hotspot map (GET /api/incidents/kpis, /api/incidents/hotspots)."""
+    return _page("stats.html")

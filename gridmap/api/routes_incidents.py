@@ -9,10 +9,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from gridmap import incidents
+from gridmap.access import NotVisible
 from gridmap.api.deps import CallerDep, ConnDep, ReadsIncidents, client_of
+from gridmap.api.uploads import body_and_photos, openapi_body
 from gridmap.domain.access import Show
 from gridmap.domain.incidents import Action, Stage
 
@@ -48,6 +51,17 @@ class IncidentRoute(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class PhotoPublic(BaseModel):
+    id: str
+    url: str = Field(description="GET it (as anyone who may see the case and its photos)")
+    media_type: Literal["image/jpeg", "image/png", "image/webp"]
+    bytes: int
+    width: int
+    height: int
+    taken_by: str | None
+    at: datetime
+
+
 class Event(BaseModel):
     at: datetime
     actor: str | None
@@ -58,6 +72,7 @@ class Event(BaseModel):
     grid_code: str | None
     assignee: str | None
     note: str | None
+    photos: list[str] = Field([], description="ids of the photos taken with this step")
 
 
 class IncidentPublic(BaseModel):
@@ -86,6 +101,8 @@ class IncidentPublic(BaseModel):
     next_actions: list[Action] = Field(description="the steps this caller may take next")
     warnings: list[str] = []
     timeline: list[Event] | None = None
+    photos: list[PhotoPublic] | None = Field(None, description="with one case, for the roles "
+                                             "that read descriptions")
 
 
 class Category(BaseModel):
@@ -114,32 +131,46 @@ def _version(if_match: str | None) -> int | None:
     return int(hit.group(1))
 
 
+def _photos(photos: list[dict[str, Any]], incident_id: str) -> list[PhotoPublic]:
+    return [PhotoPublic(**p, url=f"/api/incidents/{incident_id}/photos/{p['id']}")
+            for p in photos]
+
+
 def _answer(request: Request, response: Response, caller: Any, case: dict[str, Any],
             **extra: Any) -> IncidentPublic:
     response.headers["ETag"] = _etag(case)
+    shown = incidents.present(case, caller)
+    if "photos" in shown:
+        extra["photos"] = _photos(shown.pop("photos"), case["id"])
     if case.get("reporter") and caller.fields.reporter == Show.full:
         request.app.state.audit.read(caller, f"{request.method} {request.url.path}",
                                      client_of(request), divisions=caller.divisions,
                                      row_ids=[case["id"]], detail="incident reporter")
-    return IncidentPublic(**incidents.present(case, caller), **extra)
+    return IncidentPublic(**shown, **extra)
 
 
 @router.post("/incidents", status_code=201, response_model_exclude_unset=True, responses={
     404: {"description": "the point is in none of the caller's divisions"},
-    422: {"description": "unknown category, point outside the district, bad fields"}})
-async def create_incident(request: Request, response: Response, caller: CallerDep,
-                          body: IncidentCreate) -> IncidentPublic:
+    413: {"description": "a photo larger than the deployment allows"},
+    415: {"description": "a photo that is not a JPEG, PNG or WebP image"},
+    422: {"description": "unknown category, point outside the district, bad fields"}},
+    openapi_extra=openapi_body(IncidentCreate, what="of the scene"))
+async def create_incident(request: Request, response: Response, caller: CallerDep
+                          ) -> IncidentPublic:
     """Report an incident: located (exclusive grid first) and routed to its grid, community,
-    township and the grid's worker in the same transaction, as stage ``collected``. Outside
-    every grid it is registered to the township, with a warning. The answer carries the
-    case's ``ETag`` for the next step."""
+    township and the grid's worker in the same statement, as stage ``collected``. Outside
+    every grid it is registered to the township, with a warning. JSON, or a form with the
+    same fields and photos (``photo``, repeated). The answer carries the case's ``ETag``
+    for the next step. A refused report stores nothing, photos included."""
     state = request.app.state
+    body, photos = await body_and_photos(request, IncidentCreate,
+                                         max_bytes=state.settings.photo_max_bytes)
     async with state.intake:  # more at once only queue for connections and the GIL
         case, warnings = await run_in_threadpool(
             incidents.report, state.engine, caller, incidents.Report(
                 lon=body.lon, lat=body.lat, crs=body.crs, category=body.category,
                 description=body.description, reporter=body.reporter, urgent=body.urgent),
-            state.workflow, client=client_of(request))
+            state.workflow, client=client_of(request), photos=photos)
     response.headers["Location"] = f"/api/incidents/{case['id']}"
     return _answer(request, response, caller, case, warnings=warnings)
 
@@ -174,19 +205,24 @@ def get_incident(request: Request, response: Response, conn: ConnDep,
 @router.post("/incidents/{incident_id}/actions", response_model_exclude_unset=True, responses={
     409: {"description": "the step is not allowed from the case's stage"},
     412: {"description": "the case changed since it was read"},
-    428: {"description": "If-Match is missing"}})
+    413: {"description": "a photo larger than the deployment allows"},
+    415: {"description": "a photo that is not a JPEG, PNG or WebP image"},
+    428: {"description": "If-Match is missing"}},
+    openapi_extra=openapi_body(IncidentAction, what="e.g. of the work done, with feed_back"))
 async def act(request: Request, response: Response, caller: CallerDep, incident_id: str,
-              body: IncidentAction,
               if_match: Annotated[str | None, Header(description="the ETag as read")] = None
               ) -> IncidentPublic:
     """Take the next step: register, cancel, dispatch, accept, return, feed_back, reject,
-    verify, close, evaluate. An illegal step is a 409 naming the allowed ones; a stale
-    ``If-Match`` a 412."""
+    verify, close, evaluate — JSON, or a form with the same fields and photos (``photo``,
+    repeated) kept with the step in the timeline. An illegal step is a 409 naming the
+    allowed ones; a stale ``If-Match`` a 412; either way nothing is stored."""
     state = request.app.state
+    body, photos = await body_and_photos(request, IncidentAction,
+                                         max_bytes=state.settings.photo_max_bytes)
     case = await run_in_threadpool(
         incidents.act, state.engine, caller, incident_id, body.action, state.workflow,
         version=_version(if_match), note=body.note, assignee=body.assignee,
-        client=client_of(request))
+        client=client_of(request), photos=photos)
     return _answer(request, response, caller, case)
 
 
@@ -210,3 +246,23 @@ async def route(request: Request, response: Response, caller: CallerDep, inciden
 def categories(request: Request, caller: ReadsIncidents) -> list[Category]:
     """The categories a report may name, with their handling limits."""
     return [Category(**vars(c)) for c in request.app.state.workflow.categories.values()]
+
+
+@router.get("/incidents/{incident_id}/photos/{photo_id}", response_class=FileResponse,
+            responses={
+    200: {"content": {t: {"schema": {"type": "string", "format": "binary"}}
+                      for t in ("image/jpeg", "image/png", "image/webp")},
+          "description": "the photo, as its content was checked to be"},
+    403: {"description": "the caller's role does not see incident photos"},
+    404: {"description": "no such case among the caller's, or no such photo of it"}})
+def get_photo(request: Request, conn: ConnDep, caller: ReadsIncidents, incident_id: str,
+              photo_id: str) -> FileResponse:
+    """A photo of a case, for those who may see the case and read its description."""
+    path, media_type = incidents.photo(conn, caller, request.app.state.workflow, incident_id,
+                                       photo_id)
+    if not path.is_file():
+        raise NotVisible(f"the file of photo {photo_id} is missing from the "
+                                     "photo folder: ask the administrator to restore it")
+    return FileResponse(path, media_type=media_type, headers={
+        "Cache-Control": "private, max-age=86400, immutable",
+        "Content-Disposition": f'inline; filename="{path.name}"'})

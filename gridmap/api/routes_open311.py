@@ -17,10 +17,10 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request, Response
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
@@ -28,8 +28,11 @@ from sqlalchemy.engine import Connection
 from gridmap import incidents
 from gridmap.access import AccessError, AccountError, NotVisible, Principal
 from gridmap.api.deps import ConnDep, client_of
+from gridmap.api.uploads import read_photos
 from gridmap.domain.access import Resource
 from gridmap.domain.incidents import Category, Stage
+from gridmap.domain.photos import PhotoError
+from gridmap.store.photos import read_photos as read_photo_rows
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = datetime(2026, 11, 21, tzinfo=UTC)  # when the routes below last changed
@@ -88,6 +91,8 @@ class Open311Route(APIRoute):
                 return error_response(exc.status, str(exc), retry)
             except (incidents.IncidentError, AccountError) as exc:
                 return error_response(400, str(exc))
+            except PhotoError as exc:
+                return error_response(exc.status, str(exc))
             except RequestValidationError as exc:
                 return error_response(400, _invalid(exc))
             except HTTPException as exc:
@@ -102,7 +107,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
               "than json"),
         (401, "no api_key, or one that is unknown, revoked or of a disabled account"),
         (403, "the key's role may not do this"),
-        (404, "no such request among the key's divisions"))}
+        (404, "no such request among the key's divisions"),
+        (413, "media larger than the deployment allows"),
+        (415, "media that is not a JPEG, PNG or WebP image"))}
 
 router = APIRouter(prefix="/open311", tags=["Open311"], route_class=Open311Route)
 
@@ -261,8 +268,20 @@ def _stages(status: str | None) -> list[str] | None:
 
 # --- cases as service requests --------------------------------------------------------------
 
+def _media(request: Request, conn: Connection, caller: Principal,
+           found: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> dict[str, str]:
+    """The URL of each case's first photo (for the roles that see photos), by case id."""
+    if not incidents.sees_photos(caller):
+        return {}
+    out: dict[str, str] = {}
+    for photo in read_photo_rows(conn, [case["id"] for case, _ in found]):
+        out.setdefault(photo["incident_id"], str(request.url_for(
+            "get_media", service_request_id=photo["incident_id"], photo_id=photo["id"])))
+    return out
+
+
 def _as_request(case: dict[str, Any], timeline: list[dict[str, Any]], caller: Principal,
-                categories: dict[str, Category]) -> ServiceRequest:
+                categories: dict[str, Category], media: dict[str, str]) -> ServiceRequest:
     shown = incidents.present(case, caller)
     notes = [e["note"] for e in timeline if e.get("note")]
     category = categories.get(case["category"])
@@ -279,7 +298,7 @@ def _as_request(case: dict[str, Any], timeline: list[dict[str, Any]], caller: Pr
         updated_datetime=case["updated_at"],
         expected_datetime=case["handle_due"],
         address=None, address_id=None, zipcode=None,
-        lat=case["lat"], long=case["lon"], media_url=None, **extra)
+        lat=case["lat"], long=case["lon"], media_url=media.get(case["id"]), **extra)
 
 
 def _read_visible(conn: Connection, caller: Principal, ids: Iterable[str]
@@ -376,7 +395,10 @@ async def create_request(
     last_name: Annotated[str | None, Form()] = None,
     phone: Annotated[str | None, Form()] = None,
     email: Annotated[str | None, Form()] = None,
-    media_url: Annotated[str | None, Form(description="not kept by this server")] = None,
+    media_url: Annotated[str | None, Form(description="not kept by this server: send the "
+                                          "image itself as media")] = None,
+    media: Annotated[UploadFile | None, File(description="a photo (multipart/form-data): "
+                                             "JPEG, PNG or WebP")] = None,
     device_id: Annotated[str | None, Form()] = None,
     account_id: Annotated[str | None, Form()] = None,
     jurisdiction_id: Annotated[str | None, Form(description="accepted and ignored")] = None,
@@ -408,13 +430,15 @@ async def create_request(
                            "deployment")
     point = (_coordinate(long_, "long", 180), _coordinate(lat_, "lat", 90))
     reporter = _reporter(_given(first_name), _given(last_name), _given(phone), _given(email))
+    photos = await read_photos([media] if media is not None and (media.size or media.filename)
+                               else [], max_bytes=state.settings.photo_max_bytes)
     client = f"{client_of(request)} (api key {caller.api_key})"
     case, warnings = await run_in_threadpool(
         incidents.report, state.engine, caller, incidents.Report(
             lon=point[0], lat=point[1], category=code, description=description or "",
-            reporter=reporter), state.workflow, client=client)
+            reporter=reporter), state.workflow, client=client, photos=photos)
     if _given(media_url):
-        warnings.append("media_url was not kept: this server stores no media")
+        warnings.append("media_url was not kept: send the image itself as media")
     response.headers["Location"] = f"{router.prefix}/v2/requests/{case['id']}.json"
     return [RequestCreated(service_request_id=case["id"], service_notice="; ".join(warnings))]
 
@@ -443,7 +467,9 @@ def list_requests(
         start, end = _window(start_date, end_date)
         found = _search(conn, caller, stages=_stages(status), codes=codes, start=start,
                         end=end)
-    return [_as_request(case, timeline, caller, categories) for case, timeline in found]
+    media = _media(request, conn, caller, found)
+    return [_as_request(case, timeline, caller, categories, media)
+            for case, timeline in found]
 
 
 @router.get("/v2/requests/{service_request_id}.json", response_model_exclude_unset=True,
@@ -458,7 +484,32 @@ def get_request(request: Request, conn: ConnDep, service_request_id: str,
         raise Open311Error(404, f"service_request_id {service_request_id[:64]!r} was not "
                            "found among the key's divisions")
     case, timeline = found[0]
-    return [_as_request(case, timeline, caller, request.app.state.workflow.categories)]
+    return [_as_request(case, timeline, caller, request.app.state.workflow.categories,
+                        _media(request, conn, caller, found))]
+
+
+@router.get("/v2/requests/{service_request_id}/media/{photo_id}", response_class=FileResponse,
+            responses={**ERRORS, 200: {"content": {t: {"schema": {"type": "string",
+                                                                   "format": "binary"}}
+                                                   for t in ("image/jpeg", "image/png",
+                                                             "image/webp")},
+                                       "description": "the photo (its media_url)"}})
+def get_media(request: Request, conn: ConnDep, service_request_id: str, photo_id: str,
+              api_key: ApiKeyQuery = None) -> FileResponse:
+    """A photo of a service request (its ``media_url``), for a key that may see the
+    request and its photos."""
+    caller = _caller(request, api_key).require(Resource.incidents)
+    if not REQUEST_ID.match(service_request_id):
+        raise Open311Error(404, "no such service_request_id among the key's divisions")
+    try:
+        path, media_type = incidents.photo(conn, caller, request.app.state.workflow,
+                                           service_request_id, photo_id)
+    except NotVisible as exc:
+        raise Open311Error(404, str(exc)) from None
+    if not path.is_file():
+        raise Open311Error(404, f"the file of photo {photo_id} is missing")
+    return FileResponse(path, media_type=media_type,
+                        headers={"Cache-Control": "private, max-age=86400, immutable"})
 
 
 @router.api_route("/v2/{resource:path}", methods=["GET", "POST"], include_in_schema=False)

@@ -66,6 +66,34 @@ def scope_column() -> Any:
     return func.coalesce(incident_t.c.grid_code, incident_t.c.township_code)
 
 
+# Warnings of a report's routing, as its first timeline entry notes them and the answer
+# says them (printf templates: the same text from Python and from intake.sql's format()).
+OUTSIDE_NOTE = "outside every grid: registered to township %s; route it to a grid (POST …/route)"
+EDGE_NOTE = "on the edge of grids %s too: check the routing"
+
+
+def intake(conn: Connection, values: dict[str, Any], photos: list[dict[str, Any]]
+           ) -> dict[str, Any] | None:
+    """Locate a report and, when its place is in ``values["scope"]``, insert the case with
+    its first timeline entry, its *photos* (rows of the staged files, without ids of case
+    and step: the statement knows them) and the audit entry, in one statement
+    (``intake.sql``). None: the point is outside the district; else the route's columns
+    (``visible``: whether the case was inserted) and the case's."""
+    params = {**values, "outside_note": OUTSIDE_NOTE, "edge_note": EDGE_NOTE,
+              "photo_ids": [p["id"] for p in photos],
+              "photo_types": [p["media_type"] for p in photos],
+              "photo_bytes": [p["bytes"] for p in photos],
+              "photo_widths": [p["width"] for p in photos],
+              "photo_heights": [p["height"] for p in photos],
+              "photo_sha256": [p["sha256"] for p in photos]}
+    row = conn.execute(text(read_sql("intake.sql")), params).mappings().first()
+    if row is None:
+        return None
+    out = dict(row)
+    del out["new_grid_code"]  # the route's, stripped
+    return out
+
+
 def next_id(conn: Connection, at: datetime) -> str:
     number = conn.execute(text("SELECT nextval('incident_number_seq')")).scalar_one()
     return f"C{at:%Y%m%d}{int(number):06d}"
@@ -76,8 +104,10 @@ def insert_incident(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(incident_t).values(**values, geom=geom))
 
 
-def insert_event(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(event_t).values(**values))
+def insert_event(conn: Connection, values: dict[str, Any]) -> int:
+    """Append a timeline entry; its id."""
+    return int(conn.execute(insert(event_t).values(**values).returning(event_t.c.id))
+               .scalar_one())
 
 
 def lock(conn: Connection, incident_id: str, scope: Scope) -> dict[str, Any] | None:

@@ -156,6 +156,20 @@ incident_event = Table(
     Column("note", Text),
 )
 
+incident_photo = Table(
+    "incident_photo", metadata,
+    Column("id", Text, primary_key=True),
+    Column("incident_id", Text, ForeignKey("incident.id"), nullable=False),
+    Column("event_id", BigInteger, ForeignKey("incident_event.id"), nullable=False),
+    Column("media_type", Text, nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("taken_by", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
 street_node = Table(
     "street_node", metadata,
     Column("id", BigInteger, primary_key=True),

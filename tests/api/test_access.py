@@ -33,8 +33,9 @@ PREFIX = {"admin": "", "public": "", "planner": "610199001", "dispatcher": "6101
 
 
 @pytest.fixture(scope="module")
-def client(demo_db: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=demo_db))) as c:
+def client(demo_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    photos = tmp_path_factory.mktemp("photos")
+    with TestClient(create_app(Settings(database_url=demo_db, photo_dir=photos))) as c:
         yield c
 
 
@@ -646,6 +647,51 @@ def open311_get(c: Call) -> None:
         _open311_refused(res, 404)
 
 
+def _a_case_with_photo(c: Call) -> tuple[str, str]:
+    """A case with a photo inside or outside the roles' divisions (by the admin): its id
+    and the photo's."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(out, "PNG")
+    res = c.client.post("/api/incidents", headers=c.client.app.state.matrix_admin, data={
+        "lon": str(c.point[0]), "lat": str(c.point[1]), "category": "事件/市容环境/暴露垃圾"},
+        files={"photo": ("p.png", out.getvalue(), "image/png")})
+    assert res.status_code == 201, res.text
+    cid = res.json()["id"]
+    case = c.client.get(f"/api/incidents/{cid}", headers=c.client.app.state.matrix_admin)
+    return cid, case.json()["photos"][0]["id"]
+
+
+def incident_photo(c: Call) -> None:
+    """Those who see the case and its description see its photos."""
+    cid, photo = _a_case_with_photo(c)
+    res = c.get(f"/api/incidents/{cid}/photos/{photo}")
+    if c.denied(res):
+        return
+    mine = c.inside or c.role == "admin"
+    expected = 404 if not mine else 403 if c.role == "analyst" else 200
+    assert res.status_code == expected, (c.role, c.inside, res.text)
+    if expected == 200:
+        assert res.headers["content-type"] == "image/png"
+
+
+def open311_media(c: Call) -> None:
+    cid, photo = _a_case_with_photo(c)
+    res = c.get(f"/open311/v2/requests/{cid}/media/{photo}", **_open311_key(c))
+    mine = c.inside or c.role == "admin"
+    if c.role == "public":
+        _open311_refused(res, 401)
+    elif not mine:
+        _open311_refused(res, 404)
+    elif c.role == "analyst":
+        _open311_refused(res, 403)
+    else:
+        assert res.status_code == 200 and res.headers["content-type"] == "image/png"
+
+
 def emergency(c: Call) -> None:
     body = {"point": list(c.point), "radius_m": 500}
     res = c.client.post("/api/emergency", headers=c.headers, json=body)
@@ -879,6 +925,8 @@ CASES: dict[str, Callable[[Call], None]] = {
     "POST /open311/v2/requests.json": open311_create,
     "GET /open311/v2/requests.json": open311_list,
     "GET /open311/v2/requests/{service_request_id}.json": open311_get,
+    "GET /open311/v2/requests/{service_request_id}/media/{photo_id}": open311_media,
+    "GET /api/incidents/{incident_id}/photos/{photo_id}": incident_photo,
     "GET /api/summary": summary,
     "GET /api/standard": standard,
     "GET /api/locale": locale,

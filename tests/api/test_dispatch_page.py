@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import geopandas as gpd
 import httpx
 import pandas as pd
 import psycopg
 import pytest
+from PIL import Image
 
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain.incidents import ACTION_LABELS, STAGE_LABELS
@@ -57,8 +59,8 @@ def database(server_url: str, template_db: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def base_url(database: str) -> Iterator[str]:
-    yield from serve_in_thread(database)
+def base_url(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve_in_thread(database, photo_dir=tmp_path_factory.mktemp("photos"))
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +91,15 @@ def has_case(list_selector: str, case_id: str) -> str:
             f".some((b) => b.dataset.id === {json.dumps(case_id)})")
 
 
-def file_report(seen: Browsed, point: tuple[float, float]) -> None:
-    """Through the intake form: a category, words, and the point — clicked on the map at a
-    desktop, typed on a phone."""
+def file_report(seen: Browsed, point: tuple[float, float], photo: Path) -> None:
+    """Through the intake form: a category, words, a photo, and the point — clicked on the
+    map at a desktop, typed on a phone."""
     page = seen.page
     seen.press("#tab-report")
     page.select_option("#report-category", GARBAGE)
     page.fill("#report-description", "人行道上堆着垃圾")
     page.locator("#report-reporter").press_sequentially("王先生 13812345678")
+    page.set_input_files("#report-photo", str(photo))
     if seen.touch:
         page.locator("#report-xy").press_sequentially(f"{point[0]:.6f}, {point[1]:.6f}")
     else:  # zoomed in on the spot, a click there
@@ -128,12 +131,19 @@ def test_a_dispatcher_takes_reports_and_moves_cases(
         labels = page.evaluate("[STAGE_LABELS, ACTION_LABELS]")
         page.evaluate("window.sameDocument = true")  # gone if the page reloads
 
-        # 1. a report through the form: routed to the grid's worker
-        file_report(seen, point)
+        # 1. a report through the form, with a photo: routed to the grid's worker
+        photo = tmp_path_factory.mktemp("upload") / "scene.png"
+        Image.new("RGB", (120, 90), (90, 140, 60)).save(photo, "PNG")
+        file_report(seen, point, photo)
         wait_until(page, f"document.getElementById('report-result').textContent"
                          f".includes({json.dumps(worker['name'])})", timeout=10)
         routed = page.text_content("#report-result") or ""
         first = page.text_content("#report-result .case-id") or ""
+        # the case shows its photo, as the API serves it
+        seen.press("#report-result .open-case")
+        wait_until(page, "[...document.querySelectorAll('#case-photos img')].some("
+                         "(i) => i.complete && i.naturalWidth === 120)", timeout=10)
+        shown = page.get_attribute("#case-photos a", "href") or ""
         shot(page, f"dispatch-routed-{width}.png", tmp_path_factory)
 
         # 2. a report from elsewhere (another dispatcher, through the API) shows up by itself
@@ -210,6 +220,8 @@ def test_a_dispatcher_takes_reports_and_moves_cases(
     assert GRID in routed and worker["id"] in routed and worker["phone"] in routed, routed
     assert TOWNSHIP in routed and GRID[:12] in routed
     assert first.startswith("C") and first != second
+    photos = httpx.get(f"{base_url}/api/incidents/{first}", headers=api).json()["photos"]
+    assert [p["media_type"] for p in photos] == ["image/png"] and shown == photos[0]["url"]
     assert "信息收集" in queue and GRID in queue
     assert second in ring
     assert actions_before == ["register", "cancel"]

@@ -109,6 +109,17 @@ function post(url, body, headers = {}) {
   });
 }
 
+// a form with photos (multipart/form-data): the fields, then each file as "photo"
+function postForm(url, fields, files, headers = {}) {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) {
+    if (v !== null && v !== undefined && v !== "") form.append(k, v);
+  }
+  for (const file of files) form.append("photo", file, file.name || "photo.jpg");
+  return request(url, { method: "POST", body: form, headers: {
+    "X-CSRF-Token": me.csrf_token || cookie("gridmap_csrf"), ...headers } });
+}
+
 // ---- small DOM helpers ----------------------------------------------------------------
 
 function el(tag, className, text) {
@@ -400,9 +411,12 @@ async function loadCase(id, { quiet = false } = {}) {
   if (!current || current.id !== id) {
     current = null;
     $("case-title").textContent = id;
-    for (const part of ["case-fields", "case-actions", "case-timeline"]) $(part).replaceChildren();
+    for (const part of ["case-fields", "case-photos", "case-actions", "case-timeline"]) {
+      $(part).replaceChildren();
+    }
     $("case-steps").hidden = true;
     $("case-note").value = "";
+    $("case-photo").value = "";
   }
   if (!quiet) showStatus(status, "加载中… Loading…");
   try {
@@ -449,6 +463,20 @@ function renderCase() {
     if (value === undefined || value === null || value === "") continue;
     fields.append(el("dt", null, label), el("dd", null, value));
   }
+  const photoLink = (p) => {
+    const a = el("a");
+    a.href = p.url;
+    a.target = "_blank";
+    a.rel = "noopener";
+    const img = el("img");
+    img.src = p.url;
+    img.alt = `照片 photo ${p.id.slice(0, 6)} (${p.width}×${p.height})`;
+    img.loading = "lazy";
+    a.append(img);
+    return a;
+  };
+  const photosById = Object.fromEntries((c.photos || []).map((p) => [p.id, p]));
+  $("case-photos").replaceChildren(...(c.photos || []).map(photoLink));
   const actions = $("case-actions");
   actions.replaceChildren();
   for (const action of c.next_actions) {
@@ -472,6 +500,12 @@ function renderCase() {
                 ` · ${e.actor || "系统 system"}${e.role ? ` (${e.role})` : ""}`);
     if (e.assignee) item.append(` · 处理人 ${e.assignee}`);
     if (e.note) item.append(el("span", "note", e.note));
+    const shots = (e.photos || []).filter((id) => photosById[id]);
+    if (shots.length) {
+      const box = el("span", "photos");
+      box.append(...shots.map((id) => photoLink(photosById[id])));
+      item.append(box);
+    }
     timeline.append(item);
   }
 }
@@ -488,9 +522,16 @@ async function act(action) {
   for (const b of $("case-actions").querySelectorAll("button")) b.disabled = true;
   showStatus(status, `${label}：提交中… Sending…`);
   try {
-    await post(`/api/incidents/${encodeURIComponent(id)}/actions`,
-               { action, note: note || null }, { "If-Match": etag });
+    const files = [...$("case-photo").files];
+    if (files.length) {
+      await postForm(`/api/incidents/${encodeURIComponent(id)}/actions`,
+                     { action, note }, files, { "If-Match": etag });
+    } else {
+      await post(`/api/incidents/${encodeURIComponent(id)}/actions`,
+                 { action, note: note || null }, { "If-Match": etag });
+    }
     $("case-note").value = "";
+    $("case-photo").value = "";
     showStatus(status, `✓ 已完成 Done: ${label}`);
     acting = false;
     loadQueues();
@@ -584,12 +625,17 @@ async function fileReport(event) {
   submit.disabled = true;
   showStatus(out, "提交中… Sending…");
   try {
-    const { body } = await post("/api/incidents", {
+    const fields = {
       lon: point[0], lat: point[1], crs: $("report-crs").value, category,
       description: $("report-description").value.trim(),
       reporter: $("report-reporter").value.trim() || null,
-    });
-    for (const field of ["report-description", "report-reporter", "report-xy"]) $(field).value = "";
+    };
+    const files = [...$("report-photo").files];
+    const { body } = files.length ? await postForm("/api/incidents", fields, files)
+      : await post("/api/incidents", fields);
+    for (const field of ["report-description", "report-reporter", "report-xy", "report-photo"]) {
+      $(field).value = "";
+    }
     placeMarker(body.lon, body.lat);
     showRouted(body);
     loadQueues();
