@@ -81,7 +81,7 @@ def incident_error(request: Request, exc: Exception) -> JSONResponse:
 
 def photo_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PhotoError)
-    return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+    return error_response(request, exc.status, code=error_code(exc), detail=str(exc))
 
 
 def plan_error(request: Request, exc: Exception) -> JSONResponse:

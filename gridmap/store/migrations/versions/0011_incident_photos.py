@@ -1,7 +1,7 @@
 """Photos of incidents: taken at intake or with a step, kept as files, described here.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 
 from alembic import op
@@ -9,7 +9,7 @@ from alembic import op
 from gridmap.store.sqlfiles import read_sql
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
