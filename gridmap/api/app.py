@@ -35,6 +35,7 @@ from gridmap.api.locator import Locator
 from gridmap.api.security import SecurityHeaders
 from gridmap.domain.incidents import load_categories
 from gridmap.incidents import OverdueJob, Workflow
+from gridmap.reports import ReportCache, ReportPool, Reports
 from gridmap.settings import Settings, get_settings
 from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import ChangeHub
@@ -67,6 +68,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
                                     max_tiles=settings.tile_cache_tiles,
                                     connections=settings.tile_connections)
         await app.state.tiles.open()
+        # heavy reports run in worker processes of their own, kept until the data changes
+        app.state.reports = Reports(
+            ReportPool(url, workers=settings.report_workers,
+                       timeout_s=settings.report_timeout_s),
+            ReportCache(max_bytes=int(settings.report_cache_mb * 1e6)))
         # The start-up heap (libraries, the locate index: ~270k objects) never becomes
         # garbage; freezing it keeps full collections from pausing requests for ~100 ms.
         gc.collect()
@@ -75,12 +81,14 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.changes.subscribe(app.state.locator.apply, name="the locate index")
         app.state.changes.subscribe(app.state.tiles.apply, name="the tile cache")
         app.state.changes.subscribe(app.state.sessions.apply, name="the session cache")
+        app.state.changes.subscribe(app.state.reports.cache.apply, name="the report cache")
         # last: a page hears of a change after the caches above have taken it in
         app.state.live = routes_live.Feed()
         app.state.live.start(app.state.changes)
         yield
         await app.state.live.stop()
         app.state.overdue.stop()
+        app.state.reports.close()
         app.state.audit.close()
         await app.state.tiles.close()
         app.state.changes.close()
