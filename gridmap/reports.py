@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -362,6 +363,8 @@ def _serve(pipe: Pipe) -> None:
     from gridmap.store.db import make_engine
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its workers itself
+    # on a busy machine the server's own process (locate, tiles, search) gets the CPU first
+    os.nice(10)
     try:
         engine = make_engine(pipe.recv())
     except (EOFError, OSError):
