@@ -113,8 +113,9 @@ def demo_db(server_url: str, template_db: str) -> Iterator[str]:
         yield url
 
 
-def serve_in_thread(database_url: str) -> Iterator[str]:
-    """gridmap's app on a free loopback port, in a thread; yields its base URL."""
+def serve_in_thread(database_url: str, **settings: object) -> Iterator[str]:
+    """gridmap's app on a free loopback port, in a thread; yields its base URL. *settings*:
+    other settings than the defaults."""
     import socket
     import threading
     import time
@@ -126,7 +127,8 @@ def serve_in_thread(database_url: str) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(database_url=database_url)),
+    app = create_app(Settings(database_url=database_url, **settings))  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(app,
                                            host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
