@@ -96,14 +96,16 @@ def main() -> None:
                                "warning"], stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 300
+        while True:
             try:
                 if httpx.get(f"{base}/readyz").status_code == 200:
                     break
             except httpx.TransportError:
                 pass
-            time.sleep(0.2)
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("gridmap serve did not become ready")
+            time.sleep(0.5)
         token = httpx.post(f"{base}/auth/token", data={"username": "bench-soak",
                                                        "password": password}).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
