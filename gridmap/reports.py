@@ -338,7 +338,7 @@ class CoverageMapJob:
         if units.empty:
             raise NothingToReport("these households are not in any grid: run `gridmap "
                                   "assign`")
-        out, ids = None, ()
+        out, ids = None, tuple[str, ...]()
         if self.vulnerable:
             out = result.uncovered(vulnerable=True)
             out = out[[c for c in out.columns
@@ -461,8 +461,8 @@ class ReportPool:
         try:
             worker = slot or await asyncio.to_thread(self._start)
             left = self.timeout_s - (time.monotonic() - started)
-            status, value = await asyncio.to_thread(worker.call, next(self._numbers), job,
-                                                    max(left, 0.001))
+            status, value = await asyncio.to_thread(worker.call,  # type: ignore[union-attr]
+                                                    next(self._numbers), job, max(left, 0.001))
         except TimeoutError:
             self._stop(worker)  # type: ignore[arg-type]
             worker = None

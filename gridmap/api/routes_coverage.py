@@ -50,7 +50,7 @@ class CoveragePublic(BaseModel):
     vulnerable_share: float | None
 
 
-def _key(values: list[str] | list[float] | None) -> tuple:  # type: ignore[type-arg]
+def _key(values: list[str] | list[float] | None) -> tuple:
     return tuple(values or ())
 
 
