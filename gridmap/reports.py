@@ -165,8 +165,8 @@ def coverage(conn: Connection, *, division: str | None = None, types: Iterable[s
         households, facilities = read_coverage_inputs(conn, division=division, scope=scope)
     except ValueError as exc:
         raise NothingToReport(str(exc)) from exc
-    network = read_network(conn) if metric == "network" else None
     try:
+        network = read_network(conn) if metric == "network" else None
         cov = household_coverage(households, facilities, thresholds=thresholds,
                                  metric=metric, network=network)
     except ValueError as exc:
@@ -384,6 +384,9 @@ def _serve(pipe: Pipe) -> None:
                 raise
             answer = ("error", ReportDatabaseUnavailable(
                 "the database is unavailable: retry shortly"))
+        except Exception as exc:  # a bug: a 500 for this request, the worker goes on
+            log.exception("report worker: %r failed", job)
+            answer = ("error", RuntimeError(f"the report failed: {type(exc).__name__}: {exc}"))
         pipe.send((number, *answer))
 
 
