@@ -151,6 +151,49 @@ def db_url() -> None:
         raise fail(str(exc)) from exc
 
 
+BackupFile = Annotated[Path, typer.Argument(metavar="FILE", help="The backup file "
+                                           "(pg_dump's custom format).", show_default=False)]
+
+
+def _database_url() -> str:
+    from gridmap.store.db import database_url
+
+    try:
+        return database_url(get_settings())
+    except ClusterError as exc:
+        raise fail(str(exc)) from exc
+
+
+@db_app.command("backup")
+def db_backup(path: BackupFile) -> None:
+    """Write the whole database to FILE (pg_dump --format=custom)."""
+    from gridmap.store.backup import BackupError, backup
+
+    try:
+        backup(_database_url(), path)
+    except BackupError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@db_app.command("restore")
+def db_restore(
+    path: BackupFile,
+    force: Annotated[bool, typer.Option("--force", help="Replace what a database that "
+                                        "holds rows holds.")] = False,
+) -> None:
+    """Restore FILE (from `gridmap db backup`) into the database, which must be empty (new
+    or just migrated) unless --force. One transaction: a failure changes nothing. Stop the
+    server first: it holds the data in memory."""
+    from gridmap.store.backup import BackupError, restore
+
+    try:
+        restore(_database_url(), path, force=force)
+    except BackupError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"restored {path}")
+
+
 # --- accounts and the audit log --------------------------------------------------------
 
 def _printable(value: object) -> str:
@@ -586,23 +629,19 @@ def check(
 
     Exits 1 when the partition has defects, 0 when it is clean (balance is reported only).
     """
-    from gridmap.analysis.report import check_communities
-    from gridmap.store.read import division_exists, read_check_inputs
+    from gridmap.reports import CheckRules, ReportError, check_report
 
     if format_ not in ("table", "geojson"):
         raise fail("--format is table or geojson")
     settings = get_settings()
     engine = _engine(settings)
+    rules = CheckRules(standard=settings.standard, tolerance_m=settings.check_tolerance_m,
+                       min_area_m2=settings.check_min_area_m2)
     with engine.connect() as conn:
-        if community and not division_exists(conn, community, "community"):
-            raise fail(f"no village/community with code {community!r} in the store")
-        frames = read_check_inputs(conn, community=community)
-    if frames["communities"].empty:
-        raise fail("no communities in the store: import them first (gridmap import ...)")
-    report = check_communities(
-        frames["communities"], frames["grids"], frames["households"],
-        workers=frames["workers"], standard=settings.standard,
-        tolerance=settings.check_tolerance_m, min_area=settings.check_min_area_m2)
+        try:
+            report, n_communities = check_report(conn, community=community, rules=rules)
+        except ReportError as exc:
+            raise fail(str(exc)) from exc
     if format_ == "geojson":
         text_ = report.defects.to_json(drop_id=True)
         if output:
@@ -610,7 +649,7 @@ def check(
         else:
             typer.echo(text_)
     else:
-        _print_check(report, len(frames["communities"]))
+        _print_check(report, n_communities)
     if len(report.defects):
         raise typer.Exit(1)
 
@@ -658,33 +697,22 @@ def coverage(
         "at their level's distance, and the residents affected.")] = False,
 ) -> None:
     """Share of residents, households and vulnerable residents within reach of facilities."""
-    from gridmap.analysis.coverage import coverage_by, household_coverage, thresholds_for
-    from gridmap.analysis.coverage import uncovered as uncovered_households
     from gridmap.io.write import write_layer
-    from gridmap.store.network import read_network
-    from gridmap.store.read import read_coverage_inputs
+    from gridmap.reports import ReportError
+    from gridmap.reports import coverage as coverage_of
 
     if metric not in ("straight", "network"):
         raise fail("--metric is straight or network")
     if level not in ("grid", "community", "township", "all"):
         raise fail("--level is grid, community, township or all")
-    settings = get_settings()
-    try:
-        thresholds = thresholds_for(type_, distance)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
-    engine = _engine(settings)
+    engine = _engine(get_settings())
     with engine.connect() as conn:
         try:
-            households, facilities = read_coverage_inputs(conn, division=division)
-            network = read_network(conn) if metric == "network" else None
-        except ValueError as exc:
+            result = coverage_of(conn, division=division, types=type_, distances=distance,
+                                 metric=metric)  # type: ignore[arg-type]
+        except ReportError as exc:
             raise fail(str(exc)) from exc
-    try:
-        cov = household_coverage(households, facilities, thresholds=thresholds,
-                                 metric=metric, network=network)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
+    households, cov = result.households, result.cov
     if compliance_:
         from gridmap.analysis.coverage import compliance
 
@@ -692,16 +720,15 @@ def coverage(
         report = report[report["status"] != "ok"]
         typer.echo(report.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         return
-    table = coverage_by(households, cov, level=level)  # type: ignore[arg-type]
+    table = result.table(level)  # type: ignore[arg-type]
     cols = ["unit", "type", "distance_m", "residents", "residents_share", "households_share",
             "vulnerable", "vulnerable_share"]
     typer.echo(f"{len(households):,} households, {int(households['residents'].sum()):,} "
                f"residents; {metric} distance")
     typer.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if uncovered_out:
-        first = next(iter(thresholds.items()))
-        column = f"{first[0]}@{first[1][0]:g}"
-        layer = uncovered_households(households, cov, column)
+        column = result.column()
+        layer = result.uncovered()
         write_layer(layer, uncovered_out)
         typer.echo(f"wrote {len(layer)} households out of reach of {column} to {uncovered_out}")
 

@@ -68,6 +68,22 @@ class Settings(BaseSettings):
         description="Vector tiles kept in memory per server process (0: render every request).")
     tile_connections: int = Field(
         default=8, ge=1, le=100, description="Database connections that render tiles.")
+    report_workers: int = Field(
+        default=2, ge=1, le=64,
+        description="Worker processes per server process that make the heavy reports "
+        "(check, coverage, households out of reach, their maps), off the request path.")
+    report_timeout_s: float = Field(
+        default=60, gt=0, le=3600,
+        description="Longest a report may take, waiting for a worker included: past it the "
+        "request gets a 504 and the report is stopped.")
+    report_page_mb: float = Field(
+        default=20, gt=0, le=1000,
+        description="Largest page of households out of reach, in MB (larger: 413, asking "
+        "for a smaller limit).")
+    report_cache_mb: float = Field(
+        default=64, ge=0, le=10_000,
+        description="Finished reports kept per server process until the data under them "
+        "changes (0: none).")
     secret_key: SecretStr | None = Field(
         default=None, min_length=32,
         description="Key that signs access tokens. Unset: one is generated and kept in "

@@ -38,6 +38,7 @@ from gridmap.domain.incidents import load_categories
 from gridmap.drafts import DraftCache
 from gridmap.incidents import OverdueJob, Workflow
 from gridmap.places import PlaceIndex
+from gridmap.reports import ReportCache, ReportPool, Reports
 from gridmap.settings import Settings, get_settings
 from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import ChangeHub
@@ -72,6 +73,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
                                     max_tiles=settings.tile_cache_tiles,
                                     connections=settings.tile_connections)
         await app.state.tiles.open()
+        # heavy reports run in worker processes of their own, kept until the data changes
+        app.state.reports = Reports(
+            ReportPool(url, workers=settings.report_workers,
+                       timeout_s=settings.report_timeout_s),
+            ReportCache(max_bytes=int(settings.report_cache_mb * 1e6)))
         # The start-up heap (libraries, the locate index: ~270k objects) never becomes
         # garbage; freezing it keeps full collections from pausing requests for ~100 ms.
         gc.collect()
@@ -82,12 +88,14 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.changes.subscribe(app.state.sessions.apply, name="the session cache")
         app.state.changes.subscribe(app.state.places.apply, name="the place names")
         app.state.changes.subscribe(app.state.drafts.apply, name="the drafts' households")
+        app.state.changes.subscribe(app.state.reports.cache.apply, name="the report cache")
         # last: a page hears of a change after the caches above have taken it in
         app.state.live = routes_live.Feed()
         app.state.live.start(app.state.changes)
         yield
         await app.state.live.stop()
         app.state.overdue.stop()
+        app.state.reports.close()
         app.state.audit.close()
         await app.state.tiles.close()
         app.state.changes.close()

@@ -9,6 +9,7 @@ cookie must carry the session's CSRF token in ``X-CSRF-Token``.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
@@ -17,6 +18,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from gridmap.access import Forbidden, NotSignedIn, Principal, csrf_token
 from gridmap.domain.access import Resource
@@ -30,8 +32,16 @@ bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False,
 
 
 def get_connection(request: Request) -> Iterator[Connection]:
-    with request.app.state.engine.connect() as conn:
+    conn = request.app.state.engine.connect()
+    try:
         yield conn
+    finally:
+        # Closing rolls back; when the database went away after the answer was made, that
+        # rollback fails after the response has started, and the client's connection was
+        # dropped (no answer at all). The pool discards the dead connection; the answer
+        # stands.
+        with contextlib.suppress(DBAPIError):
+            conn.close()
 
 
 ConnDep = Annotated[Connection, Depends(get_connection)]

@@ -18,9 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridmap import drafts, i18n, incidents, plans
+from gridmap import drafts, i18n, incidents, plans, reports
 from gridmap.access import AccessError, AccountError
 from gridmap.domain.photos import PhotoError
+from gridmap.store.ogc import FilterError
+from gridmap.tiles.mvt import TileError, UnknownLayer
 
 # the code of an HTTPException a route raises, by its status
 STATUS_CODES = {400: "bad_request", 401: "not_signed_in", 403: "forbidden", 404: "not_found",
@@ -54,6 +56,37 @@ def error_response(request: Request, status: int, *, code: str, detail: Any,
         detail = i18n.translate(detail, language)
     return JSONResponse({"code": code, "detail": detail, **extra}, status_code=status,
                         headers={**(headers or {}), "Content-Language": language})
+
+
+# typed errors → status, the most specific type first (a subclass before its base)
+STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (reports.UnknownDivision, 404),
+    (reports.NothingToReport, 404),
+    (reports.InvalidReport, 422),
+    (reports.ReportTooLarge, 413),
+    (reports.ReportsBusy, 503),
+    (reports.ReportDatabaseUnavailable, 503),
+    (reports.ReportTimeout, 504),
+    (FilterError, 400),
+    (UnknownLayer, 404),
+    (TileError, 404),  # a tile outside its zoom's range does not exist
+)
+RETRY_AFTER_S = 5  # what a 503 asks the client to wait
+
+
+def status_of(exc: Exception) -> int:
+    """The HTTP status of a typed error (by its type, never by its message)."""
+    for kind, status in STATUS:
+        if isinstance(exc, kind):
+            return status
+    raise TypeError(f"no status for {type(exc).__name__}")  # install() registers only these
+
+
+def typed_error(request: Request, exc: Exception) -> JSONResponse:
+    status = status_of(exc)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return error_response(request, status, code=error_code(exc), detail=str(exc),
+                          headers=headers)
 
 
 def access_error(request: Request, exc: Exception) -> JSONResponse:
@@ -122,6 +155,8 @@ def draft_error(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    for kind, _ in STATUS:
+        app.add_exception_handler(kind, typed_error)
     app.add_exception_handler(AccessError, access_error)
     app.add_exception_handler(AccountError, account_error)
     for error in (incidents.IncidentError, incidents.IllegalStep, incidents.StaleVersion,

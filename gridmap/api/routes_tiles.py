@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
 
 from gridmap.access import Principal
 from gridmap.api.deps import CallerDep
-from gridmap.domain.access import Resource
-from gridmap.tiles.mvt import LAYERS, MAX_ZOOM, TileError, view_of
+from gridmap.api.schemas import error
+from gridmap.domain.access import Resource, Scope
+from gridmap.store.ogc import COLLECTIONS, extent
+from gridmap.tiles.mvt import LAYERS, MAX_ZOOM, view_of
 
 router = APIRouter(tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -35,9 +39,34 @@ def _layer(caller: Principal, layer: str) -> None:
     caller.require(READS[layer])
 
 
-@router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", responses={200: {"content": {MVT: {}}}})
-async def get_tile(request: Request, caller: CallerDep, layer: str, z: int, x: int, y: int
-                   ) -> Response:
+class VectorLayer(BaseModel):
+    id: str
+    fields: dict[str, str]
+
+
+class TileJSON(BaseModel):
+    tilejson: str = "3.0.0"
+    name: str
+    tiles: list[str]
+    minzoom: int
+    maxzoom: int
+    bounds: list[float] = Field(description="west, south, east, north (lon/lat) of what the "
+                                "caller may see of the layer; the whole world when empty")
+    center: list[float] = Field(description="lon, lat, zoom")
+    vector_layers: list[VectorLayer]
+
+
+Zoom = Annotated[int, Path(ge=0, le=MAX_ZOOM)]
+Index = Annotated[int, Path(ge=0, le=2**MAX_ZOOM - 1, description="0 .. 2^z - 1")]
+WORLD = [-180.0, -85.0511, 180.0, 85.0511]
+
+
+@router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", response_class=Response, responses={
+    200: {"content": {MVT: {}}, "description": "the tile"},
+    204: {"description": "nothing of the layer in this tile"},
+    404: error("no such layer, or no such tile at this zoom (x or y ≥ 2^z)")})
+async def get_tile(request: Request, caller: CallerDep, layer: str, z: Zoom, x: Index,
+                   y: Index) -> Response:
     """One Mapbox vector tile of a layer (townships, communities, grids, facilities,
     incidents), holding the caller's divisions only (grids carry household counts for
     callers who may read counts). Cached per view; a change in the database evicts exactly
@@ -45,23 +74,27 @@ async def get_tile(request: Request, caller: CallerDep, layer: str, z: int, x: i
     _layer(caller, layer)
     cache = request.app.state.tiles
     view = view_of(caller.scope, counts=caller.may(Resource.counts))
-    try:
-        tile, hit = await cache.get(layer, z, x, y, view)
-    except TileError as exc:
-        status = 404 if "unknown layer" in str(exc) else 400
-        raise HTTPException(status, str(exc)) from exc
+    tile, hit = await cache.get(layer, z, x, y, view)  # TileError: errors.py
     headers = {"X-Tile-Cache": "hit" if hit else "miss"}
     if not tile:
         return Response(status_code=204, headers=headers)
     return Response(tile, media_type=MVT, headers=headers)
 
 
-@router.get("/tiles/{layer}.json")
-async def get_tilejson(request: Request, caller: CallerDep, layer: str) -> dict[str, Any]:
-    """TileJSON 3.0 of a layer."""
+def _bounds(request: Request, layer: str, scope: Scope) -> list[float]:
+    with request.app.state.engine.connect() as conn:
+        return extent(conn, COLLECTIONS[layer], scope=scope) or WORLD
+
+
+@router.get("/tiles/{layer}.json", response_model=TileJSON, responses={
+    404: error("no such layer")})
+async def get_tilejson(request: Request, caller: CallerDep, layer: str) -> TileJSON:
+    """TileJSON 3.0 of a layer, with the bounds of what the caller may see of it."""
     _layer(caller, layer)
     base = str(request.base_url).rstrip("/")
-    return {"tilejson": "3.0.0", "name": layer,
-            "tiles": [f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"],
-            "minzoom": 0, "maxzoom": MAX_ZOOM,
-            "vector_layers": [{"id": layer, "fields": dict.fromkeys(FIELDS[layer], "")}]}
+    west, south, east, north = await run_in_threadpool(_bounds, request, layer, caller.scope)
+    return TileJSON(name=layer, tiles=[f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"],
+                    minzoom=0, maxzoom=MAX_ZOOM, bounds=[west, south, east, north],
+                    center=[(west + east) / 2, (south + north) / 2, 12 if east - west < 1 else 8],
+                    vector_layers=[VectorLayer(id=layer,
+                                               fields=dict.fromkeys(FIELDS[layer], ""))])

@@ -215,7 +215,7 @@ class LocalCluster:
             raise ClusterError(
                 f"The local PostgreSQL cluster in {self.pgdata} did not start "
                 f"(is port {self.port} taken? set GRIDMAP_LOCAL_PG_PORT):\n"
-                + "\n".join(tail)
+                + "\n".join([*tail, (res.stderr or res.stdout).strip()])
             )
         return True
 

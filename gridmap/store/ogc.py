@@ -246,8 +246,9 @@ def items(conn: Connection, collection: Collection, *, scope: Scope, limit: int,
     *queryables* only."""
     table = collection.table
     props = properties if properties is not None else list(collection.properties)
-    conditions = [*collection.base_filter(), func.ST_IsValid(table.c.geom),
-                  in_scope(collection.scope_code(), scope)]
+    # no validity test: polygons are valid by the tables' CHECK constraints, points always
+    # (ST_IsValid over every row made each page's count cost a third of a second)
+    conditions = [*collection.base_filter(), in_scope(collection.scope_code(), scope)]
     if bbox is not None:
         conditions.append(func.ST_Intersects(table.c.geom, func.ST_MakeEnvelope(*bbox, 4326)))
     if cql2:
@@ -258,10 +259,13 @@ def items(conn: Connection, collection: Collection, *, scope: Scope, limit: int,
     cols = [table.c[collection.key].label("fid"), *(table.c[p] for p in props),
             func.ST_AsGeoJSON(table.c.geom, 7).label("geojson")]
     try:
-        matched = conn.execute(select(func.count()).select_from(table).where(where)
-                               ).scalar_one()
         rows = conn.execute(select(*cols).where(where).order_by(table.c[collection.key])
                             .limit(limit).offset(offset)).mappings().all()
+        if rows and len(rows) < limit:  # the last page: the count is known without a query
+            matched = offset + len(rows)
+        else:
+            matched = conn.execute(select(func.count()).select_from(table).where(where)
+                                   ).scalar_one()
     except DBAPIError as exc:
         if cql2 and _filter_fault(exc):
             raise FilterError(f"filter cannot be evaluated: {_pg_message(exc)}") from exc

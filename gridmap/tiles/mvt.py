@@ -43,7 +43,11 @@ Key = tuple[str, int, int, int, View]
 
 
 class TileError(ValueError):
-    """A tile request that cannot be answered (unknown layer, z/x/y out of range)."""
+    """A tile request that cannot be answered (z/x/y out of range)."""
+
+
+class UnknownLayer(TileError):
+    """A layer that is not one of :data:`LAYERS`."""
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -58,7 +62,7 @@ def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
 
 def check_tile(layer: str, z: int, x: int, y: int) -> None:
     if layer not in LAYERS:
-        raise TileError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
+        raise UnknownLayer(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
     if not 0 <= z <= MAX_ZOOM:
         raise TileError(f"zoom {z} is outside 0..{MAX_ZOOM}")
     if not (0 <= x < 2**z and 0 <= y < 2**z):

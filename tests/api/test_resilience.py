@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import logging
 import math
+import random
+import shutil
 import socket
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -69,10 +74,12 @@ def _some_households(folder: Path, n: int = 3000) -> Path:
 # --- 1. the database restarts under the server ------------------------------------------------
 
 @pytest.fixture(scope="module")
-def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, str]]:
+def own_server() -> Iterator[tuple[LocalCluster, str]]:
     """A PostgreSQL server of this module's own (it is stopped and started again), holding
-    divisions, grids, workers and some households."""
-    root = tmp_path_factory.mktemp("own-server")
+    divisions, grids, workers and some households. Its folder is not under pytest's base
+    temporary folder: a pytest session starting meanwhile (another checkout's) makes that
+    folder private again, and the server (run as the postgres user) could not start."""
+    root = Path(tempfile.mkdtemp(prefix="gridmap-own-server-"))
     settings = Settings(data_dir=root / "cluster", local_pg_port=_free_port(),
                         database_url=None)
     cluster = LocalCluster(settings)
@@ -88,6 +95,7 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Local
         yield cluster, url
     finally:
         cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _until(check: Callable[[], bool], seconds: float) -> bool:
@@ -191,6 +199,113 @@ def test_a_listener_reopened_tells_every_subscriber_that_everything_changed(
         assert {c.table for c in seen if c.bbox is None} == set(TABLES)
     finally:
         hub.close()
+
+
+@dataclass
+class Answer:
+    kind: str
+    started: float
+    took: float
+    status: int  # 0: no answer (the connection failed, or the request timed out)
+    incident: str | None = None
+    detail: str = ""
+
+
+def _drive(base: str, headers: dict[str, str], points: list[tuple[float, float]], seed: int,
+           until: float, answers: list[Answer], points_community: str) -> None:
+    """One client of the mixed load: locate, search, tiles, OGC items, now and then an
+    incident report (a write) or a coverage report (heavy), until *until*."""
+    rng = random.Random(seed)
+    kinds = ["locate"] * 5 + ["search", "tile", "ogc items", "incident", "incident"] + (
+        ["report"] if seed == 0 else [])
+    with httpx.Client(base_url=base, headers=headers, timeout=LIMIT_S) as http:
+        while time.monotonic() < until:
+            kind = rng.choice(kinds)
+            x, y = rng.choice(points)
+            started = time.monotonic()
+            try:
+                if kind == "locate":
+                    res = http.get("/api/locate", params={"lon": x, "lat": y})
+                elif kind == "search":
+                    res = http.get("/api/search", params={"q": "社区1号楼"})
+                elif kind == "tile":
+                    res = http.get(tile_of(x + rng.uniform(-0.01, 0.01), y, rng.randint(13, 16)))
+                elif kind == "ogc items":
+                    res = http.get("/ogc/collections/grids/items",
+                                   params={"limit": 5, "offset": rng.randint(0, 200)})
+                elif kind == "incident":
+                    res = http.post("/api/incidents", json={
+                        "lon": x, "lat": y, "category": "部件/公用设施/井盖破损",
+                        "description": f"load {seed}"})
+                else:  # one community: a report's own limit is REPORT_LIMIT_S
+                    res = http.get("/api/coverage", params={
+                        "type": "kindergarten", "distance": rng.randint(200, 900),
+                        "division": points_community})
+                status, detail = res.status_code, res.text[:200] if res.status_code >= 500 else ""
+                incident = res.json()["id"] if status == 201 else None
+            except httpx.HTTPError as exc:
+                status, incident, detail = 0, None, repr(exc)
+            answers.append(Answer(kind, started, time.monotonic() - started, status, incident,
+                                  detail))
+            time.sleep(0.01)
+
+
+REPORT_LIMIT_S = 20.0  # the server's limit for a report (then 504, the report stopped)
+LIMIT_S = 30.0  # no request may take longer
+
+
+def test_mixed_load_through_a_database_restart_loses_no_acknowledged_write(
+        own_server: tuple[LocalCluster, str], grids: gpd.GeoDataFrame) -> None:
+    cluster, url = own_server
+    points = [_inside(grids, n)[1:] for n in range(0, 280, 7)]
+    community = _inside(grids, 0)[0][:12]
+    headers = bearer(token_for(url, "admin"))
+    answers: list[Answer] = []
+    for base in serve_in_thread(url, report_timeout_s=REPORT_LIMIT_S):
+        until = time.monotonic() + 22
+        clients = [threading.Thread(target=_drive, args=(base, headers, points, n, until,
+                                                         answers, community))
+                   for n in range(4)]
+        for c in clients:
+            c.start()
+        time.sleep(5)
+        down = time.monotonic()
+        cluster.stop()
+        time.sleep(3)
+        cluster.start()  # returns once the server accepts connections
+        back = time.monotonic()
+        for c in clients:
+            c.join(LIMIT_S + 30)
+        assert not any(c.is_alive() for c in clients)
+        # the report workers work again too (each report is rare in the mix)
+        report = httpx.get(f"{base}/api/coverage", headers=headers, timeout=LIMIT_S, params={
+            "type": "kindergarten", "distance": 123, "division": community})
+        assert report.status_code == 200, report.text
+
+    by_kind = {a.kind for a in answers}
+    assert by_kind == {"locate", "search", "tile", "ogc items", "incident", "report"}, by_kind
+    assert not [a for a in answers if a.status == 0], "a request got no answer"
+    assert max(a.took for a in answers) < LIMIT_S
+    # a report past its own limit is stopped and answered 504 (documented); on a machine
+    # this busy, that may happen: it is not a failure of the service
+    server_errors = [a for a in answers if a.status >= 500
+                     and not (a.kind == "report" and a.status == 504)]
+    # 503 is the documented answer while the database is away, and only then
+    assert {a.status for a in server_errors} <= {503}, server_errors
+    # in flight while the database was away (a report begun before it stopped included),
+    # or begun before it had been back for 5 s
+    late = [a for a in server_errors
+            if not (a.started + a.took >= down and a.started <= back + 5)]
+    assert not late, f"503 outside the outage {down=} {back=} (+5 s to recover): {late[:5]}"
+    for kind in by_kind - {"report"}:  # every kind works again after the database is back
+        assert any(a.status in (200, 201, 204) and a.started > back for a in answers
+                   if a.kind == kind), kind
+    written = [a.incident for a in answers if a.incident]
+    assert len(written) > 20
+    with _psycopg(url) as conn:
+        stored = {r[0] for r in conn.execute("SELECT id::text FROM incident WHERE id::text = "
+                                             "ANY(%s)", (written,))}
+    assert stored == set(written), f"acknowledged but lost: {set(written) - stored}"
 
 
 # --- 2. one failing subscriber; grids that cannot be indexed ----------------------------------

@@ -117,11 +117,15 @@ def test_tilejson(client: TestClient) -> None:
     body = client.get("/tiles/grids.json").json()
     assert body["tiles"][0].endswith("/tiles/grids/{z}/{x}/{y}.mvt")
     assert "households" in body["vector_layers"][0]["fields"]
+    west, south, east, north = body["bounds"]  # the demo district, not the world
+    assert 108 < west < east < 110 and 33 < south < north < 35
+    assert west < body["center"][0] < east and south < body["center"][1] < north
+    assert (body["minzoom"], body["maxzoom"]) == (0, 22)
 
 
 @pytest.mark.parametrize(("path", "status"), [
-    ("/tiles/parcels/10/1/1.mvt", 404), ("/tiles/grids/23/0/0.mvt", 400),
-    ("/tiles/grids/2/4/0.mvt", 400), ("/tiles/grids/2/0/-1.mvt", 400),
+    ("/tiles/parcels/10/1/1.mvt", 404), ("/tiles/grids/23/0/0.mvt", 422),
+    ("/tiles/grids/2/4/0.mvt", 404), ("/tiles/grids/2/0/-1.mvt", 422),
     ("/tiles/grids/a/0/0.mvt", 422), ("/tiles/parcels.json", 404)])
 def test_bad_tile_requests_are_4xx(client: TestClient, path: str, status: int) -> None:
     res = client.get(path)
