@@ -10,11 +10,11 @@ neighbours when they share an edge (rook contiguity, ``libpysal``). The regions 
 1. **max-p** (:class:`spopt.region.MaxPHeuristic`) with the band's minimum as the floor: as
    many contiguous regions as possible, each holding at least the minimum; its objective (the
    within-region spread of the blocks' centroids) keeps regions compact.
-2. **re-split** of any region above the band's maximum: the region, joined with its smallest
-   neighbour when it cannot be split alone, is regionalised again with max-p, this time with
-   the floor at (just under) the even share ``households / k`` for the fewest ``k`` regions
-   the band allows, so that max-p returns exactly ``k`` near-equal regions. A re-split is kept
-   only when it lowers the total distance to the band.
+2. **re-split** of any region above the band's maximum: the region (or, when it cannot be
+   split alone, the region joined with a neighbour, smallest first) is cut into the fewest
+   ``k`` regions the band allows with spopt's contiguous k-means
+   (:class:`spopt.region.RegionKMeansHeuristic`, a few seeds). A re-split is kept only when
+   it lowers the total distance to the band.
 
 Each connected piece of the area (locked grids may cut it apart) is solved on its own. The
 regions are dissolved into grid polygons, which partition the area exactly because the
@@ -41,6 +41,7 @@ from gridmap.analysis.aggregate import h3_to_polygons, polygon_to_h3
 SNAP_M = 0.01  # blocks are snapped to a 1 cm grid so that neighbours share exact edges
 BLOCKS_PER_GRID = 12  # the automatic H3 resolution aims at about this many blocks per grid
 MAX_BLOCKS = 600
+RESPLIT_SEEDS = 4  # contiguous k-means starts tried per re-split
 CONSTRUCTION = 5  # max-p construction rounds (spopt's default 99 costs minutes)
 
 
@@ -417,26 +418,37 @@ def _candidates(neighbours: list[np.ndarray], labels: np.ndarray, region: int,
 
 def _resplit(units: gpd.GeoDataFrame, neighbours: list[np.ndarray], labels: np.ndarray,
              idx: np.ndarray, band: tuple[int, int]) -> np.ndarray | None:
-    """Max-p again on the blocks *idx*, with the floor near the even share; the new labels
-    if that lowers the distance to the band, else None."""
-    low, _ = band
+    """The blocks *idx* cut into the fewest regions *k* the band allows, with spopt's
+    contiguous k-means (:class:`spopt.region.RegionKMeansHeuristic`) on the blocks'
+    centroids, over a few seeds; the new labels if that lowers the distance to the band,
+    else None. (max-p again would balance better, but its annealing recomputes every
+    block's connectivity after each move when there are only two or three regions, which
+    takes minutes.)"""
+    from spopt.region import RegionKMeansHeuristic
+
     hh = units["households"].to_numpy()
     total = int(hh[idx].sum())
     k = _fewest(total, band)
-    if k is None or k < 2:
+    if k is None or k < 2 or len(idx) < k:
         return None
     before = _excess(_region_sums(units, labels)[np.unique(labels[idx])], band)
-    for share in (0.97, 0.93, 0.88, 0.8):
-        floor = max(low, math.floor(share * total / k))
-        local = _maxp(units, neighbours, idx, floor)
+    xy = units[["x", "y"]].to_numpy()[idx]
+    w = _weights(neighbours, idx)
+    best: tuple[int, np.ndarray] | None = None
+    for seed in range(RESPLIT_SEEDS):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = RegionKMeansHeuristic(xy, k, w, seed=seed)
+            model.solve()
+        local = np.unique(np.asarray(model.labels_), return_inverse=True)[1]
         after = _excess(np.bincount(local, weights=hh[idx]).astype(int), band)
-        if after < before:
-            out = labels.copy()
-            out[idx] = local + labels.max() + 1
-            return out
-        if floor == low:
-            break
-    return None
+        if after < before and (best is None or after < best[0]):
+            best = (after, local)
+    if best is None:
+        return None
+    out = labels.copy()
+    out[idx] = best[1] + labels.max() + 1
+    return out
 
 
 # --- grids --------------------------------------------------------------------------------
