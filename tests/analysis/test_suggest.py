@@ -73,8 +73,9 @@ def test_locked_grids_are_left_out_and_untouched(community):
     s = suggest_partition(com, hh, band=BAND, locked=locked)
     grids = s.grids.to_crs(METRIC)
     union = shapely.union_all(grids.geometry.values)
-    assert union.intersection(west).area < 1.0
-    assert union.symmetric_difference(boundary.difference(west)).area < 1.0
+    # nothing wider than 10 cm (the 1 cm snapping leaves millimetre seams, as check_partition)
+    assert union.intersection(west).buffer(-0.05).is_empty
+    assert union.symmetric_difference(boundary.difference(west)).buffer(-0.05).is_empty
     outside_lock = ~shapely.intersects(west, hh.to_crs(METRIC).geometry.values)
     assert s.report.households == int(outside_lock.sum())
     whole = coded(s.grids)
@@ -147,7 +148,7 @@ def test_a_selection_of_grids_is_partitioned_as_one_area(community):
                            crs=METRIC)
     s = suggest_partition(two, hh.to_crs(METRIC), band=BAND)
     union = shapely.union_all(s.grids.geometry.values)
-    assert union.symmetric_difference(boundary).area < 1.0
+    assert union.symmetric_difference(boundary).buffer(-0.05).is_empty
     assert s.report.all_in_band
 
 
