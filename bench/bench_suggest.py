@@ -48,7 +48,7 @@ def main() -> None:
     metric = sg._metric_crs(community)
     region = sg._region(community, None, metric)
     start = time.process_time()
-    units, res = sg._blocks(region, households.to_crs(metric), None, metric, band=band,
+    units, _ = sg._blocks(region, households.to_crs(metric), None, metric, band=band,
                             resolution=None)
     neighbours = sg._neighbours_of(units)
     k = max(1, round(len(households) / (sum(band) / 2)))
