@@ -1234,5 +1234,51 @@ def province_run(
         typer.echo(f"wrote {out.stem}_grids.parquet and {out.stem}_coverage.parquet")
 
 
+@grids_app.command("suggest")
+def grids_suggest(
+    community: CommunityArg,
+    min_: Annotated[int | None, typer.Option("--min", min=1, help="Fewest households per "
+                                             "grid (the standard's band if absent).")] = None,
+    max_: Annotated[int | None, typer.Option("--max", min=1, help="Most households per "
+                                             "grid (the standard's band if absent).")] = None,
+    lock: Annotated[list[str] | None, typer.Option(
+        "--lock", metavar="CODE", help="A grid to keep as it is (repeatable).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the proposed grids to this "
+                                             "GeoJSON file.")] = None,
+    resolution: Annotated[int | None, typer.Option(min=0, max=15, help="H3 resolution of "
+                                                   "the building blocks (chosen if "
+                                                   "absent).")] = None,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed of the "
+                                      "heuristic.")] = 0,
+) -> None:
+    """Propose a balanced partition of a community (spopt max-p over H3 cells) and print
+    its report; nothing is written to the store. Exits 1 when a grid is out of band."""
+    from gridmap.access import CLI_PRINCIPAL, NotVisible
+    from gridmap.analysis.suggest import SuggestError
+    from gridmap.suggestions import suggest_for_community
+
+    if out is not None and out.suffix.lower() not in (".geojson", ".json"):
+        raise fail(f"--out must be a .geojson file, not {out.name}")
+    settings = get_settings()
+    engine = _engine(settings)
+    with engine.connect() as conn:
+        try:
+            result = suggest_for_community(
+                conn, CLI_PRINCIPAL, community, standard=settings.standard,
+                band=(min_, max_), locked=lock or [], resolution=resolution, seed=seed)
+        except (NotVisible, SuggestError) as exc:
+            raise fail(str(exc)) from exc
+    report = result.report
+    for line in report.lines():
+        typer.echo(line)
+    cols = ["label", "households", "residents", "status", "deviation", "compactness",
+            "pieces"]
+    typer.echo(result.grids[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if out is not None:
+        out.write_text(result.grids.to_crs(4326).to_json(drop_id=True))
+        typer.echo(f"wrote {report.grids} proposed grids to {out}")
+    if not report.all_in_band:
+        raise typer.Exit(1)
+
 if __name__ == "__main__":
     app()

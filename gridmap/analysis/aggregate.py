@@ -28,6 +28,12 @@ def h3_to_polygons(cells: np.ndarray) -> np.ndarray:
                      for c in cells], dtype=object)
 
 
+def polygon_to_h3(polygon: shapely.Geometry, resolution: int) -> list[str]:
+    """H3 cells that overlap a WGS84 (lon, lat) polygon or multipolygon, even partly."""
+    shape = h3.geo_to_h3shape(polygon)
+    return sorted(h3.h3shape_to_cells_experimental(shape, resolution, contain="overlap"))
+
+
 def _check(points: Any, values: list[str], resolution: int | None = None) -> None:
     if resolution is not None and not 0 <= resolution <= 15:
         raise ValueError(f"H3 resolution must be 0..15, not {resolution}")
