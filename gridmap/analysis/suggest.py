@@ -355,7 +355,9 @@ def _regionalise(units: gpd.GeoDataFrame, band: tuple[int, int], seed: int
                     k = total // high
                     reasons.append(f"{where} holds {total} households: {k} grid(s) hold at "
                                    f"most {k * high}, {k + 1} need at least {(k + 1) * low}")
-            local = (_maxp(units, neighbours, idx, low) if total >= low
+            # max-p can only find one region below twice the floor (and spopt's annealing
+            # then never ends: it has no second region to move blocks to)
+            local = (_maxp(units, neighbours, idx, low) if total >= 2 * low
                      else np.zeros(len(idx), dtype=int))
             labels[idx] = local + labels.max() + 1
         labels, resplit = _repair(units, neighbours, labels, band)
