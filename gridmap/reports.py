@@ -550,13 +550,32 @@ class Reports:
     def __init__(self, pool: ReportPool, cache: ReportCache) -> None:
         self.pool = pool
         self.cache = cache
+        # reports under way, by job and data generation: callers asking for the same report
+        # at once share one computation instead of taking a worker each
+        self._running: dict[tuple[str, int], asyncio.Future[Output]] = {}
 
     async def get(self, job: Job) -> Output:
         found = self.cache.get(job)
         if found is not None:
             return found
         generation = self.cache.generation
-        output = await self.pool.run(job)
+        key = (repr(job), generation)
+        running = self._running.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Output] = asyncio.get_running_loop().create_future()
+        self._running[key] = future
+        try:
+            output = await self.pool.run(job)
+        except BaseException as exc:
+            # a leader that went away (cancelled) leaves its followers a retryable 503
+            future.set_exception(exc if isinstance(exc, Exception) else ReportsBusy(
+                "the same report, started by another request, was abandoned; ask again"))
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            self._running.pop(key, None)
+        future.set_result(output)
         self.cache.put(job, output, generation=generation)
         return output
 

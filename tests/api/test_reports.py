@@ -147,3 +147,30 @@ def test_a_page_over_the_size_limit_is_413_saying_how_to_narrow(
         assert res.status_code == 413
         detail = res.json()["detail"]
         assert "limit of 0.01 MB" in detail and "limit=" in detail and "division=" in detail
+
+
+def test_callers_asking_for_the_same_report_at_once_share_one_computation(
+        demo_db: str, admin: dict[str, str]) -> None:
+    """Three dispatchers opening the check together take one worker, not three (a cold
+    district check took one worker each before, and the third waited for a free one)."""
+    settings = Settings(database_url=demo_db, report_workers=2)
+    with TestClient(create_app(settings), headers=admin) as client:
+        pool = client.app.state.reports.pool
+        runs: list[object] = []
+        real_run = pool.run
+
+        async def counted(job: object) -> object:
+            runs.append(job)
+            return await real_run(job)
+
+        pool.run = counted
+        results: list[httpx.Response] = []
+        threads = [threading.Thread(target=lambda: results.append(
+            client.get("/api/check", params={"community": "610199001001"}))) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [r.status_code for r in results] == [200, 200, 200]
+        assert results[0].json() == results[1].json() == results[2].json()
+        assert len(runs) == 1
