@@ -435,6 +435,18 @@ def import_(
     typer.echo(f"{loaded} in {time.perf_counter() - start:.2f} s")
 
 
+def _echo_grouped(what: str, problems: list[Any], shown: int = 5) -> None:
+    """Repairs and drops, grouped by kind: a count and the first few of each."""
+    from gridmap.io.errors import group_problems
+
+    for kind, rows in group_problems(problems).items():
+        typer.echo(f"{what}: {kind}: {len(rows)}")
+        for p in rows[:shown]:
+            typer.echo(f"  - {p}")
+        if len(rows) > shown:
+            typer.echo(f"  … and {len(rows) - shown} more")
+
+
 def _import_osm(path: Path) -> None:
     from gridmap.io.osm import read_osm
     from gridmap.store.load import load_layer
@@ -446,6 +458,7 @@ def _import_osm(path: Path) -> None:
         layers = read_osm(path, rules=settings.osm)
     except ImportRejected as exc:
         raise fail(str(exc)) from exc
+    _echo_grouped("buildings", layers.fixes)
     engine = _engine(settings)
     try:
         with engine.begin() as conn:

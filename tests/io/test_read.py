@@ -80,3 +80,30 @@ def test_validity_is_checked_after_reprojection(tmp_path: Path) -> None:
     note = str(result.repaired[0])
     assert "610199000000" in note and "after reprojection to WGS84" in note
     assert "Too few points" in note
+
+
+def test_osm_buildings_are_repaired_or_dropped_and_reported() -> None:
+    # regression: a clipped extract's zero-area rings became phantom households of one
+    # resident, and a self-intersecting footprint measured 0.5 m² instead of its real area
+    from gridmap.domain.osm import OsmRules
+    from gridmap.io.osm import households_from_buildings
+
+    lon, lat = 24.94, 60.17
+    m = 1 / 111_000  # about a metre in latitude
+    mx = m / 0.5  # about a metre in longitude at 60°
+    square = shapely.box(lon, lat, lon + 10 * mx, lat + 10 * m)  # 100 m²
+    bowtie = shapely.Polygon([(lon, lat + 100 * m), (lon + 10 * mx, lat + 110 * m),
+                              (lon + 10 * mx, lat + 100 * m), (lon, lat + 110 * m)])
+    sliver = shapely.Polygon([(lon, lat + 200 * m), (lon + 10 * mx, lat + 200 * m),
+                              (lon + 20 * mx, lat + 200 * m)])  # a zero-area ring
+    buildings = gpd.GeoDataFrame({"id": [1, 2, 3], "building": "residential"},
+                                 geometry=[square, bowtie, sliver], crs=4326)
+    assert bowtie.area < 1e-12 and not bowtie.is_valid and not sliver.is_valid
+    households, fixes = households_from_buildings(buildings, OsmRules())
+    assert households["id"].tolist() == ["osm-b1", "osm-b2"]  # no phantom household
+    square_m2, bowtie_m2 = households["footprint_m2"].tolist()
+    assert square_m2 == pytest.approx(100, rel=0.02)
+    assert bowtie_m2 == pytest.approx(50, rel=0.02)  # two triangles of 25 m²
+    assert {(p.key, p.kind) for p in fixes} == {("osm way 2", "building repaired"),
+                                               ("osm way 3", "building dropped (no area)")}
+    assert "Self-intersection" in next(str(p) for p in fixes if p.key == "osm way 2")
