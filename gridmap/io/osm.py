@@ -90,8 +90,8 @@ def households_from_buildings(buildings: gpd.GeoDataFrame, rules: OsmRules
     area = metric.geometry.area.to_numpy() if len(res) else np.zeros(0)
     residents = np.maximum(np.round(area * levels.to_numpy() * rules.net_share
                                     / rules.m2_per_person), 1).astype(int)
-    street = res.get("addr:street", pd.Series(None, index=res.index))
-    number = res.get("addr:housenumber", pd.Series(None, index=res.index))
+    street = res.get("addr:street", pd.Series(None, index=res.index, dtype=object))
+    number = res.get("addr:housenumber", pd.Series(None, index=res.index, dtype=object))
     ids = res["id"].astype("int64").astype(str)
     address = np.where(street.notna(), street.fillna("") + " " + number.fillna(""),
                        "OSM building " + ids)

@@ -107,3 +107,16 @@ def test_osm_buildings_are_repaired_or_dropped_and_reported() -> None:
     assert {(p.key, p.kind) for p in fixes} == {("osm way 2", "building repaired"),
                                                ("osm way 3", "building dropped (no area)")}
     assert "Self-intersection" in next(str(p) for p in fixes if p.key == "osm way 2")
+
+
+def test_unknown_facility_type_is_refused_at_import(tmp_path: Path) -> None:
+    # regression: 'school' was imported, and coverage then printed 0.000 for every type
+    frame = gpd.GeoDataFrame({"id": ["f1", "f2"], "type": ["school", "kindergarten"],
+                              "name": ["No. 3 School", "Sunflower"]},
+                             geometry=[shapely.Point(108.9, 34.2), shapely.Point(108.91, 34.2)],
+                             crs=4326)
+    path = tmp_path / "facilities.gpkg"
+    frame.to_file(path)
+    with pytest.raises(ImportRejected, match=r"feature 0 \(f1\): type 'school' is not one of "
+                       r"middle_school, .*primary_school"):
+        read_layer(path, "facilities")
