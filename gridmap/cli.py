@@ -606,7 +606,14 @@ def coverage(
         "at their level's distance, and the residents affected.")] = False,
 ) -> None:
     """Share of residents, households and vulnerable residents within reach of facilities."""
-    from gridmap.analysis.coverage import coverage_by, household_coverage, thresholds_for
+    import warnings
+
+    from gridmap.analysis.coverage import (
+        CoverageWarning,
+        coverage_by,
+        household_coverage,
+        thresholds_for,
+    )
     from gridmap.analysis.coverage import uncovered as uncovered_households
     from gridmap.io.write import write_layer
     from gridmap.store.network import read_network
@@ -628,18 +635,41 @@ def coverage(
             network = read_network(conn) if metric == "network" else None
         except ValueError as exc:
             raise fail(str(exc)) from exc
+    in_grids = int(households["grid_code"].notna().sum())
+    if (compliance_ or level != "all") and not in_grids:
+        raise fail(f"none of the {len(households):,} households is in a grid, so there is no "
+                   f"{'community' if compliance_ else level} to report on: import the "
+                   "communities and grids (gridmap import communities|grids FILE) and run "
+                   "gridmap assign — or use --level all")
+    if network is not None:
+        from gridmap.analysis.coverage import metric_crs
+        from gridmap.analysis.network import network_report
+
+        typer.echo(str(network_report(network, households, facilities,
+                                      crs=metric_crs(households))))
     try:
-        cov = household_coverage(households, facilities, thresholds=thresholds,
-                                 metric=metric, network=network)  # type: ignore[arg-type]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CoverageWarning)
+            cov = household_coverage(households, facilities, thresholds=thresholds,
+                                     metric=metric, network=network)  # type: ignore[arg-type]
     except ValueError as exc:
         raise fail(str(exc)) from exc
+    for warning in caught:
+        typer.secho(f"warning: {warning.message}", err=True, fg=typer.colors.YELLOW)
     if compliance_:
         from gridmap.analysis.coverage import compliance
 
         report = compliance(households, cov)
-        report = report[report["status"] != "ok"]
-        typer.echo(report.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        short = report[report["status"] != "ok"]
+        if short.empty:
+            typer.echo(f"all {report['community_code'].nunique()} communities have every "
+                       "life-circle type within reach of all their residents")
+            return
+        typer.echo(short.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         return
+    if in_grids < len(households):
+        typer.echo(f"note: {len(households) - in_grids:,} of {len(households):,} households "
+                   "are outside every grid (unit 'outside')")
     table = coverage_by(households, cov, level=level)  # type: ignore[arg-type]
     cols = ["unit", "type", "distance_m", "residents", "residents_share", "households_share",
             "vulnerable", "vulnerable_share"]
@@ -670,15 +700,23 @@ def site(
         help="Capacity one person needs (kindergarten places per resident, say); 1: "
         "capacity counts people.")] = 1.0,
     output: Annotated[Path | None, typer.Option(help="Write the sites to this file.")] = None,
+    metric: Annotated[str, typer.Option(help="straight or network (along the imported "
+                                        "walking network).")] = "straight",
+    time_limit: Annotated[float, typer.Option(
+        min=0.1, help="Seconds the solver may take; then the best found is reported with "
+        "its gap.")] = 60.0,
 ) -> None:
     """Suggest sites for new facilities of one type."""
     from gridmap.analysis.coverage import thresholds_for
     from gridmap.analysis.siting import site_facilities
     from gridmap.io.write import write_layer
+    from gridmap.store.network import read_network
     from gridmap.store.read import read_coverage_inputs
 
     if weight not in ("residents", "vulnerable"):
         raise fail("--weight is residents or vulnerable")
+    if metric not in ("straight", "network"):
+        raise fail("--metric is straight or network")
     try:
         (ftype, (dist, *_)), = thresholds_for([type_], [distance] if distance else None).items()
     except ValueError as exc:
@@ -687,17 +725,20 @@ def site(
     with engine.connect() as conn:
         try:
             households, facilities = read_coverage_inputs(conn, division=division)
+            network = read_network(conn) if metric == "network" else None
         except ValueError as exc:
             raise fail(str(exc)) from exc
     try:
         result = site_facilities(households, facilities[facilities["type"] == ftype],
                                  distance=dist, k=k, weight=weight,  # type: ignore[arg-type]
-                                 capacity=capacity, demand_rate=demand_rate)
+                                 capacity=capacity, demand_rate=demand_rate,
+                                 metric=metric, network=network,  # type: ignore[arg-type]
+                                 time_limit=time_limit)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"{ftype} within {dist:.0f} m: {result.covered_residents:,} of "
+    typer.echo(f"{ftype} within {dist:.0f} m ({metric}): {result.covered_residents:,} of "
                f"{result.total_residents:,} {weight} reached with {len(result.sites)} new "
-               f"site(s) ({result.model}, {'optimal' if result.optimal else 'time limit hit'})")
+               f"site(s) ({result.model}: {result.status})")
     if result.served_residents is not None:
         typer.echo(f"served within capacity: {result.served_residents:,} {weight}")
     for row in result.sites.to_crs(4326).itertuples():

@@ -219,7 +219,7 @@ def _metric_xy(frame: gpd.GeoDataFrame, crs: CRS) -> tuple[NDArray, NDArray]:
     return pts.x.to_numpy(), pts.y.to_numpy()
 
 
-def _metric_crs(households: gpd.GeoDataFrame) -> CRS:
+def metric_crs(households: gpd.GeoDataFrame) -> CRS:
     """The households' CRS if projected, else the UTM zone of their total bounds (computed
     over all partitions for a dask frame, so every partition measures in the same CRS)."""
     crs = CRS.from_user_input(households.crs)
@@ -301,7 +301,7 @@ def household_coverage(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFram
     defaulted = thresholds is None
     thresholds = thresholds or thresholds_for()
     _check_types(facilities, thresholds, defaulted)
-    crs = _metric_crs(households)
+    crs = metric_crs(households)
     if is_dask(households):
         meta = _coverage(households._meta, facilities, thresholds, metric, network, crs)
         return households.map_partitions(_coverage, facilities, thresholds, metric, network,

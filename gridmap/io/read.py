@@ -304,7 +304,9 @@ def _coerce(frame: pd.DataFrame, spec: LayerSpec, keys: pd.Series) -> list[Probl
             for i in np.flatnonzero(bad.to_numpy()):
                 width = 12 if kind == "code12" else 15
                 problems.append(Problem(int(i), keys.iat[i],
-                                        f"{col} {_shown(values.iat[i])} is not a {width}-digit code",
+
+                                        f"{col} {_shown(values.iat[i])} is not a "
+                                        f"{width}-digit code",
                                         f"{col} not a {width}-digit code"))
         elif kind == "int":
             nums = pd.to_numeric(values, errors="coerce")

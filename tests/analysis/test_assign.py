@@ -203,7 +203,7 @@ def test_invalid_grids_get_advice_or_repair() -> None:
                        r"shapely.make_valid.*repair=True"):
         build_grid_index(grids, max_cells=50_000)
     index = build_grid_index(grids, max_cells=50_000, repair=True)
-    got = points_to_grids(gpd.GeoSeries(gpd.points_from_xy(*zip(P(0.5, 1), P(1.5, 1))),
+    got = points_to_grids(gpd.GeoSeries(gpd.points_from_xy(*zip(P(0.5, 1), P(1.5, 1), strict=True)),
                                         crs=4326), index)
     assert got.tolist() == [COM + "003", COM + "003"]  # both triangles of the bowtie
 
