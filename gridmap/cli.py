@@ -543,6 +543,18 @@ def _import_draft(engine: Engine, settings: Settings, frame: Any, *, source: str
         typer.echo(f"draft {d.draft} published: {done.versions} community version(s)")
 
 
+def _echo_grouped(what: str, problems: list[Any], shown: int = 5) -> None:
+    """Repairs and drops, grouped by kind: a count and the first few of each."""
+    from gridmap.io.errors import group_problems
+
+    for kind, rows in group_problems(problems).items():
+        typer.echo(f"{what}: {kind}: {len(rows)}")
+        for p in rows[:shown]:
+            typer.echo(f"  - {p}")
+        if len(rows) > shown:
+            typer.echo(f"  … and {len(rows) - shown} more")
+
+
 def _import_osm(path: Path) -> None:
     from gridmap.io.osm import read_osm
     from gridmap.store.load import load_layer
@@ -554,6 +566,7 @@ def _import_osm(path: Path) -> None:
         layers = read_osm(path, rules=settings.osm)
     except ImportRejected as exc:
         raise fail(str(exc)) from exc
+    _echo_grouped("buildings", layers.fixes)
     engine = _engine(settings)
     try:
         with engine.begin() as conn:
@@ -713,13 +726,30 @@ def coverage(
         except ReportError as exc:
             raise fail(str(exc)) from exc
     households, cov = result.households, result.cov
+    in_grids = int(households["grid_code"].notna().sum())
+    if (compliance_ or level != "all") and not in_grids:
+        raise fail(f"none of the {len(households):,} households is in a grid, so there is no "
+                   f"{'community' if compliance_ else level} to report on: import the "
+                   "communities and grids (gridmap import communities|grids FILE) and run "
+                   "gridmap assign — or use --level all")
+    if result.network_pieces is not None:
+        typer.echo(result.network_pieces)
+    for said in result.warnings:
+        typer.secho(f"warning: {said}", err=True, fg=typer.colors.YELLOW)
     if compliance_:
         from gridmap.analysis.coverage import compliance
 
         report = compliance(households, cov)
-        report = report[report["status"] != "ok"]
-        typer.echo(report.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        short = report[report["status"] != "ok"]
+        if short.empty:
+            typer.echo(f"all {report['community_code'].nunique()} communities have every "
+                       "life-circle type within reach of all their residents")
+            return
+        typer.echo(short.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         return
+    if in_grids < len(households):
+        typer.echo(f"note: {len(households) - in_grids:,} of {len(households):,} households "
+                   "are outside every grid (unit 'outside')")
     table = result.table(level)  # type: ignore[arg-type]
     cols = ["unit", "type", "distance_m", "residents", "residents_share", "households_share",
             "vulnerable", "vulnerable_share"]
@@ -749,15 +779,23 @@ def site(
         help="Capacity one person needs (kindergarten places per resident, say); 1: "
         "capacity counts people.")] = 1.0,
     output: Annotated[Path | None, typer.Option(help="Write the sites to this file.")] = None,
+    metric: Annotated[str, typer.Option(help="straight or network (along the imported "
+                                        "walking network).")] = "straight",
+    time_limit: Annotated[float, typer.Option(
+        min=0.1, help="Seconds the solver may take; then the best found is reported with "
+        "its gap.")] = 60.0,
 ) -> None:
     """Suggest sites for new facilities of one type."""
     from gridmap.analysis.coverage import thresholds_for
     from gridmap.analysis.siting import site_facilities
     from gridmap.io.write import write_layer
+    from gridmap.store.network import read_network
     from gridmap.store.read import read_coverage_inputs
 
     if weight not in ("residents", "vulnerable"):
         raise fail("--weight is residents or vulnerable")
+    if metric not in ("straight", "network"):
+        raise fail("--metric is straight or network")
     try:
         (ftype, (dist, *_)), = thresholds_for([type_], [distance] if distance else None).items()
     except ValueError as exc:
@@ -766,17 +804,20 @@ def site(
     with engine.connect() as conn:
         try:
             households, facilities = read_coverage_inputs(conn, division=division)
+            network = read_network(conn) if metric == "network" else None
         except ValueError as exc:
             raise fail(str(exc)) from exc
     try:
         result = site_facilities(households, facilities[facilities["type"] == ftype],
                                  distance=dist, k=k, weight=weight,  # type: ignore[arg-type]
-                                 capacity=capacity, demand_rate=demand_rate)
+                                 capacity=capacity, demand_rate=demand_rate,
+                                 metric=metric, network=network,  # type: ignore[arg-type]
+                                 time_limit=time_limit)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"{ftype} within {dist:.0f} m: {result.covered_residents:,} of "
+    typer.echo(f"{ftype} within {dist:.0f} m ({metric}): {result.covered_residents:,} of "
                f"{result.total_residents:,} {weight} reached with {len(result.sites)} new "
-               f"site(s) ({result.model}, {'optimal' if result.optimal else 'time limit hit'})")
+               f"site(s) ({result.model}: {result.status})")
     if result.served_residents is not None:
         typer.echo(f"served within capacity: {result.served_residents:,} {weight}")
     for row in result.sites.to_crs(4326).itertuples():

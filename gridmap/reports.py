@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,7 +37,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
-from gridmap.analysis.coverage import coverage_by, household_coverage, thresholds_for, uncovered
+from gridmap.analysis.coverage import (
+    CoverageWarning,
+    coverage_by,
+    household_coverage,
+    metric_crs,
+    thresholds_for,
+    uncovered,
+)
+from gridmap.analysis.network import network_report
 from gridmap.analysis.report import CheckReport, check_communities
 from gridmap.domain.access import EVERYTHING, FieldRules, Scope, household_view
 from gridmap.domain.standards import GridStandard
@@ -131,6 +140,9 @@ class Coverage:
     cov: pd.DataFrame
     thresholds: dict[str, list[float]]
     metric: Metric
+    # what the analyst should know: types no threshold measures, a disconnected network
+    warnings: list[str] = field(default_factory=list)
+    network_pieces: str | None = None  # the walking network's connected pieces (network)
 
     def column(self, ftype: str | None = None) -> str:
         """The ``type@distance`` column of *ftype* (the first type if None), first distance."""
@@ -165,13 +177,20 @@ def coverage(conn: Connection, *, division: str | None = None, types: Iterable[s
         households, facilities = read_coverage_inputs(conn, division=division, scope=scope)
     except ValueError as exc:
         raise NothingToReport(str(exc)) from exc
+    pieces = None
     try:
         network = read_network(conn) if metric == "network" else None
-        cov = household_coverage(households, facilities, thresholds=thresholds,
-                                 metric=metric, network=network)
+        if network is not None:
+            pieces = str(network_report(network, households, facilities,
+                                        crs=metric_crs(households)))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CoverageWarning)
+            cov = household_coverage(households, facilities, thresholds=thresholds,
+                                     metric=metric, network=network)
     except ValueError as exc:
         raise InvalidReport(str(exc)) from exc
-    return Coverage(households, cov, thresholds, metric)
+    said = [str(w.message) for w in caught if issubclass(w.category, CoverageWarning)]
+    return Coverage(households, cov, thresholds, metric, said, pieces)
 
 
 # --- jobs: what the API asks the pool for -----------------------------------------------------

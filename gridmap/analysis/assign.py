@@ -17,16 +17,19 @@ boundary cells (about 1% of a city's area) are tested exactly, against prepared 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from numba import njit
 from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS
 
 from gridmap.analysis.frames import is_dask
+from gridmap.domain.codes import GRID_CODE
 
 OUTSIDE = -1
 BOUNDARY = -2
@@ -60,6 +63,29 @@ class GridIndex:
         ny, nx = self.labels.shape
         return int(ny), int(nx)
 
+    @cached_property
+    def chain(self) -> dict[str, tuple[pd.CategoricalDtype, NDArray[np.signedinteger]]]:
+        """Per output column (``grid_code``, ``grid_kind`` and, when every code is a
+        15-digit grid code, ``community_code``, ``township_code``, ``county_code``): the
+        categorical type and each grid's category, worked out once per grid, so that a
+        point's whole chain is a look-up by its grid's position."""
+        columns: dict[str, NDArray[np.str_]] = {"grid_code": self.codes,
+                                                "grid_kind": self.kinds}
+        if len(self.codes) and all(GRID_CODE.match(c) for c in self.codes):
+            com = np.array([c[:12] for c in self.codes])
+            columns["community_code"] = com
+            columns["township_code"] = np.array([c[:9] + "000" for c in com])
+            columns["county_code"] = np.array([c[:6] + "000000" for c in com])
+        out = {}
+        for name, values in columns.items():
+            categories, per_grid = np.unique(values, return_inverse=True)
+            # codes of the width pandas keeps them in, so none is converted per point
+            width = np.int8 if len(categories) < 127 else np.int16 \
+                if len(categories) < 32_767 else np.int32
+            out[name] = (pd.CategoricalDtype(categories.astype(object)),
+                         np.r_[per_grid, -1].astype(width))  # [-1]: outside
+        return out
+
     @property
     def boundary_share(self) -> float:
         """Share of raster cells that need the exact test."""
@@ -86,18 +112,8 @@ class GridIndex:
     CHUNK = 1 << 20
 
     def _lookup(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.int32]:
-        ny, nx = self.labels.shape
-        inv = 1.0 / self.cell
-        fx = x - self.x0
-        fx *= inv
-        np.clip(fx, 0, nx - 1, out=fx)
-        fy = y - self.y0
-        fy *= inv
-        np.clip(fy, 0, ny - 1, out=fy)
-        flat = fy.astype(np.int32)
-        flat *= nx
-        flat += fx.astype(np.int32)
-        out = self.labels.ravel().take(flat).astype(np.int32, copy=False)
+        out = np.empty(x.shape, dtype=np.int32)
+        _raster_lookup(x, y, self.labels, self.x0, self.y0, 1.0 / self.cell, out)
         hard = np.flatnonzero(out == BOUNDARY)
         if hard.size:
             out[hard] = self.exact(x[hard], y[hard])
@@ -112,6 +128,20 @@ class GridIndex:
         best = np.full(len(x), np.iinfo(np.int32).max, dtype=np.int64)
         np.minimum.at(best, pi, gi)
         return np.where(best == np.iinfo(np.int32).max, OUTSIDE, best).astype(np.int32)
+
+
+@njit(cache=True, nogil=True)
+def _raster_lookup(x: NDArray, y: NDArray, labels: NDArray, x0: float, y0: float,
+                   inv: float, out: NDArray) -> None:
+    """Each point's raster label, in one pass (points off the raster read its edge cells,
+    which are OUTSIDE: the raster has a margin)."""
+    ny, nx = labels.shape
+    for i in range(x.size):
+        fx = (x[i] - x0) * inv
+        fy = (y[i] - y0) * inv
+        ix = min(max(int(fx), 0), nx - 1) if fx > 0 else 0
+        iy = min(max(int(fy), 0), ny - 1) if fy > 0 else 0
+        out[i] = labels[iy, ix]
 
 
 def _rule_order(grids: gpd.GeoDataFrame, kinds: tuple[str, ...]) -> gpd.GeoDataFrame:
@@ -134,10 +164,11 @@ def _segments(geoms: NDArray[np.object_]) -> tuple[NDArray, NDArray, NDArray, ND
     return x1, y1, x2, y2, owner
 
 
-def _paint(labels: NDArray, counts: NDArray | None, segs: tuple, polys: NDArray[np.intp],
-           x0: float, y0: float, cell: float) -> None:
-    """Scanline fill: set the cells whose centre lies inside each polygon (even-odd rule per
-    polygon, so holes and multipolygon parts come out right)."""
+def _spans(segs: tuple, polys: NDArray[np.intp], x0: float, y0: float, cell: float
+           ) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    """Scanline fill as spans (row, polygon, first column, end column) of the cells whose
+    centre lies inside each polygon (even-odd rule per polygon, so holes and multipolygon
+    parts come out right). Small: a few per polygon and raster row."""
     x1, y1, x2, y2, owner = segs
     sel = np.isin(owner, polys) & (y1 != y2)
     x1, y1, x2, y2, owner = x1[sel], y1[sel], x2[sel], y2[sel], owner[sel]
@@ -145,13 +176,15 @@ def _paint(labels: NDArray, counts: NDArray | None, segs: tuple, polys: NDArray[
     r0 = np.ceil((ymin - y0) / cell - 0.5).astype(np.int64)
     r1 = np.ceil((ymax - y0) / cell - 0.5).astype(np.int64)
     n = np.maximum(r1 - r0, 0)
+    empty = np.zeros(0, dtype=np.int64)
     if not n.sum():
-        return
+        return empty, empty, empty, empty
     seg = np.repeat(np.arange(len(n)), n)
     row = r0[seg] + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
     yc = y0 + (row + 0.5) * cell
     xc = x1[seg] + (yc - y1[seg]) * (x2[seg] - x1[seg]) / (y2[seg] - y1[seg])
     poly = owner[seg]
+    del seg, yc
     order = np.lexsort((xc, row, poly))
     poly, row, xc = poly[order], row[order], xc[order]
     start, end = xc[0::2], xc[1::2]
@@ -159,47 +192,122 @@ def _paint(labels: NDArray, counts: NDArray | None, segs: tuple, polys: NDArray[
     c0 = np.ceil((start - x0) / cell - 0.5).astype(np.int64)
     c1 = np.ceil((end - x0) / cell - 0.5).astype(np.int64)
     ok = c1 > c0
-    prow, ppoly, c0, c1 = prow[ok], ppoly[ok], c0[ok], c1[ok]
-    if counts is None:  # few polygons (exclusive grids) painted over the rest
-        for r, p, a, b in zip(prow.tolist(), ppoly.tolist(), c0.tolist(), c1.tolist(),
-                              strict=True):
-            labels[r, a:b] = p
-        return
-    # a partition: spans are disjoint, so a difference array paints them all at once
+    return prow[ok], ppoly[ok], c0[ok], c1[ok]
+
+
+def _paint_partition(labels: NDArray, spans: tuple, *, strip_rows: int = 256
+                     ) -> NDArray[np.int64]:
+    """Paint a partition's spans (disjoint where the grids do not overlap), a strip of rows
+    at a time so that the temporaries stay small; returns the flat positions of cells whose
+    centre more than one polygon claims."""
+    prow, ppoly, c0, c1 = spans
     ny, nx = labels.shape
-    diff = np.zeros((ny, nx + 1), dtype=np.int32)
-    np.add.at(diff, (prow, c0), ppoly + 1)
-    np.add.at(diff, (prow, c1), -(ppoly + 1))
-    painted = np.cumsum(diff[:, :-1], axis=1, dtype=np.int32)
-    diff[:] = 0
-    np.add.at(diff, (prow, c0), 1)
-    np.add.at(diff, (prow, c1), -1)
-    counts[:] = np.cumsum(diff[:, :-1], axis=1, dtype=np.int32)
-    inside = counts == 1
-    labels[inside] = painted[inside] - 1
+    overlaps = [np.zeros(0, dtype=np.int64)]
+    order = np.argsort(prow, kind="stable")
+    prow, ppoly, c0, c1 = prow[order], ppoly[order], c0[order], c1[order]
+    bounds = np.searchsorted(prow, np.arange(0, ny + strip_rows, strip_rows))
+    for k, top in enumerate(range(0, ny, strip_rows)):
+        a, b = bounds[k], bounds[k + 1]
+        if a == b:
+            continue
+        rows = min(strip_rows, ny - top)
+        r = prow[a:b] - top
+        diff = np.zeros((rows, nx + 1), dtype=np.int32)
+        np.add.at(diff, (r, c0[a:b]), ppoly[a:b] + 1)
+        np.add.at(diff, (r, c1[a:b]), -(ppoly[a:b] + 1))
+        painted = np.cumsum(diff[:, :-1], axis=1, dtype=np.int32)
+        diff[:] = 0
+        np.add.at(diff, (r, c0[a:b]), 1)
+        np.add.at(diff, (r, c1[a:b]), -1)
+        counts = np.cumsum(diff[:, :-1], axis=1, dtype=np.int32)
+        del diff
+        inside = counts == 1
+        strip = labels[top:top + rows]
+        strip[inside] = painted[inside] - 1
+        many = np.flatnonzero(counts > 1)
+        if many.size:
+            overlaps.append(many + top * nx)
+    return np.concatenate(overlaps)
 
 
-def _mark_edges(labels: NDArray, segs: tuple, x0: float, y0: float, cell: float) -> None:
-    """Mark as BOUNDARY every cell that comes within cell/8 of any edge (conservative)."""
+def _paint_over(labels: NDArray, spans: tuple) -> None:
+    """Paint spans one after the other, the last painted winning (few polygons)."""
+    prow, ppoly, c0, c1 = spans
+    for r, p, a, b in zip(prow.tolist(), ppoly.tolist(), c0.tolist(), c1.tolist(),
+                          strict=True):
+        labels[r, a:b] = p
+
+
+def _mark_edges(labels: NDArray, segs: tuple, x0: float, y0: float, cell: float, *,
+                chunk: int = 1 << 20) -> None:
+    """Mark as BOUNDARY every cell that comes within cell/8 of any edge (conservative),
+    sampling the edges every quarter cell, about *chunk* samples at a time."""
     x1, y1, x2, y2, _ = segs
     length = np.hypot(x2 - x1, y2 - y1)
     n = np.ceil(length / (cell / 4)).astype(np.int64) + 1
-    seg = np.repeat(np.arange(len(n)), n)
-    t = (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)) / np.maximum(n[seg] - 1, 1)
-    sx = x1[seg] + t * (x2[seg] - x1[seg])
-    sy = y1[seg] + t * (y2[seg] - y1[seg])
+    ends = np.cumsum(n)
     ny, nx = labels.shape
     eps = cell / 8
-    for dx in (-eps, eps):
-        ix = np.clip(((sx + dx - x0) / cell).astype(np.int64), 0, nx - 1)
-        for dy in (-eps, eps):
-            iy = np.clip(((sy + dy - y0) / cell).astype(np.int64), 0, ny - 1)
-            labels[iy, ix] = BOUNDARY
+    first = 0
+    while first < len(n):
+        last = int(np.searchsorted(ends, ends[first] - n[first] + chunk, side="right"))
+        last = max(last, first + 1)
+        part = slice(first, last)
+        m = n[part]
+        seg = np.repeat(np.arange(first, last), m)
+        t = (np.arange(m.sum()) - np.repeat(np.cumsum(m) - m, m)) / np.maximum(n[seg] - 1, 1)
+        sx = x1[seg] + t * (x2[seg] - x1[seg])
+        sy = y1[seg] + t * (y2[seg] - y1[seg])
+        del seg, t
+        for dx in (-eps, eps):
+            ix = np.clip(((sx + dx - x0) / cell).astype(np.int64), 0, nx - 1)
+            for dy in (-eps, eps):
+                iy = np.clip(((sy + dy - y0) / cell).astype(np.int64), 0, ny - 1)
+                labels[iy, ix] = BOUNDARY
+        first = last
+
+
+def _repairable(ordered: gpd.GeoDataFrame, geoms: NDArray[np.object_], repair: bool
+                ) -> NDArray[np.object_]:
+    """Refuse empty, non-polygon and (unless *repair*) invalid grids, each named with the
+    reason; with *repair*, invalid ones are made valid (their polygonal part)."""
+    codes = ordered["code"].to_numpy().astype(str)
+    bad = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    bad |= ~np.isin(shapely.get_type_id(geoms), [3, 6])
+    if bad.any():
+        names = ", ".join(codes[bad][:10])
+        raise GridIndexError(f"{int(bad.sum())} grid(s) with empty or non-polygon geometry "
+                             f"cannot be indexed: {names}; drop them or give them polygons")
+    invalid = np.flatnonzero(~shapely.is_valid(geoms))
+    if not len(invalid):
+        return geoms
+    if not repair:
+        named = "; ".join(f"{codes[i]} ({shapely.is_valid_reason(geoms[i])})"
+                          for i in invalid[:10])
+        raise GridIndexError(
+            f"{len(invalid)} grid(s) with invalid geometry cannot be indexed: {named}. Repair "
+            "them first — grids.geometry = shapely.make_valid(grids.geometry.values) — or "
+            "let the index do it: build_grid_index(grids, repair=True)")
+    geoms = geoms.copy()
+    for i in invalid:
+        parts = shapely.get_parts(shapely.make_valid(geoms[i], method="structure",
+                                                     keep_collapsed=False))
+        polys = [p for p in parts if p.geom_type in ("Polygon", "MultiPolygon")]
+        if not polys:
+            raise GridIndexError(f"grid {codes[i]} has no area left once made valid "
+                                 f"({shapely.is_valid_reason(geoms[i])}): redraw it")
+        geoms[i] = shapely.union_all(polys)
+    return geoms
 
 
 def build_grid_index(grids: gpd.GeoDataFrame, *, max_cells: int = 16_000_000,
-                     kinds: tuple[str, ...] = ("exclusive", "comprehensive")) -> GridIndex:
+                     kinds: tuple[str, ...] = ("exclusive", "comprehensive"),
+                     repair: bool = False) -> GridIndex:
     """Build the assignment index of *grids* (columns ``code``, ``kind``, geometry).
+
+    The raster has up to *max_cells* cells (2 bytes each) and is painted a strip of rows at
+    a time: 16 million cells take 32 MiB, and the build's peak stays under 100 MiB.
+    With *repair*, invalid polygons are made valid (``shapely.make_valid``) first.
 
     Raises
     ------
@@ -225,14 +333,7 @@ def build_grid_index(grids: gpd.GeoDataFrame, *, max_cells: int = 16_000_000,
     ordered = _rule_order(grids, kinds)
     if ordered.empty:
         raise GridIndexError(f"no grids of kind {', '.join(kinds)} to index")
-    geoms = np.asarray(ordered.geometry.values, dtype=object)
-    bad = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    bad |= ~np.isin(shapely.get_type_id(geoms), [3, 6])
-    bad[~bad] |= ~shapely.is_valid(geoms[~bad])
-    if bad.any():
-        names = ", ".join(ordered["code"].to_numpy()[bad][:10].astype(str))
-        raise GridIndexError(f"{int(bad.sum())} grid(s) with empty, non-polygon or invalid "
-                             f"geometry cannot be indexed: {names} (run `gridmap check`)")
+    geoms = _repairable(ordered, np.asarray(ordered.geometry.values, dtype=object), repair)
     xmin, ymin, xmax, ymax = shapely.total_bounds(geoms)
     width, height = max(xmax - xmin, 1e-9), max(ymax - ymin, 1e-9)
     cell = float(np.sqrt(width * height / max_cells))
@@ -243,38 +344,41 @@ def build_grid_index(grids: gpd.GeoDataFrame, *, max_cells: int = 16_000_000,
     ny = int(np.ceil((height + 2 * margin) / cell)) + 1
     dtype = np.int16 if len(geoms) < 32_000 else np.int32
     labels = np.full((ny, nx), OUTSIDE, dtype=dtype)
-    counts = np.zeros((ny, nx), dtype=np.int32)
     segs = _segments(geoms)
     kinds_arr = ordered["kind"].to_numpy().astype(str) if "kind" in ordered else np.full(
         len(ordered), "comprehensive")
     base = np.flatnonzero(kinds_arr != "exclusive")
     top = np.flatnonzero(kinds_arr == "exclusive")
-    _paint(labels, counts, segs, base, x0, y0, cell)
-    overlap = counts > 1
+    overlap = _paint_partition(labels, _spans(segs, base, x0, y0, cell))
     if top.size:
         # exclusive grids, lowest priority first so that the winner is painted last
-        _paint(labels, None, segs, top[::-1], x0, y0, cell)
+        _paint_over(labels, _spans(segs, top[::-1], x0, y0, cell))
     _mark_edges(labels, segs, x0, y0, cell)
-    overlap &= labels != BOUNDARY
+    overlap = overlap[labels.ravel()[overlap] != BOUNDARY]
     tree = shapely.STRtree(geoms)
     shapely.prepare(geoms)
     index = GridIndex(CRS.from_user_input(grids.crs), x0, y0, cell, labels,
                       ordered["code"].to_numpy().astype(str), kinds_arr, geoms, tree)
-    if overlap.any():
-        r, c = np.argwhere(overlap)[0]
+    if overlap.size:
+        r, c = divmod(int(overlap[0]), nx)
         x, y = x0 + (c + 0.5) * cell, y0 + (r + 0.5) * cell
         _, gi = tree.query(shapely.points([x], [y]), predicate="intersects")
         raise GridIndexError(
-            f"grids overlap ({int(overlap.sum())} raster cells), e.g. "
+            f"grids overlap ({overlap.size} raster cells), e.g. "
             f"{' and '.join(index.codes[gi])} at ({x:.7g}, {y:.7g}): a partition must not; "
             "fix the boundaries (see `gridmap check`)")
     return index
 
 
-
 def _xy(points: gpd.GeoSeries | gpd.GeoDataFrame) -> tuple[NDArray, NDArray]:
     geoms = np.asarray(points.geometry.values if isinstance(points, gpd.GeoDataFrame)
                        else points.values)
+    try:  # the fast path: two GEOS calls; NaN (or an error) flags what is not a point
+        x, y = shapely.get_x(geoms), shapely.get_y(geoms)
+        if not np.isnan(x).any():
+            return x, y
+    except shapely.errors.GEOSException:
+        pass
     types = shapely.get_type_id(geoms)
     if len(geoms) and not (types == 0).all():
         bad = int((types != 0).sum())
@@ -282,14 +386,14 @@ def _xy(points: gpd.GeoSeries | gpd.GeoDataFrame) -> tuple[NDArray, NDArray]:
     empty = shapely.is_empty(geoms)
     if empty.any():
         raise ValueError(f"{int(empty.sum())} empty point(s) cannot be assigned: drop or fix them")
-    x, y = shapely.get_x(geoms), shapely.get_y(geoms)
-    return x, y
+    return shapely.get_x(geoms), shapely.get_y(geoms)
 
 
 def points_to_grids(points: gpd.GeoDataFrame | gpd.GeoSeries,
                     grids: gpd.GeoDataFrame | GridIndex, *,
                     how: Literal["codes", "positions"] = "codes") -> pd.Series:
-    """The grid code of each point (``None`` outside every grid), by the rule above.
+    """The grid code of each point (categorical; missing outside every grid), by the rule
+    above.
 
     *grids* may be a GeoDataFrame (indexed on the fly) or a built :class:`GridIndex`.
     Points in another CRS than the grids are refused, not silently transformed.
@@ -307,34 +411,38 @@ def points_to_grids(points: gpd.GeoDataFrame | gpd.GeoSeries,
     pos = index.lookup(x, y)
     if how == "positions":
         return pd.Series(pos, index=points.index, name="grid_position")
-    codes = index.codes[np.maximum(pos, 0)].astype(object)
-    codes[pos < 0] = None
-    return pd.Series(codes, index=points.index, name="grid_code", dtype=object)
+    dtype, per_grid = index.chain["grid_code"]
+    return pd.Series(pd.Categorical.from_codes(per_grid[pos], dtype=dtype, validate=False),
+                     index=points.index, name="grid_code")
 
 
 def assign_to_grids(points: gpd.GeoDataFrame, grids: gpd.GeoDataFrame | GridIndex
                     ) -> gpd.GeoDataFrame:
-    """*points* with the whole chain added: ``grid_code``, ``grid_kind``, ``community_code``,
-    ``township_code``, ``county_code`` and ``outside`` (True where no grid contains the point).
+    """*points* with their grid added: ``grid_code``, ``grid_kind``, and — when the grids
+    carry 15-digit Chinese grid codes — the chain ``community_code``, ``township_code``,
+    ``county_code`` (derived once per grid, not per point); then ``outside`` (True where no
+    grid contains the point). The code columns are categorical (missing outside every grid).
 
     *points* may be a dask-geopandas GeoDataFrame: the result is then one too, computed
     partition by partition (on a dask.distributed cluster when a client is active).
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> grids = gpd.GeoDataFrame({"code": ["610199001001001", "610199001002001"]},
+    ...     geometry=[shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)], crs=32650)
+    >>> points = gpd.GeoDataFrame(geometry=gpd.points_from_xy([0.5, 1.5, 5], [0.5] * 3),
+    ...                           crs=32650)
+    >>> out = assign_to_grids(points, build_grid_index(grids, max_cells=10_000))
+    >>> out["community_code"].tolist(), out["outside"].tolist()
+    (['610199001001', '610199001002', nan], [False, False, True])
     """
     index = grids if isinstance(grids, GridIndex) else build_grid_index(grids)
     if is_dask(points):  # one task per partition; the index travels once with the graph
         meta = assign_to_grids(points._meta, index)
         return points.map_partitions(assign_to_grids, index, meta=meta)
     pos = points_to_grids(points, index, how="positions").to_numpy()
-    inside = pos >= 0
-    # the chain is derived once per grid and taken per point (the last entry: outside)
-    take = np.where(inside, pos, len(index.codes))
-    codes = index.codes.tolist()
-    out = points.copy()
-    for column, values in (
-            ("grid_code", codes), ("grid_kind", index.kinds.tolist()),
-            ("community_code", [c[:12] for c in codes]),
-            ("township_code", [c[:9] + "000" for c in codes]),
-            ("county_code", [c[:6] + "000000" for c in codes])):
-        out[column] = pd.array([*values, None], dtype="str").take(take)
-    out["outside"] = ~inside
-    return out
+    columns = {name: pd.Categorical.from_codes(per_grid[pos], dtype=dtype, validate=False)
+               for name, (dtype, per_grid) in index.chain.items()}
+    columns["outside"] = pos < 0
+    return points.assign(**columns)

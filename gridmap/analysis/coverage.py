@@ -11,6 +11,7 @@ facilities of the 3x3 buckets of side d around them. The answer is exact: it equ
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -218,7 +219,7 @@ def _metric_xy(frame: gpd.GeoDataFrame, crs: CRS) -> tuple[NDArray, NDArray]:
     return pts.x.to_numpy(), pts.y.to_numpy()
 
 
-def _metric_crs(households: gpd.GeoDataFrame) -> CRS:
+def metric_crs(households: gpd.GeoDataFrame) -> CRS:
     """The households' CRS if projected, else the UTM zone of their total bounds (computed
     over all partitions for a dask frame, so every partition measures in the same CRS)."""
     crs = CRS.from_user_input(households.crs)
@@ -244,6 +245,43 @@ def _check_frames(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame) ->
         raise ValueError("there are no households to measure coverage for")
 
 
+class CoverageWarning(UserWarning):
+    """A coverage figure that is likely not what the caller meant (facility types no
+    threshold measures, a network in disconnected pieces)."""
+
+
+def residents_of(households: pd.DataFrame) -> NDArray[np.int64]:
+    """The ``residents`` column as whole numbers, or a ValueError that says what to do."""
+    if "residents" not in households:
+        raise ValueError("households need a 'residents' column (people per household); "
+                         "if you only have locations, add one: households.assign(residents=1)")
+    values = pd.to_numeric(households["residents"], errors="coerce")
+    if values.isna().any() or (values < 0).any():
+        bad = int((values.isna() | (values < 0)).sum())
+        raise ValueError(f"{bad} household(s) have a 'residents' value that is not a number "
+                         "≥ 0: fix or drop them")
+    return np.round(values.to_numpy(dtype=float)).astype(np.int64)
+
+
+def _check_types(facilities: pd.DataFrame, thresholds: dict[str, list[float]],
+                 defaulted: bool) -> None:
+    """Facilities of types no threshold measures would silently count for nothing."""
+    present = pd.unique(facilities["type"].dropna().astype(str))
+    # a known type left out of explicit thresholds is the caller's choice; an unknown one
+    # is a type nothing would ever measure
+    unmeasured = sorted(set(present) - set(thresholds) - set(FACILITY_TYPES))
+    if not unmeasured:
+        return
+    how = ("give their distances, e.g. thresholds={" + f"'{unmeasured[0]}': [500.0]" + "}"
+           if defaulted else "add them to thresholds")
+    if defaulted and not set(present) & set(thresholds):
+        raise ValueError(f"none of the facilities' types ({', '.join(unmeasured[:10])}) is a "
+                         f"life-circle type ({', '.join(FACILITY_TYPES)}): every household "
+                         f"would count as uncovered. Rename the types, or {how}")
+    warnings.warn(f"facilities of type(s) {', '.join(unmeasured[:10])} are not measured "
+                  f"(no distance for them): {how}", CoverageWarning, stacklevel=3)
+
+
 def household_coverage(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, *,
                        thresholds: dict[str, list[float]] | None = None,
                        metric: Metric = "straight", network: Any | None = None
@@ -260,8 +298,10 @@ def household_coverage(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFram
     network, travel once with the graph).
     """
     _check_frames(households, facilities)
+    defaulted = thresholds is None
     thresholds = thresholds or thresholds_for()
-    crs = _metric_crs(households)
+    _check_types(facilities, thresholds, defaulted)
+    crs = metric_crs(households)
     if is_dask(households):
         meta = _coverage(households._meta, facilities, thresholds, metric, network, crs)
         return households.map_partitions(_coverage, facilities, thresholds, metric, network,
@@ -284,6 +324,7 @@ def _coverage(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame,
                 raise ValueError("network coverage needs a walking network (import one from "
                                  "OpenStreetMap: gridmap import osm FILE.osm.pbf)")
             dist = network.distances(hx, hy, fx, fy, crs=crs, cutoff=max(distances))
+            _warn_disconnected(network, ftype, hx, hy, fx, fy, max(distances), crs)
         elif len(fx):
             dist, _ = cKDTree(np.column_stack([fx, fy])).query(
                 np.column_stack([hx, hy]), k=1, distance_upper_bound=MAX_DISTANCE_M)
@@ -298,6 +339,34 @@ def _coverage(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame,
     return out
 
 
+def _warn_disconnected(network: Any, ftype: str, hx: NDArray, hy: NDArray, fx: NDArray,
+                       fy: NDArray, distance: float, crs: CRS, *, share: float = 0.01) -> None:
+    """Warn when households within *distance* of a facility in a straight line sit on a
+    piece of the network that no facility of the type is attached to: coverage along
+    streets is then limited by the network's disconnection, not by distance."""
+    if not len(fx) or not len(hx):
+        return
+    pieces = network.pieces
+    _, h_pos = network.snap(hx, hy, crs)
+    _, f_pos = network.snap(fx, fy, crs)
+    served = np.zeros(int(pieces.max()) + 1, dtype=bool)
+    served[pieces[f_pos]] = True
+    near, _ = cKDTree(np.column_stack([fx, fy])).query(np.column_stack([hx, hy]), k=1,
+                                                       distance_upper_bound=distance)
+    cut = ~served[pieces[h_pos]] & np.isfinite(near)
+    if cut.sum() < max(1, share * len(hx)):
+        return
+    sizes = np.bincount(pieces)
+    held = ", ".join(f"{int(sizes[p]):,}" for p in np.unique(pieces[f_pos])[:5])
+    warnings.warn(
+        f"{ftype}: {int(cut.sum()):,} households ({cut.mean():.1%}) within {distance:g} m of a "
+        f"{ftype} in a straight line are on pieces of the walking network that no {ftype} is "
+        f"attached to (the network has {len(sizes)} connected pieces; the {ftype} sites sit "
+        f"on pieces of {held} nodes): coverage along streets is limited by the network's "
+        "disconnection. Check the extract (clipped at its edge?) or compare with "
+        "metric='straight'; network_report() lists the pieces", CoverageWarning, stacklevel=4)
+
+
 def coverage_columns(cov: pd.DataFrame) -> list[str]:
     return [c for c in cov.columns if "@" in c]
 
@@ -309,7 +378,7 @@ def vulnerable_residents(households: pd.DataFrame) -> NDArray[np.int64]:
     if not flags:
         return np.zeros(len(households), dtype=np.int64)
     any_flag = households[flags].fillna(False).astype(bool).any(axis=1).to_numpy()
-    return np.where(any_flag, households["residents"].to_numpy(), 0).astype(np.int64)
+    return np.where(any_flag, residents_of(households), 0).astype(np.int64)
 
 
 def coverage_by(households: pd.DataFrame, cov: pd.DataFrame, *,
@@ -358,7 +427,7 @@ def _counts(households: pd.DataFrame, cov: pd.DataFrame, level: str) -> pd.DataF
         if level == "township":
             unit = unit + "000"
         unit = unit.fillna("outside")
-    residents = households["residents"].to_numpy().astype(np.int64)
+    residents = residents_of(households)
     vulnerable = vulnerable_residents(households)
     codes, pos = _factorize_sorted(unit)
     total_res = np.bincount(pos, weights=residents, minlength=len(codes))

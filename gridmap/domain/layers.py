@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gridmap.domain.lifecircle import FACILITY_TYPES
+
 LayerName = Literal[
     "counties", "townships", "communities", "grids",
     "households", "facilities", "incidents", "workers",
@@ -63,7 +65,10 @@ LAYERS: dict[str, LayerSpec] = {
                   defaults={**dict.fromkeys(CARE_FLAGS, False), "head_name": None,
                             "phone": None}),
         LayerSpec("facilities", "facility", "id", "point",
-                  {"id": "text", "type": "text", "name": "text"}, {"capacity": "int"}),
+                  {"id": "text", "type": "text", "name": "text"}, {"capacity": "int"},
+                  # coverage measures each type at its life-circle distance: a type it does
+                  # not know would be counted nowhere, so it is refused at the door
+                  choices={"type": tuple(FACILITY_TYPES)}),
         LayerSpec("incidents", "incident", "id", "point",
                   {"id": "text", "category": "text", "reported_at": "timestamp"},
                   {"description": "text", "status": "text"},

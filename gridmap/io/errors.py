@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# rows shown for each kind of problem; the rest are counted
+SHOWN_PER_KIND = 5
+
 
 @dataclass
 class Problem:
-    """One feature that cannot be imported, and why."""
+    """One feature that cannot be imported, and why. ``kind`` groups problems of one sort
+    (``"not a whole number"``, ``"invalid geometry"`` …) in the report; without it the
+    message is the group."""
 
     row: int | None
     key: str | None
     message: str
+    kind: str | None = None
 
     def __str__(self) -> str:
         where = "" if self.row is None else f"feature {self.row}"
@@ -20,9 +26,20 @@ class Problem:
         return f"{where}: {self.message}" if where else self.message
 
 
+def group_problems(problems: list[Problem]) -> dict[str, list[Problem]]:
+    """Problems by kind, in the order each kind first occurs."""
+    groups: dict[str, list[Problem]] = {}
+    for p in problems:
+        groups.setdefault(p.kind or p.message, []).append(p)
+    return groups
+
+
 @dataclass
 class ImportRejected(Exception):
-    """The file was refused; nothing was written. ``problems`` name each bad feature."""
+    """The file was refused; nothing was written. ``problems`` name each bad feature.
+
+    The message shows every kind of problem at once — how many rows have it and the first
+    few — so that a file is fixed in one pass, not twenty rows at a time."""
 
     source: str
     summary: str
@@ -30,8 +47,13 @@ class ImportRejected(Exception):
 
     def __str__(self) -> str:
         lines = [f"{self.source}: {self.summary}"]
-        shown = self.problems[:20]
-        lines += [f"  - {p}" for p in shown]
-        if len(self.problems) > len(shown):
-            lines.append(f"  … and {len(self.problems) - len(shown)} more")
+        groups = group_problems(self.problems)
+        if len(groups) == 1 and len(self.problems) <= SHOWN_PER_KIND:
+            lines += [f"  - {p}" for p in self.problems]
+            return "\n".join(lines)
+        for kind, rows in groups.items():
+            lines.append(f"  {kind}: {len(rows)} row(s)")
+            lines += [f"    - {p}" for p in rows[:SHOWN_PER_KIND]]
+            if len(rows) > SHOWN_PER_KIND:
+                lines.append(f"    … and {len(rows) - SHOWN_PER_KIND} more")
         return "\n".join(lines)

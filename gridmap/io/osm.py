@@ -3,16 +3,20 @@ and the walking network."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from gridmap.domain.layers import CARE_FLAGS
 from gridmap.domain.osm import OsmRules
-from gridmap.io.errors import ImportRejected
+from gridmap.io.errors import ImportRejected, Problem
+
+# a footprint smaller than this after repair is no building (a collapsed ring)
+MIN_FOOTPRINT_M2 = 1.0
 
 
 @dataclass
@@ -21,6 +25,7 @@ class OsmLayers:
     facilities: gpd.GeoDataFrame
     nodes: gpd.GeoDataFrame
     edges: gpd.GeoDataFrame
+    fixes: list[Problem] = field(default_factory=list)  # buildings repaired or dropped
 
 
 def _osm(path: Path):
@@ -34,11 +39,50 @@ def _osm(path: Path):
         raise ImportRejected(str(path), f"cannot be read as an OSM .pbf extract ({exc})") from exc
 
 
-def households_from_buildings(buildings: gpd.GeoDataFrame, rules: OsmRules) -> gpd.GeoDataFrame:
-    """One household record per residential building, residents estimated by the rules."""
+def repair_buildings(buildings: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, list[Problem]]:
+    """The import rules for polygons, applied to OSM footprints: an invalid footprint
+    (self-intersecting, clipped by the extract) is repaired with ``make_valid``; one whose
+    rings collapse to nothing (zero area) is dropped. Each is reported by its OSM id."""
+    geoms = np.asarray(buildings.geometry.values, dtype=object)
+    fixes: list[Problem] = []
+    keep = np.ones(len(geoms), dtype=bool)
+    ids = buildings["id"].astype("int64").astype(str).to_numpy() if "id" in buildings \
+        else np.arange(len(geoms)).astype(str)
+    invalid = np.flatnonzero(~shapely.is_valid(geoms) & ~shapely.is_missing(geoms))
+    for i in invalid:
+        reason = shapely.is_valid_reason(geoms[i])
+        parts = shapely.get_parts(shapely.make_valid(geoms[i], method="structure",
+                                                     keep_collapsed=False))
+        polys = [p for p in parts if p.geom_type in ("Polygon", "MultiPolygon")]
+        geoms[i] = shapely.union_all(polys) if polys else shapely.Polygon()
+        if geoms[i].is_empty:
+            keep[i] = False
+            fixes.append(Problem(int(i), f"osm way {ids[i]}", f"dropped: {reason}, no area "
+                                 "left after repair", "building dropped (no area)"))
+        else:
+            fixes.append(Problem(int(i), f"osm way {ids[i]}", f"repaired: {reason}",
+                                 "building repaired"))
+    out = buildings.set_geometry(gpd.GeoSeries(geoms, index=buildings.index,
+                                               crs=buildings.crs))
+    if len(out):
+        metric = out.geometry.to_crs(out.estimate_utm_crs()) if keep.any() else out.geometry
+        tiny = keep & (metric.area.to_numpy() < MIN_FOOTPRINT_M2)
+        for i in np.flatnonzero(tiny):
+            fixes.append(Problem(int(i), f"osm way {ids[i]}", "dropped: a footprint of "
+                                 f"{metric.area.iat[i]:.2f} m² (a collapsed ring)",
+                                 "building dropped (no area)"))
+        keep &= ~tiny
+    return out[keep], fixes
+
+
+def households_from_buildings(buildings: gpd.GeoDataFrame, rules: OsmRules
+                              ) -> tuple[gpd.GeoDataFrame, list[Problem]]:
+    """One household record per residential building, residents estimated by the rules;
+    and the footprints repaired or dropped on the way (:func:`repair_buildings`)."""
     kind = buildings["building"].fillna("yes").astype(str)
     res = buildings[kind.isin(rules.residential)]
     res = res[res.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    res, fixes = repair_buildings(res)
     metric = res.to_crs(res.estimate_utm_crs()) if len(res) else res
     levels = pd.to_numeric(res.get("building:levels"), errors="coerce") \
         if "building:levels" in res else pd.Series(np.nan, index=res.index)
@@ -46,16 +90,16 @@ def households_from_buildings(buildings: gpd.GeoDataFrame, rules: OsmRules) -> g
     area = metric.geometry.area.to_numpy() if len(res) else np.zeros(0)
     residents = np.maximum(np.round(area * levels.to_numpy() * rules.net_share
                                     / rules.m2_per_person), 1).astype(int)
-    street = res.get("addr:street", pd.Series(None, index=res.index))
-    number = res.get("addr:housenumber", pd.Series(None, index=res.index))
+    street = res.get("addr:street", pd.Series(None, index=res.index, dtype=object))
+    number = res.get("addr:housenumber", pd.Series(None, index=res.index, dtype=object))
     ids = res["id"].astype("int64").astype(str)
     address = np.where(street.notna(), street.fillna("") + " " + number.fillna(""),
                        "OSM building " + ids)
     out = gpd.GeoDataFrame({
         "id": "osm-b" + ids, "address": address, "residents": residents,
-        **dict.fromkeys(CARE_FLAGS, False)},
+        "footprint_m2": area, **dict.fromkeys(CARE_FLAGS, False)},
         geometry=res.geometry.representative_point().to_numpy(), crs=res.crs)
-    return out.reset_index(drop=True)
+    return out.reset_index(drop=True), fixes
 
 
 def facilities_from_pois(pois: gpd.GeoDataFrame, rules: OsmRules) -> gpd.GeoDataFrame:
@@ -94,6 +138,6 @@ def read_osm(path: str | Path, *, rules: OsmRules | None = None) -> OsmLayers:
     if pois is None:
         pois = gpd.GeoDataFrame(columns=["id", "osm_type", "geometry"], geometry="geometry",
                                 crs=4326)
-    return OsmLayers(households_from_buildings(buildings, rules),
-                     facilities_from_pois(pois, rules),
-                     nodes[["id", "geometry"]], edges[["u", "v", "length", "geometry"]])
+    households, fixes = households_from_buildings(buildings, rules)
+    return OsmLayers(households, facilities_from_pois(pois, rules),
+                     nodes[["id", "geometry"]], edges[["u", "v", "length", "geometry"]], fixes)

@@ -174,7 +174,8 @@ def _to_wgs84(frame: gpd.GeoDataFrame, declared: CRS | ChinaCRS, source: str) ->
         margin = 1.0
         outside = ((bounds.minx < area.west - margin) | (bounds.maxx > area.east + margin)
                    | (bounds.miny < area.south - margin) | (bounds.maxy > area.north + margin)
-                   | ~np.isfinite(bounds.to_numpy()).all(axis=1))
+                   | ~np.isfinite(bounds.to_numpy()).all(axis=1)) \
+            & ~(shapely.is_missing(out.geometry.values) | shapely.is_empty(out.geometry.values))
         if outside.any():
             idx = np.flatnonzero(outside.to_numpy())
             raise ImportRejected(
@@ -193,12 +194,15 @@ def _first_xy(frame: gpd.GeoDataFrame, i: int) -> tuple[float, float]:
 
 def _fix_geometry(frame: gpd.GeoDataFrame, spec: LayerSpec, keys: pd.Series
                   ) -> tuple[gpd.GeoDataFrame, list[Problem], list[Problem]]:
+    """Check and repair the geometry in the file's own CRS; bad rows come back as problems
+    (their geometry set to None so that reprojection passes over them)."""
     geoms = frame.geometry.values
     problems: list[Problem] = []
     repaired: list[Problem] = []
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     for i in np.flatnonzero(missing):
-        problems.append(Problem(int(i), keys.iat[i], "empty or missing geometry"))
+        problems.append(Problem(int(i), keys.iat[i], "empty or missing geometry",
+                                "empty or missing geometry"))
     types = np.asarray(shapely.get_type_id(geoms))
     if spec.geometry == "point":
         wrong = ~missing & ~np.isin(types, [0, 4])
@@ -207,35 +211,70 @@ def _fix_geometry(frame: gpd.GeoDataFrame, spec: LayerSpec, keys: pd.Series
         wrong |= multi & (counts != 1)
         for i in np.flatnonzero(wrong):
             problems.append(Problem(int(i), keys.iat[i],
-                                    f"a {shapely.get_type_id(geoms[i])} where a point is expected"))
-        out = geoms.copy()
+                                    f"a {geoms[i].geom_type} where a point is expected",
+                                    "not a point"))
+        out = np.array(geoms, dtype=object)
         out[multi & (counts == 1)] = shapely.get_geometry(geoms[multi & (counts == 1)], 0)
+        out[wrong] = None
         return frame.set_geometry(gpd.GeoSeries(out, index=frame.index, crs=frame.crs)), \
             problems, repaired
     wrong = ~missing & ~np.isin(types, [3, 6])
     for i in np.flatnonzero(wrong):
         problems.append(Problem(int(i), keys.iat[i],
-                                f"geometry type {geoms[i].geom_type}, a polygon is expected"))
+                                f"geometry type {geoms[i].geom_type}, a polygon is expected",
+                                "not a polygon"))
     out = np.array(geoms, dtype=object)
-    invalid = ~missing & ~wrong & ~shapely.is_valid(geoms)
-    for i in np.flatnonzero(invalid):
-        reason = shapely.is_valid_reason(geoms[i])
-        fixed = shapely.make_valid(geoms[i], method="structure", keep_collapsed=False)
-        fixed = _polygonal(fixed)
-        before, after = abs(geoms[i].area), fixed.area if fixed is not None else 0.0
-        change = abs(after - before) / before if before > 0 else np.inf
-        if fixed is None or fixed.is_empty or change > MAX_REPAIR_AREA_CHANGE:
-            problems.append(Problem(int(i), keys.iat[i],
-                                    f"invalid polygon ({reason}) that cannot be repaired "
-                                    "without changing its area; redraw it"))
-        else:
-            out[i] = fixed
-            repaired.append(Problem(int(i), keys.iat[i], f"repaired: {reason}"))
-    ok = ~missing & ~wrong
+    failed = _repair_invalid(out, ~missing & ~wrong, keys, problems, repaired, "")
+    ok = ~missing & ~wrong & ~failed
     out[ok] = [g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g])
                for g in out[ok]]
+    out[~ok] = None
     series = gpd.GeoSeries(out, index=frame.index, crs=frame.crs)
     return frame.set_geometry(series), problems, repaired
+
+
+def _repair_invalid(out: np.ndarray, candidates: np.ndarray, keys: pd.Series,
+                    problems: list[Problem], repaired: list[Problem], when: str
+                    ) -> np.ndarray:
+    """Repair (in place in *out*) the invalid polygons among *candidates* when that changes
+    their area by at most 1 %; returns the mask of those that could not be repaired."""
+    failed = np.zeros(len(out), dtype=bool)
+    check = np.flatnonzero(candidates)
+    invalid = check[~shapely.is_valid(out[check])] if len(check) else check
+    for i in invalid:
+        reason = shapely.is_valid_reason(out[i])
+        fixed = _polygonal(shapely.make_valid(out[i], method="structure", keep_collapsed=False))
+        before, after = abs(out[i].area), fixed.area if fixed is not None else 0.0
+        change = abs(after - before) / before if before > 0 else np.inf
+        if fixed is None or fixed.is_empty or change > MAX_REPAIR_AREA_CHANGE \
+                or not fixed.is_valid:
+            problems.append(Problem(int(i), keys.iat[i],
+                                    f"invalid polygon{when} ({reason}) that cannot be repaired "
+                                    "without changing its area; redraw it",
+                                    f"invalid polygon{when}"))
+            failed[i] = True
+        else:
+            out[i] = fixed if fixed.geom_type == "MultiPolygon" else shapely.MultiPolygon([fixed])
+            repaired.append(Problem(int(i), keys.iat[i], f"repaired{when}: {reason}",
+                                    f"repaired{when}"))
+    return failed
+
+
+def _check_after_reprojection(frame: gpd.GeoDataFrame, keys: pd.Series,
+                              problems: list[Problem], repaired: list[Problem]
+                              ) -> gpd.GeoDataFrame:
+    """Reprojection can break a valid polygon (a ring too small for the new coordinates
+    collapses): the database stores WGS84, so validity is checked, and repaired, there."""
+    out = np.array(frame.geometry.values, dtype=object)
+    present = ~(shapely.is_missing(out) | shapely.is_empty(out))
+    _repair_invalid(out, present, keys, problems, repaired, " after reprojection to WGS84")
+    return frame.set_geometry(gpd.GeoSeries(out, index=frame.index, crs=frame.crs))
+
+
+def _shown(value: object) -> str:
+    """A cell value as a user wrote it (2.5, 'abc'), not as numpy spells it."""
+    item = getattr(value, "item", None)
+    return repr(item() if callable(item) else value)
 
 
 def _polygonal(geom: shapely.Geometry) -> shapely.Geometry | None:
@@ -265,7 +304,10 @@ def _coerce(frame: pd.DataFrame, spec: LayerSpec, keys: pd.Series) -> list[Probl
             for i in np.flatnonzero(bad.to_numpy()):
                 width = 12 if kind == "code12" else 15
                 problems.append(Problem(int(i), keys.iat[i],
-                                        f"{col} {values.iat[i]!r} is not a {width}-digit code"))
+
+                                        f"{col} {_shown(values.iat[i])} is not a "
+                                        f"{width}-digit code",
+                                        f"{col} not a {width}-digit code"))
         elif kind == "int":
             nums = pd.to_numeric(values, errors="coerce")
             bad = nums.isna() & values.notna() & (values.astype("string") != "")
@@ -274,8 +316,9 @@ def _coerce(frame: pd.DataFrame, spec: LayerSpec, keys: pd.Series) -> list[Probl
                 bad |= nums.isna()
             for i in np.flatnonzero(bad.to_numpy()):
                 problems.append(Problem(int(i), keys.iat[i],
-                                        f"{col} {values.iat[i]!r} is not a whole number ≥ 0"))
-            frame[col] = nums.astype("Int64")
+                                        f"{col} {_shown(values.iat[i])} is not a whole number ≥ 0",
+                                        f"{col} not a whole number ≥ 0"))
+            frame[col] = nums.where(~bad).astype("Int64")  # fractions reported, not cast
         elif kind == "bool":
             if values.dtype == bool:
                 continue
@@ -284,26 +327,30 @@ def _coerce(frame: pd.DataFrame, spec: LayerSpec, keys: pd.Series) -> list[Probl
             falsy = text.isin(["0", "false", "f", "no", "n", "否", ""])
             for i in np.flatnonzero((~truthy & ~falsy).to_numpy()):
                 problems.append(Problem(int(i), keys.iat[i],
-                                        f"{col} {values.iat[i]!r} is not true/false"))
+                                        f"{col} {_shown(values.iat[i])} is not true/false",
+                                        f"{col} not true/false"))
             frame[col] = truthy.to_numpy()
         elif kind == "timestamp":
             stamps = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
             for i in np.flatnonzero(stamps.isna().to_numpy()):
                 problems.append(Problem(int(i), keys.iat[i],
-                                        f"{col} {values.iat[i]!r} is not a date and time"))
+                                        f"{col} {_shown(values.iat[i])} is not a date and time",
+                                        f"{col} not a date and time"))
             frame[col] = stamps
         else:
             text = values.astype("string")
             if col in spec.required:
                 for i in np.flatnonzero((text.isna() | (text.str.strip() == "")).to_numpy()):
-                    problems.append(Problem(int(i), keys.iat[i], f"{col} is empty"))
+                    problems.append(Problem(int(i), keys.iat[i], f"{col} is empty",
+                                            f"{col} empty"))
             frame[col] = text
     for col, allowed in spec.choices.items():
         if col in frame:
             bad = frame[col].notna() & ~frame[col].isin(allowed)
             for i in np.flatnonzero(bad.to_numpy()):
                 problems.append(Problem(int(i), keys.iat[i], f"{col} {frame[col].iat[i]!r} is "
-                                        f"not one of {', '.join(allowed)}"))
+                                        f"not one of {', '.join(allowed)}",
+                                        f"{col} not one of the allowed values"))
     return problems
 
 
@@ -384,14 +431,17 @@ def read_layer(path: str | Path, layer_name: str, *, crs: str | None = None,
     else:
         declared = frame.crs
     frame, problems, repaired = _fix_geometry(frame, spec, keys)
-    if problems:
-        raise ImportRejected(source, f"{len(problems)} feature(s) with bad geometry; nothing was "
-                             "imported", problems)
     frame = _to_wgs84(frame, declared, source)
-    problems = _coerce(frame, spec, keys)
+    if spec.geometry == "polygon":
+        frame = _check_after_reprojection(frame, keys, problems, repaired)
+    problems += _coerce(frame, spec, keys)
     dupes = keys.duplicated(keep=False) & keys.notna()
     for i in np.flatnonzero(dupes.to_numpy()):
-        problems.append(Problem(int(i), keys.iat[i], f"{spec.key} occurs more than once"))
+        problems.append(Problem(int(i), keys.iat[i], f"{spec.key} occurs more than once",
+                                f"{spec.key} not unique"))
     if problems:
-        raise ImportRejected(source, f"{len(problems)} problem(s); nothing was imported", problems)
+        problems.sort(key=lambda p: -1 if p.row is None else p.row)
+        raise ImportRejected(source, f"{len(problems)} problem(s) in "
+                             f"{len({p.row for p in problems})} feature(s); nothing was "
+                             "imported", problems)
     return ReadResult(frame, repaired, notes)

@@ -96,12 +96,13 @@ def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
         if index is None:
             index = grid_index(conn)
         codes = points_to_grids(points, index) if len(points) else pd.Series([], dtype=object)
+        inside = codes.notna().to_numpy()
         raw.execute("CREATE TEMP TABLE gm_assigned (id text PRIMARY KEY, code char(15)) "
                     "ON COMMIT DROP")
         with raw.cursor() as cur, cur.copy("COPY gm_assigned (id, code) FROM STDIN") as copy:
-            for pid, code in zip(points["id"].tolist(), codes.tolist(), strict=True):
-                if code is not None:
-                    copy.write_row((pid, code))
+            for pid, code in zip(points["id"].to_numpy()[inside].tolist(),
+                                 codes[inside].astype(str).tolist(), strict=True):
+                copy.write_row((pid, code))
     # the same two statements store either engine's answer; they touch only changed rows
     changed = sum(raw.execute(query).rowcount for query in _store_queries(table))
     raw.execute("DROP TABLE IF EXISTS gm_assigned")

@@ -354,10 +354,23 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
                      progress=progress, replace=replace, tolerance=tolerance,
                      min_area=min_area, author=author)
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
-        detail = exc.diag.message_detail
         raise ImportRejected(source, "the database refused the file, nothing was imported: "
-                             f"{exc.diag.message_primary}" + (f" ({detail})" if detail else "")
-                             ) from exc
+                             + _refusal(exc)) from exc
+
+
+def _refusal(exc: psycopg.Error) -> str:
+    """The database's reason, naming the row by its key rather than dumping it (a failing
+    row's detail holds its geometry as hex WKB)."""
+    detail = exc.diag.message_detail or ""
+    constraint = exc.diag.constraint_name or ""
+    prefix = "Failing row contains ("
+    key = detail[len(prefix):].split(",", 1)[0] if detail.startswith(prefix) else None
+    if key is not None and constraint.endswith("_geom_valid"):
+        return (f"the geometry of {key} is not valid ({constraint}); repair it (for example "
+                "with shapely.make_valid) and import again")
+    if key is not None:
+        return f"{exc.diag.message_primary} (the row {key})"
+    return f"{exc.diag.message_primary}" + (f" ({detail})" if detail else "")
 
 
 def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFrame, *,

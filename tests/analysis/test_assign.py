@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from sqlalchemy import text
@@ -83,7 +84,7 @@ def test_awkward_points(case: str) -> None:
     grids = awkward_grids()
     pts = gpd.GeoSeries(gpd.points_from_xy([x], [y]), crs=4326)
     got = points_to_grids(pts, build_grid_index(grids, max_cells=50_000)).iat[0]
-    assert got == (None if expected is None else COM + expected)
+    assert (pd.isna(got) if expected is None else got == COM + expected)
 
 
 def test_index_agrees_with_brute_force_on_a_city() -> None:
@@ -143,6 +144,68 @@ def test_empty_point_geometry_is_refused() -> None:
     pts = gpd.GeoSeries([shapely.Point(*P(1, 1)), shapely.Point()], crs=4326)
     with pytest.raises(ValueError, match=r"NaN|empty"):
         points_to_grids(pts, awkward_grids())
+
+
+def test_index_memory_on_a_city_of_real_size() -> None:
+    # regression: a 262-polygon city took a 297 MiB peak to index (a 4k x 4k raster painted
+    # with three full-size int32 temporaries); now it is painted a strip at a time
+    import tracemalloc
+
+    grids = make_city(260).to_crs(4326)
+    tracemalloc.start()
+    try:
+        index = build_grid_index(grids)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert index.labels.size > 15_000_000  # the full resolution, not a coarser raster
+    assert peak < 100 * 2**20, f"{peak / 2**20:.0f} MiB"
+    pts = make_points(grids, 50_000, on_edges=5_000)
+    x, y = shapely.get_x(pts.values), shapely.get_y(pts.values)
+    assert (index.lookup(x, y) == index.exact(x, y)).all()
+
+
+def test_the_chain_is_categorical_and_derived_per_grid() -> None:
+    grids = make_city(40, size=4000)
+    pts = gpd.GeoDataFrame({"n": np.arange(5000)},
+                           geometry=make_points(grids, 5000, on_edges=500))
+    out = assign_to_grids(pts, grids)
+    for col in ("grid_code", "grid_kind", "community_code", "township_code", "county_code"):
+        assert isinstance(out[col].dtype, pd.CategoricalDtype), col
+    inside = ~out["outside"]
+    codes = out.loc[inside, "grid_code"].astype(str)
+    assert (out.loc[inside, "community_code"].astype(str) == codes.str[:12]).all()
+    assert (out.loc[inside, "county_code"].astype(str) == codes.str[:6] + "000000").all()
+    assert out.loc[~inside, ["grid_code", "community_code"]].isna().all().all()
+    assert out["n"].tolist() == list(range(5000))  # the points' own columns, in order
+
+
+def test_codes_that_are_not_chinese_get_no_junk_columns() -> None:
+    # regression: three per-point str.slice calls built community/township/county codes
+    # from any code — junk for codes of another country's layout
+    grids = gpd.GeoDataFrame({"code": ["Ward 1", "Ward 2"]},
+                             geometry=[shapely.box(0, 0, 10, 10), shapely.box(10, 0, 20, 10)],
+                             crs=32650)
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy([5, 15, 30], [5, 5, 5]), crs=32650)
+    out = assign_to_grids(pts, grids)
+    assert "community_code" not in out and "township_code" not in out
+    assert out["grid_code"].tolist()[:2] == ["Ward 1", "Ward 2"]
+    assert out["outside"].tolist() == [False, False, True]
+
+
+def test_invalid_grids_get_advice_or_repair() -> None:
+    # regression: two invalid polygons were refused with "run `gridmap check`", a store
+    # command, to someone analysing their own file
+    grids = awkward_grids()
+    bowtie = shapely.Polygon([P(0, 0), P(2, 2), P(2, 0), P(0, 2)])
+    grids.loc[2, "geometry"] = bowtie
+    with pytest.raises(GridIndexError, match=r"610199001001003 \(Self-intersection.*"
+                       r"shapely.make_valid.*repair=True"):
+        build_grid_index(grids, max_cells=50_000)
+    index = build_grid_index(grids, max_cells=50_000, repair=True)
+    got = points_to_grids(gpd.GeoSeries(gpd.points_from_xy(*zip(P(0.5, 1), P(1.5, 1), strict=True)),
+                                        crs=4326), index)
+    assert got.tolist() == [COM + "003", COM + "003"]  # both triangles of the bowtie
 
 
 def test_invalid_grid_geometry_is_refused() -> None:

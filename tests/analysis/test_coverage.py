@@ -234,3 +234,38 @@ def test_no_households_is_refused(demo: dict) -> None:
 def test_network_metric_without_network_is_refused(demo: dict) -> None:
     with pytest.raises(ValueError, match="walking network"):
         household_coverage(demo["households"], demo["facilities"], metric="network")
+
+
+# ------------------------------------------------------------------ silent zeros (issue 14)
+def _town() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    hh = gpd.GeoDataFrame({"residents": [2, 3, 4]},
+                          geometry=gpd.points_from_xy([0, 100, 2000], [0, 0, 0]), crs=32650)
+    fac = gpd.GeoDataFrame({"type": ["school", "clinic"]},
+                           geometry=gpd.points_from_xy([0, 50], [10, 0]), crs=32650)
+    return hh, fac
+
+
+def test_facility_types_no_threshold_knows_are_not_silently_zero() -> None:
+    from gridmap.analysis.coverage import CoverageWarning
+
+    hh, fac = _town()
+    with pytest.raises(ValueError, match=r"none of the facilities' types \(clinic, school\)"
+                       r".*thresholds=\{'clinic': \[500.0\]\}"):
+        household_coverage(hh, fac)
+    mixed = pd.concat([fac, fac.iloc[:1].assign(type="kindergarten")], ignore_index=True)
+    with pytest.warns(CoverageWarning, match="clinic, school are not measured"):
+        cov = household_coverage(hh, mixed)
+    assert cov["kindergarten@300"].tolist() == [True, True, False]
+    # the caller's own types at the caller's distances
+    own = household_coverage(hh, fac, thresholds={"school": [150.0], "clinic": [60.0]})
+    assert own["school@150"].tolist() == [True, True, False]
+    assert own["clinic@60"].tolist() == [True, True, False]
+
+
+def test_missing_residents_is_a_clear_error() -> None:
+    hh, fac = _town()
+    fac = fac.assign(type="kindergarten")
+    cov = household_coverage(hh, fac)
+    hh = hh.assign(grid_code="610199001001001").drop(columns="residents")
+    with pytest.raises(ValueError, match="households need a 'residents' column"):
+        coverage_by(hh, cov)

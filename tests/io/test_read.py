@@ -1,0 +1,122 @@
+"""Reading files as other people make them: every problem reported in one pass, fractional
+counts, polygons that reprojection breaks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+
+from gridmap.io.errors import ImportRejected
+from gridmap.io.read import read_layer
+
+
+def _households(tmp_path: Path) -> Path:
+    """Households with three kinds of problem: fractional residents (as a population
+    estimate gives), an empty address, a missing geometry; 30 of the first kind."""
+    n = 40
+    residents = [2.5 if i < 30 else 3 for i in range(n)]
+    frame = gpd.GeoDataFrame({
+        "id": [f"h{i}" for i in range(n)],
+        "address": ["" if i == 31 else f"Road {i}" for i in range(n)],
+        "residents": residents},
+        geometry=[None if i == 35 else shapely.Point(108.9 + i * 1e-4, 34.2)
+                  for i in range(n)], crs=4326)
+    path = tmp_path / "households.gpkg"
+    frame.to_file(path)
+    return path
+
+
+def test_fractional_residents_are_reported_with_every_other_problem(tmp_path: Path) -> None:
+    # regression: a fractional population column raised "TypeError: cannot safely cast
+    # non-equivalent float64 to int64"; and problems came 20 at a time, one kind per run
+    with pytest.raises(ImportRejected) as caught:
+        read_layer(_households(tmp_path), "households")
+    rejected = caught.value
+    kinds = {p.kind for p in rejected.problems}
+    assert kinds == {"residents not a whole number ≥ 0", "address empty",
+                     "empty or missing geometry"}
+    text = str(rejected)
+    assert "residents not a whole number ≥ 0: 30 row(s)" in text
+    assert "address empty: 1 row(s)" in text
+    assert "empty or missing geometry: 1 row(s)" in text
+    assert "feature 0 (h0): residents 2.5 is not a whole number" in text
+    assert "… and 25 more" in text
+
+
+def test_whole_numbers_stored_as_floats_are_accepted(tmp_path: Path) -> None:
+    frame = gpd.GeoDataFrame({"id": ["a", "b"], "address": ["x", "y"],
+                              "residents": [2.0, 3.0]},
+                             geometry=[shapely.Point(108.9, 34.2), shapely.Point(108.91, 34.2)],
+                             crs=4326)
+    path = tmp_path / "h.gpkg"
+    frame.to_file(path)
+    assert read_layer(path, "households").frame["residents"].tolist() == [2, 3]
+
+
+def _county_in_feet(tmp_path: Path) -> Path:
+    """A county valid in its source CRS (New York State Plane, US feet) with a hole so small
+    that its points fall together in WGS84 — the database then refused the row with
+    "division_geom_valid" and a hex dump."""
+    x0, y0 = 990_000.0, 200_000.0
+    outer = [(x0, y0), (x0 + 1000, y0), (x0 + 1000, y0 + 1000), (x0, y0 + 1000)]
+    hole = [(x0 + 500, y0 + 500), (x0 + 500 + 1e-9, y0 + 500), (x0 + 500, y0 + 500 + 1e-9)]
+    polygon = shapely.Polygon(outer, [hole])
+    assert polygon.is_valid
+    frame = gpd.GeoDataFrame({"code": ["610199000000"], "name": ["Kings"]},
+                             geometry=[polygon], crs=2263)
+    path = tmp_path / "county.gpkg"
+    frame.to_file(path)
+    return path
+
+
+def test_validity_is_checked_after_reprojection(tmp_path: Path) -> None:
+    result = read_layer(_county_in_feet(tmp_path), "counties")
+    geom = result.frame.geometry.iat[0]
+    assert geom.is_valid and result.frame.crs.to_epsg() == 4326
+    assert len(result.repaired) == 1
+    note = str(result.repaired[0])
+    assert "610199000000" in note and "after reprojection to WGS84" in note
+    assert "Too few points" in note
+
+
+def test_osm_buildings_are_repaired_or_dropped_and_reported() -> None:
+    # regression: a clipped extract's zero-area rings became phantom households of one
+    # resident, and a self-intersecting footprint measured 0.5 m² instead of its real area
+    from gridmap.domain.osm import OsmRules
+    from gridmap.io.osm import households_from_buildings
+
+    lon, lat = 24.94, 60.17
+    m = 1 / 111_000  # about a metre in latitude
+    mx = m / 0.5  # about a metre in longitude at 60°
+    square = shapely.box(lon, lat, lon + 10 * mx, lat + 10 * m)  # 100 m²
+    bowtie = shapely.Polygon([(lon, lat + 100 * m), (lon + 10 * mx, lat + 110 * m),
+                              (lon + 10 * mx, lat + 100 * m), (lon, lat + 110 * m)])
+    sliver = shapely.Polygon([(lon, lat + 200 * m), (lon + 10 * mx, lat + 200 * m),
+                              (lon + 20 * mx, lat + 200 * m)])  # a zero-area ring
+    buildings = gpd.GeoDataFrame({"id": [1, 2, 3], "building": "residential"},
+                                 geometry=[square, bowtie, sliver], crs=4326)
+    assert bowtie.area < 1e-12 and not bowtie.is_valid and not sliver.is_valid
+    households, fixes = households_from_buildings(buildings, OsmRules())
+    assert households["id"].tolist() == ["osm-b1", "osm-b2"]  # no phantom household
+    square_m2, bowtie_m2 = households["footprint_m2"].tolist()
+    assert square_m2 == pytest.approx(100, rel=0.02)
+    assert bowtie_m2 == pytest.approx(50, rel=0.02)  # two triangles of 25 m²
+    assert {(p.key, p.kind) for p in fixes} == {("osm way 2", "building repaired"),
+                                               ("osm way 3", "building dropped (no area)")}
+    assert "Self-intersection" in next(str(p) for p in fixes if p.key == "osm way 2")
+
+
+def test_unknown_facility_type_is_refused_at_import(tmp_path: Path) -> None:
+    # regression: 'school' was imported, and coverage then printed 0.000 for every type
+    frame = gpd.GeoDataFrame({"id": ["f1", "f2"], "type": ["school", "kindergarten"],
+                              "name": ["No. 3 School", "Sunflower"]},
+                             geometry=[shapely.Point(108.9, 34.2), shapely.Point(108.91, 34.2)],
+                             crs=4326)
+    path = tmp_path / "facilities.gpkg"
+    frame.to_file(path)
+    with pytest.raises(ImportRejected, match=r"feature 0 \(f1\): type 'school' is not one of "
+                       r"middle_school, .*primary_school"):
+        read_layer(path, "facilities")
