@@ -387,12 +387,14 @@ def site_facilities(households: gpd.GeoDataFrame, existing: gpd.GeoDataFrame, *,
     def reached(site_xy: NDArray, cost_cols: NDArray | None) -> NDArray[np.bool_]:
         """Households within reach of the given sites, household by household."""
         if cost is not None:
+            assert cost_cols is not None  # columns of the cost matrix go with it
             sub = cost[:, cost_cols] if len(cost_cols) else np.full((len(hx), 0), np.inf)
             with np.errstate(invalid="ignore"):
                 return (np.nan_to_num(sub, nan=np.inf) <= distance).any(axis=1)
         if not len(site_xy):
             return np.zeros(len(hx), dtype=bool)
         if metric == "network":
+            assert network is not None  # checked when the problem was built
             return network.distances(hx, hy, site_xy[:, 0], site_xy[:, 1], crs=crs,
                                      cutoff=distance) <= distance
         return covered_within(hx, hy, site_xy[:, 0], site_xy[:, 1], distance)
