@@ -3,6 +3,7 @@ nothing, and a CLI runner bound to one database."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import create_engine, text
@@ -82,3 +83,24 @@ def wait_for_notice(app: Any, timeout: float = 5.0) -> None:
     conn = app.state.changes.listener._conn
     assert conn is not None, "the server's listener is not connected"
     assert select.select([conn.fileno()], [], [], timeout)[0], f"no notice within {timeout} s"
+
+
+def size_check(where: str, controls: str) -> str:
+    """A page script (for ``page.evaluate``) listing what breaks the elderly-friendly sizes
+    in the elements matching *where*: visible text under 16 px (``small``), controls
+    matching *controls* under 44 px high (``low``), and whether the page scrolls sideways.
+    Drawings (SVG charts) are left out: their labels are sized with the drawing."""
+    return """() => {
+  const small = [], low = [];
+  for (const e of document.querySelectorAll(WHERE)) {
+    const box = e.getBoundingClientRect();
+    if (!box.width || !box.height || e.closest('svg')) continue;
+    const text = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (text && parseFloat(getComputedStyle(e).fontSize) < 16)
+      small.push(`${e.tagName}.${e.className}`);
+    if (e.matches(CONTROLS) && box.height < 44)
+      low.push(`${e.tagName}#${e.id}.${e.className} ${box.height}`);
+  }
+  const root = document.documentElement;
+  return {small, low, scrolls: root.scrollWidth > root.clientWidth};
+}""".replace("WHERE", json.dumps(where)).replace("CONTROLS", json.dumps(controls))

@@ -27,8 +27,8 @@ from tests.api.test_browser import (
     sign_in,
     wait_until,
 )
-from tests.conftest import loaded_database, serve_in_thread
-from tests.helpers import bearer, token_for
+from tests.conftest import serve_in_thread
+from tests.helpers import bearer, size_check, token_for
 
 TOWNSHIP, GRID = "610199001000", "610199001001001"
 GARBAGE = "事件/市容环境/暴露垃圾"
@@ -36,26 +36,13 @@ DISPATCHER, ELSEWHERE = "desk-dispatcher", "desk-other-dispatcher"
 
 # every visible text of the page's own (not the map's canvas) at 16 px at least, and every
 # control it offers at least 44 px high
-SIZES = """() => {
-  const small = [], low = [];
-  for (const e of document.querySelectorAll('header *, #problem *, #panel *, #legend *')) {
-    const box = e.getBoundingClientRect();
-    if (!box.width || !box.height) continue;
-    const style = getComputedStyle(e);
-    const text = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
-    if (text && parseFloat(style.fontSize) < 16) small.push(`${e.tagName}.${e.className}`);
-    if (e.matches('button, select, input, textarea, a.button, nav a, summary')
-        && box.height < 44) low.push(`${e.tagName}#${e.id}.${e.className} ${box.height}`);
-  }
-  const root = document.documentElement;
-  return {small, low, scrolls: root.scrollWidth > root.clientWidth};
-}"""
+SIZES = size_check('header *, #problem *, #panel *, #legend *',
+                   'button, select, input, textarea, a.button, nav a, summary')
 
 
 @pytest.fixture(scope="module")
-def database(server_url: str, template_db: str) -> Iterator[str]:
-    yield from loaded_database(server_url, template_db, (
-        "counties", "townships", "communities", "grids", "workers"))
+def database(grids_db: str) -> str:
+    return grids_db
 
 
 @pytest.fixture(scope="module")

@@ -18,34 +18,21 @@ from PIL import Image
 
 from gridmap.domain.incidents import ACTION_LABELS, STAGE_LABELS
 from tests.api.test_browser import browse, shot, sign_in, wait_until
-from tests.conftest import loaded_database, serve_in_thread
-from tests.helpers import bearer, token_for
+from tests.conftest import serve_in_thread
+from tests.helpers import bearer, size_check, token_for
 
 TOWNSHIP, GRID = "610199001000", "610199001001001"
 GARBAGE = "事件/市容环境/暴露垃圾"
 WORKER, DISPATCHER = "mine-worker", "mine-dispatcher"
 
 # every visible text at 16 px at least, every control 44 px high at least, no sideways scroll
-SIZES = """() => {
-  const small = [], low = [];
-  for (const e of document.querySelectorAll('header *, nav *, main *, #problem *')) {
-    const box = e.getBoundingClientRect();
-    if (!box.width || !box.height) continue;
-    const style = getComputedStyle(e);
-    const text = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
-    if (text && parseFloat(style.fontSize) < 16) small.push(`${e.tagName}.${e.className}`);
-    if (e.matches('button, select, textarea, a.button, .photo-button') && box.height < 44)
-      low.push(`${e.tagName}#${e.id}.${e.className} ${box.height}`);
-  }
-  const root = document.documentElement;
-  return {small, low, scrolls: root.scrollWidth > root.clientWidth};
-}"""
+SIZES = size_check('header *, nav *, main *, #problem *',
+                   'button, select, textarea, a.button, .photo-button')
 
 
 @pytest.fixture(scope="module")
-def database(server_url: str, template_db: str) -> Iterator[str]:
-    yield from loaded_database(server_url, template_db, (
-        "counties", "townships", "communities", "grids", "workers"))
+def database(grids_db: str) -> str:
+    return grids_db
 
 
 @pytest.fixture(scope="module")

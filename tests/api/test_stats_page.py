@@ -15,31 +15,18 @@ import psycopg
 import pytest
 
 from tests.api.test_browser import DESKTOP, PHONE, browse, shot, sign_in, wait_until
-from tests.conftest import loaded_database, serve_in_thread
-from tests.helpers import bearer, token_for
+from tests.conftest import serve_in_thread
+from tests.helpers import bearer, size_check, token_for
 
 TOWNSHIP, GRID, PLANTED = "610199001000", "610199001001001", "610199001003001"
 GARBAGE = "事件/市容环境/暴露垃圾"
 VIEWER = "stats-page-dispatcher"
-SIZES = """() => {
-  const small = [], low = [];
-  for (const e of document.querySelectorAll('header *, main *')) {
-    const box = e.getBoundingClientRect();
-    if (!box.width || !box.height || e.closest('svg')) continue;
-    const text = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
-    if (text && parseFloat(getComputedStyle(e).fontSize) < 16) small.push(e.tagName);
-    if (e.matches('button, select, input, a.button, nav a') && box.height < 44)
-      low.push(`${e.tagName}#${e.id} ${box.height}`);
-  }
-  const root = document.documentElement;
-  return {small, low, scrolls: root.scrollWidth > root.clientWidth};
-}"""
+SIZES = size_check('header *, main *', 'button, select, input, a.button, nav a')
 
 
 @pytest.fixture(scope="module")
-def database(server_url: str, template_db: str) -> Iterator[str]:
-    yield from loaded_database(server_url, template_db, (
-        "counties", "townships", "communities", "grids", "workers"))
+def database(grids_db: str) -> str:
+    return grids_db
 
 
 @pytest.fixture(scope="module")
