@@ -27,3 +27,19 @@ function baseMap() {
     attributionControl: false,
   });
 }
+
+// a new element with a class and a text (never HTML: text is text)
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+// a button that calls *onClick*
+function button(text, onClick, className) {
+  const b = el("button", className, text);
+  b.type = "button";
+  b.addEventListener("click", onClick);
+  return b;
+}

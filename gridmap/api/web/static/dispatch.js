@@ -122,20 +122,6 @@ function postForm(url, fields, files, headers = {}) {
 
 // ---- small DOM helpers ----------------------------------------------------------------
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-
-function button(text, onClick, className) {
-  const b = el("button", className, text);
-  b.type = "button";
-  b.addEventListener("click", onClick);
-  return b;
-}
-
 function loginLink() {
   const a = el("a", "button", "登录 Sign in");
   a.href = `/login?next=${encodeURIComponent("/dispatch")}`;
