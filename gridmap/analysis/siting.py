@@ -60,6 +60,7 @@ class SitingResult:
     optimal: bool                # optimal over the candidate set (False: time limit hit)
     served_residents: int | None = None  # with capacity: people served within it
     gap: float | None = None     # relative MIP gap when the time limit stopped the solver
+    bound: float | None = None   # then: the most (mclp) / fewest (lscp) the optimum can be
     candidates: int = 0          # size of the candidate set
     candidate_source: str = ""   # how it was built
     demand_points: int = 0
@@ -74,7 +75,11 @@ class SitingResult:
         if self.optimal:
             return f"optimal {where}"
         gap = "unknown" if self.gap is None else f"{self.gap:.2%}"
-        return f"time limit hit: the best found, within {gap} of the optimum {where}"
+        bound = "" if self.bound is None else (
+            f"; the optimum reaches at most {self.bound:,.0f} of the people counted"
+            if self.model == "mclp" else
+            f"; the optimum needs at least {self.bound:,.0f} sites")
+        return f"time limit hit: the best found, gap {gap}{bound} {where}"
 
 
 @dataclass
@@ -93,6 +98,7 @@ class Program:
     row_upper: NDArray[np.float64]
     maximize: bool
     capacitated: bool = False
+    start: NDArray[np.float64] | None = None  # a feasible solution to begin from
 
 
 @dataclass
@@ -100,6 +106,8 @@ class Solution:
     values: NDArray[np.float64]
     optimal: bool
     gap: float | None
+    objective: float = 0.0
+    bound: float | None = None  # the best the optimum can be, when stopped early
 
 
 @dataclass
@@ -188,13 +196,29 @@ def mclp(reach: Reach, weights: NDArray, k: int) -> Program:
     """Maximal covering: variables x_j (sites, binary), y_i (demand reached, 0..1);
     max Σ w_i y_i  s.t.  y_i − Σ_{j reaches i} x_j ≤ 0,  Σ_j x_j = k."""
     n_s, n_d = reach.n_sites, reach.n_demand
-    a = sp.vstack([sp.hstack([-reach.matrix(), sp.identity(n_d)]),
+    near = reach.matrix()
+    a = sp.vstack([sp.hstack([-near, sp.identity(n_d)]),
                    sp.hstack([sp.csr_matrix(np.ones((1, n_s))), sp.csr_matrix((1, n_d))])]
                   ).tocsc()
     return Program("mclp", n_s, np.r_[np.zeros(n_s), weights], np.zeros(n_s + n_d),
                    np.ones(n_s + n_d), np.r_[np.ones(n_s, bool), np.zeros(n_d, bool)], a,
                    np.r_[np.full(n_d, -np.inf), float(k)], np.r_[np.zeros(n_d), float(k)],
-                   maximize=True)
+                   maximize=True, start=_greedy_start(near.tocsc(), weights, k))
+
+
+def _greedy_start(near: sp.csc_matrix, weights: NDArray, k: int) -> NDArray[np.float64]:
+    """A feasible start for maximal covering: k sites, each reaching the most people
+    not reached by those before it — so a time limit always leaves an answer."""
+    n_s = near.shape[1]
+    left = weights.astype(float).copy()
+    x = np.zeros(n_s)
+    for _ in range(k):
+        gain = near.T @ left
+        gain[x > 0] = -1.0
+        j = int(np.argmax(gain))
+        x[j] = 1.0
+        left[near.indices[near.indptr[j]:near.indptr[j + 1]]] = 0.0
+    return np.r_[x, (weights > 0) & (left == 0)].astype(float)
 
 
 def lscp(reach: Reach) -> Program:
@@ -274,6 +298,11 @@ def solve(program: Program, *, time_limit: float = 60) -> Solution:
     lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
                        for i in program.integer]
     h.passModel(lp)
+    if program.start is not None:
+        start = highspy.HighsSolution()
+        start.col_value = list(program.start)
+        start.value_valid = True
+        h.setSolution(start)
     h.run()
     status = h.getModelStatus()
     info = h.getInfo()
@@ -283,10 +312,14 @@ def solve(program: Program, *, time_limit: float = 60) -> Solution:
                          "no choice of the candidate sites satisfies the model: give more "
                          "candidates")
     if status == highspy.HighsModelStatus.kOptimal:
-        return Solution(np.asarray(h.getSolution().col_value), True, 0.0)
+        return Solution(np.asarray(h.getSolution().col_value), True, 0.0,
+                        float(info.objective_function_value))
     feasible = info.primal_solution_status == 2  # kSolutionStatusFeasible
     if status == highspy.HighsModelStatus.kTimeLimit and feasible:
-        return Solution(np.asarray(h.getSolution().col_value), False, float(info.mip_gap))
+        bound, gap = float(info.mip_dual_bound), float(info.mip_gap)
+        return Solution(np.asarray(h.getSolution().col_value), False,
+                        gap if np.isfinite(gap) else None, float(info.objective_function_value),
+                        bound if np.isfinite(bound) else None)
     if status == highspy.HighsModelStatus.kTimeLimit:
         raise ValueError(f"no solution found within the time limit of {time_limit:g} s: "
                          "give the solver more time, or fewer candidates")
@@ -491,5 +524,6 @@ def _result(solution: Solution, program: Program, reach: Reach, w: NDArray, site
     # existing ones, then the chosen candidates)
     now = reached(np.vstack([ex_xy, sites[new]]), np.r_[np.arange(n_ex), n_ex + new - n_old])
     return SitingResult(out, int(people[now].sum()), total, kind, solution.optimal, served,
-                        None if solution.optimal else solution.gap, n_cand, source,
+                        None if solution.optimal else solution.gap,
+                        None if solution.optimal else solution.bound, n_cand, source,
                         len(demand), demand_source, metric)
