@@ -107,3 +107,25 @@ def test_site_with_capacity_reports_who_is_served(demo_db: str) -> None:
     bad = run_cli(demo_db, "site", "--type", "elderly_daycare", "--k", "2",
                   "--capacity", "-5")
     assert bad.exit_code == 2 and "capacity" in bad.output
+
+
+def test_coverage_by_unit_without_divisions_says_why(fresh_db: str, tmp_path: Path) -> None:
+    """Households and facilities but no communities or grids: --compliance printed a raw
+    'Empty DataFrame' and --level grid a single unit 'outside'; now both say what is
+    missing, and --level all still reports."""
+    from gridmap.demodata import DEMO_DIR, DEMO_FILES
+
+    homes = gpd.read_parquet(DEMO_DIR / DEMO_FILES["households"]).iloc[:300]
+    homes.to_parquet(tmp_path / "households.parquet")
+    assert run_cli(fresh_db, "import", "households",
+                   str(tmp_path / "households.parquet")).exit_code == 0
+    assert run_cli(fresh_db, "import", "facilities",
+                   str(DEMO_DIR / DEMO_FILES["facilities"])).exit_code == 0
+    for args in (["--compliance"], ["--level", "grid"], ["--level", "community"]):
+        result = run_cli(fresh_db, "coverage", "--type", "kindergarten", *args)
+        assert result.exit_code != 0, result.output
+        assert "none of the 300 households is in a grid" in result.output
+        assert "Empty DataFrame" not in result.output and "outside  " not in result.output
+    every = run_cli(fresh_db, "coverage", "--type", "kindergarten")
+    assert every.exit_code == 0, every.output
+    assert "300 of 300 households are outside every grid" in every.output
