@@ -24,7 +24,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from numba import njit
 from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS
 
@@ -130,18 +129,17 @@ class GridIndex:
         return np.where(best == np.iinfo(np.int32).max, OUTSIDE, best).astype(np.int32)
 
 
-@njit(cache=True, nogil=True)
 def _raster_lookup(x: NDArray, y: NDArray, labels: NDArray, x0: float, y0: float,
                    inv: float, out: NDArray) -> None:
-    """Each point's raster label, in one pass (points off the raster read its edge cells,
-    which are OUTSIDE: the raster has a margin)."""
+    """Each point's raster label (points off the raster read its edge cells, which are
+    OUTSIDE: the raster has a margin). Plain NumPy: a compiled loop was no faster here, and
+    its first call in a process paid seconds of JIT start-up."""
     ny, nx = labels.shape
-    for i in range(x.size):
-        fx = (x[i] - x0) * inv
-        fy = (y[i] - y0) * inv
-        ix = min(max(int(fx), 0), nx - 1) if fx > 0 else 0
-        iy = min(max(int(fy), 0), ny - 1) if fy > 0 else 0
-        out[i] = labels[iy, ix]
+    ix = np.clip((x - x0) * inv, 0, nx - 1).astype(np.intp)
+    iy = np.clip((y - y0) * inv, 0, ny - 1).astype(np.intp)
+    iy *= nx
+    iy += ix
+    out[...] = labels.reshape(-1)[iy]
 
 
 def _rule_order(grids: gpd.GeoDataFrame, kinds: tuple[str, ...]) -> gpd.GeoDataFrame:
