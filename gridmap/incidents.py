@@ -382,6 +382,22 @@ def escalate_overdue(engine: Engine, *, now: datetime | None = None, warn_minute
         return store.escalate_overdue(conn, now or _now(), warn_minutes=warn_minutes, tz=tz)
 
 
+def orphan_photos(engine: Engine, files: PhotoFiles, *, older_than: timedelta
+                  ) -> list[Path]:
+    """Files of the photo folder without a row, last changed more than *older_than* ago:
+    what a machine that stopped between placing a step's photos and committing it leaves
+    (and staged ``.part`` files of a process that died). Younger files are left alone: their
+    transaction may still be running."""
+    cutoff = (_now() - older_than).timestamp()
+    found = [(photo_id, path) for photo_id, path, mtime in files.files() if mtime < cutoff]
+    known: set[str] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(found), 1000):
+            known |= photo_store.known_ids(conn, [i for i, _ in found[start:start + 1000]])
+    return [path for photo_id, path in found
+            if path.name.endswith(".part") or photo_id not in known]
+
+
 class OverdueJob:
     """Runs :func:`escalate_overdue` every *interval* seconds in a background thread of the
     service. Its state is in PostgreSQL, so a restart, or several server processes, change

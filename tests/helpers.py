@@ -49,8 +49,8 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def run_cli(url: str, *args: str) -> Result:
-    return CliRunner().invoke(app, list(args), env={"GRIDMAP_DATABASE_URL": url},
+def run_cli(url: str, *args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), env={"GRIDMAP_DATABASE_URL": url, **(env or {})},
                               catch_exceptions=False)
 
 
