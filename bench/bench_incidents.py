@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,24 @@ def report_body(x: float, y: float) -> bytes:
                        "description": "bench", "reporter": "李女士 13900001111"}).encode()
 
 
+async def open_loop(send: Callable[[int, float], Awaitable[None]], n: int, rate: float,
+                    latencies: list[float]) -> dict[str, Any]:
+    """Call ``send(k, due)`` for k < *n* at ``start + k / rate`` whether or not earlier
+    ones are done (each appends its latency from *due* to *latencies*); the figures."""
+    tasks = []
+    start = time.perf_counter()
+    for k in range(n):
+        due = start + k / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(k, due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    return {"n": n, "rps": n / elapsed, "p50": pct(latencies, 50), "p90": pct(latencies, 90),
+            "p99": pct(latencies, 99), "max": max(latencies)}
+
+
 async def fixed_rate(base: str, token: str, points: np.ndarray, rate: float
                      ) -> dict[str, Any]:
     """POST one report per point on an open-loop schedule of *rate* per second."""
@@ -164,20 +183,9 @@ async def fixed_rate(base: str, token: str, points: np.ndarray, rate: float
             errors.append(repr(exc))
         latencies.append((time.perf_counter() - due) * 1e3)
 
-    tasks = []
-    start = time.perf_counter()
-    for k in range(len(points)):
-        due = start + k / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(report(k, due)))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - start
+    figures = await open_loop(report, len(points), rate, latencies)
     client.close()
-    return {"n": len(points), "rps": len(points) / elapsed, "p50": pct(latencies, 50),
-            "p90": pct(latencies, 90), "p99": pct(latencies, 99), "max": max(latencies),
-            "errors": len(errors), "first_error": errors[0] if errors else "",
+    return {**figures, "errors": len(errors), "first_error": errors[0] if errors else "",
             "connections": client.opened}
 
 
@@ -207,7 +215,7 @@ async def insert_then_locate(url: str, points: np.ndarray, rate: float) -> dict[
 
         async def report(k: int, due: float) -> None:
             x, y = float(points[k][0]), float(points[k][1])
-            values = {"id": f"ALT{k:07d}", "x": x, "y": y}
+            values = {"id": f"ALT{int(rate):04d}{k:07d}", "x": x, "y": y}
             async with pool.connection() as conn:
                 await conn.execute(
                     "INSERT INTO incident (id, category, description, reported_at, status, "
@@ -218,18 +226,7 @@ async def insert_then_locate(url: str, points: np.ndarray, rate: float) -> dict[
                 await conn.execute(ROUTE_AFTER, values, prepare=True)
             latencies.append((time.perf_counter() - due) * 1e3)
 
-        tasks = []
-        start = time.perf_counter()
-        for k in range(len(points)):
-            due = start + k / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(report(k, due)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - start
-    return {"n": len(points), "rps": len(points) / elapsed, "p50": pct(latencies, 50),
-            "p90": pct(latencies, 90), "p99": pct(latencies, 99), "max": max(latencies)}
+        return await open_loop(report, len(points), rate, latencies)
 
 
 def one_at_a_time(base: str, token: str, points: np.ndarray) -> dict[str, Any]:

@@ -64,10 +64,12 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.audit = AuditLog(app.state.engine)
         # bound to this app's event loop (a module-level one would be shared between apps)
         app.state.intake = asyncio.Semaphore(routes_incidents.INTAKE_SLOTS)
-        # reports without photos: a prepared statement on the event loop (see incidents)
+        # reports without photos: a prepared statement on the event loop (see incidents);
+        # a report waits its turn under load (a tile gives up after 3 s, a report after 15)
         app.state.intake_pool = AsyncConnectionPool(
             libpq_dsn(url), min_size=1, max_size=routes_incidents.INTAKE_SLOTS, open=False,
-            kwargs={"autocommit": True}, timeout=3, check=AsyncConnectionPool.check_connection)
+            kwargs={"autocommit": True}, timeout=15,
+            check=AsyncConnectionPool.check_connection)
         await app.state.intake_pool.open()
         app.state.overdue = OverdueJob(app.state.engine, interval=settings.overdue_interval_s,
                                        warn_minutes=settings.overdue_warn_minutes,

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import httpx
 import psycopg
 import pytest
@@ -19,9 +18,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from gridmap.api.app import create_app
-from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.settings import Settings
-from tests.helpers import bearer, token_for
+from tests.helpers import bearer, inside_grid, token_for
 
 TOWNSHIP, GRID, OTHER_GRID = "610199001000", "610199001001001", "610199001001002"
 GARBAGE = "事件/市容环境/暴露垃圾"
@@ -67,9 +65,7 @@ def who(grids_db: str) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def point() -> tuple[float, float]:
-    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"]).set_index("code")
-    inside = grids.loc[GRID].geometry.buffer(-0.0005).representative_point()
-    return inside.x, inside.y
+    return inside_grid(GRID)
 
 
 def stored(db: str, photo_dir: Path) -> tuple[int, int, int, int]:
@@ -357,3 +353,27 @@ def test_photos_prune_lists_then_removes_only_files_without_a_row(
     assert again.exit_code == 0 and str(young) not in again.output
     os.utime(young, (old, old))
     assert str(young) in run_cli(grids_db, "photos", "prune", env=env).output
+
+
+def test_refusals_speak_the_callers_language(client: TestClient, who: dict[str, Any],
+                                             point: tuple[float, float]) -> None:
+    """A photo refused and a step refused say why in Chinese to a Chinese client (the
+    catalogue), in English to an English one."""
+    chinese = {**who["dispatcher"], "Accept-Language": "zh-CN"}
+    refused = form_report(client, chinese, point,
+                          [("photo", ("note.jpg", b"hello", "image/jpeg"))])
+    assert refused.status_code == 415
+    assert refused.json()["detail"] == "photo 1 (note.jpg) 不是 JPEG、PNG 或 WebP 图片"
+    assert refused.headers["content-language"] == "zh-CN"
+    case = form_report(client, who["dispatcher"], point, [])
+    cid = case.json()["id"]
+    for language, says in (("zh-CN", f"案件 {cid} 在您读取后已被修改"),
+                           ("en", f"case {cid} changed since you read it")):
+        stale = client.post(f"/api/incidents/{cid}/actions", json={"action": "register"},
+                            headers={**who["dispatcher"], "If-Match": '"v9"',
+                                     "Accept-Language": language})
+        assert stale.status_code == 412 and stale.json()["detail"].startswith(says), stale.text
+    no_reason = client.post(f"/api/incidents/{cid}/actions", json={"action": "cancel"},
+                            headers={**chinese, "If-Match": case.headers["etag"]})
+    assert no_reason.status_code == 422
+    assert no_reason.json()["detail"] == "请在说明中写明原因：“取消”需要理由"

@@ -288,3 +288,55 @@ def test_overdue_cases_are_warned_then_escalated_once_across_a_holiday(
     assert "2026-10-08 16:00" in escalation["note"]
     warning = next(e for e in timeline if e["action"] == "warn_handling")
     assert warning["assignee"] == case.json()["assignee"]
+
+
+
+def race(base: str, headers: dict[str, str], incident_id: str, etag: str,
+         actions: list[str]) -> list[int]:
+    """Each of *actions* sent at the same moment from a thread of its own, with *etag*:
+    the statuses of the answers."""
+    import threading
+
+    import httpx
+
+    barrier = threading.Barrier(len(actions))
+    answers: list[int] = []
+
+    def send(action: str) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+            barrier.wait()
+            res = http.post(f"/api/incidents/{incident_id}/actions", json={
+                "action": action, "note": "duplicate"}, headers={"If-Match": etag})
+            answers.append(res.status_code)
+
+    threads = [threading.Thread(target=send, args=(a,)) for a in actions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return answers
+
+
+def test_concurrent_steps_on_one_version_one_wins_the_others_get_412(
+        database: str, who: dict[str, dict[str, str]],
+        points: dict[str, tuple[float, float]]) -> None:
+    """Eight dispatchers who read the same version send their step at the same moment,
+    over HTTP to a served app: the row lock lets exactly one through; the others get 412
+    and the case and its timeline hold that one step only."""
+    import httpx
+
+    from tests.conftest import serve_in_thread
+
+    for base in serve_in_thread(database):
+        with httpx.Client(base_url=base, headers=who["dispatcher"], timeout=60) as http:
+            case = http.post("/api/incidents", json={
+                "lon": points["grid"][0], "lat": points["grid"][1], "category": GARBAGE})
+            assert case.status_code == 201, case.text
+            cid = case.json()["id"]
+            answers = race(base, who["dispatcher"], cid, case.headers["etag"],
+                           ["register", "cancel"] * 4)
+            now = http.get(f"/api/incidents/{cid}").json()
+    assert sorted(answers) == [200] + [412] * 7, answers
+    assert now["version"] == 2 and now["status"] in ("registered", "cancelled")
+    assert [e["action"] for e in now["timeline"]] == [
+        "collect", "register" if now["status"] == "registered" else "cancel"]
