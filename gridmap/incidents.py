@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
@@ -53,6 +53,10 @@ class StaleVersion(Exception):
 
 class VersionRequired(Exception):
     """A step sent without ``If-Match`` (428)."""
+
+
+class IntakeBusy(Exception):
+    """Every intake connection stayed busy while the report waited (503, Retry-After)."""
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,18 @@ async def report_async(pool: AsyncConnectionPool[Any], principal: Principal, sen
     prepared, on an autocommit connection of *pool* (what most reports are, so they cost
     no worker thread)."""
     values = _report_values(principal, sent, workflow, client=client, photos=0)
-    async with pool.connection() as conn:
+    try:
+        conn = await pool.getconn()
+    except PoolTimeout:
+        stats = pool.get_stats()
+        if stats.get("pool_size", 0) >= pool.max_size and not stats.get("pool_available"):
+            raise IntakeBusy(f"too many reports at once: this one waited {pool.timeout:g} s "
+                             "for the database; send it again shortly") from None
+        raise  # no connection to be had: the database is away (503 as such)
+    try:
         row = await store.intake_async(conn, values)
+    finally:
+        await pool.putconn(conn)
     return _reported(row, sent)
 
 

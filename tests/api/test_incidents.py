@@ -340,3 +340,47 @@ def test_concurrent_steps_on_one_version_one_wins_the_others_get_412(
     assert now["version"] == 2 and now["status"] in ("registered", "cancelled")
     assert [e["action"] for e in now["timeline"]] == [
         "collect", "register" if now["status"] == "registered" else "cancel"]
+
+
+def test_a_report_that_waits_too_long_for_a_connection_is_told_to_retry(
+        database: str, points: dict[str, tuple[float, float]]) -> None:
+    """Under more reports than the intake pool serves, one that waits past the pool's limit
+    is refused as busy (503 with Retry-After, stored nowhere), not as a missing database."""
+    import asyncio
+
+    from psycopg_pool import AsyncConnectionPool
+
+    from gridmap import incidents
+    from gridmap.access import CLI_PRINCIPAL
+    from gridmap.api.errors import status_of
+    from gridmap.store.db import libpq_dsn
+    from gridmap.store.photos import PhotoFiles
+
+    settings = Settings(database_url=database)
+    workflow = incidents.Workflow(load_categories(settings.incident_categories),
+                                  settings.work_calendar(), PhotoFiles(settings.photo_folder()))
+    sent = incidents.Report(lon=points["grid"][0], lat=points["grid"][1], category=GARBAGE,
+                            description="waits too long")
+
+    async def crowded() -> tuple[Exception | None, str]:
+        async with AsyncConnectionPool(libpq_dsn(database), min_size=1, max_size=1,
+                                       timeout=0.5, kwargs={"autocommit": True}) as pool:
+            async with pool.connection():  # another report holds the only connection
+                try:
+                    await incidents.report_async(pool, CLI_PRINCIPAL, sent, workflow,
+                                                 client="test")
+                except incidents.IntakeBusy as exc:
+                    refused: Exception | None = exc
+                else:
+                    refused = None
+            case, _ = await incidents.report_async(pool, CLI_PRINCIPAL, sent, workflow,
+                                                   client="test")  # its turn: taken
+        return refused, case["id"]
+
+    refused, taken = asyncio.run(crowded())
+    assert refused is not None and status_of(refused) == 503
+    assert "too many reports at once" in str(refused)
+    with psycopg.connect(database.replace("+psycopg", "")) as conn:
+        rows = conn.execute("SELECT id FROM incident WHERE description = 'waits too long'"
+                            ).fetchall()
+    assert rows == [(taken,)]
