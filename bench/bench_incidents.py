@@ -10,16 +10,17 @@ and accounts never reach the demo database. Starts `gridmap serve` (one process 
 made with `gridmap user add` (POST /auth/token), and measures:
 
 1. Intake to routed: POST /api/incidents at a fixed rate (default 100, then 200 reports/s,
-   10 s each, after a 2 s warm-up) from an asyncio httpx client on an open-loop schedule:
-   report *i* is sent at ``start + i / rate`` whether or not earlier ones have been
-   answered (wrk2 is not available and wrk is closed-loop), and its latency counts from that
-   scheduled time, so a stalled server is not hidden by a client that waits for it. Every
-   answer is a case already located and routed to its grid, community, township and worker
-   (and audited). The target of the issue: p99 ≤ 20 ms at 200 reports/s. Also 200 reports
-   sent one at a time: what a report costs when nothing queues. Beside it, routing after
-   the fact: as many plain INSERTs without routing (psycopg, one transaction each, as fast
-   as they go), then `gridmap assign incidents` over the table — what a report waits for
-   when routing is a batch job.
+   10 s each, after a 2 s warm-up) on an open-loop schedule: report *i* is sent at
+   ``start + i / rate`` whether or not earlier ones have been answered (wrk2 is not
+   available and wrk is closed-loop), and its latency counts from that scheduled time, so a
+   stalled server is not hidden by a client that waits for it. The client writes HTTP/1.1
+   on asyncio streams (see :class:`RawClient`). Every answer is a case already located and
+   routed to its grid, community, township and worker (and audited); the server's CPU per
+   report is printed too. Beside it, at the same rate, the obvious alternative straight to
+   PostgreSQL: a plain INSERT, then the locate as a separate UPDATE. The target of the
+   issue: p99 ≤ 20 ms at 200 reports/s. Also 200 reports sent one at a time (what a report
+   costs when nothing queues), the database's share (intake.sql vs the same as six
+   statements), and routing as a batch job (`gridmap assign incidents`).
 2. The emergency view of the whole district (the county polygon): POST /api/emergency,
    median and max of N calls, as the admin (the vulnerable households listed) and as the
    dispatcher (counts only); beside it geopandas — read every household from PostGIS and
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -37,12 +39,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -69,46 +73,160 @@ def points_in_grids(n: int, seed: int = 1) -> np.ndarray:
     return out[:n]
 
 
+def cpu_seconds(proc: psutil.Process) -> float:
+    """CPU time of the server process and its children (workers), user + system."""
+    total = 0.0
+    for p in (proc, *proc.children(recursive=True)):
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
 # --- 1. intake -----------------------------------------------------------------------------
 
+class RawClient:
+    """POSTs of JSON over HTTP/1.1 keep-alive connections on asyncio streams, a connection
+    per request in flight (opened when none is idle).
+
+    Why not httpx: on this 2-core machine an httpx.AsyncClient spent ~10 ms of CPU per
+    request — more than the server — so at 200/s the client, not gridmap, set the pace.
+    This one writes pre-encoded bytes and reads a Content-Length body: a small fraction of
+    that, so what is measured is the server."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.head = (f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+                     "Content-Type: application/json\r\n").encode()
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.opened = 0
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        request = (b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s"
+                   % (path.encode(), self.head, len(body), body))
+        while True:
+            reused = bool(self.idle)
+            if reused:
+                reader, writer = self.idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                self.opened += 1
+            writer.write(request)
+            first = await reader.readline()
+            if first:
+                break
+            writer.close()  # an idle connection the server closed (keep-alive timeout)
+            if not reused:
+                raise ConnectionError("the server closed the connection unanswered")
+        status = int(first.split()[1])
+        length, close = 0, False
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        data = await reader.readexactly(length)
+        if close:
+            writer.close()
+        else:
+            self.idle.append((reader, writer))
+        return status, data
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+
+def report_body(x: float, y: float) -> bytes:
+    return json.dumps({"lon": float(x), "lat": float(y), "category": CATEGORY,
+                       "description": "bench", "reporter": "李女士 13900001111"}).encode()
+
+
+async def open_loop(send: Callable[[int, float], Awaitable[None]], n: int, rate: float,
+                    latencies: list[float]) -> dict[str, Any]:
+    """Call ``send(k, due)`` for k < *n* at ``start + k / rate`` whether or not earlier
+    ones are done (each appends its latency from *due* to *latencies*); the figures."""
+    tasks = []
+    start = time.perf_counter()
+    for k in range(n):
+        due = start + k / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(k, due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    return {"n": n, "rps": n / elapsed, "p50": pct(latencies, 50), "p90": pct(latencies, 90),
+            "p99": pct(latencies, 99), "max": max(latencies)}
+
+
 async def fixed_rate(base: str, token: str, points: np.ndarray, rate: float
                      ) -> dict[str, Any]:
     """POST one report per point on an open-loop schedule of *rate* per second."""
     latencies: list[float] = []
     errors: list[str] = []
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    client = RawClient(host, int(port), token)
+    bodies = [report_body(x, y) for x, y in points]
+
+    async def report(k: int, due: float) -> None:
+        try:
+            status, text = await client.post("/api/incidents", bodies[k])
+            if status != 201:
+                errors.append(f"{status} {text[:80]!r}")
+        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            errors.append(repr(exc))
+        latencies.append((time.perf_counter() - due) * 1e3)
+
+    figures = await open_loop(report, len(points), rate, latencies)
+    client.close()
+    return {**figures, "errors": len(errors), "first_error": errors[0] if errors else "",
+            "connections": client.opened}
+
+
+ROUTE_AFTER = (  # the obvious alternative: a plain INSERT, then locate and route it
+    "UPDATE incident i SET grid_code = r.code, community_code = r.community_code, "
+    "township_code = r.township_code, assignee = r.worker FROM (SELECT g.code, "
+    "g.community_code, c.parent_code AS township_code, (SELECT w.id FROM grid_worker w "
+    "WHERE w.grid_code = g.code AND w.role IN ('full_time', 'grid_head') ORDER BY "
+    "w.role <> 'full_time', w.id LIMIT 1) AS worker FROM grid g JOIN division c ON c.code = "
+    "g.community_code WHERE g.kind IN ('exclusive', 'comprehensive') AND ST_Intersects("
+    "g.geom, ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 4326)) ORDER BY g.kind <> 'exclusive', "
+    "g.code LIMIT 1) r WHERE i.id = %(id)s")
+
+
+async def insert_then_locate(url: str, points: np.ndarray, rate: float) -> dict[str, Any]:
+    """The alternative at the same open-loop schedule, straight to the database (no HTTP,
+    no checks, no timeline, no audit): a plain INSERT (autocommit), then the locate as a
+    separate UPDATE (autocommit), each prepared, on a pool of 4 connections like gridmap's.
+    Latency until the second statement is done: the report is routed."""
+    from psycopg_pool import AsyncConnectionPool
+
+    from gridmap.store.db import libpq_dsn
+
+    latencies: list[float] = []
+    async with AsyncConnectionPool(libpq_dsn(url), min_size=4, max_size=4,
+                                   kwargs={"autocommit": True}) as pool:
 
         async def report(k: int, due: float) -> None:
-            x, y = points[k]
-            try:
-                res = await client.post("/api/incidents", json={
-                    "lon": float(x), "lat": float(y), "category": CATEGORY,
-                    "description": "bench", "reporter": "李女士 13900001111"})
-                if res.status_code != 201:
-                    errors.append(f"{res.status_code} {res.text[:80]}")
-            except httpx.HTTPError as exc:
-                errors.append(repr(exc))
+            x, y = float(points[k][0]), float(points[k][1])
+            values = {"id": f"ALT{int(rate):04d}{k:07d}", "x": x, "y": y}
+            async with pool.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO incident (id, category, description, reported_at, status, "
+                    "urgent, version, updated_at, reporter, geom) VALUES (%(id)s, %(cat)s, "
+                    "'bench', now(), 'collected', false, 1, now(), '李女士', "
+                    "ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 4326))",
+                    {**values, "cat": CATEGORY}, prepare=True)
+                await conn.execute(ROUTE_AFTER, values, prepare=True)
             latencies.append((time.perf_counter() - due) * 1e3)
 
-        tasks = []
-        start = time.perf_counter()
-        for k in range(len(points)):
-            due = start + k / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(report(k, due)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - start
-    return {"n": len(points), "rps": len(points) / elapsed, "p50": pct(latencies, 50),
-            "p90": pct(latencies, 90), "p99": pct(latencies, 99), "max": max(latencies),
-            "errors": len(errors), "first_error": errors[0] if errors else ""}
+        return await open_loop(report, len(points), rate, latencies)
 
 
 def one_at_a_time(base: str, token: str, points: np.ndarray) -> dict[str, Any]:
@@ -122,30 +240,6 @@ def one_at_a_time(base: str, token: str, points: np.ndarray) -> dict[str, Any]:
             client.post("/api/incidents", json={
                 "lon": float(x), "lat": float(y), "category": CATEGORY,
                 "description": "bench", "reporter": "李女士 13900001111"}).raise_for_status()
-            latencies.append((time.perf_counter() - t) * 1e3)
-        elapsed = time.perf_counter() - start
-    return {"n": len(points), "rps": len(points) / elapsed, "p50": pct(latencies, 50),
-            "p99": pct(latencies, 99)}
-
-
-def plain_inserts(url: str, points: np.ndarray) -> dict[str, Any]:
-    """The alternative's intake: an INSERT per report, one transaction each, no routing."""
-    import psycopg
-
-    from gridmap.store.db import libpq_dsn
-
-    latencies = []
-    with psycopg.connect(libpq_dsn(url)) as conn:
-        start = time.perf_counter()
-        for k, (x, y) in enumerate(points):
-            t = time.perf_counter()
-            conn.execute(
-                "INSERT INTO incident (id, category, description, reported_at, status, "
-                "urgent, version, updated_at, reporter, geom) VALUES (%s, %s, 'bench', now(), "
-                "'collected', false, 1, now(), %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326))",
-                (f"PLAIN{k:07d}", CATEGORY, "李女士 13900001111", float(x), float(y)),
-                prepare=True)
-            conn.commit()
             latencies.append((time.perf_counter() - t) * 1e3)
         elapsed = time.perf_counter() - start
     return {"n": len(points), "rps": len(points) / elapsed, "p50": pct(latencies, 50),
@@ -314,7 +408,7 @@ def main() -> None:
     area = shapely.geometry.mapping(county)
     counts = [int(rate * args.seconds) for rate in args.rate]
     warm = int(args.rate[0] * 2)
-    points = points_in_grids(warm + 2 * sum(counts) + 1000)
+    points = points_in_grids(warm + 2 * sum(counts) + 600)
     cores, load = os.cpu_count(), os.getloadavg()
     password = "bench-" + os.urandom(6).hex()
     create_database(server, dbname)
@@ -343,15 +437,19 @@ def main() -> None:
 
             asyncio.run(fixed_rate(base, dispatcher, points[:warm], args.rate[0]))  # warm up
             alone = one_at_a_time(base, dispatcher, points[:200])
-            intakes, at = [], warm
+            intakes, others, at = [], [], warm
+            served = psutil.Process(proc.pid)
             for rate, n in zip(args.rate, counts, strict=True):
                 time.sleep(2)  # the last run's backlog is answered; let the server settle
+                before = cpu_seconds(served)
                 intakes.append(asyncio.run(fixed_rate(base, dispatcher, points[at:at + n],
                                                       rate)))
+                intakes[-1]["cpu_ms"] = (cpu_seconds(served) - before) / n * 1e3
                 at += n
-            plain = plain_inserts(url, points[at:at + max(counts)])
-            at += max(counts)
-            shares = database_share(url, points[at:at + 1000])
+                time.sleep(2)
+                others.append(asyncio.run(insert_then_locate(url, points[at:at + n], rate)))
+                at += n
+            shares = database_share(url, points[at:at + 600])
             assign_s, assign_line = assign_after(env)
 
             admin_ms, admin_body = emergency_calls(base, admin, area, args.calls)
@@ -366,21 +464,26 @@ def main() -> None:
             proc.wait(10)
         drop_database(server, dbname)
 
-    print(f"1. Intake to routed: POST /api/incidents as a county dispatcher at a fixed rate "
-          f"for {args.seconds:g} s (asyncio httpx, open-loop schedule; latency from each "
-          "report's scheduled time). gridmap: locate + route + timeline + audit, one "
-          "transaction:")
-    for rate, intake in zip(args.rate, intakes, strict=True):
-        print(f"  offered {rate:5.0f}/s, {intake['n']} reports: "
-              f"{intake['rps']:6.1f} reports/s   p50 {intake['p50']:.2f} ms   "
-              f"p90 {intake['p90']:.2f} ms   p99 {intake['p99']:.2f} ms   "
-              f"max {intake['max']:.1f} ms   errors {intake['errors']} "
-              f"{intake['first_error']}")
-    print(f"  one at a time (the cost of a report, no queueing), {alone['n']} reports:      "
-          f"{alone['rps']:6.1f} reports/s   p50 {alone['p50']:.2f} ms   "
-          f"p99 {alone['p99']:.2f} ms")
+    print(f"1. Intake to routed at a fixed rate for {args.seconds:g} s (open-loop schedule, "
+          "latency from each report's scheduled time):")
+    print("  gridmap: POST /api/incidents as a county dispatcher (checks, locate + route + "
+          "timeline + audit in one prepared statement, the answer as JSON)")
+    print("  alternative: straight to PostgreSQL, no HTTP: a plain INSERT, then the locate "
+          "as a separate UPDATE (two prepared statements, 4 connections)")
+    for rate, intake, other in zip(args.rate, intakes, others, strict=True):
+        print(f"  offered {rate:5.0f}/s, {intake['n']} reports each:")
+        print(f"    gridmap      {intake['rps']:6.1f}/s   p50 {intake['p50']:7.2f} ms   "
+              f"p90 {intake['p90']:7.2f} ms   p99 {intake['p99']:7.2f} ms   "
+              f"max {intake['max']:7.1f} ms   errors {intake['errors']} "
+              f"{intake['first_error']}  (server CPU {intake['cpu_ms']:.2f} ms/report)")
+        print(f"    alternative  {other['rps']:6.1f}/s   p50 {other['p50']:7.2f} ms   "
+              f"p90 {other['p90']:7.2f} ms   p99 {other['p99']:7.2f} ms   "
+              f"max {other['max']:7.1f} ms")
+    print(f"  gridmap one at a time (the cost of a report, no queueing), {alone['n']} reports: "
+          f"{alone['rps']:6.1f}/s   p50 {alone['p50']:.2f} ms   p99 {alone['p99']:.2f} ms")
     print(f"  ({args.workers} server process(es); {cores} cores shared by the server, "
-          f"PostgreSQL and this client; load average {load[0]:.1f} at the start)")
+          f"PostgreSQL, this client and the machine's other work; load average "
+          f"{load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)")
     at_200 = [i for r, i in zip(args.rate, intakes, strict=True) if r >= 200]
     print("  target p99 <= 20 ms at 200 reports/s: " + (
         "not measured (no rate of 200/s or more)" if not at_200 else
@@ -391,12 +494,8 @@ def main() -> None:
           f"p50 {single['p50']:.2f} ms   p99 {single['p99']:.2f} ms")
     print(f"    the same as 6 statements in a transaction (8 round trips)            "
           f"p50 {stepwise['p50']:.2f} ms   p99 {stepwise['p99']:.2f} ms")
-    print("  alternative, routing after the fact:")
-    print(f"    plain INSERT, no routing (psycopg, a transaction each, {plain['n']} rows)  "
-          f"{plain['rps']:6.0f} rows/s   p50 {plain['p50']:.2f} ms   "
-          f"p99 {plain['p99']:.2f} ms")
-    print(f"    then `gridmap assign incidents`: {assign_s:.2f} s wall ({assign_line}); a "
-          "report is unrouted until the next such run")
+    print(f"  routing as a batch job instead: `gridmap assign incidents` took {assign_s:.2f} s "
+          f"({assign_line}); a report is unrouted until the next such run")
     totals = admin_body["totals"]
     print(f"2. Emergency view of the whole district (county polygon, {totals['households']} "
           f"households in {totals['grids']} grids), {args.calls} calls each:")

@@ -1323,3 +1323,42 @@ def grids_suggest(
 
 if __name__ == "__main__":
     app()
+
+
+photos_app = typer.Typer(help="The photo folder of incidents.", no_args_is_help=True)
+app.add_typer(photos_app, name="photos")
+
+
+@photos_app.command("prune")
+def photos_prune(
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="Remove the files listed (without it, only list them).")] = False,
+    older_than: Annotated[int, typer.Option(
+        min=1, max=100_000, help="Only files last changed more than this many minutes ago "
+        "(a younger one may belong to a step still being saved).")] = 60,
+) -> None:
+    """List the photo files that have no row (left by a server stopped mid-step), and
+    with --apply remove them. Lists only, by default."""
+    from datetime import timedelta
+
+    from gridmap.incidents import orphan_photos
+    from gridmap.store.photos import PhotoFiles
+
+    settings = get_settings()
+    folder = settings.photo_folder()
+    orphans = orphan_photos(_engine(settings), PhotoFiles(folder),
+                            older_than=timedelta(minutes=older_than))
+    size = 0
+    for path in orphans:
+        size += path.stat().st_size
+        typer.echo(str(path))
+    if not orphans:
+        typer.echo(_("no photo files without a row in {folder}", folder=str(folder)))
+    elif not apply:
+        typer.echo(_("{n} files without a row ({size} bytes) would be removed: run again "
+                     "with --apply to remove them", n=len(orphans), size=size))
+    else:
+        for path in orphans:
+            path.unlink(missing_ok=True)
+        typer.echo(_("removed {n} files without a row ({size} bytes)", n=len(orphans),
+                     size=size))

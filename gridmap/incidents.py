@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
@@ -52,6 +53,10 @@ class StaleVersion(Exception):
 
 class VersionRequired(Exception):
     """A step sent without ``If-Match`` (428)."""
+
+
+class IntakeBusy(Exception):
+    """Every intake connection stayed busy while the report waited (503, Retry-After)."""
 
 
 @dataclass(frozen=True)
@@ -110,30 +115,7 @@ def report(engine: Engine, principal: Principal, sent: Report, workflow: Workflo
     one round trip and all or nothing. A point outside every grid is registered to the
     township that holds it, with a warning; one outside the district is refused. Returns
     the case and the warnings."""
-    if principal.role.value not in ("admin", "dispatcher", "grid_worker"):
-        if not principal.signed_in:
-            from gridmap.access import NotSignedIn
-
-            raise NotSignedIn("sign in to report an incident")
-        raise Forbidden(f"the {principal.role.value} role may not report incidents")
-    category = workflow.category(sent.category)
-    description = _clean(sent.description, "description", 2000) or ""
-    reporter = _clean(sent.reporter, "reporter", 200)
-    if not (math.isfinite(sent.lon) and math.isfinite(sent.lat)):
-        raise IncidentError("lon and lat must be finite numbers")
-    if len(photos) > MAX_PHOTOS:
-        raise IncidentError(f"{len(photos)} photos: {MAX_PHOTOS} at most with one report")
-    lon, lat = to_wgs84(sent.lon, sent.lat, sent.crs)
-    at = _now()
-    urgent = category.urgent if sent.urgent is None else sent.urgent
-    actor = Actor.of(principal, client)
-    values = {
-        "lon": lon, "lat": lat, "scope": scope_param(principal.scope),
-        "id_prefix": f"C{at:%Y%m%d}", "category": category.code, "description": description,
-        "at": at, "reporter": reporter, "urgent": urgent,
-        "dispatch_due": at + timedelta(minutes=rules.DISPATCH_MINUTES[urgent]),
-        "actor": principal.name, "role": principal.role.value, "client": actor.client,
-        "target": "POST /api/incidents"}
+    values = _report_values(principal, sent, workflow, client=client, photos=len(photos))
     staged = workflow.photos.stage(photos) if photos else None
     try:
         if staged is None:  # a single statement needs no transaction of its own
@@ -148,12 +130,67 @@ def report(engine: Engine, principal: Principal, sent: Report, workflow: Workflo
         if staged is not None:
             staged.discard()
         raise
+    if staged is not None and (row is None or row["id"] is None):
+        staged.discard()
+    return _reported(row, sent)
+
+
+async def report_async(pool: AsyncConnectionPool[Any], principal: Principal, sent: Report,
+                       workflow: Workflow, *, client: str | None
+                       ) -> tuple[dict[str, Any], list[str]]:
+    """:func:`report` of a report without photos, on the event loop: the same statement,
+    prepared, on an autocommit connection of *pool* (what most reports are, so they cost
+    no worker thread)."""
+    values = _report_values(principal, sent, workflow, client=client, photos=0)
+    try:
+        conn = await pool.getconn()
+    except PoolTimeout:
+        stats = pool.get_stats()
+        if stats.get("pool_size", 0) >= pool.max_size and not stats.get("pool_available"):
+            raise IntakeBusy(f"too many reports at once: this one waited {pool.timeout:g} s "
+                             "for the database; send it again shortly") from None
+        raise  # no connection to be had: the database is away (503 as such)
+    try:
+        row = await store.intake_async(conn, values)
+    finally:
+        await pool.putconn(conn)
+    return _reported(row, sent)
+
+
+def _report_values(principal: Principal, sent: Report, workflow: Workflow, *,
+                   client: str | None, photos: int) -> dict[str, Any]:
+    """The checked report as the values of ``intake.sql``."""
+    if principal.role.value not in ("admin", "dispatcher", "grid_worker"):
+        if not principal.signed_in:
+            from gridmap.access import NotSignedIn
+
+            raise NotSignedIn("sign in to report an incident")
+        raise Forbidden(f"the {principal.role.value} role may not report incidents")
+    category = workflow.category(sent.category)
+    description = _clean(sent.description, "description", 2000) or ""
+    reporter = _clean(sent.reporter, "reporter", 200)
+    if not (math.isfinite(sent.lon) and math.isfinite(sent.lat)):
+        raise IncidentError("lon and lat must be finite numbers")
+    if photos > MAX_PHOTOS:
+        raise IncidentError(f"{photos} photos: {MAX_PHOTOS} at most with one report")
+    lon, lat = to_wgs84(sent.lon, sent.lat, sent.crs)
+    at = _now()
+    urgent = category.urgent if sent.urgent is None else sent.urgent
+    return {
+        "lon": lon, "lat": lat, "scope": scope_param(principal.scope),
+        "id_prefix": f"C{at:%Y%m%d}", "category": category.code, "description": description,
+        "at": at, "reporter": reporter, "urgent": urgent,
+        "dispatch_due": at + timedelta(minutes=rules.DISPATCH_MINUTES[urgent]),
+        "actor": principal.name, "role": principal.role.value,
+        "client": Actor.of(principal, client).client, "target": "POST /api/incidents"}
+
+
+def _reported(row: dict[str, Any] | None, sent: Report) -> tuple[dict[str, Any], list[str]]:
+    """The case and its warnings from ``intake.sql``'s row, or why there is none."""
     if row is None:
         raise IncidentError(f"({sent.lon}, {sent.lat}) is outside every township of the "
                             "district: check the coordinates and their system (crs)")
     if row["id"] is None:
-        if staged is not None:
-            staged.discard()
         raise NotVisible("the point is in none of your divisions")
     warnings = list(row.pop("warnings"))
     for key in ("urban_rural", "candidates", "visible", "photos"):
@@ -357,6 +394,22 @@ def escalate_overdue(engine: Engine, *, now: datetime | None = None, warn_minute
     Returns (case, action) of what it appended."""
     with engine.begin() as conn:
         return store.escalate_overdue(conn, now or _now(), warn_minutes=warn_minutes, tz=tz)
+
+
+def orphan_photos(engine: Engine, files: PhotoFiles, *, older_than: timedelta
+                  ) -> list[Path]:
+    """Files of the photo folder without a row, last changed more than *older_than* ago:
+    what a machine that stopped between placing a step's photos and committing it leaves
+    (and staged ``.part`` files of a process that died). Younger files are left alone: their
+    transaction may still be running."""
+    cutoff = (_now() - older_than).timestamp()
+    found = [(photo_id, path) for photo_id, path, mtime in files.files() if mtime < cutoff]
+    known: set[str] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(found), 1000):
+            known |= photo_store.known_ids(conn, [i for i, _ in found[start:start + 1000]])
+    return [path for photo_id, path in found
+            if path.name.endswith(".part") or photo_id not in known]
 
 
 class OverdueJob:

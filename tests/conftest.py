@@ -162,6 +162,13 @@ def loaded_database(server_url: str, template_db: str, layers: tuple[str, ...],
 
 
 @pytest.fixture(scope="module")
+def photo_server(grids_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """gridmap served over the module's grids database, with a photo folder of its own (the
+    pages that file reports and steps with photos)."""
+    yield from serve_in_thread(grids_db, photo_dir=tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="module")
 def grids_db(server_url: str, template_db: str) -> Iterator[str]:
     """A database of the test module's own holding the demo's divisions, grids and workers
     (enough to locate; tests may redraw in it)."""

@@ -49,8 +49,8 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def run_cli(url: str, *args: str) -> Result:
-    return CliRunner().invoke(app, list(args), env={"GRIDMAP_DATABASE_URL": url},
+def run_cli(url: str, *args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), env={"GRIDMAP_DATABASE_URL": url, **(env or {})},
                               catch_exceptions=False)
 
 
@@ -104,3 +104,15 @@ def size_check(where: str, controls: str) -> str:
   const root = document.documentElement;
   return {small, low, scrolls: root.scrollWidth > root.clientWidth};
 }""".replace("WHERE", json.dumps(where)).replace("CONTROLS", json.dumps(controls))
+
+
+def inside_grid(code: str) -> tuple[float, float]:
+    """(lon, lat) of a point of the demo grid *code*, some 50 m from its edges: a report
+    there is routed to that grid and no other."""
+    import geopandas as gpd
+
+    from gridmap.demodata import DEMO_DIR, DEMO_FILES
+
+    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"]).set_index("code")
+    inside = grids.loc[code].geometry.buffer(-0.0005).representative_point()
+    return inside.x, inside.y

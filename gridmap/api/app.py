@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine
 
 from gridmap import __version__
@@ -63,6 +64,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.audit = AuditLog(app.state.engine)
         # bound to this app's event loop (a module-level one would be shared between apps)
         app.state.intake = asyncio.Semaphore(routes_incidents.INTAKE_SLOTS)
+        # reports without photos: a prepared statement on the event loop (see incidents);
+        # a report waits its turn under load (a tile gives up after 3 s, a report after 15)
+        app.state.intake_pool = AsyncConnectionPool(
+            libpq_dsn(url), min_size=1, max_size=routes_incidents.INTAKE_SLOTS, open=False,
+            kwargs={"autocommit": True}, timeout=15,
+            check=AsyncConnectionPool.check_connection)
+        await app.state.intake_pool.open()
         app.state.overdue = OverdueJob(app.state.engine, interval=settings.overdue_interval_s,
                                        warn_minutes=settings.overdue_warn_minutes,
                                        tz=settings.time_zone)
@@ -98,6 +106,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.reports.close()
         app.state.audit.close()
         await app.state.tiles.close()
+        await app.state.intake_pool.close()
         app.state.changes.close()
         app.state.engine.dispose()
 

@@ -65,6 +65,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (reports.InvalidReport, 422),
     (reports.ReportTooLarge, 413),
     (reports.ReportsBusy, 503),
+    (incidents.IntakeBusy, 503),
     (reports.ReportDatabaseUnavailable, 503),
     (reports.ReportTimeout, 504),
     (FilterError, 400),

@@ -20,8 +20,8 @@ from gridmap.domain.access import Show
 from gridmap.domain.incidents import Action, Stage
 
 router = APIRouter(prefix="/api", tags=["incidents"])
-# reports handled at once per process (the engine's pool holds 5 connections); the rest wait
-# on the event loop, where waiting costs nothing
+# reports handled at once per process: connections of the intake pool, and (reports with
+# photos) worker threads; the rest wait on the event loop, where waiting costs nothing
 INTAKE_SLOTS = 4
 ETAG = re.compile(r'^\s*(?:W/)?"?v?(\d{1,9})"?\s*$')
 
@@ -136,13 +136,15 @@ def _photos(photos: list[dict[str, Any]], incident_id: str) -> list[PhotoPublic]
             for p in photos]
 
 
-def _answer(request: Request, response: Response, caller: Any, case: dict[str, Any],
-            **extra: Any) -> IncidentPublic:
+def _answer(request: Request, response: Response, caller: Any, case: dict[str, Any], *,
+            sent_by_caller: bool = False, **extra: Any) -> IncidentPublic:
+    """The case as the caller may see it; a reporter read whole is audited, unless the
+    caller sent it (the answer to their own report)."""
     response.headers["ETag"] = _etag(case)
     shown = incidents.present(case, caller)
     if "photos" in shown:
         extra["photos"] = _photos(shown.pop("photos"), case["id"])
-    if case.get("reporter") and caller.fields.reporter == Show.full:
+    if case.get("reporter") and caller.fields.reporter == Show.full and not sent_by_caller:
         request.app.state.audit.read(caller, f"{request.method} {request.url.path}",
                                      client_of(request), divisions=caller.divisions,
                                      row_ids=[case["id"]], detail="incident reporter")
@@ -165,14 +167,19 @@ async def create_incident(request: Request, response: Response, caller: CallerDe
     state = request.app.state
     body, photos = await body_and_photos(request, IncidentCreate,
                                          max_bytes=state.settings.photo_max_bytes)
-    async with state.intake:  # more at once only queue for connections and the GIL
-        case, warnings = await run_in_threadpool(
-            incidents.report, state.engine, caller, incidents.Report(
-                lon=body.lon, lat=body.lat, crs=body.crs, category=body.category,
-                description=body.description, reporter=body.reporter, urgent=body.urgent),
-            state.workflow, client=client_of(request), photos=photos)
+    sent = incidents.Report(lon=body.lon, lat=body.lat, crs=body.crs, category=body.category,
+                            description=body.description, reporter=body.reporter,
+                            urgent=body.urgent)
+    if photos:  # files to write: in a worker thread, a few at once
+        async with state.intake:
+            case, warnings = await run_in_threadpool(
+                incidents.report, state.engine, caller, sent, state.workflow,
+                client=client_of(request), photos=photos)
+    else:  # on the event loop, waiting for one of the pool's connections
+        case, warnings = await incidents.report_async(
+            state.intake_pool, caller, sent, state.workflow, client=client_of(request))
     response.headers["Location"] = f"/api/incidents/{case['id']}"
-    return _answer(request, response, caller, case, warnings=warnings)
+    return _answer(request, response, caller, case, sent_by_caller=True, warnings=warnings)
 
 
 @router.get("/incidents", response_model_exclude_unset=True)

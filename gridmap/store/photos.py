@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,19 @@ class PhotoFiles:
     def path(self, photo_id: str, media_type: str) -> Path:
         return path_of(self.folder, photo_id, media_type)
 
+    def files(self) -> Iterator[tuple[str, Path, float]]:
+        """Every file in the folder's two-digit subfolders, as (the photo id its name
+        gives, path, modification time): placed photos and staged ``.part`` files alike."""
+        if not self.folder.is_dir():
+            return
+        for sub in sorted(self.folder.iterdir()):
+            if not (sub.is_dir() and len(sub.name) == 2):
+                continue
+            for path in sorted(sub.iterdir()):
+                if path.is_file():
+                    photo_id = path.name.lstrip(".").split(".", 1)[0]
+                    yield photo_id, path, path.stat().st_mtime
+
 
 def path_of(folder: Path, photo_id: str, media_type: str) -> Path:
     return folder / photo_id[:2] / f"{photo_id}.{EXTENSIONS[media_type]}"
@@ -102,6 +115,14 @@ def path_of(folder: Path, photo_id: str, media_type: str) -> Path:
 def insert_photos(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(insert(photo_t), rows)
+
+
+def known_ids(conn: Connection, photo_ids: Sequence[str]) -> set[str]:
+    """Those of *photo_ids* that have a row."""
+    if not photo_ids:
+        return set()
+    return set(conn.execute(select(photo_t.c.id).where(photo_t.c.id.in_(list(photo_ids))))
+               .scalars())
 
 
 def read_photos(conn: Connection, incident_ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -6,10 +6,8 @@ desktop size and at a phone's, tapping the real controls."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import geopandas as gpd
 import httpx
 import pandas as pd
 import psycopg
@@ -27,8 +25,7 @@ from tests.api.test_browser import (
     sign_in,
     wait_until,
 )
-from tests.conftest import serve_in_thread
-from tests.helpers import bearer, size_check, token_for
+from tests.helpers import bearer, inside_grid, size_check, token_for
 
 TOWNSHIP, GRID = "610199001000", "610199001001001"
 GARBAGE = "事件/市容环境/暴露垃圾"
@@ -41,28 +38,21 @@ SIZES = size_check('header *, #problem *, #panel *, #legend *',
 
 
 @pytest.fixture(scope="module")
-def database(grids_db: str) -> str:
-    return grids_db
+def base_url(photo_server: str) -> str:
+    return photo_server
 
 
 @pytest.fixture(scope="module")
-def base_url(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve_in_thread(database, photo_dir=tmp_path_factory.mktemp("photos"))
-
-
-@pytest.fixture(scope="module")
-def api(database: str) -> dict[str, str]:
+def api(grids_db: str) -> dict[str, str]:
     """The page's account (signs in with the password), and another dispatcher's token
     for the reports made from outside the page."""
-    token_for(database, DISPATCHER, "dispatcher", (TOWNSHIP,))
-    return bearer(token_for(database, ELSEWHERE, "dispatcher", (TOWNSHIP,)))
+    token_for(grids_db, DISPATCHER, "dispatcher", (TOWNSHIP,))
+    return bearer(token_for(grids_db, ELSEWHERE, "dispatcher", (TOWNSHIP,)))
 
 
 @pytest.fixture(scope="module")
 def point() -> tuple[float, float]:
-    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"]).set_index("code")
-    inside = grids.loc[GRID].geometry.buffer(-0.0005).representative_point()
-    return inside.x, inside.y
+    return inside_grid(GRID)
 
 
 @pytest.fixture(scope="module")
@@ -104,18 +94,21 @@ def file_report(seen: Browsed, point: tuple[float, float], photo: Path) -> None:
 
 @pytest.mark.parametrize("size", [DESKTOP, PHONE])
 def test_a_dispatcher_takes_reports_and_moves_cases(
-        base_url: str, database: str, api: dict[str, str], point: tuple[float, float],
+        base_url: str, grids_db: str, api: dict[str, str], point: tuple[float, float],
         worker: pd.Series, size: tuple[int, int], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     width, height = size
-    with browse(base_url, width, height) as seen:
+    with browse(base_url, width, height, locale="zh-CN") as seen:
         page = seen.page
         sign_in(seen, base_url, DISPATCHER, next_path="/dispatch")
         wait_until(page, "window.dispatchReady === true || Boolean(window.gridmapError)")
         assert not page.evaluate("window.gridmapError")
         wait_until(page, "map.loaded() && !map.isMoving() && map.areTilesLoaded()")
         wait_until(page, "document.getElementById('live').dataset.state === 'live'", 10)
-        labels = page.evaluate("[STAGE_LABELS, ACTION_LABELS]")
+        labels = page.evaluate(f"""[{json.dumps([s.value for s in STAGE_LABELS])}
+            .map((s) => [s, i18n.label("stage", s)]),
+            {json.dumps([a.value for a in ACTION_LABELS])}
+            .map((a) => [a, i18n.label("action", a)])].map(Object.fromEntries)""")
         page.evaluate("window.sameDocument = true")  # gone if the page reloads
 
         # 1. a report through the form, with a photo: routed to the grid's worker
@@ -147,7 +140,7 @@ def test_a_dispatcher_takes_reports_and_moves_cases(
         queue = page.text_content("#queue-list") or ""
         # past its dispatch deadline (as if reported long ago): marked by itself, in the
         # list and on the map, by more than colour
-        with psycopg.connect(database.replace("+psycopg", ""), autocommit=True) as conn:
+        with psycopg.connect(grids_db.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute("UPDATE incident SET dispatch_due = now() - interval '1 hour' "
                          "WHERE id = %s", (second,))
         wait_until(page, f"document.querySelector(\"#queue-list .case-item.overdue"
@@ -199,11 +192,9 @@ def test_a_dispatcher_takes_reports_and_moves_cases(
         errors = seen.unexpected_errors((422, f"/api/incidents/{first}/actions"),
                                         (412, f"/api/incidents/{second}/actions"))
 
-    # the page's labels are the domain's
-    assert {k: v.split(" ")[0] for k, v in labels[0].items()} == {
-        s.value: label for s, label in STAGE_LABELS.items()}
-    assert {k: v.split(" ")[0] for k, v in labels[1].items()} == {
-        a.value: label for a, label in ACTION_LABELS.items()}
+    # the page's labels are the domain's (from the server's catalogue, in Chinese)
+    assert labels[0] == {s.value: label for s, label in STAGE_LABELS.items()}
+    assert labels[1] == {a.value: label for a, label in ACTION_LABELS.items()}
     assert GRID in routed and worker["id"] in routed and worker["phone"] in routed, routed
     assert TOWNSHIP in routed and GRID[:12] in routed
     assert first.startswith("C") and first != second
@@ -213,10 +204,10 @@ def test_a_dispatcher_takes_reports_and_moves_cases(
     assert second in ring
     assert actions_before == ["register", "cancel"]
     assert "案件建立" in registered
-    assert "changed since you read it" in stale, stale
-    assert "立案 Register" in timeline and DISPATCHER in timeline
-    assert "派遣 Dispatch" in timeline and ELSEWHERE in timeline
-    assert "say why in note" in refused, refused
+    assert "在您读取后已被修改" in stale, stale  # the server's words, in the page's language
+    assert "立案" in timeline and DISPATCHER in timeline
+    assert "派遣" in timeline and ELSEWHERE in timeline
+    assert "请在说明中写明原因" in refused, refused
     assert same_document  # the queue changed without a reload
     for measured in (sizes, case_sizes):
         assert not measured["small"], measured["small"]
@@ -227,7 +218,7 @@ def test_a_dispatcher_takes_reports_and_moves_cases(
 
 
 def test_the_public_is_asked_to_sign_in(base_url: str) -> None:
-    with browse(base_url, 390, 844) as seen:
+    with browse(base_url, 390, 844, locale="zh-CN") as seen:
         page = seen.page
         page.goto(base_url + "/dispatch")
         wait_until(page, "window.dispatchReady === true || Boolean(window.gridmapError)")

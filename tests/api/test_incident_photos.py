@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import httpx
 import psycopg
 import pytest
@@ -19,9 +18,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from gridmap.api.app import create_app
-from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.settings import Settings
-from tests.helpers import bearer, token_for
+from tests.helpers import bearer, inside_grid, token_for
 
 TOWNSHIP, GRID, OTHER_GRID = "610199001000", "610199001001001", "610199001001002"
 GARBAGE = "事件/市容环境/暴露垃圾"
@@ -67,9 +65,7 @@ def who(grids_db: str) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def point() -> tuple[float, float]:
-    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"]).set_index("code")
-    inside = grids.loc[GRID].geometry.buffer(-0.0005).representative_point()
-    return inside.x, inside.y
+    return inside_grid(GRID)
 
 
 def stored(db: str, photo_dir: Path) -> tuple[int, int, int, int]:
@@ -238,3 +234,146 @@ def test_open311_media(client: TestClient, grids_db: str, point: tuple[float, fl
     bad = client.post("/open311/v2/requests.json", data=fields,
                       files={"media": ("x.jpg", b"<html>", "image/jpeg")})
     assert bad.status_code == 415 and bad.json()[0]["code"] == 415
+
+
+FAIL_AT_COMMIT = "the commit of this case fails"
+
+
+@pytest.fixture
+def commit_fails(grids_db: str) -> Iterator[None]:
+    """A deferred constraint on incident_photo that fails the commit of a case described
+    as FAIL_AT_COMMIT: after its photos were placed, at the very end."""
+    dsn = grids_db.replace("+psycopg", "")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"""
+            CREATE FUNCTION test_photo_commit_fails() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF EXISTS (SELECT 1 FROM incident WHERE id = NEW.incident_id
+                           AND description = '{FAIL_AT_COMMIT}') THEN
+                    RAISE EXCEPTION 'commit refused by the test';
+                END IF;
+                RETURN NULL;
+            END $$;
+            CREATE CONSTRAINT TRIGGER test_photo_commit_fails AFTER INSERT ON incident_photo
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+                EXECUTE FUNCTION test_photo_commit_fails();""")
+    try:
+        yield
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER test_photo_commit_fails ON incident_photo; "
+                         "DROP FUNCTION test_photo_commit_fails()")
+
+
+def test_a_failed_commit_leaves_no_photo_file(grids_db: str, photo_dir: Path,
+                                              point: tuple[float, float],
+                                              commit_fails: None) -> None:
+    """The files are placed as the transaction's last act; when the commit itself fails,
+    they are removed: no file without its row, for a report and for a step."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError
+
+    from gridmap import incidents
+    from gridmap.access import CLI_PRINCIPAL
+    from gridmap.domain.incidents import Action, load_categories
+    from gridmap.domain.photos import check_photo
+    from gridmap.store.photos import PhotoFiles
+
+    settings = Settings(database_url=grids_db, photo_dir=photo_dir)
+    workflow = incidents.Workflow(load_categories(settings.incident_categories),
+                                  settings.work_calendar(), PhotoFiles(photo_dir))
+    photo = check_photo(image("JPEG"), max_bytes=LIMIT)
+    sent = incidents.Report(lon=point[0], lat=point[1], category=GARBAGE,
+                            description=FAIL_AT_COMMIT)
+    engine = create_engine(grids_db)
+    try:
+        before = stored(grids_db, photo_dir)
+        with pytest.raises(DBAPIError, match="commit refused by the test"):
+            incidents.report(engine, CLI_PRINCIPAL, sent, workflow, client="test",
+                             photos=[photo, photo])
+        assert stored(grids_db, photo_dir) == before
+
+        case, _ = incidents.report(engine, CLI_PRINCIPAL, sent, workflow, client="test")
+        before = stored(grids_db, photo_dir)
+        with pytest.raises(DBAPIError, match="commit refused by the test"):
+            incidents.act(engine, CLI_PRINCIPAL, case["id"], Action.register, workflow,
+                          version=case["version"], client="test", photos=[photo])
+        assert stored(grids_db, photo_dir) == before
+    finally:
+        engine.dispose()
+
+
+def test_photos_prune_lists_then_removes_only_files_without_a_row(
+        client: TestClient, who: dict[str, Any], point: tuple[float, float], grids_db: str,
+        tmp_path: Path) -> None:
+    """``gridmap photos prune`` lists the files of the photo folder that have no row and
+    are older than --older-than; it removes them only with --apply."""
+    import os
+    import time
+    import uuid
+
+    from tests.helpers import run_cli
+
+    folder = tmp_path / "photos"
+    settings = Settings(database_url=grids_db, photo_dir=folder, photo_max_bytes=LIMIT)
+    with TestClient(create_app(settings)) as own:
+        kept = form_report(own, who["dispatcher"], point,
+                           [("photo", ("scene.jpg", image("JPEG"), "image/jpeg"))])
+    assert kept.status_code == 201, kept.text
+    placed = [p for p in folder.rglob("*") if p.is_file()]
+    assert len(placed) == 1
+    old = time.time() - 2 * 3600
+
+    def planted(name: str, *, age: float = old) -> Path:
+        photo_id = uuid.uuid4().hex
+        path = folder / photo_id[:2] / name.format(photo_id)
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(image("PNG"))
+        os.utime(path, (age, age))
+        return path
+
+    orphan = planted("{}.png")  # placed, its step never committed
+    part = planted(".{}.jpg.part")  # staged by a process that died
+    young = planted("{}.jpg", age=time.time())  # a step still being saved
+    os.utime(placed[0], (old, old))  # old, but it has its row
+    env = {"GRIDMAP_PHOTO_DIR": str(folder)}
+
+    listed = run_cli(grids_db, "photos", "prune", env=env)
+    assert listed.exit_code == 0, listed.output
+    assert sorted(line for line in listed.output.splitlines() if line.startswith("/")) == \
+        sorted([str(orphan), str(part)])
+    assert "--apply" in listed.output
+    assert orphan.exists() and part.exists()  # a dry run by default
+
+    removed = run_cli(grids_db, "photos", "prune", "--apply", env=env)
+    assert removed.exit_code == 0, removed.output
+    assert not orphan.exists() and not part.exists()
+    assert young.exists() and placed[0].exists()
+    again = run_cli(grids_db, "photos", "prune", "--older-than", "1", env=env)
+    assert again.exit_code == 0 and str(young) not in again.output
+    os.utime(young, (old, old))
+    assert str(young) in run_cli(grids_db, "photos", "prune", env=env).output
+
+
+def test_refusals_speak_the_callers_language(client: TestClient, who: dict[str, Any],
+                                             point: tuple[float, float]) -> None:
+    """A photo refused and a step refused say why in Chinese to a Chinese client (the
+    catalogue), in English to an English one."""
+    chinese = {**who["dispatcher"], "Accept-Language": "zh-CN"}
+    refused = form_report(client, chinese, point,
+                          [("photo", ("note.jpg", b"hello", "image/jpeg"))])
+    assert refused.status_code == 415
+    assert refused.json()["detail"] == "photo 1 (note.jpg) 不是 JPEG、PNG 或 WebP 图片"
+    assert refused.headers["content-language"] == "zh-CN"
+    case = form_report(client, who["dispatcher"], point, [])
+    cid = case.json()["id"]
+    for language, says in (("zh-CN", f"案件 {cid} 在您读取后已被修改"),
+                           ("en", f"case {cid} changed since you read it")):
+        stale = client.post(f"/api/incidents/{cid}/actions", json={"action": "register"},
+                            headers={**who["dispatcher"], "If-Match": '"v9"',
+                                     "Accept-Language": language})
+        assert stale.status_code == 412 and stale.json()["detail"].startswith(says), stale.text
+    no_reason = client.post(f"/api/incidents/{cid}/actions", json={"action": "cancel"},
+                            headers={**chinese, "If-Match": case.headers["etag"]})
+    assert no_reason.status_code == 422
+    assert no_reason.json()["detail"] == "请在说明中写明原因：“取消”需要理由"

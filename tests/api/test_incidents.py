@@ -288,3 +288,99 @@ def test_overdue_cases_are_warned_then_escalated_once_across_a_holiday(
     assert "2026-10-08 16:00" in escalation["note"]
     warning = next(e for e in timeline if e["action"] == "warn_handling")
     assert warning["assignee"] == case.json()["assignee"]
+
+
+
+def race(base: str, headers: dict[str, str], incident_id: str, etag: str,
+         actions: list[str]) -> list[int]:
+    """Each of *actions* sent at the same moment from a thread of its own, with *etag*:
+    the statuses of the answers."""
+    import threading
+
+    import httpx
+
+    barrier = threading.Barrier(len(actions))
+    answers: list[int] = []
+
+    def send(action: str) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+            barrier.wait()
+            res = http.post(f"/api/incidents/{incident_id}/actions", json={
+                "action": action, "note": "duplicate"}, headers={"If-Match": etag})
+            answers.append(res.status_code)
+
+    threads = [threading.Thread(target=send, args=(a,)) for a in actions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return answers
+
+
+def test_concurrent_steps_on_one_version_one_wins_the_others_get_412(
+        database: str, who: dict[str, dict[str, str]],
+        points: dict[str, tuple[float, float]]) -> None:
+    """Eight dispatchers who read the same version send their step at the same moment,
+    over HTTP to a served app: the row lock lets exactly one through; the others get 412
+    and the case and its timeline hold that one step only."""
+    import httpx
+
+    from tests.conftest import serve_in_thread
+
+    for base in serve_in_thread(database):
+        with httpx.Client(base_url=base, headers=who["dispatcher"], timeout=60) as http:
+            case = http.post("/api/incidents", json={
+                "lon": points["grid"][0], "lat": points["grid"][1], "category": GARBAGE})
+            assert case.status_code == 201, case.text
+            cid = case.json()["id"]
+            answers = race(base, who["dispatcher"], cid, case.headers["etag"],
+                           ["register", "cancel"] * 4)
+            now = http.get(f"/api/incidents/{cid}").json()
+    assert sorted(answers) == [200] + [412] * 7, answers
+    assert now["version"] == 2 and now["status"] in ("registered", "cancelled")
+    assert [e["action"] for e in now["timeline"]] == [
+        "collect", "register" if now["status"] == "registered" else "cancel"]
+
+
+def test_a_report_that_waits_too_long_for_a_connection_is_told_to_retry(
+        database: str, points: dict[str, tuple[float, float]]) -> None:
+    """Under more reports than the intake pool serves, one that waits past the pool's limit
+    is refused as busy (503 with Retry-After, stored nowhere), not as a missing database."""
+    import asyncio
+
+    from psycopg_pool import AsyncConnectionPool
+
+    from gridmap import incidents
+    from gridmap.access import CLI_PRINCIPAL
+    from gridmap.api.errors import status_of
+    from gridmap.store.db import libpq_dsn
+    from gridmap.store.photos import PhotoFiles
+
+    settings = Settings(database_url=database)
+    workflow = incidents.Workflow(load_categories(settings.incident_categories),
+                                  settings.work_calendar(), PhotoFiles(settings.photo_folder()))
+    sent = incidents.Report(lon=points["grid"][0], lat=points["grid"][1], category=GARBAGE,
+                            description="waits too long")
+
+    async def crowded() -> tuple[Exception | None, str]:
+        async with AsyncConnectionPool(libpq_dsn(database), min_size=1, max_size=1,
+                                       timeout=0.5, kwargs={"autocommit": True}) as pool:
+            async with pool.connection():  # another report holds the only connection
+                try:
+                    await incidents.report_async(pool, CLI_PRINCIPAL, sent, workflow,
+                                                 client="test")
+                except incidents.IntakeBusy as exc:
+                    refused: Exception | None = exc
+                else:
+                    refused = None
+            case, _ = await incidents.report_async(pool, CLI_PRINCIPAL, sent, workflow,
+                                                   client="test")  # its turn: taken
+        return refused, case["id"]
+
+    refused, taken = asyncio.run(crowded())
+    assert refused is not None and status_of(refused) == 503
+    assert "too many reports at once" in str(refused)
+    with psycopg.connect(database.replace("+psycopg", "")) as conn:
+        rows = conn.execute("SELECT id FROM incident WHERE description = 'waits too long'"
+                            ).fetchall()
+    assert rows == [(taken,)]

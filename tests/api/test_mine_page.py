@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import geopandas as gpd
 import httpx
 import pytest
 from PIL import Image
 
 from gridmap.domain.incidents import ACTION_LABELS, STAGE_LABELS
 from tests.api.test_browser import browse, shot, sign_in, wait_until
-from tests.conftest import serve_in_thread
-from tests.helpers import bearer, size_check, token_for
+from tests.helpers import bearer, inside_grid, size_check, token_for
 
 TOWNSHIP, GRID = "610199001000", "610199001001001"
 GARBAGE = "事件/市容环境/暴露垃圾"
@@ -31,20 +28,13 @@ SIZES = size_check('header *, nav *, main *, #problem *',
 
 
 @pytest.fixture(scope="module")
-def database(grids_db: str) -> str:
-    return grids_db
-
-
-@pytest.fixture(scope="module")
-def base_url(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve_in_thread(database, photo_dir=tmp_path_factory.mktemp("photos"))
+def base_url(photo_server: str) -> str:
+    return photo_server
 
 
 @pytest.fixture(scope="module")
 def point() -> tuple[float, float]:
-    grids = gpd.read_file("data/boundaries/grids.geojson").set_index("code")
-    inside = grids.loc[GRID].geometry.buffer(-0.0005).representative_point()
-    return inside.x, inside.y
+    return inside_grid(GRID)
 
 
 def jpeg(tmp: Path, name: str, colour: tuple[int, int, int]) -> Path:
@@ -56,10 +46,10 @@ def jpeg(tmp: Path, name: str, colour: tuple[int, int, int]) -> Path:
 
 
 def test_a_worker_feeds_back_with_a_photo_and_reports_at_their_position(
-        base_url: str, database: str, point: tuple[float, float],
+        base_url: str, grids_db: str, point: tuple[float, float],
         tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    token_for(database, WORKER, "grid_worker", (GRID,))
-    desk = bearer(token_for(database, DISPATCHER, "dispatcher", (TOWNSHIP,)))
+    token_for(grids_db, WORKER, "grid_worker", (GRID,))
+    desk = bearer(token_for(grids_db, DISPATCHER, "dispatcher", (TOWNSHIP,)))
     # the centre takes a report and dispatches it to the grid
     with httpx.Client(base_url=base_url, headers=desk) as api:
         case = api.post("/api/incidents", json={
@@ -75,7 +65,7 @@ def test_a_worker_feeds_back_with_a_photo_and_reports_at_their_position(
                                                                       (60, 160, 60))
     here = (point[0] + 0.0002, point[1] + 0.0001)
 
-    with browse(base_url, 390, 844) as seen:
+    with browse(base_url, 390, 844, locale="zh-CN") as seen:
         page = seen.page
         page.context.grant_permissions(["geolocation"], origin=base_url)
         page.context.set_geolocation({"longitude": here[0], "latitude": here[1],
@@ -83,7 +73,10 @@ def test_a_worker_feeds_back_with_a_photo_and_reports_at_their_position(
         sign_in(seen, base_url, WORKER, next_path="/mine")
         wait_until(page, "window.mineReady === true || Boolean(window.mineError)")
         assert not page.evaluate("window.mineError")
-        labels = page.evaluate("[STAGE_LABELS, ACTION_LABELS]")
+        labels = page.evaluate(f"""[{json.dumps([s.value for s in STAGE_LABELS])}
+            .map((s) => [s, i18n.label("stage", s)]),
+            {json.dumps([a.value for a in ACTION_LABELS])}
+            .map((a) => [a, i18n.label("action", a)])].map(Object.fromEntries)""")
         item = f"#cases .case-item[data-id='{cid}']"
         wait_until(page, f"document.querySelector({json.dumps(item)})", timeout=10)
         listed = page.text_content(item) or ""
@@ -128,11 +121,9 @@ def test_a_worker_feeds_back_with_a_photo_and_reports_at_their_position(
         shot(page, "mine-report-390.png", tmp_path_factory)
         errors = seen.unexpected_errors()
 
-    # the page's labels are the domain's
-    assert {k: v.split(" ")[0] for k, v in labels[0].items()} == {
-        s.value: label for s, label in STAGE_LABELS.items()}
-    assert {k: v.split(" ")[0] for k, v in labels[1].items()} == {
-        a.value: label for a, label in ACTION_LABELS.items()}
+    # the page's labels are the domain's (from the server's catalogue, in Chinese)
+    assert labels[0] == {s.value: label for s, label in STAGE_LABELS.items()}
+    assert labels[1] == {a.value: label for a, label in ACTION_LABELS.items()}
     assert "任务派遣" in listed and "小区门口垃圾堆积" in listed and pin
     assert not problem_shown
     assert "反馈" in status, status

@@ -29,6 +29,7 @@ from tests.conftest import serve_in_thread
 from tests.helpers import token_for
 
 WORKER_GRID_TEXT = "610199001001001"
+WORKER = "i18n-worker"
 AXE = NODE_MODULES / "axe-core" / "axe.min.js"
 
 # each character drawn on a canvas in the page's own font, beside the replacement glyph
@@ -74,6 +75,7 @@ SMALL_TARGETS = """() => [...document.querySelectorAll(
 @pytest.fixture(scope="module")
 def base_url(demo_db: str) -> Iterator[str]:
     token_for(demo_db, DISPATCHER, "dispatcher", ("610199000000",))
+    token_for(demo_db, WORKER, "grid_worker", (WORKER_GRID_TEXT,))
     yield from serve_in_thread(demo_db)
 
 
@@ -281,15 +283,47 @@ def test_a_failing_request_says_so_and_retries(base_url: str, size: tuple[int, i
     assert not seen.external, seen.external
 
 
+# each incident page: where it is, who opens it, what says it is ready, its heading and a
+# status line written by the page (a time, in the deployment's zone, as the language writes it)
+INCIDENT_PAGES = {
+    "/dispatch": (DISPATCHER, "window.dispatchReady", "h1", ("调度台", "Dispatch desk"),
+                  "#queue-status", ("更新于", "Updated")),
+    "/mine": (WORKER, "window.mineReady", "h1", ("我的网格", "My grid"),
+              "#tab-report", ("上报", "Report")),
+    "/stats": (DISPATCHER, "window.statsReady", "h1", ("绩效与热点", "KPIs and hotspots"),
+               "#kpi-title", ("绩效指标", "Performance indicators")),
+}
+
 @pytest.mark.parametrize("size", [DESKTOP, PHONE])
-def test_the_dispatcher_page_is_axe_clean(base_url: str, size: tuple[int, int]) -> None:
+@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
+@pytest.mark.parametrize("path", list(INCIDENT_PAGES))
+def test_the_incident_pages_in_each_language(base_url: str, size: tuple[int, int],
+                                             locale: str, path: str) -> None:
+    """The dispatcher's desk, the worker's phone page and the indicators: every text from
+    the catalogues in the browser's language (Chinese glyphs drawn, not boxes), axe-core
+    clean, and the desk's times in Asia/Shanghai as the language writes them."""
+    account, ready, heading, headings, probe, probes = INCIDENT_PAGES[path]
+    chinese = locale == "zh-CN"
     width, height = size
-    with browse(base_url, width, height, locale="zh-CN", bypass_csp=True) as seen:
+    with browse(base_url, width, height, locale=locale, bypass_csp=True) as seen:
         page = seen.page
-        sign_in(seen, base_url, DISPATCHER, next_path="/dispatch")
-        page.wait_for_selector("#queue-list li", timeout=90_000)
+        sign_in(seen, base_url, account, next_path=path)
+        wait_until(page, f"{ready} === true || Boolean(window.gridmapError || "
+                         "window.mineError || window.statsError)", timeout=90)
+        if path == "/dispatch":
+            wait_until(page, "document.getElementById('queue-status').textContent !== ''")
+        texts = (page.text_content(heading) or "", page.text_content(probe) or "")
+        lang = page.evaluate("document.documentElement.lang")
         glyphs = page.evaluate(GLYPHS)
         violations = axe_violations(page)
+        stamp = page.evaluate("i18n.formatTime('2026-11-21T12:30:00Z')")
+        problem = page.is_visible("#problem")
+    assert texts[0].strip() == headings[0 if chinese else 1], texts
+    assert texts[1].strip().startswith(probes[0 if chinese else 1]), texts
+    assert lang == ("zh-CN" if chinese else "en")
+    # 20:30 in Shanghai (UTC+8), in the language's own way of writing a date
+    assert stamp == ("2026年11月21日 20:30" if chinese else "November 21, 2026 at 20:30"), stamp
     assert glyphs == {"distinct": 6, "tofu": 0, "inked": 6}, glyphs
     assert not violations, violations
+    assert not problem
     assert not seen.external, seen.external

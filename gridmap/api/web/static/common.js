@@ -43,3 +43,51 @@ function button(text, onClick, className) {
   b.addEventListener("click", onClick);
   return b;
 }
+
+// a request that failed: the server's words (its `detail`), and the status (0: no answer)
+class RequestError extends Error {
+  constructor(url, status, detail) {
+    super(detail || i18n.t("http.status", { url, status }));
+    this.url = url;
+    this.status = status;
+  }
+}
+
+// the body and ETag of an answer; a RequestError with the server's words if it failed
+async function request(url, init = {}) {
+  let res;
+  let text;
+  try {
+    res = await fetch(url, { credentials: "same-origin", ...init });
+    text = await res.text();
+  } catch (err) {
+    throw new RequestError(url, 0, i18n.t("problem.network", { url, message: err.message }));
+  }
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;  // not JSON (a proxy's error page): the status says enough
+  }
+  if (!res.ok) throw new RequestError(url, res.status, detailText(body));
+  return { body, etag: res.headers.get("ETag") };
+}
+
+const getJSON = async (url, init) => (await request(url, init)).body;
+
+// the value of a cookie of this site ("" when absent)
+function cookie(name) {
+  const hit = document.cookie.split("; ").find((c) => c.startsWith(`${name}=`));
+  return hit ? decodeURIComponent(hit.slice(name.length + 1)) : "";
+}
+
+// ---- incidents (the dispatcher's and the grid worker's pages) ---------------------------
+
+// a step of a case's timeline: the action's name, or the intake's, a re-routing's, the
+// overdue job's warning or escalation
+function eventLabel(action) {
+  if (action.startsWith("escalate_")) return i18n.t("event.escalate");
+  if (action.startsWith("warn_")) return i18n.t("event.warn");
+  if (action === "collect" || action === "route") return i18n.t(`event.${action}`);
+  return i18n.label("action", action);
+}

@@ -7,98 +7,29 @@
 
 const $ = (id) => document.getElementById(id);
 
-// the labels of gridmap/domain/incidents.py (STAGE_LABELS, ACTION_LABELS), Chinese first
-const STAGE_LABELS = {
-  collected: "信息收集 Collected",
-  registered: "案件建立 Registered",
-  dispatched: "任务派遣 Dispatched",
-  handling: "任务处理 Handling",
-  reported: "处理反馈 Fed back",
-  verified: "核查结案 Verified",
-  closed: "已结案 Closed",
-  evaluated: "综合评价 Evaluated",
-  returned: "已退回 Returned",
-  cancelled: "已取消 Cancelled",
-};
-const ACTION_LABELS = {
-  register: "立案 Register",
-  cancel: "取消 Cancel",
-  dispatch: "派遣 Dispatch",
-  accept: "接单 Accept",
-  return: "退回 Return",
-  feed_back: "反馈 Feed back",
-  reject: "核查不通过 Reject",
-  verify: "核查通过 Verify",
-  close: "结案 Close",
-  evaluate: "评价 Evaluate",
-};
-// timeline entries that are not steps a person takes
-const EVENT_LABELS = { collect: "接报 Reported", route: "改派网格 Routed to a grid" };
-const OVERDUE_LABELS = {
-  dispatch: "派遣超期 dispatch overdue",
-  handling: "处置超期 handling overdue",
-  verification: "核查超期 verification overdue",
-};
 const NEEDS_NOTE = new Set(["return", "reject", "cancel"]);
 const REPORTERS = new Set(["admin", "dispatcher", "grid_worker"]);  // who may file a report
 
 // stage → colour on the map and in the queue (always with its label: never colour alone)
 const GROUPS = [
-  { colour: "#1f78b4", label: "新报 New", stages: ["collected"] },
-  { colour: "#e66101", label: "待派遣 Awaiting dispatch", stages: ["registered", "returned"] },
-  { colour: "#7b3294", label: "处理中 In hand", stages: ["dispatched", "handling"] },
-  { colour: "#1a9641", label: "待核查结案 To check and close",
-    stages: ["reported", "verified", "closed"] },
-  { colour: "#8c8c8c", label: "已结束 Finished", stages: ["evaluated", "cancelled"] },
+  { colour: "#1f78b4", key: "new", stages: ["collected"] },
+  { colour: "#e66101", key: "dispatch", stages: ["registered", "returned"] },
+  { colour: "#7b3294", key: "hand", stages: ["dispatched", "handling"] },
+  { colour: "#1a9641", key: "close", stages: ["reported", "verified", "closed"] },
+  { colour: "#8c8c8c", key: "finished", stages: ["evaluated", "cancelled"] },
 ];
 const STAGE_COLOURS = Object.fromEntries(
   GROUPS.flatMap((g) => g.stages.map((s) => [s, g.colour])));
 // the queue's tabs: stages, or every case past a deadline of its stage
 const QUEUES = [
-  { key: "new", label: "新报 New", query: "stage=collected" },
-  { key: "dispatch", label: "待派遣 Awaiting dispatch", query: "stage=registered&stage=returned" },
-  { key: "hand", label: "处理中 In hand", query: "stage=dispatched&stage=handling" },
-  { key: "check", label: "待核查 To check",
-    query: "stage=reported&stage=verified&stage=closed" },
-  { key: "overdue", label: "超期 Overdue", query: "overdue=true" },
+  { key: "new", query: "stage=collected" },
+  { key: "dispatch", query: "stage=registered&stage=returned" },
+  { key: "hand", query: "stage=dispatched&stage=handling" },
+  { key: "check", query: "stage=reported&stage=verified&stage=closed" },
+  { key: "overdue", query: "overdue=true" },
 ];
 
 // ---- requests -------------------------------------------------------------------------
-
-class RequestError extends Error {
-  constructor(url, status, detail) {
-    super(detail || `${url}: HTTP ${status}`);
-    this.url = url;
-    this.status = status;
-  }
-}
-
-// the body and ETag of an answer; a RequestError with the server's words if it failed
-async function request(url, init = {}) {
-  let res;
-  let text;
-  try {
-    res = await fetch(url, { credentials: "same-origin", ...init });
-    text = await res.text();
-  } catch (err) {
-    throw new RequestError(url, 0, `网络错误 Network error: ${err.message}`);
-  }
-  let body = null;
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = null;  // not JSON (a proxy's error page): the status says enough
-  }
-  if (!res.ok) throw new RequestError(url, res.status, detailText(body) || `HTTP ${res.status}`);
-  return { body, etag: res.headers.get("ETag") };
-}
-
-const getJSON = async (url) => (await request(url)).body;
-
-function cookie(name) {
-  const hit = document.cookie.split("; ").find((c) => c.startsWith(`${name}=`));
-  return hit ? decodeURIComponent(hit.slice(name.length + 1)) : "";
-}
 
 function post(url, body, headers = {}) {
   return request(url, {
@@ -123,7 +54,7 @@ function postForm(url, fields, files, headers = {}) {
 // ---- small DOM helpers ----------------------------------------------------------------
 
 function loginLink() {
-  const a = el("a", "button", "登录 Sign in");
+  const a = el("a", "button", i18n.t("account.login"));
   a.href = `/login?next=${encodeURIComponent("/dispatch")}`;
   return a;
 }
@@ -138,7 +69,7 @@ function showFailure(box, what, err, retry) {
   box.classList.add("error");
   box.replaceChildren(err ? `${what}: ${err.message}` : what);
   if (err && err.status === 401) box.append(" ", loginLink());
-  if (retry) box.append(" ", button("重试 Retry", retry, "retry"));
+  if (retry) box.append(" ", button(i18n.t("retry"), retry, "retry"));
 }
 
 function problem(what, err, retry) {
@@ -148,18 +79,19 @@ function problem(what, err, retry) {
   $("problem-retry").onclick = retry ? () => { $("problem").hidden = true; retry(); } : null;
 }
 
-const when = (iso) => (iso ? new Date(iso).toLocaleString("zh-CN", { hour12: false }) : "—");
+const when = (iso) => (iso ? i18n.formatTime(iso) : "—");
 
 function stageBadge(stage) {
   const badge = el("span", "stage");
   const chip = el("i");
   chip.style.background = STAGE_COLOURS[stage] || "#444";
-  badge.append(chip, STAGE_LABELS[stage] || stage);
+  badge.append(chip, i18n.label("stage", stage));
   return badge;
 }
 
 const overdueMark = (overdue) => el("span", "overdue-mark",
-  `⚠ 超期 Overdue${overdue.length ? ` (${overdue.map((k) => OVERDUE_LABELS[k] || k).join(", ")})` : ""}`);
+  `⚠ ${i18n.t("case.overdue")}${overdue.length
+    ? ` (${overdue.map((k) => i18n.t(`overdue.${k}`)).join(", ")})` : ""}`);
 
 // ---- who is calling -------------------------------------------------------------------
 
@@ -181,7 +113,7 @@ async function signOut() {
       headers: { "X-CSRF-Token": me.csrf_token || cookie("gridmap_csrf") } });
   } catch (err) {
     if (err.status !== 401) {  // 401: the session had already ended
-      problem("退出失败 Sign-out failed", err, signOut);
+      problem(i18n.t("account.logout.failed", { message: err.message }), null, signOut);
       $("logout").disabled = false;
       return;
     }
@@ -212,12 +144,14 @@ const map = baseMap();
 map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
 if (window.matchMedia("(max-width: 700px)").matches) $("legend-box").open = false;
 
-for (const group of GROUPS) {
-  const row = el("li");
-  const chip = el("i");
-  chip.style.background = group.colour;
-  row.append(chip, group.label);
-  $("legend-stages").append(row);
+function showLegend() {
+  $("legend-stages").replaceChildren(...GROUPS.map((group) => {
+    const row = el("li");
+    const chip = el("i");
+    chip.style.background = group.colour;
+    row.append(chip, i18n.t(`queue.${group.key}`));
+    return row;
+  }));
 }
 
 const tileURL = (layer, version) =>
@@ -296,8 +230,8 @@ async function fitToDivisions() {
 map.on("error", (e) => {
   const status = e.error && e.error.status;
   if (status === 401 || status === 403) {
-    problem(status === 401 ? "登录已失效，请重新登录 Session ended, sign in again"
-      : `无权查看 Not allowed: ${e.error.message}`, null, null);
+    problem(status === 401 ? i18n.t("session.ended")
+      : i18n.t("not.allowed", { message: e.error.message }), null, null);
     return;
   }
   console.error(e.error || e);
@@ -311,7 +245,7 @@ let queueRound = 0;
 
 async function loadQueues() {
   const round = ++queueRound;
-  if (!Object.keys(lists).length) showStatus($("queue-status"), "加载中… Loading…");
+  if (!Object.keys(lists).length) showStatus($("queue-status"), i18n.t("loading"));
   const answers = await Promise.allSettled(
     QUEUES.map((q) => getJSON(`/api/incidents?${q.query}&limit=200`)));
   if (round !== queueRound) return;  // a newer round is under way
@@ -324,17 +258,17 @@ async function loadQueues() {
   renderQueue();
   showOverdueOnMap();
   if (failed.length) {
-    showFailure($("queue-status"), "队列读取失败 The queue could not be read", failed[0],
+    showFailure($("queue-status"), i18n.t("dispatch.queue.failed"), failed[0],
                 loadQueues);
   } else {
-    showStatus($("queue-status"), `更新于 Updated ${new Date().toLocaleTimeString("zh-CN", { hour12: false })}`);
+    showStatus($("queue-status"), i18n.t("dispatch.updated", { when: i18n.formatTime(new Date().toISOString()) }));
   }
 }
 
 function renderQueueTabs() {
   const tabs = QUEUES.map((q) => {
     const n = Array.isArray(lists[q.key]) ? lists[q.key].length : "?";
-    const tab = button(`${q.label} (${n})`, () => {
+    const tab = button(`${i18n.t(`queue.${q.key}`)} (${n})`, () => {
       activeQueue = q.key;
       renderQueueTabs();
       renderQueue();
@@ -353,7 +287,7 @@ function renderQueue() {
   list.replaceChildren();
   if (!Array.isArray(cases)) return;
   if (!cases.length) {
-    list.append(el("li", "empty", "没有案件 No cases"));
+    list.append(el("li", "empty", i18n.t("dispatch.none")));
     return;
   }
   for (const c of cases) list.append(queueItem(c));
@@ -368,8 +302,8 @@ function queueItem(c) {
   const top = el("span", "case-line");
   top.append(el("span", "case-id", c.id), stageBadge(c.status));
   if (c.overdue.length) top.append(overdueMark(c.overdue));
-  const where = c.grid_code ? `网格 Grid ${c.grid_code}`
-    : `街道 Township ${c.township_code || "—"}（未入格 outside every grid）`;
+  const where = c.grid_code ? `${i18n.t("case.field.grid")} ${c.grid_code}`
+    : i18n.t("dispatch.outside", { township: c.township_code || "—" });
   b.append(top, el("span", "case-cat", c.category), el("span", "case-grid", where));
   item.append(b);
   return item;
@@ -404,7 +338,7 @@ async function loadCase(id, { quiet = false } = {}) {
     $("case-note").value = "";
     $("case-photo").value = "";
   }
-  if (!quiet) showStatus(status, "加载中… Loading…");
+  if (!quiet) showStatus(status, i18n.t("loading"));
   try {
     const { body, etag } = await request(`/api/incidents/${encodeURIComponent(id)}`);
     if (round !== caseRound) return;
@@ -413,7 +347,7 @@ async function loadCase(id, { quiet = false } = {}) {
     if (!quiet) showStatus(status, "");
   } catch (err) {
     if (round !== caseRound) return;
-    showFailure(status, `案件 ${id} 读取失败 The case could not be read`, err,
+    showFailure(status, i18n.t("case.failed", { id }), err,
                 () => loadCase(id));
   }
   showSelectedOnMap();
@@ -429,25 +363,25 @@ function renderCase() {
   title.replaceChildren(el("span", "case-id", c.id), " ", stageBadge(c.status));
   if (c.overdue.length) title.append(" ", overdueMark(c.overdue));
   const rows = [
-    ["类别 Category", `${c.category}${c.urgent ? "（紧急 urgent）" : ""}`],
-    ["网格 Grid", c.grid_code || "未入格 outside every grid"],
-    ["社区 Community", c.community_code],
-    ["街道 Township", c.township_code],
-    ["处理人 Assignee", c.assignee],
-    ["上报时间 Reported", when(c.reported_at)],
-    ["派遣时限 Dispatch due", c.dispatch_due && when(c.dispatch_due)],
-    ["处置时限 Handling due", c.handle_due && when(c.handle_due)],
-    ["核查时限 Verification due", c.verify_due && when(c.verify_due)],
-    ["结案时间 Closed", c.closed_at && when(c.closed_at)],
-    ["描述 Description", c.description],
-    ["报告人 Reporter", c.reporter],
-    ["位置 Location", `${c.lon.toFixed(6)}, ${c.lat.toFixed(6)}`],
+    ["category", `${c.category}${c.urgent ? i18n.t("report.urgent") : ""}`],
+    ["grid", c.grid_code || i18n.t("dispatch.no.grid")],
+    ["community", c.community_code],
+    ["township", c.township_code],
+    ["assignee", c.assignee],
+    ["reported", when(c.reported_at)],
+    ["dispatch_due", c.dispatch_due && when(c.dispatch_due)],
+    ["handle_due", c.handle_due && when(c.handle_due)],
+    ["verify_due", c.verify_due && when(c.verify_due)],
+    ["closed_at", c.closed_at && when(c.closed_at)],
+    ["description", c.description],
+    ["reporter", c.reporter],
+    ["location", `${c.lon.toFixed(6)}, ${c.lat.toFixed(6)}`],
   ];
   const fields = $("case-fields");
   fields.replaceChildren();
   for (const [label, value] of rows) {
     if (value === undefined || value === null || value === "") continue;
-    fields.append(el("dt", null, label), el("dd", null, value));
+    fields.append(el("dt", null, i18n.t(`case.field.${label}`)), el("dd", null, value));
   }
   const photoLink = (p) => {
     const a = el("a");
@@ -456,7 +390,7 @@ function renderCase() {
     a.rel = "noopener";
     const img = el("img");
     img.src = p.url;
-    img.alt = `照片 photo ${p.id.slice(0, 6)} (${p.width}×${p.height})`;
+    img.alt = `${i18n.t("case.photo", { id: p.id.slice(0, 6) })} (${p.width}×${p.height})`;
     img.loading = "lazy";
     a.append(img);
     return a;
@@ -466,7 +400,7 @@ function renderCase() {
   const actions = $("case-actions");
   actions.replaceChildren();
   for (const action of c.next_actions) {
-    const b = button(ACTION_LABELS[action] || action, () => act(action),
+    const b = button(i18n.label("action", action), () => act(action),
                      `action${NEEDS_NOTE.has(action) ? " needs-note" : ""}`);
     b.dataset.action = action;
     actions.append(b);
@@ -476,15 +410,13 @@ function renderCase() {
   timeline.replaceChildren();
   for (const e of c.timeline || []) {
     const item = el("li");
-    const label = ACTION_LABELS[e.action] || EVENT_LABELS[e.action]
-      || (e.action.startsWith("escalate_") ? "超期督办 Escalated"
-        : e.action.startsWith("warn_") ? "临期预警 Deadline warning" : e.action);
+    const stage = (s) => i18n.label("stage", s);
     const stages = e.from_stage && e.from_stage !== e.to_stage
-      ? `${STAGE_LABELS[e.from_stage] || e.from_stage} → ${STAGE_LABELS[e.to_stage] || e.to_stage}`
-      : STAGE_LABELS[e.to_stage] || e.to_stage;
-    item.append(el("time", null, when(e.at)), " ", el("strong", null, label), ` · ${stages}`,
-                ` · ${e.actor || "系统 system"}${e.role ? ` (${e.role})` : ""}`);
-    if (e.assignee) item.append(` · 处理人 ${e.assignee}`);
+      ? `${stage(e.from_stage)} → ${stage(e.to_stage)}` : stage(e.to_stage);
+    const role = e.role ? ` (${i18n.label("role", e.role)})` : "";
+    item.append(el("time", null, when(e.at)), " ", el("strong", null, eventLabel(e.action)),
+                ` · ${stages}`, ` · ${e.actor || i18n.t("case.system")}${role}`);
+    if (e.assignee) item.append(` · ${i18n.t("case.field.assignee")} ${e.assignee}`);
     if (e.note) item.append(el("span", "note", e.note));
     const shots = (e.photos || []).filter((id) => photosById[id]);
     if (shots.length) {
@@ -502,11 +434,11 @@ async function act(action) {
   if (!current || acting) return;
   const { id, etag } = current;
   const status = $("case-status");
-  const label = ACTION_LABELS[action] || action;
+  const label = i18n.label("action", action);
   const note = $("case-note").value.trim();
   acting = true;
   for (const b of $("case-actions").querySelectorAll("button")) b.disabled = true;
-  showStatus(status, `${label}：提交中… Sending…`);
+  showStatus(status, i18n.t("case.sending", { action: label }));
   try {
     const files = [...$("case-photo").files];
     if (files.length) {
@@ -518,7 +450,7 @@ async function act(action) {
     }
     $("case-note").value = "";
     $("case-photo").value = "";
-    showStatus(status, `✓ 已完成 Done: ${label}`);
+    showStatus(status, `✓ ${i18n.t("case.done", { action: label })}`);
     acting = false;
     loadQueues();
     refreshTiles();
@@ -526,14 +458,14 @@ async function act(action) {
   } catch (err) {
     acting = false;
     if (err.status === 409 || err.status === 412) {
-      showFailure(status, "案件已变化，已重新读取 The case changed and was read again", err, null);
+      showFailure(status, i18n.t("case.changed"), err, null);
       loadQueues();
       await loadCase(id, { quiet: true });
     } else if (err.status === 422) {
-      showFailure(status, `${label} 未完成 Not done`, err, null);
+      showFailure(status, i18n.t("case.not.done", { action: label }), err, null);
       if (NEEDS_NOTE.has(action)) $("case-note").focus();
     } else {
-      showFailure(status, `${label} 失败 Failed`, err, () => act(action));
+      showFailure(status, i18n.t("case.failed.step", { action: label }), err, () => act(action));
     }
   } finally {
     acting = false;
@@ -553,7 +485,7 @@ function placeMarker(lon, lat) {
 async function loadCategories() {
   const select = $("report-category");
   select.disabled = true;
-  select.replaceChildren(new Option("加载中… Loading…", ""));
+  select.replaceChildren(new Option(i18n.t("loading"), ""));
   try {
     const categories = await getJSON("/api/incident-categories");
     const groups = new Map();
@@ -561,14 +493,14 @@ async function loadCategories() {
       if (!groups.has(c.kind)) groups.set(c.kind, el("optgroup"));
       groups.get(c.kind).label = c.kind;
       groups.get(c.kind).append(new Option(
-        `${c.major} / ${c.minor}${c.urgent ? "（紧急 urgent）" : ""}`, c.code));
+        `${c.major} / ${c.minor}${c.urgent ? i18n.t("report.urgent") : ""}`, c.code));
     }
-    select.replaceChildren(new Option("— 请选择 Choose —", ""), ...groups.values());
+    select.replaceChildren(new Option(i18n.t("report.choose"), ""), ...groups.values());
     select.disabled = false;
     showStatus($("report-result"), "");
   } catch (err) {
-    select.replaceChildren(new Option("类别未加载 Categories not loaded", ""));
-    showFailure($("report-result"), "类别读取失败 The categories could not be read", err,
+    select.replaceChildren(new Option(i18n.t("report.categories.failed"), ""));
+    showFailure($("report-result"), i18n.t("report.categories.failed"), err,
                 loadCategories);
   }
 }
@@ -599,17 +531,17 @@ async function fileReport(event) {
   const category = $("report-category").value;
   const point = parsePoint($("report-xy").value);
   if (!category) {
-    showFailure(out, "请选择类别 Choose a category", null, null);
+    showFailure(out, i18n.t("report.category.needed"), null, null);
     $("report-category").focus();
     return;
   }
   if (!point) {
-    showFailure(out, "请点选地图或输入“经度, 纬度” Click the map or type \"lon, lat\"", null, null);
+    showFailure(out, i18n.t("dispatch.place.needed"), null, null);
     $("report-xy").focus();
     return;
   }
   submit.disabled = true;
-  showStatus(out, "提交中… Sending…");
+  showStatus(out, i18n.t("sending"));
   try {
     const fields = {
       lon: point[0], lat: point[1], crs: $("report-crs").value, category,
@@ -627,7 +559,7 @@ async function fileReport(event) {
     loadQueues();
     refreshTiles();
   } catch (err) {
-    showFailure(out, "接报未受理 The report was not taken", err,
+    showFailure(out, i18n.t("report.failed"), err,
                 () => $("report-form").requestSubmit());
   } finally {
     submit.disabled = false;
@@ -641,7 +573,7 @@ function showRouted(c) {
   const out = $("report-result");
   out.classList.remove("error");
   const head = el("p", "routed-head");
-  head.append(`✓ 已接报 Reported: `, el("strong", "case-id", c.id), " ", stageBadge(c.status));
+  head.append(`✓ ${i18n.t("dispatch.reported")} `, el("strong", "case-id", c.id), " ", stageBadge(c.status));
   const where = el("dl", "routed");
   const add = (label, value, id) => {
     where.append(el("dt", null, label));
@@ -649,11 +581,11 @@ function showRouted(c) {
     if (id) dd.id = id;
     where.append(dd);
   };
-  add("网格 Grid", c.grid_code || "未入格 outside every grid", "routed-grid");
-  add("社区 Community", c.community_code, "routed-community");
-  add("街道 Township", c.township_code, "routed-township");
-  add("处理人 Assignee", c.assignee, "routed-assignee");
-  const open = button("查看案件 Open the case", () => openCase(c.id), "open-case");
+  add(i18n.t("case.field.grid"), c.grid_code || i18n.t("dispatch.no.grid"), "routed-grid");
+  add(i18n.t("case.field.community"), c.community_code, "routed-community");
+  add(i18n.t("case.field.township"), c.township_code, "routed-township");
+  add(i18n.t("case.field.assignee"), c.assignee, "routed-assignee");
+  const open = button(i18n.t("dispatch.open"), () => openCase(c.id), "open-case");
   out.replaceChildren(head, where);
   for (const warning of c.warnings || []) out.append(el("p", "warning", `⚠ ${warning}`));
   out.append(open);
@@ -668,9 +600,9 @@ function showRouted(c) {
     if (place.township) $("routed-township").textContent = `${place.township.name} (${c.township_code})`;
     const workers = (place.workers || []).map((w) => `${w.name} ${w.role} ${w.phone || ""}`.trim());
     if (workers.length) {
-      where.append(el("dt", null, "网格员 Workers"), el("dd", null, workers.join("; ")));
+      where.append(el("dt", null, i18n.t("dispatch.workers")), el("dd", null, workers.join("; ")));
     }
-  }, (err) => out.append(el("p", "hint", `（名称未加载 names not loaded: ${err.message}）`)));
+  }, (err) => out.append(el("p", "hint", i18n.t("dispatch.names.failed", { message: err.message }))));
 }
 
 // ---- live: server-sent events ---------------------------------------------------------
@@ -680,9 +612,8 @@ let changeTimer = null;
 let quietTimer = null;
 
 function setLive(state) {
-  const text = { connecting: "○ 连接中… Connecting…", live: "● 实时 Live",
-                 stopped: "✕ 实时更新已停止 Live updates stopped" }[state];
-  $("live-state").textContent = text;
+  const mark = { connecting: "○", live: "●", stopped: "✕" }[state];
+  $("live-state").textContent = `${mark} ${i18n.t(`live.${state}`)}`;
   $("live").dataset.state = state;
   $("live-retry").hidden = state !== "stopped";
 }
@@ -732,9 +663,9 @@ $("live-retry").addEventListener("click", () => {
 async function checkSession() {
   try {
     const now = await getJSON("/auth/me");
-    if (!now.name) problem("登录已失效，请重新登录 Session ended, sign in again", null, null);
+    if (!now.name) problem(i18n.t("session.ended"), null, null);
   } catch (err) {
-    problem("无法连接服务器 The server cannot be reached", err, null);
+    problem(i18n.t("dispatch.unreachable"), err, null);
   }
 }
 
@@ -745,14 +676,13 @@ async function start() {
   try {
     me = await getJSON("/auth/me");
   } catch (err) {
-    problem("无法读取登录状态 Could not read who you are", err, start);
+    problem(i18n.t("dispatch.who.failed"), err, start);
     window.gridmapError = err.message;
     return;
   }
   showAccount();
   if (!me.name || !may("incidents")) {
-    problem(me.name ? "您的角色不能查看事件 Your role may not read incidents"
-      : "请先登录 Sign in to use the dispatch desk", null, null);
+    problem(me.name ? i18n.t("case.forbidden") : i18n.t("dispatch.signin"), null, null);
     if (!me.name) $("problem-text").append(" ", loginLink());
     $("panel").hidden = true;
     setLive("stopped");
@@ -766,15 +696,18 @@ async function start() {
   const loads = [loadQueues()];
   if (REPORTERS.has(me.role)) loads.push(loadCategories());
   const fit = () => fitToDivisions().catch(
-    (err) => problem("辖区范围读取失败 Your divisions could not be read", err, fit));
+    (err) => problem(i18n.t("dispatch.divisions.failed"), err, fit));
   await Promise.all([fit(), ...loads]);
   window.dispatchReady = true;
 }
 
-renderQueueTabs();
 map.on("load", () => {
-  start().catch((err) => {
-    problem("出错了 Something went wrong", err, start);
+  i18n.ready.then(() => {
+    showLegend();
+    renderQueueTabs();
+    return start();
+  }).catch((err) => {
+    problem(i18n.t("dispatch.unexpected"), err, start);
     window.gridmapError = err.message;
     console.error(err);
   });

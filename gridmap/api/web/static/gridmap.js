@@ -30,44 +30,10 @@ $("menu-toggle").addEventListener("click", () => {
 
 // ---- requests -------------------------------------------------------------------------
 
-class RequestError extends Error {
-  constructor(url, status, detail) {
-    super(detail || `${url}: HTTP ${status}`);
-    this.url = url;
-    this.status = status;
-  }
-}
-
-async function getJSON(url, init) {
-  let res;
-  try {
-    res = await fetch(url, init);
-  } catch (err) {
-    throw new RequestError(url, 0, t("problem.network", { url, message: err.message }));
-  }
-  const text = await res.text();
-  let body = null;
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = null;  // not JSON (a proxy's error page): the status says enough
-  }
-  if (!res.ok) {
-    throw new RequestError(url, res.status,
-                           detailText(body) || t("http.status", { url, status: res.status }));
-  }
-  return body;
-}
-
 // ---- who is calling -------------------------------------------------------------------
 
 let me = { name: null, role: "public", reads: [], csrf_token: null };
 const may = (resource) => me.reads.includes(resource);
-
-function cookie(name) {
-  const hit = document.cookie.split("; ").find((c) => c.startsWith(`${name}=`));
-  return hit ? decodeURIComponent(hit.slice(name.length + 1)) : "";
-}
 
 function showAccount() {
   const signedIn = Boolean(me.name);

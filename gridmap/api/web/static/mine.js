@@ -7,20 +7,6 @@
 
 const $ = (id) => document.getElementById(id);
 
-// the labels of gridmap/domain/incidents.py (STAGE_LABELS, ACTION_LABELS), Chinese first
-const STAGE_LABELS = {
-  collected: "信息收集 Collected", registered: "案件建立 Registered",
-  dispatched: "任务派遣 Dispatched", handling: "任务处理 Handling",
-  reported: "处理反馈 Fed back", verified: "核查结案 Verified", closed: "已结案 Closed",
-  evaluated: "综合评价 Evaluated", returned: "已退回 Returned", cancelled: "已取消 Cancelled",
-};
-const ACTION_LABELS = {
-  register: "立案 Register", cancel: "取消 Cancel", dispatch: "派遣 Dispatch",
-  accept: "接单 Accept", return: "退回 Return", feed_back: "反馈 Feed back",
-  reject: "核查不通过 Reject", verify: "核查通过 Verify", close: "结案 Close",
-  evaluate: "评价 Evaluate",
-};
-const EVENT_LABELS = { collect: "接报 Reported", route: "改派网格 Routed to a grid" };
 const NEEDS_NOTE = new Set(["return", "reject", "cancel"]);
 // open cases: every stage but the finished ones; mine first (dispatched to me, in hand)
 const OPEN = ["dispatched", "handling", "returned", "reported", "collected", "registered",
@@ -31,37 +17,8 @@ const COLOURS = { dispatched: "#7b3294", handling: "#7b3294", collected: "#1f78b
 
 // ---- requests -------------------------------------------------------------------------
 
-class RequestError extends Error {
-  constructor(status, detail) {
-    super(detail);
-    this.status = status;
-  }
-}
-
-async function request(url, init = {}) {
-  let res;
-  let text;
-  try {
-    res = await fetch(url, { credentials: "same-origin", ...init });
-    text = await res.text();
-  } catch (err) {
-    throw new RequestError(0, `网络错误，请检查信号后重试 Network error: ${err.message}`);
-  }
-  let body = null;
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = null;
-  }
-  if (!res.ok) throw new RequestError(res.status, detailText(body) || `HTTP ${res.status}`);
-  return { body, etag: res.headers.get("ETag") };
-}
-
-const getJSON = async (url) => (await request(url)).body;
-
 function csrf() {
-  const hit = document.cookie.split("; ").find((c) => c.startsWith("gridmap_csrf="));
-  return me.csrf_token || (hit ? decodeURIComponent(hit.slice(13)) : "");
+  return me.csrf_token || cookie("gridmap_csrf");
 }
 
 // a form with the fields and the photos (the server checks each photo's type and size)
@@ -83,19 +40,19 @@ function say(box, text, kind) {
 function fail(box, what, err) {
   say(box, err ? `${what}: ${err.message}` : what, "error");
   if (err && err.status === 401) {
-    const a = el("a", "button", "登录 Sign in");
+    const a = el("a", "button", i18n.t("account.login"));
     a.href = "/login?next=%2Fmine";
     box.append(" ", a);
   }
 }
 
-const when = (iso) => (iso ? new Date(iso).toLocaleString("zh-CN", { hour12: false }) : "—");
+const when = (iso) => (iso ? i18n.formatTime(iso) : "—");
 
 function stageBadge(stage) {
   const badge = el("span", "stage");
   const chip = el("i");
   chip.style.background = COLOURS[stage] || "#8c8c8c";
-  badge.append(chip, STAGE_LABELS[stage] || stage);
+  badge.append(chip, i18n.label("stage", stage));
   return badge;
 }
 
@@ -109,7 +66,7 @@ function preview(input, box) {
     img.src = URL.createObjectURL(file);
     box.append(img);
   }
-  if (input.files.length) box.append(el("span", "hint", `${input.files.length} 张照片 photo(s)`));
+  if (input.files.length) box.append(el("span", "hint", i18n.tn("case.photos", input.files.length)));
 }
 
 // ---- who is calling -------------------------------------------------------------------
@@ -127,7 +84,7 @@ $("logout").addEventListener("click", async () => {
   try {
     await request("/auth/logout", { method: "POST", headers: { "X-CSRF-Token": csrf() } });
   } catch (err) {
-    if (err.status !== 401) return problem(`退出失败 Sign-out failed: ${err.message}`);
+    if (err.status !== 401) return problem(i18n.t("account.logout.failed", { message: err.message }));
   }
   location.assign("/login?next=%2Fmine");
 });
@@ -164,7 +121,7 @@ function showPins(cases) {
     const dot = el("button", "pin");
     dot.type = "button";
     dot.dataset.id = c.id;
-    dot.title = `${c.id} ${STAGE_LABELS[c.status] || c.status}`;
+    dot.title = `${c.id} ${i18n.label("stage", c.status)}`;
     dot.setAttribute("aria-label", dot.title);
     const face = el("i");
     face.style.background = COLOURS[c.status] || "#8c8c8c";
@@ -196,7 +153,7 @@ let cases = [];
 
 async function loadCases() {
   const box = $("cases-status");
-  if (!cases.length) say(box, "加载中… Loading…");
+  if (!cases.length) say(box, i18n.t("loading"));
   try {
     const query = OPEN.map((s) => `stage=${s}`).join("&");
     const found = await getJSON(`/api/incidents?${query}&limit=200`);
@@ -205,7 +162,7 @@ async function loadCases() {
     renderCases();
     say(box, "");
   } catch (err) {
-    fail(box, "案件读取失败 Cases could not be read", err);
+    fail(box, i18n.t("cases.failed"), err);
   }
 }
 
@@ -214,7 +171,7 @@ function renderCases() {
   list.replaceChildren();
   showPins(cases);
   if (!cases.length) {
-    list.append(el("li", "empty", "没有待办案件 No open cases"));
+    list.append(el("li", "empty", i18n.t("mine.none")));
     return;
   }
   for (const c of cases) {
@@ -223,11 +180,11 @@ function renderCases() {
     b.dataset.id = c.id;
     const top = el("span", "case-line");
     top.append(el("span", "case-id", c.id), stageBadge(c.status));
-    if (c.overdue.length) top.append(el("span", "overdue-mark", "⚠ 超期 Overdue"));
+    if (c.overdue.length) top.append(el("span", "overdue-mark", `⚠ ${i18n.t("case.overdue")}`));
     const due = c.handle_due || c.verify_due || c.dispatch_due;
     b.append(top, el("span", null, c.category.split("/").slice(1).join(" / ")));
     if (c.description) b.append(el("span", "hint", c.description));
-    if (due) b.append(el("span", "hint", `时限 Due ${when(due)}`));
+    if (due) b.append(el("span", "hint", i18n.t("case.due", { when: when(due) })));
     item.append(b);
     list.append(item);
   }
@@ -259,14 +216,14 @@ async function loadCase(id) {
     renderCase();
     map.easeTo({ center: [body.lon, body.lat], zoom: Math.max(map.getZoom(), 16) });
   } catch (err) {
-    fail(status, `案件 ${id} 读取失败 The case could not be read`, err);
+    fail(status, i18n.t("case.failed", { id }), err);
   }
 }
 
 function photoImg(p) {
   const img = el("img");
   img.src = p.url;
-  img.alt = `照片 photo ${p.id.slice(0, 6)}`;
+  img.alt = i18n.t("case.photo", { id: p.id.slice(0, 6) });
   img.loading = "lazy";
   return img;
 }
@@ -274,21 +231,21 @@ function photoImg(p) {
 function renderCase() {
   const c = current.case;
   $("case-title").replaceChildren(el("span", "case-id", c.id), " ", stageBadge(c.status));
-  if (c.overdue.length) $("case-title").append(el("span", "overdue-mark", "⚠ 超期 Overdue"));
+  if (c.overdue.length) $("case-title").append(el("span", "overdue-mark", `⚠ ${i18n.t("case.overdue")}`));
   const fields = $("case-fields");
   fields.replaceChildren();
   for (const [label, value] of [
-    ["类别 Category", c.category], ["描述 Description", c.description],
-    ["报告人 Reporter", c.reporter], ["上报 Reported", when(c.reported_at)],
-    ["处置时限 Handling due", c.handle_due && when(c.handle_due)],
-    ["网格 Grid", c.grid_code], ["处理人 Assignee", c.assignee]]) {
-    if (value) fields.append(el("dt", null, label), el("dd", null, value));
+    ["category", c.category], ["description", c.description],
+    ["reporter", c.reporter], ["reported", when(c.reported_at)],
+    ["handle_due", c.handle_due && when(c.handle_due)],
+    ["grid", c.grid_code], ["assignee", c.assignee]]) {
+    if (value) fields.append(el("dt", null, i18n.t(`case.field.${label}`)), el("dd", null, value));
   }
   $("case-photos").replaceChildren(...(c.photos || []).map(photoImg));
   const actions = $("case-actions");
   actions.replaceChildren();
   for (const action of c.next_actions) {
-    const b = button(ACTION_LABELS[action] || action, () => act(action),
+    const b = button(i18n.label("action", action), () => act(action),
                      NEEDS_NOTE.has(action) ? "needs-note" : "");
     b.dataset.action = action;
     actions.append(b);
@@ -299,10 +256,8 @@ function renderCase() {
   timeline.replaceChildren();
   for (const e of [...(c.timeline || [])].reverse()) {
     const item = el("li");
-    const label = ACTION_LABELS[e.action] || EVENT_LABELS[e.action]
-      || (e.action.startsWith("escalate_") ? "超期督办 Escalated"
-        : e.action.startsWith("warn_") ? "临期预警 Deadline warning" : e.action);
-    item.append(el("strong", null, label), ` · ${when(e.at)} · ${e.actor || "系统 system"}`);
+    item.append(el("strong", null, eventLabel(e.action)),
+                ` · ${when(e.at)} · ${e.actor || i18n.t("case.system")}`);
     if (e.note) item.append(el("span", "note", e.note));
     const shots = (e.photos || []).filter((p) => byId[p]).map((p) => photoImg(byId[p]));
     if (shots.length) {
@@ -317,10 +272,10 @@ function renderCase() {
 async function act(action) {
   if (!current || acting) return;
   const status = $("case-status");
-  const label = ACTION_LABELS[action] || action;
+  const label = i18n.label("action", action);
   const note = $("case-note").value.trim();
   if (NEEDS_NOTE.has(action) && !note) {
-    fail(status, `${label}：请先填写说明 Write why in the note first`);
+    fail(status, i18n.t("case.note.needed", { action: label }));
     $("case-note").focus();
     return;
   }
@@ -328,21 +283,22 @@ async function act(action) {
   const buttons = $("case-actions").querySelectorAll("button");
   for (const b of buttons) b.disabled = true;
   const files = [...$("case-photo").files];
-  say(status, `${label}：提交中… Sending…${files.length ? ` (${files.length} 张照片 photos)` : ""}`);
+  say(status, i18n.t("case.sending", { action: label })
+      + (files.length ? ` (${i18n.tn("case.photos", files.length)})` : ""));
   try {
     await postForm(`/api/incidents/${encodeURIComponent(current.id)}/actions`,
                    { action, note }, files, { "If-Match": current.etag });
     $("case-note").value = "";
     $("case-photo").value = "";
     preview($("case-photo"), $("case-preview"));
-    say(status, `✓ 已完成 Done: ${label}`, "ok");
+    say(status, `✓ ${i18n.t("case.done", { action: label })}`, "ok");
     await loadCase(current.id);
   } catch (err) {
     if (err.status === 409 || err.status === 412) {
-      fail(status, "案件已变化，已重新读取 The case changed and was read again", err);
+      fail(status, i18n.t("case.changed"), err);
       await loadCase(current.id);
     } else {
-      fail(status, `${label} 未完成 Not done`, err);
+      fail(status, i18n.t("case.not.done", { action: label }), err);
     }
   } finally {
     acting = false;
@@ -365,22 +321,22 @@ function setPlace(lon, lat, how) {
 
 map.on("click", (e) => {
   if ($("report-view").hidden) return;
-  setPlace(e.lngLat.lng, e.lngLat.lat, "地图点选 Tapped on the map");
+  setPlace(e.lngLat.lng, e.lngLat.lat, i18n.t("mine.place.tapped"));
 });
 
 $("report-here").addEventListener("click", () => {
   const out = $("report-place");
   if (!navigator.geolocation) {
-    fail(out, "此设备无法定位，请在地图上点选 No position here: tap the map");
+    fail(out, i18n.t("mine.place.unable"));
     return;
   }
-  say(out, "定位中… Finding your position…", "hint");
+  say(out, i18n.t("mine.place.finding"), "hint");
   navigator.geolocation.getCurrentPosition((pos) => {
     const { longitude, latitude, accuracy } = pos.coords;
-    setPlace(longitude, latitude, `我的位置 My position (±${Math.round(accuracy)} m)`);
+    setPlace(longitude, latitude, i18n.t("mine.place.mine", { m: Math.round(accuracy) }));
     map.easeTo({ center: place, zoom: Math.max(map.getZoom(), 17) });
   }, (err) => {
-    fail(out, `无法定位，请在地图上点选 No position (${err.message}): tap the map`);
+    fail(out, i18n.t("mine.place.failed", { message: err.message }));
   }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 30000 });
 });
 
@@ -388,10 +344,11 @@ async function loadCategories() {
   const select = $("report-category");
   try {
     const categories = await getJSON("/api/incident-categories");
-    select.replaceChildren(new Option("— 请选择 Choose —", ""), ...categories.map(
-      (c) => new Option(`${c.major} / ${c.minor}${c.urgent ? "（紧急 urgent）" : ""}`, c.code)));
+    select.replaceChildren(new Option(i18n.t("report.choose"), ""), ...categories.map(
+      (c) => new Option(`${c.major} / ${c.minor}${c.urgent ? i18n.t("report.urgent") : ""}`,
+                        c.code)));
   } catch (err) {
-    fail($("report-result"), "类别读取失败 Categories could not be read", err);
+    fail($("report-result"), i18n.t("report.categories.failed"), err);
   }
 }
 
@@ -402,23 +359,23 @@ $("report-form").addEventListener("submit", async (event) => {
   const out = $("report-result");
   const category = $("report-category").value;
   if (!category) {
-    fail(out, "请选择类别 Choose a category");
+    fail(out, i18n.t("report.category.needed"));
     $("report-category").focus();
     return;
   }
   if (!place) {
-    fail(out, "请用我的位置或在地图上点选 Use your position or tap the map");
+    fail(out, i18n.t("mine.place.needed"));
     return;
   }
   const submit = $("report-submit");
   submit.disabled = true;
-  say(out, "提交中… Sending…");
+  say(out, i18n.t("sending"));
   try {
     const { body } = await postForm("/api/incidents", {
       lon: place[0], lat: place[1], crs: "wgs84", category,
       description: $("report-description").value.trim(),
     }, [...$("report-photo").files]);
-    say(out, `✓ 已上报 Reported: ${body.id} → 网格 grid ${body.grid_code || "—"}`, "ok");
+    say(out, `✓ ${i18n.t("report.done", { id: body.id, grid: body.grid_code || "—" })}`, "ok");
     out.dataset.id = body.id;
     for (const w of body.warnings || []) out.append(el("span", "note", ` ⚠ ${w}`));
     $("report-description").value = "";
@@ -427,7 +384,7 @@ $("report-form").addEventListener("submit", async (event) => {
     cases = [];
     loadCases();
   } catch (err) {
-    fail(out, "上报未受理 The report was not taken", err);
+    fail(out, i18n.t("report.failed"), err);
   } finally {
     submit.disabled = false;
   }
@@ -439,7 +396,7 @@ async function start() {
   try {
     me = await getJSON("/auth/me");
   } catch (err) {
-    problem(`无法读取登录状态 Could not read who you are: ${err.message}`, start);
+    problem(i18n.t("problem.failed", { what: "/auth/me", message: err.message }), start);
     window.mineError = err.message;
     return;
   }
@@ -451,16 +408,16 @@ async function start() {
   $("who").hidden = false;
   $("logout").hidden = false;
   if (!me.reads.includes("incidents")) {
-    problem("您的角色不能查看事件 Your role may not read incidents");
+    problem(i18n.t("case.forbidden"));
     window.mineReady = true;
     return;
   }
   await Promise.all([loadCases(), loadCategories(),
-                     fitToGrid().catch((err) => problem(`网格读取失败 Grid not read: ${err.message}`))]);
+                     fitToGrid().catch((err) => problem(i18n.t("mine.grid.failed", { message: err.message })))]);
   window.mineReady = true;
 }
 
-map.on("load", () => start().catch((err) => {
-  problem(`出错了 Something went wrong: ${err.message}`, start);
+map.on("load", () => i18n.ready.then(start).catch((err) => {
+  problem(i18n.t("problem.unexpected", { message: err.message }), start);
   window.mineError = err.message;
 }));

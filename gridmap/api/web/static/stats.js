@@ -7,32 +7,6 @@
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 
-class RequestError extends Error {
-  constructor(status, detail) {
-    super(detail);
-    this.status = status;
-  }
-}
-
-async function getJSON(url) {
-  let res;
-  let text;
-  try {
-    res = await fetch(url, { credentials: "same-origin" });
-    text = await res.text();
-  } catch (err) {
-    throw new RequestError(0, `网络错误 Network error: ${err.message}`);
-  }
-  let body = null;
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = null;
-  }
-  if (!res.ok) throw new RequestError(res.status, detailText(body) || `HTTP ${res.status}`);
-  return body;
-}
-
 function svg(tag, attrs, text) {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -62,7 +36,7 @@ function kpiQuery() {
 async function loadKpis() {
   const status = $("kpi-status");
   status.className = "";
-  status.textContent = "加载中… Loading…";
+  status.textContent = i18n.t("loading");
   const q = kpiQuery();
   $("kpi-csv").href = `/api/incidents/kpis?${q}&format=csv`;
   try {
@@ -71,9 +45,9 @@ async function loadKpis() {
     renderTotals(rows);
     renderChart(rows);
     renderTable(rows);
-    status.textContent = rows.length ? "" : "没有案件 No cases in this period";
+    status.textContent = rows.length ? "" : i18n.t("stats.none");
   } catch (err) {
-    fail(status, "指标读取失败 The indicators could not be read", err);
+    fail(status, i18n.t("stats.kpis.failed"), err);
   }
 }
 
@@ -83,12 +57,12 @@ function renderTotals(rows) {
   const open = cases - sum("cancelled");
   const withDeadline = sum("closed_with_deadline");
   const totals = [
-    ["cases", "案件 Cases", num(cases)],
-    ["closure", "结案率 Closure rate", pct(open ? sum("closed") / open : null)],
-    ["on-time", "按期结案率 On-time rate",
+    ["cases", i18n.t("stats.cases"), num(cases)],
+    ["closure", i18n.t("stats.closure"), pct(open ? sum("closed") / open : null)],
+    ["on-time", i18n.t("stats.on.time"),
      pct(withDeadline ? sum("closed_on_time") / withDeadline : null)],
-    ["overdue", "超期 Overdue", num(sum("overdue"))],
-    ["returned", "退回 Returned", num(sum("returned"))],
+    ["overdue", i18n.t("case.overdue"), num(sum("overdue"))],
+    ["returned", i18n.t("stats.returned"), num(sum("returned"))],
   ];
   $("kpi-totals").replaceChildren(...totals.map(([key, label, value]) => {
     const box = el("div");
@@ -98,7 +72,7 @@ function renderTotals(rows) {
   }));
 }
 
-const unitLabel = (r) => (r.name ? `${r.name} (${r.unit})` : r.unit || "未入格/未分派 none");
+const unitLabel = (r) => (r.name ? `${r.name} (${r.unit})` : r.unit || i18n.t("stats.unit.none"));
 
 // horizontal bars: per unit the closure rate (dark) and the on-time rate (light), with the
 // numbers written beside them (never colour alone)
@@ -119,7 +93,7 @@ function renderChart(rows) {
   const rowH = top0 + 46;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${top.length * rowH + 10}`,
                              role: "img", "aria-labelledby": "kpi-chart-title" });
-  chart.append(svg("title", { id: "kpi-chart-title" }, "结案率与按期结案率 closure and on-time rates"));
+  chart.append(svg("title", { id: "kpi-chart-title" }, i18n.t("stats.chart")));
   const most = narrow ? Math.floor(width / 9) : 24;
   top.forEach((r, i) => {
     const y = i * rowH;
@@ -127,7 +101,8 @@ function renderChart(rows) {
     const label = unitLabel(r);
     g.append(svg("text", { x: 0, y: narrow ? y + 17 : y + 30 },
                  label.length > most ? `${label.slice(0, most - 1)}…` : label));
-    const bars = [["closure_rate", "#1f3b57", 0, "结案"], ["on_time_rate", "#6baed6", 21, "按期"]];
+    const bars = [["closure_rate", "#1f3b57", 0, i18n.t("stats.bar.closed")],
+                  ["on_time_rate", "#6baed6", 21, i18n.t("stats.bar.on.time")]];
     for (const [key, colour, dy, name] of bars) {
       const v = r[key];
       const w = v === null ? 0 : Math.max(1, v * barW);
@@ -176,7 +151,7 @@ map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-ri
 async function loadHotspots() {
   const status = $("hot-status");
   status.className = "";
-  status.textContent = "加载中… Loading…";
+  status.textContent = i18n.t("loading");
   const q = new URLSearchParams({ unit: $("hot-unit").value, days: $("hot-days").value || "7",
                                   format: "geojson" });
   try {
@@ -199,20 +174,22 @@ async function loadHotspots() {
     const walk = (c) => (typeof c[0] === "number" ? b.extend(c) : c.forEach(walk));
     data.features.forEach((f) => walk(f.geometry.coordinates));
     if (!b.isEmpty()) map.fitBounds(b, { padding: 30, animate: false, maxZoom: 15 });
-    $("hot-rule").textContent = `规则 Rule: ${fc.rule}; ${fc.days} 天窗口 days, 历史 ${fc.history} 个窗口 windows`;
+    $("hot-rule").textContent = i18n.t("stats.rule", { rule: fc.rule, days: fc.days,
+                                                   history: fc.history });
     const flagged = fc.features.filter((f) => f.properties.flagged);
     const list = $("hot-list");
     list.replaceChildren(...flagged.map((f) => {
       const p = f.properties;
       const li = el("li", "flagged",
-        `⚠ ${p.name ? `${p.name} (${p.unit})` : p.unit}: 本期 ${p.current} 件 cases, 往期均值 `
-        + `baseline ${p.baseline_mean.toFixed(2)}, 阈值 threshold ${p.threshold}`);
+        `⚠ ${i18n.t("stats.flagged.unit", {
+          unit: p.name ? `${p.name} (${p.unit})` : p.unit, current: p.current,
+          baseline: p.baseline_mean.toFixed(2), threshold: p.threshold })}`);
       li.dataset.unit = p.unit;
       return li;
     }));
-    status.textContent = `预警 Flagged: ${flagged.length} / ${fc.features.length}`;
+    status.textContent = i18n.t("stats.flagged", { n: flagged.length, of: fc.features.length });
   } catch (err) {
-    fail(status, "热点读取失败 The hotspots could not be read", err);
+    fail(status, i18n.t("stats.hotspots.failed"), err);
   }
 }
 
@@ -228,8 +205,7 @@ async function start() {
   if (!me.name || !me.reads.includes("incidents")) {
     $("problem").hidden = false;
     $("problem-text").textContent = me.name
-      ? "您的角色不能查看事件 Your role may not read incidents"
-      : "请先登录 Sign in to see the indicators";
+      ? i18n.t("case.forbidden") : i18n.t("stats.signin");
     $("login").hidden = Boolean(me.name);
     window.statsReady = true;
     return;
@@ -238,8 +214,8 @@ async function start() {
   window.statsReady = true;
 }
 
-map.on("load", () => start().catch((err) => {
+map.on("load", () => i18n.ready.then(start).catch((err) => {
   $("problem").hidden = false;
-  $("problem-text").textContent = `出错了 Something went wrong: ${err.message}`;
+  $("problem-text").textContent = i18n.t("problem.unexpected", { message: err.message });
   window.statsError = err.message;
 }));
