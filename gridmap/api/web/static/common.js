@@ -43,3 +43,34 @@ function button(text, onClick, className) {
   b.addEventListener("click", onClick);
   return b;
 }
+
+// a cookie's value ("" when unset)
+function cookie(name) {
+  const hit = document.cookie.split("; ").find((c) => c.startsWith(`${name}=`));
+  return hit ? decodeURIComponent(hit.slice(name.length + 1)) : "";
+}
+
+// the box around a GeoJSON FeatureCollection
+function bounds(fc) {
+  const b = new maplibregl.LngLatBounds();
+  const walk = (c) => (typeof c[0] === "number" ? b.extend(c) : c.forEach(walk));
+  fc.features.forEach((f) => f.geometry && walk(f.geometry.coordinates));
+  return b;
+}
+
+// load told by pattern as well as colour: dots below the band, hatching above it
+function patternImage(kind) {
+  const size = 12;
+  const data = new Uint8Array(size * size * 4);
+  const ink = (x, y) => {
+    const i = (y * size + x) * 4;
+    data.set([31, 59, 87, 200], i);
+  };
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      if (kind === "above" && (x + y) % 6 === 0) ink(x, y);
+      if (kind === "below" && x % 6 < 2 && y % 6 < 2) ink(x, y);
+    }
+  }
+  return { width: size, height: size, data };
+}

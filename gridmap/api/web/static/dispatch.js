@@ -95,11 +95,6 @@ async function request(url, init = {}) {
 
 const getJSON = async (url) => (await request(url)).body;
 
-function cookie(name) {
-  const hit = document.cookie.split("; ").find((c) => c.startsWith(`${name}=`));
-  return hit ? decodeURIComponent(hit.slice(name.length + 1)) : "";
-}
-
 function post(url, body, headers = {}) {
   return request(url, {
     method: "POST",
@@ -277,13 +272,6 @@ function showOverdueOnMap() {
 
 function showSelectedOnMap() {
   if (layersAdded) map.setFilter("incidents-selected", ["==", ["get", "id"], current ? current.id : ""]);
-}
-
-function bounds(fc) {
-  const b = new maplibregl.LngLatBounds();
-  const walk = (c) => (typeof c[0] === "number" ? b.extend(c) : c.forEach(walk));
-  fc.features.forEach((f) => f.geometry && walk(f.geometry.coordinates));
-  return b;
 }
 
 async function fitToDivisions() {

@@ -64,11 +64,6 @@ async function getJSON(url, init) {
 let me = { name: null, role: "public", reads: [], csrf_token: null };
 const may = (resource) => me.reads.includes(resource);
 
-function cookie(name) {
-  const hit = document.cookie.split("; ").find((c) => c.startsWith(`${name}=`));
-  return hit ? decodeURIComponent(hit.slice(name.length + 1)) : "";
-}
-
 function showAccount() {
   const signedIn = Boolean(me.name);
   $("who").textContent = signedIn ? t("account.who", { name: me.name, role: label("role", me.role) })
@@ -99,13 +94,6 @@ async function signOut() {
 $("logout").addEventListener("click", signOut);
 
 // ---- the map --------------------------------------------------------------------------
-
-function bounds(fc) {
-  const b = new maplibregl.LngLatBounds();
-  const walk = (c) => (typeof c[0] === "number" ? b.extend(c) : c.forEach(walk));
-  fc.features.forEach((f) => f.geometry && walk(f.geometry.coordinates));
-  return b;
-}
 
 // a value as the page shows it: a label of the vocabulary, a time, a grid kind, a number
 function shown(value, kind) {
@@ -178,23 +166,6 @@ async function extent() {
   if (communities.features.length) return bounds(communities);
   const grids = await getJSON("/api/grids.geojson");
   return grids.features.length ? bounds(grids) : null;
-}
-
-// load told by pattern as well as colour: dots below the band, hatching above it
-function patternImage(kind) {
-  const size = 12;
-  const data = new Uint8Array(size * size * 4);
-  const ink = (x, y) => {
-    const i = (y * size + x) * 4;
-    data.set([31, 59, 87, 200], i);
-  };
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      if (kind === "above" && (x + y) % 6 === 0) ink(x, y);
-      if (kind === "below" && x % 6 < 2 && y % 6 < 2) ink(x, y);
-    }
-  }
-  return { width: size, height: size, data };
 }
 
 function band(low, high) {
