@@ -149,7 +149,8 @@ def test_a_planner_splits_an_overloaded_grid_and_publishes_it(
         said = page.text_content("#problem") or ""
         assert page.get_attribute("#problem", "data-status") == "422"
         assert "拆分失败" in said and OVERLOADED in said, said
-        assert "草稿和已发布的网格都没有改变" in said, said
+        assert "请把线的两端都画到网格外面" in said, said  # the server says why, in Chinese
+        assert "草稿和已发布的网格都没有改变" in said, said  # and the page what to do
         assert page.evaluate("document.body.dataset.revision") == revision
         assert row(page, OVERLOADED)["households"] == before["households"]
         seen.press("#problem-close")
