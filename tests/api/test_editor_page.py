@@ -1,8 +1,10 @@
 """The planner's editor page (/editor) in a real headless Chromium: a planner signs in, picks a
-community, opens a draft, splits its overloaded grid by drawing a line with mouse clicks on
-the map, sees the statistics change, submits and publishes, and the point locates in the new
-grid; a split line that does not cross its grid is refused with the reason on the page; on a
-phone the folded panel opens and its controls are tapped; axe-core finds nothing serious."""
+community, opens a draft and splits its overloaded grid by drawing a line with mouse clicks on
+the map (a line that does not cross the grid first: refused, the reason on the page, nothing
+changed); sees the statistics and the difference from the published grids change, submits and
+publishes, and a point locates in the new grid; then compares and restores the first version
+(the point is in the old grid again). On a phone the folded panel opens, grids are tapped on
+the map, merged and locked. axe-core finds nothing serious at either size."""
 
 from __future__ import annotations
 
@@ -108,6 +110,21 @@ def draw_line(seen: Browsed, line: LineString) -> None:
         page.wait_for_timeout(350)  # not a double click (which zooms)
 
 
+def diff_rows(page: Any) -> dict[str, str]:
+    """The difference table: grid code → change, as the page words it."""
+    return dict(page.evaluate("Object.fromEntries([...document.querySelectorAll("
+                              "'#diff tbody tr')].map((tr) => [tr.dataset.code, "
+                              "tr.cells[1].textContent]))"))
+
+
+def locate(base_url: str, headers: dict[str, str], point: shapely.Point) -> str:
+    """The grid GET /api/locate gives for *point*."""
+    res = httpx.get(f"{base_url}/api/locate", params={"lon": point.x, "lat": point.y},
+                    headers=headers)
+    assert res.status_code == 200, res.text
+    return str(res.json()["grid"]["code"])
+
+
 def neighbours(page: Any) -> list[str]:
     """Two comprehensive grids of the draft that share an edge."""
     features = page.evaluate("editor.view.grids.features")
@@ -169,6 +186,12 @@ def test_a_planner_splits_an_overloaded_grid_and_publishes_it(
             assert "above" not in shown["band"]
         assert "分区问题" in (page.text_content("#stats-box") or "")
         assert page.is_enabled("#undo")
+        # what publishing would change: the draft against the published grids
+        seen.press("#diff-draft")
+        wait_until(page, "document.querySelectorAll('#diff tbody tr').length > 0", timeout=30)
+        changes = diff_rows(page)
+        assert changes[OVERLOADED] == "撤销" and all(changes[g["code"]] == "新增" for g in new)
+        assert page.evaluate("map.getFilter('diff-retired')")[2][1] == [OVERLOADED]
         shot(page, "editor-split-1280.png", tmp_path_factory)
         violations = axe_violations(page)
 
@@ -188,15 +211,23 @@ def test_a_planner_splits_an_overloaded_grid_and_publishes_it(
         wait_until(page, "document.getElementById('locate-result').dataset.grid", timeout=30)
         assert page.get_attribute("#locate-result", "data-grid") == target
         assert target in (page.text_content("#locate-result") or "")
-        history = page.locator("#history li").count()
+        headers = bearer(token_for(database, PLANNER, "planner", (TOWNSHIP,)))
+        assert locate(base_url, headers, inside) == target
+
+        # the history: version 1 against the published draft, then restored
+        assert page.locator("#history li").count() == 2
+        seen.press('#history li[data-version="1"] button >> text=与当前版比较')
+        wait_until(page, "document.getElementById('diff-summary').textContent"
+                         ".includes('第 1 版与第 2 版')", timeout=30)
+        assert diff_rows(page) == changes
+        page.fill("#restore-note", "撤回拆分")
+        seen.press('#history li[data-version="1"] button >> text=恢复此版本')
+        wait_until(page, "document.querySelectorAll('#history li').length === 3", timeout=60)
+        assert page.is_hidden("#problem"), page.text_content("#problem")
+        assert locate(base_url, headers, inside) == OVERLOADED  # back under its own code
         errors = seen.unexpected_errors((422, f"/api/drafts/{view['draft']['id']}/edits"))
     assert violations == [], violations
     assert errors == [] and seen.external == [], (errors, seen.external)
-    assert history == 2  # the first version and the published draft
-    headers = bearer(token_for(database, PLANNER, "planner", (TOWNSHIP,)))
-    located = httpx.get(f"{base_url}/api/locate", params={"lon": inside.x, "lat": inside.y},
-                        headers=headers)
-    assert located.status_code == 200 and located.json()["grid"]["code"] == target
 
 
 def test_on_a_phone_the_panel_folds_and_its_controls_are_tapped(
@@ -226,8 +257,16 @@ def test_on_a_phone_the_panel_folds_and_its_controls_are_tapped(
         wait_until(page, f"editor.view.stats.grids.length === {len(before) - 1}", timeout=30)
         after = page.evaluate("editor.view.stats.grids.map((g) => g.code)")
         assert not set(pair) & set(after) and len(set(after) - set(before)) == 1
-        seen.press("#tool-cancel")
+        seen.press("#tool-lock")
         assert page.get_attribute("#tool-merge", "aria-pressed") == "false"
+        seen.press("#panel-toggle")
+        tap_grids(seen, pair[:1] if pair[0] in after else [sorted(after)[0]])
+        seen.press("#panel-toggle")
+        wait_until(page, "editor.view.stats.grids.some((g) => g.locked)", timeout=30)
+        locked = page.evaluate("editor.view.stats.grids.find((g) => g.locked).code")
+        assert "locked" in row(page, locked)["text"]
+        seen.press("#tool-cancel")
+        assert page.get_attribute("#tool-lock", "aria-pressed") == "false"
         seen.press("#diff-draft")
         wait_until(page, "document.getElementById('diff-summary').textContent !== ''")
         sizes = page.evaluate(SIZES)
