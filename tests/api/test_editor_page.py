@@ -279,3 +279,71 @@ def test_on_a_phone_the_panel_folds_and_its_controls_are_tapped(
     assert violations == [], violations
     assert errors == [], errors
 
+
+
+def click_points(seen: Browsed, points: list[tuple[float, float]]) -> None:
+    """Click each (lon, lat) on the map, a moment apart (not a double click)."""
+    page = seen.page
+    box = page.locator("#map canvas").bounding_box()
+    assert box is not None
+    for x, y in points:
+        p = page.evaluate(f"map.project([{x}, {y}])")
+        page.mouse.click(box["x"] + p["x"], box["y"] + p["y"])
+        page.wait_for_timeout(350)
+
+
+def test_a_shared_vertex_moves_both_grids_and_painting_moves_land(base_url: str) -> None:
+    with browse(base_url, 1280, 800, locale="en-US") as seen:
+        page = seen.page
+        open_editor(seen, base_url, OTHER)
+        a, b = neighbours(page)
+        ga, gb = grid(page, a), grid(page, b)
+        home = shape(page.evaluate(f"editor.communities.find((f) => f.properties.code === "
+                                   f"'{OTHER}').geometry")).boundary
+        shared = [xy for xy in sorted({tuple(c) for c in shapely.get_coordinates(ga).tolist()})
+                  if shapely.Point(xy).distance(gb.boundary) < 1e-7
+                  and shapely.Point(xy).distance(home) > 1e-5]
+        assert shared, "the two grids share no inner vertex"
+        x, y = shared[0]
+        toward = ga.representative_point()
+        step = 0.0001 / max(1e-12, shapely.Point(x, y).distance(toward))
+        to = (x + (toward.x - x) * step, y + (toward.y - y) * step)
+        page.evaluate(f"map.fitBounds([{x - 0.001}, {y - 0.001}, {x + 0.001}, {y + 0.001}], "
+                      "{animate: false})")
+        seen.press("#tool-move")
+        click_points(seen, [(x, y)])
+        assert "new place" in (page.text_content("#tool-hint") or "")
+        click_points(seen, [to])
+        wait_until(page, f"editor.view.changed.includes('{a}') && "
+                         f"editor.view.changed.includes('{b}')", timeout=30)
+        assert not page.evaluate("editor.view.stats.defects.filter((d) => "
+                                 "['gap', 'overlap'].includes(d.defect)).length")
+        moved = page.evaluate("editor.view.draft.revision")
+        seen.press("#undo")
+        wait_until(page, f"editor.view.draft.revision > {moved} && !editor.view.can_undo",
+                   timeout=30)
+        assert grid(page, a).equals(ga) and grid(page, b).equals(gb)
+        seen.press("#redo")
+        wait_until(page, "editor.view.can_undo", timeout=30)
+        assert not grid(page, a).equals(ga)
+
+        # paint a square on the shared edge into grid a: a grows, b shrinks
+        seen.press("#tool-paint")
+        page.select_option("#paint-target", a)
+        mid = ga.intersection(gb).interpolate(0.5, normalized=True)
+        d = 0.0002
+        square = [(mid.x - d, mid.y - d), (mid.x + d, mid.y - d), (mid.x + d, mid.y + d),
+                  (mid.x - d, mid.y + d), (mid.x - d, mid.y - d)]
+        area = {g: page.evaluate(f"editor.view.stats.grids.find((s) => s.code === '{g}')"
+                                 ".area_km2") for g in (a, b)}
+        page.evaluate(f"map.fitBounds([{mid.x - 0.001}, {mid.y - 0.001}, {mid.x + 0.001}, "
+                      f"{mid.y + 0.001}], {{animate: false}})")
+        revision = page.evaluate("editor.view.draft.revision")
+        click_points(seen, square)
+        wait_until(page, f"editor.view.draft.revision > {revision}", timeout=30)
+        after = {g: page.evaluate(f"editor.view.stats.grids.find((s) => s.code === '{g}')"
+                                  ".area_km2") for g in (a, b)}
+        assert after[a] > area[a] and after[b] < area[b], (area, after)
+        assert page.is_hidden("#problem"), page.text_content("#problem")
+        errors = seen.unexpected_errors()
+    assert errors == [], errors

@@ -73,7 +73,11 @@ function showProblem(what, err) {
   $("problem-fix").textContent = t(`editor.fix.${fix}`);
   $("problem").hidden = false;
   $("problem").dataset.status = String(err.status);
-  if (err.status === 412 && state.draft) loadDraft(state.draft);  // the newer revision
+  if (err.status === 412 && state.draft) {  // someone else's change: show the newer revision
+    loadDraft(state.draft).catch((again) => {
+      $("problem-text").textContent += ` ${again.message}`;
+    });
+  }
 }
 
 function clearProblem() {
@@ -359,7 +363,8 @@ function showStats(view) {
     name.scope = "row";
     name.append(el("br"), el("span", "name", g.name + (g.locked ? ` · ${t("editor.locked")}` : "")));
     const workers = `${g.full_time_workers}/${g.workers}`;
-    const band = `${SYMBOL[g.status] || ""} ${label("band", g.status)}`;
+    const band = `${SYMBOL[g.status] || ""} ${g.status === "not_banded" ? t("editor.not.banded")
+      : label("band", g.status)}`;
     tr.append(name, el("td", "households", g.households), el("td", null, g.residents),
               el("td", null, g.vulnerable_households), el("td", null, workers),
               el("td", "band", `${band} (${g.band_low}–${g.band_high})`));
