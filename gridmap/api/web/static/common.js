@@ -12,6 +12,26 @@ function detailText(body) {
   return detail ? JSON.stringify(detail) : "";
 }
 
+// an answer: its status (0: the network failed, *error* says how), ok, JSON body (null when
+// it has none or it is not JSON, such as a proxy's error page) and ETag
+async function fetchAnswer(url, init = {}) {
+  let res;
+  let text;
+  try {
+    res = await fetch(url, { credentials: "same-origin", ...init });
+    text = await res.text();
+  } catch (err) {
+    return { status: 0, ok: false, body: null, etag: null, error: err.message };
+  }
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;
+  }
+  return { status: res.status, ok: res.ok, body, etag: res.headers.get("ETag") };
+}
+
 // the district's map with no layers yet: gridmap's own tiles are added by each page
 function baseMap() {
   return new maplibregl.Map({

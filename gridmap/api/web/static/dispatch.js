@@ -75,22 +75,14 @@ class RequestError extends Error {
 
 // the body and ETag of an answer; a RequestError with the server's words if it failed
 async function request(url, init = {}) {
-  let res;
-  let text;
-  try {
-    res = await fetch(url, { credentials: "same-origin", ...init });
-    text = await res.text();
-  } catch (err) {
-    throw new RequestError(url, 0, `网络错误 Network error: ${err.message}`);
+  const answer = await fetchAnswer(url, init);
+  if (answer.status === 0) {
+    throw new RequestError(url, 0, `网络错误 Network error: ${answer.error}`);
   }
-  let body = null;
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = null;  // not JSON (a proxy's error page): the status says enough
+  if (!answer.ok) {
+    throw new RequestError(url, answer.status, detailText(answer.body) || `HTTP ${answer.status}`);
   }
-  if (!res.ok) throw new RequestError(url, res.status, detailText(body) || `HTTP ${res.status}`);
-  return { body, etag: res.headers.get("ETag") };
+  return { body: answer.body, etag: answer.etag };
 }
 
 const getJSON = async (url) => (await request(url)).body;

@@ -42,26 +42,16 @@ async function api(method, url, body) {
       headers["If-Match"] = state.etag;
     }
   }
-  let res;
-  let text;
-  try {
-    res = await fetch(url, { method, headers, credentials: "same-origin",
-                             body: body === undefined ? undefined : JSON.stringify(body) });
-    text = await res.text();
-  } catch (err) {
-    throw new ApiError(0, "network", t("problem.network", { url, message: err.message }));
+  const answer = await fetchAnswer(url, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (answer.status === 0) {
+    throw new ApiError(0, "network", t("problem.network", { url, message: answer.error }));
   }
-  let answer = null;
-  try {
-    answer = text ? JSON.parse(text) : null;
-  } catch {
-    answer = null;
+  if (!answer.ok) {
+    throw new ApiError(answer.status, answer.body && answer.body.code,
+                       detailText(answer.body) || t("http.status", { url, status: answer.status }));
   }
-  if (!res.ok) {
-    throw new ApiError(res.status, answer && answer.code,
-                       detailText(answer) || t("http.status", { url, status: res.status }));
-  }
-  return { body: answer, etag: res.headers.get("ETag") };
+  return { body: answer.body, etag: answer.etag };
 }
 
 // a refusal in the problem bar: what failed, the server's reason, and what to do
