@@ -55,10 +55,18 @@ def base_url(database: str) -> Iterator[str]:
                                standard=GridStandard(urban_households=(150, 420)))
 
 
-def open_editor(seen: Browsed, base_url: str, community: str) -> None:
-    """Sign in as the planner, pick *community* and open a new draft of it."""
+def open_editor(seen: Browsed, base_url: str, community: str, *, via_map: bool = False
+                ) -> None:
+    """Sign in as the planner (onto the map page and its link to the editor, *via_map*),
+    pick *community* and open a new draft of it."""
     page = seen.page
-    sign_in(seen, base_url, PLANNER, next_path="/editor")
+    if via_map:
+        sign_in(seen, base_url, PLANNER)
+        page.wait_for_selector("#editor-link", state="visible", timeout=60_000)
+        seen.press("#editor-link")
+        page.wait_for_url(base_url + "/editor", timeout=60_000)
+    else:
+        sign_in(seen, base_url, PLANNER, next_path="/editor")
     wait_until(page, "window.gridmapReady === true || Boolean(window.gridmapError)")
     assert not page.evaluate("window.gridmapError")
     if page.is_visible("#panel-toggle"):
@@ -150,7 +158,7 @@ def test_a_planner_splits_an_overloaded_grid_and_publishes_it(
         base_url: str, database: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     with browse(base_url, 1280, 800, locale="zh-CN", bypass_csp=True) as seen:
         page = seen.page
-        open_editor(seen, base_url, COMMUNITY)
+        open_editor(seen, base_url, COMMUNITY, via_map=True)
         before = row(page, OVERLOADED)
         assert "above" in before["band"] and "超出标准" in before["text"], before
         households = int(before["households"])

@@ -72,6 +72,7 @@ function showAccount() {
   $("logout").hidden = !signedIn;
   $("login").hidden = signedIn;
   $("coverage-link").hidden = !may("counts");
+  $("editor-link").hidden = !["planner", "admin"].includes(me.role);
 }
 
 async function signOut() {
