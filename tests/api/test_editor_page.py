@@ -201,6 +201,7 @@ def test_a_planner_splits_an_overloaded_grid_and_publishes_it(
         assert changes[OVERLOADED] == "撤销" and all(changes[g["code"]] == "新增" for g in new)
         assert page.evaluate("map.getFilter('diff-retired')")[2][1] == [OVERLOADED]
         shot(page, "editor-split-1280.png", tmp_path_factory)
+        sizes = page.evaluate(SIZES)
         violations = axe_violations(page)
 
         page.fill("#note", "拆分超标网格")
@@ -234,6 +235,7 @@ def test_a_planner_splits_an_overloaded_grid_and_publishes_it(
         assert page.is_hidden("#problem"), page.text_content("#problem")
         assert locate(base_url, headers, inside) == OVERLOADED  # back under its own code
         errors = seen.unexpected_errors((422, f"/api/drafts/{view['draft']['id']}/edits"))
+    assert sizes == {"small": [], "low": [], "scrolls": False}, sizes
     assert violations == [], violations
     assert errors == [] and seen.external == [], (errors, seen.external)
 
