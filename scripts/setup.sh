@@ -49,7 +49,7 @@ fi
 
 # Web assets from the npm registry (web/package.json), served locally by gridmap
 web=web
-if [[ ! -d $web/node_modules/maplibre-gl || $web/package-lock.json -nt $web/node_modules ]]; then
+if [[ ! -d $web/node_modules/maplibre-gl || ! -d $web/node_modules/terra-draw || $web/package-lock.json -nt $web/node_modules ]]; then
   if ! command -v npm >/dev/null; then apt_install npm; fi
   npm ci --prefix "$web" --no-audit --no-fund --loglevel=error
   touch "$web/node_modules"

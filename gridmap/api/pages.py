@@ -14,16 +14,21 @@ WEB = Path(__file__).resolve().parent / "web"
 NODE_MODULES = PROJECT_ROOT / "web" / "node_modules"  # npm ci --prefix web (make setup)
 VENDOR = NODE_MODULES / "maplibre-gl" / "dist"
 LEAFLET = NODE_MODULES / "leaflet" / "dist"
+TERRA_DRAW = NODE_MODULES / "terra-draw" / "dist"  # drawing on the editor's map
+TERRA_DRAW_MAPLIBRE = NODE_MODULES / "terra-draw-maplibre-gl-adapter" / "dist"
 
 router = APIRouter(include_in_schema=False)
 
 
 def mount_assets(app: FastAPI) -> None:
-    if not VENDOR.exists() or not LEAFLET.exists():
+    if not all(d.exists() for d in (VENDOR, LEAFLET, TERRA_DRAW, TERRA_DRAW_MAPLIBRE)):
         raise RuntimeError(f"front-end assets are missing ({NODE_MODULES}): run `make setup` "
                            f"(or `npm ci --prefix {NODE_MODULES.parent}`)")
     app.mount("/static/vendor/maplibre-gl", StaticFiles(directory=VENDOR), name="maplibre")
     app.mount("/static/vendor/leaflet", StaticFiles(directory=LEAFLET), name="leaflet")
+    app.mount("/static/vendor/terra-draw", StaticFiles(directory=TERRA_DRAW), name="terra-draw")
+    app.mount("/static/vendor/terra-draw-maplibre", StaticFiles(directory=TERRA_DRAW_MAPLIBRE),
+              name="terra-draw-maplibre")
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
 
@@ -68,3 +73,12 @@ def stats() -> HTMLResponse:
     """Indicators (KPIs) per grid, worker, community, township or category, with charts, and
     the hotspot map (GET /api/incidents/kpis, /api/incidents/hotspots)."""
     return _page("stats.html")
+
+
+@router.get("/editor", response_class=HTMLResponse)
+def editor() -> HTMLResponse:
+    """The planner's editor: a community's draft on a map (split, merge, move a shared
+    vertex, paint, lock), its live statistics and defects, undo and redo, submit, approve
+    and publish, the difference from the published grids, the history and restore
+    (``/api/drafts``, ``/api/communities/{community}/versions|diff|restore``)."""
+    return _page("editor.html")

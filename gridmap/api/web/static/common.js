@@ -12,6 +12,26 @@ function detailText(body) {
   return detail ? JSON.stringify(detail) : "";
 }
 
+// an answer: its status (0: the network failed, *error* says how), ok, JSON body (null when
+// it has none or it is not JSON, such as a proxy's error page) and ETag
+async function fetchAnswer(url, init = {}) {
+  let res;
+  let text;
+  try {
+    res = await fetch(url, { credentials: "same-origin", ...init });
+    text = await res.text();
+  } catch (err) {
+    return { status: 0, ok: false, body: null, etag: null, error: err.message };
+  }
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;
+  }
+  return { status: res.status, ok: res.ok, body, etag: res.headers.get("ETag") };
+}
+
 // the district's map with no layers yet: gridmap's own tiles are added by each page
 function baseMap() {
   return new maplibregl.Map({
@@ -55,22 +75,12 @@ class RequestError extends Error {
 
 // the body and ETag of an answer; a RequestError with the server's words if it failed
 async function request(url, init = {}) {
-  let res;
-  let text;
-  try {
-    res = await fetch(url, { credentials: "same-origin", ...init });
-    text = await res.text();
-  } catch (err) {
-    throw new RequestError(url, 0, i18n.t("problem.network", { url, message: err.message }));
+  const answer = await fetchAnswer(url, init);
+  if (answer.status === 0) {
+    throw new RequestError(url, 0, i18n.t("problem.network", { url, message: answer.error }));
   }
-  let body = null;
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = null;  // not JSON (a proxy's error page): the status says enough
-  }
-  if (!res.ok) throw new RequestError(url, res.status, detailText(body));
-  return { body, etag: res.headers.get("ETag") };
+  if (!answer.ok) throw new RequestError(url, answer.status, detailText(answer.body));
+  return { body: answer.body, etag: answer.etag };
 }
 
 const getJSON = async (url, init) => (await request(url, init)).body;
@@ -90,4 +100,29 @@ function eventLabel(action) {
   if (action.startsWith("warn_")) return i18n.t("event.warn");
   if (action === "collect" || action === "route") return i18n.t(`event.${action}`);
   return i18n.label("action", action);
+}
+
+// the box around a GeoJSON FeatureCollection
+function bounds(fc) {
+  const b = new maplibregl.LngLatBounds();
+  const walk = (c) => (typeof c[0] === "number" ? b.extend(c) : c.forEach(walk));
+  fc.features.forEach((f) => f.geometry && walk(f.geometry.coordinates));
+  return b;
+}
+
+// load told by pattern as well as colour: dots below the band, hatching above it
+function patternImage(kind) {
+  const size = 12;
+  const data = new Uint8Array(size * size * 4);
+  const ink = (x, y) => {
+    const i = (y * size + x) * 4;
+    data.set([31, 59, 87, 200], i);
+  };
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      if (kind === "above" && (x + y) % 6 === 0) ink(x, y);
+      if (kind === "below" && x % 6 < 2 && y % 6 < 2) ink(x, y);
+    }
+  }
+  return { width: size, height: size, data };
 }

@@ -212,14 +212,6 @@ function showOverdueOnMap() {
 function showSelectedOnMap() {
   if (layersAdded) map.setFilter("incidents-selected", ["==", ["get", "id"], current ? current.id : ""]);
 }
-
-function bounds(fc) {
-  const b = new maplibregl.LngLatBounds();
-  const walk = (c) => (typeof c[0] === "number" ? b.extend(c) : c.forEach(walk));
-  fc.features.forEach((f) => f.geometry && walk(f.geometry.coordinates));
-  return b;
-}
-
 async function fitToDivisions() {
   let view = bounds(await getJSON("/api/communities.geojson"));
   if (view.isEmpty()) view = bounds(await getJSON("/api/grids.geojson"));

@@ -43,6 +43,7 @@ function showAccount() {
   $("logout").hidden = !signedIn;
   $("login").hidden = signedIn;
   $("coverage-link").hidden = !may("counts");
+  $("editor-link").hidden = !["planner", "admin"].includes(me.role);
 }
 
 async function signOut() {
@@ -65,13 +66,6 @@ async function signOut() {
 $("logout").addEventListener("click", signOut);
 
 // ---- the map --------------------------------------------------------------------------
-
-function bounds(fc) {
-  const b = new maplibregl.LngLatBounds();
-  const walk = (c) => (typeof c[0] === "number" ? b.extend(c) : c.forEach(walk));
-  fc.features.forEach((f) => f.geometry && walk(f.geometry.coordinates));
-  return b;
-}
 
 // a value as the page shows it: a label of the vocabulary, a time, a grid kind, a number
 function shown(value, kind) {
@@ -144,23 +138,6 @@ async function extent() {
   if (communities.features.length) return bounds(communities);
   const grids = await getJSON("/api/grids.geojson");
   return grids.features.length ? bounds(grids) : null;
-}
-
-// load told by pattern as well as colour: dots below the band, hatching above it
-function patternImage(kind) {
-  const size = 12;
-  const data = new Uint8Array(size * size * 4);
-  const ink = (x, y) => {
-    const i = (y * size + x) * 4;
-    data.set([31, 59, 87, 200], i);
-  };
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      if (kind === "above" && (x + y) % 6 === 0) ink(x, y);
-      if (kind === "below" && x % 6 < 2 && y % 6 < 2) ink(x, y);
-    }
-  }
-  return { width: size, height: size, data };
 }
 
 function band(low, high) {
