@@ -476,7 +476,7 @@ def import_(
     partition their communities before a new version is published, and the points are
     re-assigned in the same transaction."""
     from gridmap.io.read import read_layer
-    from gridmap.store.load import load_layer
+    from gridmap.store.load import build_deferred_indexes, load_layer
 
     if layer == "osm":
         _import_osm(path)
@@ -514,6 +514,7 @@ def import_(
     if dry_run:
         typer.echo(f"dry run, nothing written — the import would give:\n{loaded}")
         return
+    build_deferred_indexes(engine, loaded)
     typer.echo(f"{loaded} in {time.perf_counter() - start:.2f} s")
 
 
