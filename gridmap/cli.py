@@ -506,7 +506,7 @@ def import_(
                                 batch_rows=settings.copy_batch_rows,
                                 progress=len(result.frame) > 200_000 and sys.stderr.isatty(),
                                 replace=replace, tolerance=settings.check_tolerance_m,
-                                min_area=settings.check_min_area_m2)
+                                min_area=settings.check_min_area_m2, defer_search_index=True)
             if dry_run:
                 transaction.rollback()
     except ImportRejected as exc:

@@ -279,17 +279,18 @@ def _select_list(spec: LayerSpec, columns: list[str]) -> sql.Composed:
 
 
 def _bulk_load(conn: Connection, spec: LayerSpec, frame: pd.DataFrame, columns: list[str], *,
-               batch_rows: int, progress: bool) -> LoadResult | None:
+               batch_rows: int, progress: bool, defer_search_index: bool
+               ) -> LoadResult | None:
     """Fill an empty point table fast: its indexes and primary key dropped, the frame sent by
     binary ``COPY`` straight into the table (no stage, no per-row index maintenance, no WAL
     where the server allows it: ``wal_level = minimal``, as in the local cluster), then the
     key and indexes built again with parallel maintenance workers. Inside the caller's
     transaction like everything else, so a failure leaves the table, and its indexes, as they
-    were. The trigram (search) indexes are not built here but returned in
-    ``LoadResult.deferred`` for :func:`build_deferred_indexes` to build concurrently after the
-    commit; until then search reads the table without them. Returns None (and does nothing)
-    when the fast path does not apply: a small frame, a table with rows, or a table that
-    other tables refer to."""
+    were. With *defer_search_index* the trigram (search) indexes are not built here but
+    returned in ``LoadResult.deferred`` for :func:`build_deferred_indexes` to build
+    concurrently after the commit; until then search reads the table without them. Returns
+    None (and does nothing) when the fast path does not apply: a small frame, a table with
+    rows, or a table that other tables refer to."""
     raw = _raw(conn)
     target = sql.Identifier(spec.table)
     if len(frame) < BULK_MIN_ROWS or spec.geometry != "point":
@@ -336,7 +337,7 @@ def _bulk_load(conn: Connection, spec: LayerSpec, frame: pd.DataFrame, columns: 
     phases["primary key"] = time.perf_counter() - clock
     deferred = []
     for name, definition in indexes:
-        if DEFERRED_INDEX in definition:
+        if defer_search_index and DEFERRED_INDEX in definition:
             deferred.append(definition)
             continue
         clock = time.perf_counter()
@@ -430,8 +431,13 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
                source: str = "input", batch_rows: int = 500_000,
                progress: bool = False, replace: bool = False,
                tolerance: float = 0.1, min_area: float = 1.0,
-               author: str | None = None) -> LoadResult:
+               author: str | None = None, defer_search_index: bool = False) -> LoadResult:
     """Write a frame from :func:`gridmap.io.read.read_layer` into the store.
+
+    A large load into an empty point table takes the bulk path (binary ``COPY`` straight
+    into the table, indexes built after it). With *defer_search_index* its trigram (search)
+    index is left out and named in ``LoadResult.deferred``: the caller must pass the result
+    to :func:`build_deferred_indexes` after committing (``gridmap import`` does).
 
     Runs inside the transaction of *conn* (open a savepoint around it to keep a failed load
     from poisoning an outer transaction). Raises :class:`ImportRejected` naming every row that
@@ -447,7 +453,7 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
     try:
         return _load(conn, layer_name, frame, source=source, batch_rows=batch_rows,
                      progress=progress, replace=replace, tolerance=tolerance,
-                     min_area=min_area, author=author)
+                     min_area=min_area, author=author, defer_search_index=defer_search_index)
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
         raise ImportRejected(source, "the database refused the file, nothing was imported: "
                              + _refusal(exc)) from exc
@@ -480,7 +486,7 @@ def _refusal(exc: psycopg.Error) -> str:
 
 def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFrame, *,
           source: str, batch_rows: int, progress: bool, replace: bool, tolerance: float,
-          min_area: float, author: str | None) -> LoadResult:
+          min_area: float, author: str | None, defer_search_index: bool) -> LoadResult:
     spec = LAYERS[layer_name]
     absent = {c: spec.defaults.get(c) for c in spec.optional if c not in frame.columns}
     if absent:  # a frame built in code (the OSM import) may leave optional columns out
@@ -491,7 +497,8 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
     columns = _table_columns(spec)
     if spec.table == "grid":
         columns = [c for c in columns if c != "version"]
-    bulk = _bulk_load(conn, spec, frame, columns, batch_rows=batch_rows, progress=progress)
+    bulk = _bulk_load(conn, spec, frame, columns, batch_rows=batch_rows, progress=progress,
+                      defer_search_index=defer_search_index)
     if bulk is not None:
         return bulk
     _stage(conn, spec, columns)
