@@ -10,8 +10,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
-import pyarrow as pa
-import pyarrow.csv as pacsv
 from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -82,23 +80,22 @@ def _counts(conn: Connection, table: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _read_points(raw: psycopg.Connection, table: str, *, area: bool) -> pa.Table:
-    """(id, x, y, grid_code) of the points to re-assign, read as CSV through ``COPY`` and
-    parsed by Arrow (no Python object per row)."""
+def _read_points(raw: psycopg.Connection, table: str, *, area: bool
+                 ) -> dict[str, np.ndarray]:
+    """(id, x, y, grid_code) of the points to re-assign, each column as one array fetched in
+    a single binary row (a row per point would cost a Python round per point)."""
     query = _sql("assign_read_area.sql" if area else "assign_read_all.sql",
                  points=sql.Identifier(table))
-    sink = bytearray()
-    with raw.cursor() as cur, cur.copy(query) as copy:
-        for block in copy:
-            sink += block
-    types = {"id": pa.string(), "x": pa.float64(), "y": pa.float64(), "grid_code": pa.string()}
-    if not sink:
-        return pa.table({name: pa.array([], type=t) for name, t in types.items()})
-    return pacsv.read_csv(
-        pa.py_buffer(bytes(sink)), read_options=pacsv.ReadOptions(column_names=list(types)),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False))
+    whole = sql.SQL("SELECT coalesce(array_agg(id), '{{}}'), coalesce(array_agg(x), '{{}}'), "
+                    "coalesce(array_agg(y), '{{}}'), coalesce(array_agg(grid_code), '{{}}') "
+                    "FROM ({}) AS q").format(query)
+    with raw.cursor(binary=True) as cur:
+        row = cur.execute(whole).fetchone()
+    assert row is not None
+    ids, xs, ys, codes = row
+    return {"id": np.array(ids, dtype=object), "x": np.array(xs, dtype=np.float64),
+            "y": np.array(ys, dtype=np.float64),
+            "grid_code": np.array(codes, dtype=object)}  # char(15): codes fill it, no pad
 
 
 def _assign_in_python(conn: Connection, table: str, index: GridIndex, *, area: bool
@@ -109,15 +106,14 @@ def _assign_in_python(conn: Connection, table: str, index: GridIndex, *, area: b
 
     raw = _raw(conn)
     points = _read_points(raw, table, area=area)
-    x = points["x"].to_numpy()
-    y = points["y"].to_numpy()
+    x, y = points["x"], points["y"]
     pos = index.lookup(x, y) if len(x) else np.zeros(0, dtype=np.int32)
     codes = np.array([*index.codes, None], dtype=object)  # position -1: in no grid
     new = codes[pos]
-    old = points["grid_code"].to_numpy(zero_copy_only=False)
+    old = points["grid_code"]
     changed = np.flatnonzero(new != old)
     raw.execute("CREATE TEMP TABLE gm_assigned (id text, code char(15)) ON COMMIT DROP")
-    moved = pd.DataFrame({"id": points["id"].to_numpy(zero_copy_only=False)[changed],
+    moved = pd.DataFrame({"id": points["id"][changed],
                           "code": new[changed]})
     if len(moved):
         copy_into(conn, "gm_assigned", moved, ["id", "code"])
