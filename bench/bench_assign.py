@@ -32,7 +32,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import create_engine, make_url
 
-from bench.city import make_city, make_points
+from bench.city import make_city, make_points, store_city
 from bench.timing import best
 from gridmap.analysis.assign import assign_to_grids, build_grid_index, points_to_grids
 
@@ -48,8 +48,6 @@ def postgis(grids: gpd.GeoDataFrame, points: gpd.GeoSeries, codes_in_rule_order:
     from gridmap.settings import Settings
     from gridmap.store.assign import assign_query, join_query
     from gridmap.store.db import create_database, database_url, drop_database, migrate
-    from gridmap.store.load import load_layer
-
     server = database_url(Settings())
     name = f"gridmap_bench_{uuid.uuid4().hex[:8]}"
     create_database(server, name)
@@ -57,26 +55,7 @@ def postgis(grids: gpd.GeoDataFrame, points: gpd.GeoSeries, codes_in_rule_order:
     try:
         with engine.begin() as conn:
             migrate(conn)
-        coms = grids.assign(code=grids["code"].str[:12]).dissolve("code").reset_index()
-        towns = grids.assign(code=grids["code"].str[:9] + "000").dissolve("code").reset_index()
-        county = gpd.GeoDataFrame({"code": ["610199000000"]},
-                                  geometry=[grids.union_all()], crs=grids.crs)
-        with engine.begin() as conn:
-            for layer, frame in (("counties", county), ("townships", towns),
-                                 ("communities", coms)):
-                frame = frame[["code", "geometry"]].assign(
-                    name=frame["code"], urban_rural=None, population=None)
-                frame["geometry"] = [shapely.MultiPolygon(shapely.get_parts(g))
-                                     for g in frame.geometry]
-                load_layer(conn, layer, frame)
-            g = grids.assign(name=grids["code"], parent_grid_code=None)
-            g["geometry"] = [shapely.MultiPolygon(shapely.get_parts(x)) for x in g.geometry]
-            load_layer(conn, "grids", g)
-            hh = gpd.GeoDataFrame({"id": np.arange(len(points)).astype(str), "address": "",
-                                   "residents": 1}, geometry=points.values, crs=points.crs)
-            for flag in ("elderly_alone", "disabled", "left_behind_child", "low_income"):
-                hh[flag] = False
-            load_layer(conn, "households", hh)
+        store_city(engine, grids, points)
         timings = []
         with engine.connect() as conn:
             raw = conn.connection.driver_connection

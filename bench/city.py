@@ -7,6 +7,7 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import shapely
+from sqlalchemy import Engine
 
 CRS = "EPSG:32650"
 ORIGIN = (400_000.0, 3_500_000.0)
@@ -82,3 +83,51 @@ def make_points(grids: gpd.GeoDataFrame, n: int, *, seed: int = 5,
     xy[on_edges // 2:on_edges] = (verts[pick[on_edges // 2:]] + verts[pick[on_edges // 2:] + 1]) / 2
     rng.shuffle(xy)
     return gpd.GeoSeries(gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=grids.crs)
+
+
+def store_city(engine: Engine, grids: gpd.GeoDataFrame, points: gpd.GeoSeries) -> None:
+    """Load the city into a migrated database: its county, townships and communities (the
+    grids' code prefixes, dissolved), the grids, and the points as households (unassigned)."""
+    from gridmap.store.load import load_layer
+
+    coms = grids.assign(code=grids["code"].str[:12]).dissolve("code").reset_index()
+    towns = grids.assign(code=grids["code"].str[:9] + "000").dissolve("code").reset_index()
+    county = gpd.GeoDataFrame({"code": ["610199000000"]},
+                              geometry=[grids.union_all()], crs=grids.crs)
+    with engine.begin() as conn:
+        for layer, frame in (("counties", county), ("townships", towns),
+                             ("communities", coms)):
+            frame = frame[["code", "geometry"]].assign(
+                name=frame["code"], urban_rural=None, population=None)
+            frame["geometry"] = [shapely.MultiPolygon(shapely.get_parts(g))
+                                 for g in frame.geometry]
+            load_layer(conn, layer, frame)
+        g = grids.assign(name=grids["code"], parent_grid_code=None)
+        g["geometry"] = [shapely.MultiPolygon(shapely.get_parts(x)) for x in g.geometry]
+        load_layer(conn, "grids", g)
+        hh = gpd.GeoDataFrame({"id": np.arange(len(points)).astype(str), "address": "",
+                               "residents": 1}, geometry=points.values, crs=points.crs)
+        for flag in ("elderly_alone", "disabled", "left_behind_child", "low_income"):
+            hh[flag] = False
+        load_layer(conn, "households", hh)
+
+
+def merge_neighbours(grids: gpd.GeoDataFrame) -> tuple[str, gpd.GeoDataFrame]:
+    """A community's grids, as a grids import takes them, with two neighbours sharing an
+    edge merged into the first (the second retired)."""
+    comp = grids[grids["kind"] == "comprehensive"]
+    for community, part in comp.groupby(comp["code"].str[:12]):
+        geoms = part.geometry.values
+        for i in range(len(part)):
+            for j in range(i + 1, len(part)):
+                if shapely.intersection(geoms[i], geoms[j]).length > 0:
+                    whole = grids[grids["code"].str[:12] == community].copy()
+                    keep, gone = part["code"].iat[i], part["code"].iat[j]
+                    whole.loc[whole["code"] == keep, "geometry"] = shapely.union(
+                        geoms[i], geoms[j])
+                    whole = whole[whole["code"] != gone]
+                    whole = whole.assign(name=whole["code"], parent_grid_code=None)
+                    whole["geometry"] = [shapely.MultiPolygon(shapely.get_parts(x))
+                                         for x in whole.geometry]
+                    return str(community), whole
+    raise ValueError("no two neighbouring grids in one community")

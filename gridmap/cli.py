@@ -476,7 +476,7 @@ def import_(
     partition their communities before a new version is published, and the points are
     re-assigned in the same transaction."""
     from gridmap.io.read import read_layer
-    from gridmap.store.load import load_layer
+    from gridmap.store.load import build_deferred_indexes, load_layer
 
     if layer == "osm":
         _import_osm(path)
@@ -506,7 +506,7 @@ def import_(
                                 batch_rows=settings.copy_batch_rows,
                                 progress=len(result.frame) > 200_000 and sys.stderr.isatty(),
                                 replace=replace, tolerance=settings.check_tolerance_m,
-                                min_area=settings.check_min_area_m2)
+                                min_area=settings.check_min_area_m2, defer_search_index=True)
             if dry_run:
                 transaction.rollback()
     except ImportRejected as exc:
@@ -514,6 +514,7 @@ def import_(
     if dry_run:
         typer.echo(f"dry run, nothing written — the import would give:\n{loaded}")
         return
+    build_deferred_indexes(engine, loaded)
     typer.echo(f"{loaded} in {time.perf_counter() - start:.2f} s")
 
 

@@ -321,6 +321,24 @@ def test_a_refused_bulk_load_leaves_table_and_indexes_as_they_were(
     assert "household_geom_idx" in str(before_idx) and "household_pkey" in str(before_idx)
 
 
+def test_a_bulk_load_that_does_not_defer_builds_the_search_index_too(fresh_db: str) -> None:
+    """Only a caller that builds the deferred indexes afterwards (``gridmap import``) may
+    defer them; any other bulk load (``load-demo``, library use) commits them all."""
+    from gridmap.io.read import read_layer
+    from gridmap.store.load import load_layer
+
+    frame = read_layer(DEMO_DIR / DEMO_FILES["households"], "households").frame
+    engine = create_engine(fresh_db, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            loaded = load_layer(conn, "households", frame)
+    finally:
+        engine.dispose()
+    assert loaded.phases and not loaded.deferred  # the bulk path, nothing left over
+    assert scalar(fresh_db, "SELECT count(*) FROM pg_indexes WHERE indexname = "
+                            "'household_address_trgm_idx'") == 1
+
+
 def test_large_load_into_an_empty_table_keeps_its_indexes(fresh_db: str) -> None:
     result = run_cli(fresh_db, "import", "households",
                      str(DEMO_DIR / DEMO_FILES["households"]))

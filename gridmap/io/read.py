@@ -18,6 +18,8 @@ from typing import Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
 from pyproj import CRS
@@ -382,6 +384,15 @@ def _map_columns(frame: pd.DataFrame, spec: LayerSpec, mapping: dict[str, str],
     return frame[keep], ignored
 
 
+def _duplicated(keys: pd.Series) -> np.ndarray:
+    """Positions of the keys that occur more than once (missing keys aside). Arrow's hash
+    count answers the usual case, all distinct, without factorizing every key."""
+    present = pa.array(keys.dropna().astype(str), type=pa.string())
+    if pc.count_distinct(present).as_py() == len(present):
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero((keys.duplicated(keep=False) & keys.notna()).to_numpy())
+
+
 def read_layer(path: str | Path, layer_name: str, *, crs: str | None = None,
                columns: dict[str, str] | None = None, layer: str | None = None,
                x: str | None = None, y: str | None = None) -> ReadResult:
@@ -435,8 +446,7 @@ def read_layer(path: str | Path, layer_name: str, *, crs: str | None = None,
     if spec.geometry == "polygon":
         frame = _check_after_reprojection(frame, keys, problems, repaired)
     problems += _coerce(frame, spec, keys)
-    dupes = keys.duplicated(keep=False) & keys.notna()
-    for i in np.flatnonzero(dupes.to_numpy()):
+    for i in _duplicated(keys):
         problems.append(Problem(int(i), keys.iat[i], f"{spec.key} occurs more than once",
                                 f"{spec.key} not unique"))
     if problems:

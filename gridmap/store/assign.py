@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmap.analysis.assign import GridIndex, build_grid_index, points_to_grids
+from gridmap.analysis.assign import GridIndex, build_grid_index
 from gridmap.store.sqlfiles import read_sql
 
 POINT_TABLES = {"households": "household", "facilities": "facility", "incidents": "incident"}
@@ -79,36 +80,82 @@ def _counts(conn: Connection, table: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def _read_points(raw: psycopg.Connection, table: str, *, area: bool
+                 ) -> dict[str, np.ndarray]:
+    """(id, x, y, grid_code) of the points to re-assign, each column as one array fetched in
+    a single binary row (a row per point would cost a Python round per point)."""
+    query = _sql("assign_read_area.sql" if area else "assign_read_all.sql",
+                 points=sql.Identifier(table))
+    whole = sql.SQL("SELECT coalesce(array_agg(id), '{{}}'), coalesce(array_agg(x), '{{}}'), "
+                    "coalesce(array_agg(y), '{{}}'), coalesce(array_agg(grid_code), '{{}}') "
+                    "FROM ({}) AS q").format(query)
+    with raw.cursor(binary=True) as cur:
+        row = cur.execute(whole).fetchone()
+    assert row is not None
+    ids, xs, ys, codes = row
+    return {"id": np.array(ids, dtype=object), "x": np.array(xs, dtype=np.float64),
+            "y": np.array(ys, dtype=np.float64),
+            "grid_code": np.array(codes, dtype=object)}  # char(15): codes fill it, no pad
+
+
+def _assign_in_python(conn: Connection, table: str, index: GridIndex, *, area: bool
+                      ) -> tuple[int, list[str]]:
+    """Look the points up in *index* and write only those whose grid changed; returns
+    (rows written, the grids they left or joined)."""
+    from gridmap.store.load import copy_into
+
+    raw = _raw(conn)
+    points = _read_points(raw, table, area=area)
+    x, y = points["x"], points["y"]
+    pos = index.lookup(x, y) if len(x) else np.zeros(0, dtype=np.int32)
+    codes = np.array([*index.codes, None], dtype=object)  # position -1: in no grid
+    new = codes[pos]
+    old = points["grid_code"]
+    changed = np.flatnonzero(new != old)
+    raw.execute("CREATE TEMP TABLE gm_assigned (id text, code char(15)) ON COMMIT DROP")
+    moved = pd.DataFrame({"id": points["id"][changed],
+                          "code": new[changed]})
+    if len(moved):
+        copy_into(conn, "gm_assigned", moved, ["id", "code"])
+        raw.execute("ANALYZE gm_assigned")
+    written = raw.execute(_sql("store_assigned_changed.sql", points=sql.Identifier(table))
+                          ).rowcount if len(moved) else 0
+    touched = set(new[changed]) | set(old[changed])
+    return written, sorted(str(c) for c in touched if isinstance(c, str))
+
+
 def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
-                 index: GridIndex | None = None) -> AssignResult:
-    """Re-assign every point of *layer* (households, facilities, incidents) to its grid,
-    in the caller's transaction."""
+                 index: GridIndex | None = None, area: bool = False) -> AssignResult:
+    """Re-assign the points of *layer* (households, facilities, incidents) to their grids,
+    in the caller's transaction, writing only the rows whose grid changes.
+
+    With *area* (python engine), only the points a redraw can move are looked at: those
+    near the old or new shape of a grid in the temporary table ``gm_area`` (code, geom), as
+    a publish fills it (``assign_area.sql``), those stored in such a grid, and those in no
+    grid yet. Every other point lies in the same grids as before and keeps its grid.
+    """
     if layer not in POINT_TABLES:
         raise ValueError(f"cannot assign {layer!r}: choose one of {', '.join(POINT_TABLES)}")
     table = POINT_TABLES[layer]
     raw = _raw(conn)
+    touched: list[str] | None = None
     if engine == "postgis":
         raw.execute(_stage_query(table))
+        # the same two statements as ever: they touch only changed rows
+        changed = sum(raw.execute(query).rowcount for query in _store_queries(table))
     else:
-        points = gpd.read_postgis(
-            sql.SQL("SELECT id, geom FROM {}").format(sql.Identifier(table)).as_string(raw),
-            conn, geom_col="geom", crs=4326)
         if index is None:
             index = grid_index(conn)
-        codes = points_to_grids(points, index) if len(points) else pd.Series([], dtype=object)
-        inside = codes.notna().to_numpy()
-        raw.execute("CREATE TEMP TABLE gm_assigned (id text PRIMARY KEY, code char(15)) "
-                    "ON COMMIT DROP")
-        with raw.cursor() as cur, cur.copy("COPY gm_assigned (id, code) FROM STDIN") as copy:
-            for pid, code in zip(points["id"].to_numpy()[inside].tolist(),
-                                 codes[inside].astype(str).tolist(), strict=True):
-                copy.write_row((pid, code))
-    # the same two statements store either engine's answer; they touch only changed rows
-    changed = sum(raw.execute(query).rowcount for query in _store_queries(table))
+        changed, touched = _assign_in_python(conn, table, index, area=area)
     raw.execute("DROP TABLE IF EXISTS gm_assigned")
     rows, inside = _counts(conn, table)
-    if table == "household":
+    if table == "household" and touched is None:
         raw.execute(read_sql("refresh_grid_load.sql"))
+    elif table == "household" and touched:
+        raw.execute("CREATE TEMP TABLE gm_touched ON COMMIT DROP AS "
+                    "SELECT unnest(%s::text[])::char(15) AS code", (touched,))
+        raw.execute(read_sql("refresh_grid_load_touched.sql"))
+        raw.execute("DROP TABLE gm_touched")
     if table == "incident":  # a case's community and township follow its grid
         raw.execute(read_sql("incident_divisions.sql"))
     return AssignResult(layer, rows, inside, changed)

@@ -7,6 +7,7 @@ loads completely or, on any error, leaves the database as it was.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -17,17 +18,20 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from tqdm import tqdm
 
 from gridmap.domain.codes import division_level
 from gridmap.domain.layers import LAYERS, LayerSpec
 from gridmap.io.errors import ImportRejected, Problem
+from gridmap.store.binary_copy import OutOfRange, column_kind, frame_to_copy
 from gridmap.store.sqlfiles import read_sql
 
 STAGE = "gm_stage"
 # a load into an empty table with at least this many rows rebuilds the indexes afterwards
 BULK_MIN_ROWS = 50_000
+# indexes a bulk load builds after its commit, concurrently: the trigram (search) ones
+DEFERRED_INDEX = "gin_trgm_ops"
 
 
 @dataclass
@@ -38,6 +42,8 @@ class LoadResult:
     updated: int
     versions: int = 0
     diff: GridDiff | None = None
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step of a bulk load
+    deferred: list[str] = field(default_factory=list)  # index definitions to build after commit
 
     def __str__(self) -> str:
         text = (f"{self.layer}: {self.rows} rows read, {self.inserted} inserted, "
@@ -127,22 +133,56 @@ def _arrow(frame: pd.DataFrame, columns: list[str]) -> pa.Table:
     return pa.table(arrays)
 
 
+def column_types(conn: Connection, table: str, columns: list[str]) -> list[str]:
+    """The declared types of *table*'s *columns* (as ``format_type`` spells them)."""
+    rows: dict[str, str] = dict(_raw(conn).execute(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        (table,)).fetchall())
+    return [rows[c] for c in columns]
+
+
 def copy_into(conn: Connection, table: str, frame: pd.DataFrame, columns: list[str], *,
               batch_rows: int = 500_000, progress: bool = False) -> None:
-    """``COPY`` *frame*'s *columns* into *table* (CSV, geometry as hex EWKB)."""
+    """``COPY`` *frame*'s *columns* into *table*: in PostgreSQL's binary format, built column
+    by column (:mod:`gridmap.store.binary_copy`), when every column's type has an encoder;
+    otherwise as CSV with geometry as hex EWKB. A frame's geometry column is ``geom``."""
     raw = _raw(conn)
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    kinds = [column_kind(t) for t in column_types(conn, table, columns)]
+    binary = all(k is not None for k in kinds)
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL("binary" if binary else "csv"))
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     bar = tqdm(total=len(frame), unit="rows", disable=not progress, desc=f"copy {table}")
     with raw.cursor() as cur, cur.copy(stmt) as copy:
-        for start in range(0, len(frame), batch_rows):
-            part = frame.iloc[start:start + batch_rows]
-            sink = pa.BufferOutputStream()
-            pacsv.write_csv(_arrow(part, columns), sink, write_options=options)
-            copy.write(sink.getvalue().to_pybytes())
-            bar.update(len(part))
+        if binary:
+            named = _binary_source(frame, columns)
+            for block in frame_to_copy(named, columns, [k for k in kinds if k is not None],
+                                       batch_rows=batch_rows):
+                copy.write(block)
+            bar.update(len(frame))
+        else:
+            for start in range(0, len(frame), batch_rows):
+                part = frame.iloc[start:start + batch_rows]
+                sink = pa.BufferOutputStream()
+                pacsv.write_csv(_arrow(part, columns), sink, write_options=options)
+                copy.write(sink.getvalue().to_pybytes())
+                bar.update(len(part))
     bar.close()
+
+
+def _binary_source(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The frame's columns under the table's names: ``geom`` is the geometry, (``gx``,
+    ``gy``) its coordinates."""
+    out = {c: frame[c] for c in columns if c not in ("geom", "gx", "gy")}
+    if "geom" in columns:
+        out["geom"] = pd.Series(np.asarray(frame.geometry.values), index=frame.index)
+    if "gx" in columns:
+        xy = shapely.get_coordinates(np.asarray(frame.geometry.values))
+        out["gx"] = pd.Series(xy[:, 0], index=frame.index)
+        out["gy"] = pd.Series(xy[:, 1], index=frame.index)
+    return pd.DataFrame(out, index=frame.index)[columns]
 
 
 def _stage_columns(spec: LayerSpec, columns: list[str]) -> list[str]:
@@ -238,43 +278,96 @@ def _select_list(spec: LayerSpec, columns: list[str]) -> sql.Composed:
         and spec.geometry == "point" else sql.Identifier(c) for c in columns)
 
 
-def _bulk_insert(conn: Connection, spec: LayerSpec, columns: list[str], rows: int) -> bool:
-    """Fill an empty table fast: no per-row index maintenance, no WAL where the server
-    allows it (``wal_level = minimal``, as in the local cluster). Inside the caller's
+def _bulk_load(conn: Connection, spec: LayerSpec, frame: pd.DataFrame, columns: list[str], *,
+               batch_rows: int, progress: bool, defer_search_index: bool
+               ) -> LoadResult | None:
+    """Fill an empty point table fast: its indexes and primary key dropped, the frame sent by
+    binary ``COPY`` straight into the table (no stage, no per-row index maintenance, no WAL
+    where the server allows it: ``wal_level = minimal``, as in the local cluster), then the
+    key and indexes built again with parallel maintenance workers. Inside the caller's
     transaction like everything else, so a failure leaves the table, and its indexes, as they
-    were. Returns False (and does nothing) when the fast path does not apply."""
+    were. With *defer_search_index* the trigram (search) indexes are not built here but
+    returned in ``LoadResult.deferred`` for :func:`build_deferred_indexes` to build
+    concurrently after the commit; until then search reads the table without them. Returns
+    None (and does nothing) when the fast path does not apply: a small frame, a table with
+    rows, or a table that other tables refer to."""
     raw = _raw(conn)
     target = sql.Identifier(spec.table)
-    if rows < BULK_MIN_ROWS:
-        return False
+    if len(frame) < BULK_MIN_ROWS or spec.geometry != "point":
+        return None
     state = raw.execute(sql.SQL(
         "SELECT NOT EXISTS (SELECT 1 FROM {t}), NOT EXISTS (SELECT 1 FROM pg_constraint "
         "WHERE confrelid = %s::regclass)").format(t=target), (spec.table,)).fetchone()
     if state is None or not (state[0] and state[1]):
-        return False
+        return None
+    phases: dict[str, float] = {}
+    clock = time.perf_counter()
     pkey = raw.execute(
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE conrelid = %s::regclass AND contype = 'p'", (spec.table,)).fetchone()
     indexes = raw.execute(
         "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
         "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary", (spec.table,)).fetchall()
+    trigger = f"{spec.table}_notify_ins"
+    notifies = raw.execute("SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND "
+                           "tgname = %s", (spec.table, trigger)).fetchone() is not None
     raw.execute(sql.SQL("TRUNCATE {}").format(target))
     for name, _ in indexes:
         raw.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
     if pkey:
         raw.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
             target, sql.Identifier(pkey[0])))
-    values = _select_list(spec, columns)
-    raw.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-        target, sql.SQL(", ").join(map(sql.Identifier, columns)), values,
-        sql.Identifier(STAGE)))
+    if notifies:  # one notice with the frame's extent instead of a 1M-row transition table
+        raw.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(
+            target, sql.Identifier(trigger)))
+    copy_into(conn, spec.table, frame, columns, batch_rows=batch_rows, progress=progress)
+    phases["copy"] = time.perf_counter() - clock
+    if notifies:
+        raw.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(
+            target, sql.Identifier(trigger)))
+        x0, y0, x1, y1 = (float(v) for v in frame.geometry.total_bounds)
+        raw.execute("SELECT gridmap_send_change(%s, ST_MakeBox2D(ST_Point(%s, %s), "
+                    "ST_Point(%s, %s)))", (spec.table, x0, y0, x1, y1))
+    clock = time.perf_counter()
+    raw.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+    raw.execute("SET LOCAL maintenance_work_mem = '256MB'")
     if pkey:
         raw.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(
             target, sql.Identifier(pkey[0])) + sql.SQL(pkey[1]))
-    for _, definition in indexes:
+    phases["primary key"] = time.perf_counter() - clock
+    deferred = []
+    for name, definition in indexes:
+        if defer_search_index and DEFERRED_INDEX in definition:
+            deferred.append(definition)
+            continue
+        clock = time.perf_counter()
         raw.execute(sql.SQL(definition))
+        phases[f"index {name}"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     raw.execute(sql.SQL("ANALYZE {}").format(target))
-    return True
+    phases["analyze"] = time.perf_counter() - clock
+    return LoadResult(spec.name, len(frame), len(frame), 0, phases=phases, deferred=deferred)
+
+
+def build_deferred_indexes(engine: Engine, result: LoadResult) -> None:
+    """Build the indexes a bulk load left for after its commit (``CREATE INDEX
+    CONCURRENTLY``: reads and writes go on meanwhile). An index left invalid by an earlier
+    interrupted build is dropped first."""
+    for definition in result.deferred:
+        name = definition.split(" ON ", 1)[0].rsplit(" ", 1)[1]
+        with engine.connect() as conn:
+            raw = _raw(conn)
+            raw.autocommit = True  # CONCURRENTLY runs outside a transaction block
+            try:
+                invalid = raw.execute("SELECT 1 FROM pg_index WHERE indexrelid = "
+                                      "to_regclass(%s) AND NOT indisvalid", (name,)).fetchone()
+                if invalid:
+                    raw.execute(sql.SQL("DROP INDEX CONCURRENTLY {}").format(
+                        sql.Identifier(name)))
+                raw.execute(sql.SQL(definition.replace(
+                    "CREATE INDEX ", "CREATE INDEX CONCURRENTLY IF NOT EXISTS ", 1)))
+            finally:
+                raw.autocommit = False  # the connection goes back to the pool
 
 
 BLOCKING = ("invalid", "gap", "overlap", "outside")
@@ -317,6 +410,8 @@ def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: f
     diff.grids = [(str(code).strip(), change) for code, change, _ in rows]
     diff.workers_detached = sum(int(n) for _, _, n in rows)
     before = raw.execute("SELECT count(*) FROM grid_history").fetchone()
+    raw.execute("DROP TABLE IF EXISTS gm_area")
+    raw.execute(read_sql("assign_area.sql"))
     raw.execute(read_sql("publish_grids.sql"))
     raw.execute("UPDATE grid_version SET note = %s, author = %s, approver = %s, "
                 "restored_from = %s WHERE id IN (SELECT id FROM gm_new_version)",
@@ -326,8 +421,9 @@ def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: f
     assert before is not None and versions is not None and after is not None
     raw.execute("DROP TABLE gm_next, gm_changed, gm_new_version")
     index = grid_index(conn)
-    for layer in POINT_TABLES:
-        diff.moved[layer] = assign_layer(conn, layer, index=index).changed
+    for layer in POINT_TABLES:  # only the points in the changed grids' area can move
+        diff.moved[layer] = assign_layer(conn, layer, index=index, area=True).changed
+    raw.execute("DROP TABLE gm_area")
     return int(after[0]) - int(before[0]), int(versions[0]), diff
 
 
@@ -335,8 +431,13 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
                source: str = "input", batch_rows: int = 500_000,
                progress: bool = False, replace: bool = False,
                tolerance: float = 0.1, min_area: float = 1.0,
-               author: str | None = None) -> LoadResult:
+               author: str | None = None, defer_search_index: bool = False) -> LoadResult:
     """Write a frame from :func:`gridmap.io.read.read_layer` into the store.
+
+    A large load into an empty point table takes the bulk path (binary ``COPY`` straight
+    into the table, indexes built after it). With *defer_search_index* its trigram (search)
+    index is left out and named in ``LoadResult.deferred``: the caller must pass the result
+    to :func:`build_deferred_indexes` after committing (``gridmap import`` does).
 
     Runs inside the transaction of *conn* (open a savepoint around it to keep a failed load
     from poisoning an outer transaction). Raises :class:`ImportRejected` naming every row that
@@ -352,10 +453,20 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
     try:
         return _load(conn, layer_name, frame, source=source, batch_rows=batch_rows,
                      progress=progress, replace=replace, tolerance=tolerance,
-                     min_area=min_area, author=author)
+                     min_area=min_area, author=author, defer_search_index=defer_search_index)
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
         raise ImportRejected(source, "the database refused the file, nothing was imported: "
                              + _refusal(exc)) from exc
+    except OutOfRange as exc:
+        spec = LAYERS[layer_name]
+        keys = frame[spec.key].astype("string") if spec.key in frame else None
+        raise ImportRejected(source, f"the database refused the file, nothing was imported: "
+                             f"{exc}", [
+                                 Problem(int(i), None if keys is None else keys.iat[i],
+                                         f"{exc.column} {frame[exc.column].iat[i]} is out of "
+                                         f"range for {exc.pg_type}",
+                                         f"{exc.column} out of range")
+                                 for i in exc.rows]) from exc
 
 
 def _refusal(exc: psycopg.Error) -> str:
@@ -375,7 +486,7 @@ def _refusal(exc: psycopg.Error) -> str:
 
 def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFrame, *,
           source: str, batch_rows: int, progress: bool, replace: bool, tolerance: float,
-          min_area: float, author: str | None) -> LoadResult:
+          min_area: float, author: str | None, defer_search_index: bool) -> LoadResult:
     spec = LAYERS[layer_name]
     absent = {c: spec.defaults.get(c) for c in spec.optional if c not in frame.columns}
     if absent:  # a frame built in code (the OSM import) may leave optional columns out
@@ -386,6 +497,10 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
     columns = _table_columns(spec)
     if spec.table == "grid":
         columns = [c for c in columns if c != "version"]
+    bulk = _bulk_load(conn, spec, frame, columns, batch_rows=batch_rows, progress=progress,
+                      defer_search_index=defer_search_index)
+    if bulk is not None:
+        return bulk
     _stage(conn, spec, columns)
     copy_into(conn, STAGE, frame, _stage_columns(spec, columns), batch_rows=batch_rows,
               progress=progress)
@@ -398,8 +513,6 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
                                                   note=f"import {source}", author=author,
                                                   tolerance=tolerance, min_area=min_area)
         result = LoadResult(layer_name, len(frame), inserted, 0, versions, diff)
-    elif _bulk_insert(conn, spec, columns, len(frame)):
-        result = LoadResult(layer_name, len(frame), len(frame), 0)
     else:
         inserted, updated = _upsert(conn, spec, columns)
         result = LoadResult(layer_name, len(frame), inserted, updated)

@@ -120,3 +120,19 @@ def test_unknown_facility_type_is_refused_at_import(tmp_path: Path) -> None:
     with pytest.raises(ImportRejected, match=r"feature 0 \(f1\): type 'school' is not one of "
                        r"middle_school, .*primary_school"):
         read_layer(path, "facilities")
+
+
+def test_every_row_of_a_repeated_key_is_reported(tmp_path: Path) -> None:
+    frame = gpd.GeoDataFrame({"id": ["h1", "h2", "h1", "h3", "h2"], "address": "Road",
+                              "residents": 2},
+                             geometry=[shapely.Point(108.9 + i * 1e-4, 34.2) for i in range(5)],
+                             crs=4326)
+    path = tmp_path / "households.parquet"
+    frame.to_parquet(path)
+    with pytest.raises(ImportRejected) as caught:
+        read_layer(path, "households")
+    assert [(p.row, p.key) for p in caught.value.problems] == [
+        (0, "h1"), (1, "h2"), (2, "h1"), (4, "h2")]
+    distinct = tmp_path / "distinct.parquet"
+    frame.iloc[[0, 1, 3]].to_parquet(distinct)
+    assert read_layer(distinct, "households").frame["id"].tolist() == ["h1", "h2", "h3"]
