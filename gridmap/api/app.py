@@ -141,8 +141,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_credentials=False, allow_methods=["GET", "POST", "PATCH"],
                            allow_headers=["Authorization", "Content-Type"])
-    # cached tiles are answered before the framework, inside the security headers
+    # cached tiles and plain locates are answered before the framework, inside the
+    # security headers
     app.add_middleware(routes_tiles.CachedTiles)
+    app.add_middleware(routes_locate.FastLocate)
     app.add_middleware(SecurityHeaders)
     return app
 
