@@ -7,7 +7,8 @@ there, starts `gridmap serve` and, for comparison, the same endpoint answered by
 (`store/sql/locate_point.sql`, one round trip per request), both one uvicorn process with the
 access log off, and drives both with wrk over 2,000 random points of the district at each
 number of connections. Prints requests/s and the latency percentiles: the load a dispatch
-centre can put on one process at a given p99. gridmap is measured twice: as the public
+centre can put on one process at a given p99, and on `serve --workers N` for the N the cores
+allow (how it scales per core). gridmap is measured twice: as the public
 (grid and names, no workers) and as a signed-in dispatcher of the county (bearer token,
 workers with phones, each answer an entry of the audit log). Points outside every grid are
 404 for the dispatcher ("none of your divisions' grids"), so every line uses the points
@@ -17,6 +18,8 @@ inside a grid only: the places a dispatcher locates.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import re
 import shutil
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -53,13 +57,33 @@ def free_port() -> int:
 
 
 def wait(port: int) -> None:
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    for _ in range(1200):  # a busy machine takes a while to start several processes
+        try:  # any answer: a process serves (a connection alone may wait in the backlog)
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
             return
-        except OSError:
+        except httpx.TransportError:
             time.sleep(0.1)
     raise SystemExit(f"server on {port} did not start")
+
+
+@contextlib.contextmanager
+def running(cmd: list[str], env: dict[str, str], cwd: str | None = None) -> Iterator[int]:
+    """A server started with *cmd* ({port} filled in) and *env* (over the environment):
+    its port, while it runs."""
+    port = free_port()
+    proc = subprocess.Popen([c.replace("{port}", str(port)) for c in cmd], cwd=cwd,
+                            env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait(port)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def run_wrk(port: int, script: Path, seconds: int, connections: int,
@@ -73,14 +97,15 @@ def run_wrk(port: int, script: Path, seconds: int, connections: int,
            re.findall(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, **{f"p{k}": v for k, v in lat.items()},
+    return {"rps": rps, "p50": math.nan, "p90": math.nan, "p99": math.nan,
+            **{f"p{k}": v for k, v in lat.items()},
             "errors": float(errors.group(1)) if errors else 0.0}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 4, 8])
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -112,18 +137,16 @@ def main() -> None:
         results: dict[tuple[str, int], dict[str, float]] = {}
         env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
         serve = [gridmap, "serve", "--port", "{port}", "--log-level", "warning"]
+        workers = [w for w in (2, 4) if w <= (os.cpu_count() or 1)]
         for name, cmd in (
             ("gridmap (in-process index)", serve),
+            *((f"gridmap, {w} worker processes", [*serve, "--workers", str(w)])
+              for w in workers),
             ("gridmap as a dispatcher", serve),
             ("PostGIS per request", [sys.executable, "-m", "uvicorn", "postgis_app:app",
                                      "--port", "{port}", "--log-level", "warning"]),
         ):
-            port = free_port()
-            proc = subprocess.Popen([c.replace("{port}", str(port)) for c in cmd], cwd=tmp,
-                                    env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            try:
-                wait(port)
+            with running(cmd, env, cwd=tmp) as port:
                 headers: tuple[str, ...] = ()
                 if "dispatcher" in name:
                     token = httpx.post(f"http://127.0.0.1:{port}/auth/token", data={
@@ -132,14 +155,18 @@ def main() -> None:
                 run_wrk(port, script, 2, 4, headers)  # warm up
                 for c in args.connections:
                     results[name, c] = run_wrk(port, script, args.seconds, c, headers)
-            finally:
-                proc.terminate()
-                proc.wait(10)
     print(f"{inside.sum()} random points inside the district's grids, wrk for {args.seconds} s "
           "per line:")
     for (name, c), r in results.items():
-        print(f"  {name:28s} {c} conn {r['rps']:8.0f} req/s   p50 {r['p50']:.2f} ms   "
+        print(f"  {name:30s} {c} conn {r['rps']:8.0f} req/s   p50 {r['p50']:.2f} ms   "
               f"p90 {r['p90']:.2f} ms   p99 {r['p99']:.2f} ms   errors {r['errors']:.0f}")
+    c = max(args.connections)
+    one = results["gridmap (in-process index)", c]["rps"]
+    for w in workers:
+        print(f"  {w} worker processes at {c} connections: "
+              f"{results[f'gridmap, {w} worker processes', c]['rps'] / one:.2f}x one process "
+              f"on {os.cpu_count()} cores (shared with wrk and PostgreSQL); load "
+              f"{os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

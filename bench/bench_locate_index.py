@@ -4,6 +4,7 @@ edge distance) beside the obvious alternative (an STRtree query with the rule), 
 memory the index takes.
 
 Run: .venv/bin/python bench/bench_locate_index.py [--copies 23] [--points 20000]
+     [--band-grids 100000]
 
 The grids: the generated province's 88 counties (gridmap.province, ~88,000 grids) in
 EPSG:4326, laid out *copies* times side by side (6 per row, each copy shifted by the
@@ -49,12 +50,13 @@ def rss_mib() -> float:
 class FrameLocator(Locator):
     """The API's Locator, indexing frames instead of reading the database."""
 
-    def __init__(self, grids: gpd.GeoDataFrame, margin_m: float = 10.0) -> None:
-        self.frames = grids
+    def __init__(self, grids: gpd.GeoDataFrame, margin_m: float = 10.0,
+                 band_grids: int = 100_000) -> None:
+        self.frames, self.band_grids = grids, band_grids
         super().__init__(engine=None, margin_m=margin_m)  # type: ignore[arg-type]
 
     def reload(self) -> None:
-        built = index_what_can_be(self.frames)
+        built = index_what_can_be(self.frames, band_grids=self.band_grids)
         self.index, self.left_out, self.problem = built.index, built.left_out, built.problem
         self.context, self.stored, self.loaded_at = {}, len(self.frames), time.time()
 
@@ -83,6 +85,21 @@ def country_grids(copies: int) -> gpd.GeoDataFrame:
     return grids
 
 
+def peak_mib() -> float:
+    """The process's peak RSS since the last :func:`reset_peak` (VmHWM)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak() -> None:
+    """Start measuring the peak RSS afresh (Linux: 5 → /proc/self/clear_refs)."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
 def percentiles(seconds: list[float]) -> str:
     ms = np.array(seconds) * 1000
     return (f"p50 {np.percentile(ms, 50):.3f} ms, p99 {np.percentile(ms, 99):.3f} ms, "
@@ -93,23 +110,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--copies", type=int, default=23)
     parser.add_argument("--points", type=int, default=20_000)
+    parser.add_argument("--band-grids", type=int, default=100_000,
+                        help="grids per band of the build (a huge number: one band, the "
+                        "build before bands, for its peak)")
     args = parser.parse_args()
     grids = country_grids(args.copies)
     gc.collect()
     before = rss_mib()
+    reset_peak()
     start = time.perf_counter()
-    locator = FrameLocator(grids)
+    locator = FrameLocator(grids, band_grids=args.band_grids)
     build_s = time.perf_counter() - start
     index = locator.index
     assert isinstance(index, GridIndex), locator.problem
+    peak = peak_mib()
     gc.collect()
+    gc.freeze()  # as the server does after start-up: the index is never garbage
     after = rss_mib()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"locate index over {len(index.codes):,} grids built in {build_s:.1f} s: raster "
           f"{index.shape[1]:,} x {index.shape[0]:,} ({index.labels.nbytes / 2**20:.0f} MiB, "
-          f"{index.boundary_share:.1%} boundary cells); process RSS {before:,.0f} → "
-          f"{after:,.0f} MiB (+{after - before:,.0f} MiB held with the grids' geometries, "
-          f"peak {peak:,.0f} MiB while building); load {os.getloadavg()[0]:.1f}")
+          f"{index.boundary_share:.1%} boundary cells); process RSS {before:,.0f} MiB with "
+          f"the grids loaded → {after:,.0f} MiB (+{after - before:,.0f} MiB: the index, its "
+          f"STRtree and prepared geometries); peak while building {peak:,.0f} MiB "
+          f"(+{peak - before:,.0f} MiB over the grids); whole run's peak "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; "
+          f"load {os.getloadavg()[0]:.1f}")
 
     rng = np.random.default_rng(3)
     xmin, ymin, xmax, ymax = grids.total_bounds

@@ -10,8 +10,12 @@ standard's band) than tipg's plain table tiles.
 
 wrk with 8 connections cycles over every tile of the district at the given zooms:
 1. uncached: gridmap with its tile cache off (GRIDMAP_TILE_CACHE_TILES=0) and tipg (which
-   has none), so every request renders — tiles/s and latency for both;
-2. cached: gridmap with its cache, after one pass over the tiles;
+   has none), so every request renders — tiles/s and latency for both, run in turn for
+   several rounds (the order alternating) so that the machine's load, which swings, weighs
+   on both alike: each round's ratio and their median;
+2. cached: gridmap with its cache (`serve --workers N` for 1, 2, 4 processes as the cores
+   allow), after one pass over the tiles; and the revalidation of a tile a browser holds
+   (If-None-Match → 304);
 3. PostGIS alone: the same grid tile statements, prepared, from 8 psycopg connections in
    threads with no HTTP — what the database can give, the ceiling for any tile server here.
 """
@@ -19,8 +23,10 @@ wrk with 8 connections cycles over every tile of the district at the given zooms
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_locate import free_port, run_wrk, wait
+from bench.bench_locate import run_wrk, running
 
 ROOT = Path(__file__).resolve().parent.parent
 TIPG_ENV = ROOT / ".gridmap" / "bench-tipg"
@@ -55,6 +61,7 @@ def tiles_over(bounds: tuple[float, float, float, float], zooms: list[int]
 
 def paths_script(folder: Path, paths: list[str]) -> Path:
     """A wrk script that cycles over *paths*."""
+    folder.mkdir(exist_ok=True)
     script = folder / "tiles.lua"
     body = ",".join(f'"{p}"' for p in paths)
     script.write_text(f"local paths = {{{body}}}\nlocal i = 0\n"
@@ -97,7 +104,8 @@ def postgis_alone(url: str, tiles: list[tuple[int, int, int]], seconds: float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--zooms", type=int, nargs="+", default=[12, 13, 14, 15])
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     gridmap = str(ROOT / ".venv" / "bin" / "gridmap")
     subprocess.run([gridmap, "load-demo"], check=True, capture_output=True)
@@ -114,39 +122,64 @@ def main() -> None:
     ours = [f"/tiles/grids/{z}/{x}/{y}.mvt" for z, x, y in tiles]
     theirs = [f"/collections/public.grid/tiles/WebMercatorQuad/{z}/{x}/{y}" for z, x, y in tiles]
     serve = [gridmap, "serve", "--port", "{port}", "--log-level", "warning"]
-    runs = {
+    tipg = [str(TIPG_ENV / "bin" / "uvicorn"), "tipg.main:app", "--port", "{port}",
+            "--log-level", "warning"]
+    tipg_env = {"DATABASE_URL": url.replace("postgresql+psycopg", "postgresql")}
+    workers = [w for w in (1, 2, 4) if w <= (os.cpu_count() or 1)]
+    servers = {
         "uncached gridmap": (serve, {"GRIDMAP_DATABASE_URL": url,
                                      "GRIDMAP_TILE_CACHE_TILES": "0"}, ours),
-        "uncached tipg": ([str(TIPG_ENV / "bin" / "uvicorn"), "tipg.main:app", "--port",
-                           "{port}", "--log-level", "warning"],
-                          {"DATABASE_URL": url.replace("postgresql+psycopg", "postgresql")},
-                          theirs),
-        "cached   gridmap": (serve, {"GRIDMAP_DATABASE_URL": url}, ours),
+        "uncached tipg": (tipg, tipg_env, theirs),
+        **{f"cached gridmap, {w} worker(s)": ([*serve, "--workers", str(w)],
+                                              {"GRIDMAP_DATABASE_URL": url}, ours)
+           for w in workers},
     }
-    results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, (cmd, env, paths) in runs.items():
-            script = paths_script(Path(tmp), paths)
-            port = free_port()
-            proc = subprocess.Popen([c.replace("{port}", str(port)) for c in cmd],
-                                    env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            try:
-                wait(port)
-                run_wrk(port, script, 2, 8)  # warm up (and fill gridmap's cache)
-                results[name] = run_wrk(port, script, args.seconds, 8)
-            finally:
-                proc.terminate()
-                proc.wait(10)
-    print(f"{len(tiles)} grid tiles of the demo district at zooms {args.zooms}, wrk with "
-          f"8 connections for {args.seconds} s:")
-    for name, r in results.items():
-        print(f"  {name}  {r['rps']:8.0f} tiles/s   p50 {r['p50']:.2f} ms   "
-              f"p99 {r['p99']:.2f} ms   errors {r['errors']:.0f}")
-    ratio = results["uncached gridmap"]["rps"] / results["uncached tipg"]["rps"]
-    print(f"  uncached gridmap / tipg: {ratio:.1f}x")
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        ports = {name: stack.enter_context(running(cmd, env)) for name, (cmd, env, _)
+                 in servers.items()}
+        scripts = {name: paths_script(Path(tmp) / name.replace(" ", "_"), paths)
+                   for name, (_, _, paths) in servers.items()}
+        for name, port in ports.items():  # warm up (and fill gridmap's caches)
+            run_wrk(port, scripts[name], 2, 8)
+        print(f"{len(tiles)} grid tiles of the demo district at zooms {args.zooms}, wrk with "
+              f"8 connections, {args.seconds} s per run; uncached gridmap and tipg "
+              f"interleaved, {args.rounds} rounds:")
+        ratios = []
+        for k in range(args.rounds):
+            pair = ["uncached gridmap", "uncached tipg"]
+            got = {name: run_wrk(ports[name], scripts[name], args.seconds, 8)
+                   for name in (pair if k % 2 == 0 else pair[::-1])}
+            ratios.append(got[pair[0]]["rps"] / got[pair[1]]["rps"])
+            print(f"  round {k + 1}: " + "; ".join(
+                  f"{name} {got[name]['rps']:.0f} tiles/s p99 {got[name]['p99']:.2f} ms"
+                  for name in pair) + f"; ratio {ratios[-1]:.1f}x (load "
+                  f"{os.getloadavg()[0]:.1f})")
+        print(f"  uncached gridmap / tipg, median of {args.rounds} rounds: "
+              f"{statistics.median(ratios):.1f}x (range {min(ratios):.1f}–{max(ratios):.1f}x)")
+        cached = {}
+        for name in servers:
+            if name.startswith("cached"):
+                r = cached[name] = run_wrk(ports[name], scripts[name], args.seconds, 8)
+                print(f"  {name}  {r['rps']:8.0f} tiles/s   p50 {r['p50']:.2f} ms   "
+                      f"p99 {r['p99']:.2f} ms   errors {r['errors']:.0f}")
+        if len(cached) > 1:
+            one, *more = cached.values()
+            print("  cached scaling per worker process: " + ", ".join(
+                f"{r['rps'] / one['rps']:.2f}x" for r in more) + f" of one worker on "
+                f"{os.cpu_count()} cores (wrk and PostgreSQL share them)")
+        with_etag = f"If-None-Match: {etag_of(ports['cached gridmap, 1 worker(s)'], ours[0])}"
+        r = run_wrk(ports["cached gridmap, 1 worker(s)"], paths_script(Path(tmp), ours[:1]),
+                    args.seconds, 8, (with_etag,))
+        print(f"  revalidation (If-None-Match → 304), 1 worker: {r['rps']:8.0f} req/s   "
+              f"p99 {r['p99']:.2f} ms")
     print(f"  PostGIS alone (8 psycopg connections, prepared, no HTTP): "
           f"{postgis_alone(url, tiles, args.seconds):8.0f} tiles/s")
+
+
+def etag_of(port: int, path: str) -> str:
+    import httpx
+
+    return str(httpx.get(f"http://127.0.0.1:{port}{path}").headers["ETag"])
 
 
 if __name__ == "__main__":

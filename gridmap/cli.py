@@ -6,13 +6,15 @@ import enum
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy import Engine
+from tqdm import tqdm
 
 from gridmap import i18n
 from gridmap.domain.layers import LAYERS
@@ -69,9 +71,32 @@ AccountArg = Annotated[str, typer.Argument(metavar="NAME", help="Account name.",
 
 
 @app.callback()
-def main() -> None:
+def main(quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress bars (for scripts): only results and errors.")
+         ] = False) -> None:
     """gridmap: grid-based community governance on PostGIS."""
     i18n.use(get_settings().language)  # GRIDMAP_LANGUAGE: zh-CN (default) or en
+    OPTIONS["quiet"] = quiet
+
+
+OPTIONS = {"quiet": False}  # the global options of this run (set by main)
+
+
+@contextmanager
+def progress(what: str, *, total: int | None = None, unit: str = "step"
+             ) -> Iterator[tqdm[Any]]:
+    """A progress bar on stderr for a long step (none with --quiet): ``bar.set_postfix_str``
+    names the current part, ``bar.update`` counts it done; results go to stdout through
+    :func:`say`, which keeps the bar below them."""
+    with tqdm(total=total, desc=what, unit=unit, file=sys.stderr, disable=OPTIONS["quiet"],
+              dynamic_ncols=True, bar_format=None if total else
+              "{desc}: {n_fmt} {unit} [{elapsed}{postfix}]") as bar:
+        yield bar
+
+
+def say(text: str) -> None:
+    """Print a result line to stdout without breaking a progress bar on stderr."""
+    tqdm.write(text, file=sys.stdout)
 
 
 def _role_name(role: str) -> str:
@@ -484,33 +509,42 @@ def import_(
     name = _layer(layer)
     settings = get_settings()
     start = time.perf_counter()
-    try:
-        result = read_layer(path, name, crs=crs, columns=_parse_map(map_ or []),
-                            layer=source_layer, x=x, y=y)
-    except (ImportRejected, ValueError) as exc:
-        raise fail(str(exc)) from exc
-    for note in result.notes:
-        typer.echo(f"note: {note}")
-    for fix in result.repaired:
-        typer.echo(f"repaired {fix}")
-    engine = _engine(settings)
-    if draft or publish:
-        if name != "grids":
-            raise fail("--draft and --publish are for grids")
-        _import_draft(engine, settings, result.frame, source=str(path), replace=replace,
-                      dry_run=dry_run, publish=publish)
-        return
-    try:
-        with engine.connect() as conn, conn.begin() as transaction:
-            loaded = load_layer(conn, name, result.frame, source=str(path),
-                                batch_rows=settings.copy_batch_rows,
-                                progress=len(result.frame) > 200_000 and sys.stderr.isatty(),
-                                replace=replace, tolerance=settings.check_tolerance_m,
-                                min_area=settings.check_min_area_m2, defer_search_index=True)
-            if dry_run:
-                transaction.rollback()
-    except ImportRejected as exc:
-        raise fail(str(exc)) from exc
+    with progress(f"import {name}", total=2) as bar:
+        bar.set_postfix_str(f"read and check {path.name}")
+        try:
+            result = read_layer(path, name, crs=crs, columns=_parse_map(map_ or []),
+                                layer=source_layer, x=x, y=y)
+        except (ImportRejected, ValueError) as exc:
+            raise fail(str(exc)) from exc
+        bar.update()
+        for note in result.notes:
+            say(f"note: {note}")
+        for fix in result.repaired:
+            say(f"repaired {fix}")
+        engine = _engine(settings)
+        if draft or publish:
+            if name != "grids":
+                raise fail("--draft and --publish are for grids")
+            bar.set_postfix_str("drafts")
+            _import_draft(engine, settings, result.frame, source=str(path), replace=replace,
+                          dry_run=dry_run, publish=publish)
+            bar.update()
+            return
+        bar.set_postfix_str(f"write {len(result.frame):,} rows")
+        try:
+            with engine.connect() as conn, conn.begin() as transaction:
+                loaded = load_layer(conn, name, result.frame, source=str(path),
+                                    batch_rows=settings.copy_batch_rows,
+                                    progress=len(result.frame) > 200_000
+                                    and not OPTIONS["quiet"],
+                                    replace=replace, tolerance=settings.check_tolerance_m,
+                                    min_area=settings.check_min_area_m2,
+                                    defer_search_index=True)
+                if dry_run:
+                    transaction.rollback()
+        except ImportRejected as exc:
+            raise fail(str(exc)) from exc
+        bar.update()
     if dry_run:
         typer.echo(f"dry run, nothing written — the import would give:\n{loaded}")
         return
@@ -619,15 +653,19 @@ def assign(
     if engine_ not in ("python", "postgis"):
         raise fail("--engine is python or postgis")
     engine = _engine(get_settings())
-    with engine.begin() as conn:
+    with engine.begin() as conn, progress("assign", total=len(names) + 1) as bar:
+        bar.set_postfix_str("index the grids")
         try:
             index = grid_index(conn) if engine_ == "python" else None
         except GridIndexError as exc:
             raise fail(str(exc)) from exc
+        bar.update()
         for name in names:
             start = time.perf_counter()
+            bar.set_postfix_str(name)
             result = assign_layer(conn, name, engine=engine_, index=index)  # type: ignore[arg-type]
-            typer.echo(f"{result} in {time.perf_counter() - start:.2f} s")
+            bar.update()
+            say(f"{result} in {time.perf_counter() - start:.2f} s")
 
 
 @app.command("check")
@@ -720,12 +758,14 @@ def coverage(
     if level not in ("grid", "community", "township", "all"):
         raise fail("--level is grid, community, township or all")
     engine = _engine(get_settings())
-    with engine.connect() as conn:
+    with engine.connect() as conn, progress("coverage", total=1) as bar:
+        bar.set_postfix_str(f"read and measure ({metric})")
         try:
             result = coverage_of(conn, division=division, types=type_, distances=distance,
                                  metric=metric)  # type: ignore[arg-type]
         except ReportError as exc:
             raise fail(str(exc)) from exc
+        bar.update()
     households, cov = result.households, result.cov
     in_grids = int(households["grid_code"].notna().sum())
     if (compliance_ or level != "all") and not in_grids:
@@ -943,8 +983,12 @@ def serve(
     # the database is resolved (the local cluster started) once, here; the workers inherit it
     os.environ["GRIDMAP_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
     engine.dispose()
+    # a worker that does not answer the supervisor's health check in time is killed and
+    # restarted: building the locate index on a busy machine can hold it up for more than
+    # uvicorn's default 5 s, and every restart would start the build again
     uvicorn.run("gridmap.api.app:app_from_environment", factory=True, workers=workers,
                 host=host, port=port, log_level=log_level.value,
+                timeout_worker_healthcheck=60,
                 timeout_graceful_shutdown=5)  # open live streams end within 5 s
 
 
@@ -1219,15 +1263,17 @@ def province_generate(
     ~600 facilities per county) as GeoParquet, one file per county and layer."""
     from gridmap.province import Written, generate_province
 
-    def show(w: Written) -> None:
-        typer.echo(f"{w.county}: {w.grids:,} grids, {w.households:,} households, "
-                   f"{w.facilities} facilities in {w.seconds:.1f} s")
+    with progress("generate", unit="county") as bar:
+        def show(w: Written) -> None:
+            bar.update()
+            say(f"{w.county}: {w.grids:,} grids, {w.households:,} households, "
+                f"{w.facilities} facilities in {w.seconds:.1f} s")
 
-    try:
-        written = generate_province(folder, seed=seed, full=prefecture or (), sample=sample,
-                                    progress=show)
-    except (ValueError, OSError) as exc:
-        raise fail(str(exc)) from exc
+        try:
+            written = generate_province(folder, seed=seed, full=prefecture or (),
+                                        sample=sample, progress=show)
+        except (ValueError, OSError) as exc:
+            raise fail(str(exc)) from exc
     typer.echo(f"wrote {len(written)} counties, {sum(w.grids for w in written):,} grids, "
                f"{sum(w.households for w in written):,} households to {folder}")
 
@@ -1258,14 +1304,17 @@ def province_run(
         raise fail(f"{folder} holds no generated province: run `gridmap province generate "
                    f"{folder}` first")
 
-    def show(f: Figures) -> None:
-        typer.echo(f"{f.county} on {f.worker}: {f.households:,} households in "
-                   f"{f.compute_s:.2f} s ({f.households / f.compute_s / 1e6:.2f} M/s; index "
-                   f"{f.index_s:.2f}, assign {f.assign_s:.2f}, coverage {f.coverage_s:.2f})")
+    counties = len(list((folder / "households").glob("*.parquet"))) or None
+    with dask_client(settings.dask_scheduler, workers=workers) as client, \
+            progress("province", total=counties, unit="county") as bar:
+        def show(f: Figures) -> None:
+            bar.update()
+            say(f"{f.county} on {f.worker}: {f.households:,} households in "
+                f"{f.compute_s:.2f} s ({f.households / f.compute_s / 1e6:.2f} M/s; index "
+                f"{f.index_s:.2f}, assign {f.assign_s:.2f}, coverage {f.coverage_s:.2f})")
 
-    with dask_client(settings.dask_scheduler, workers=workers) as client:
-        typer.echo(f"cluster: {len(client.scheduler_info()['workers'])} workers at "
-                   f"{client.scheduler.address}")
+        say(f"cluster: {len(client.scheduler_info()['workers'])} workers at "
+            f"{client.scheduler.address}")
         run = run_province(folder, client, thresholds=thresholds, on_partition=show)
     typer.echo(run.per_worker().to_string(float_format=lambda v: f"{v:,.0f}"))
     typer.echo(f"{run.households:,} households, {len(run.totals):,} grids in {run.wall_s:.1f} s:"

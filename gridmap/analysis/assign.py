@@ -228,6 +228,38 @@ def _paint_partition(labels: NDArray, spans: tuple, *, strip_rows: int = 256
     return np.concatenate(overlaps)
 
 
+def _paint_bands(labels: NDArray, geoms: NDArray[np.object_], exclusive: NDArray[np.bool_],
+                 x0: float, y0: float, cell: float, *, band_grids: int) -> NDArray[np.int64]:
+    """Paint the grids and mark the boundary cells a band of raster rows at a time, from
+    the ring segments of the grids whose bounds reach the band (with a cell to spare);
+    returns the flat positions of cells that more than one comprehensive grid claims."""
+    ny = labels.shape[0]
+    bounds = shapely.bounds(geoms)
+    band_rows = max(64, ny * band_grids // max(len(geoms), 1))
+    overlaps = [np.zeros(0, dtype=np.int64)]
+    for first in range(0, ny, band_rows):
+        rows = (first, min(first + band_rows, ny))
+        low, high = y0 + (rows[0] - 1) * cell, y0 + (rows[1] + 1) * cell
+        near = np.flatnonzero((bounds[:, 3] >= low) & (bounds[:, 1] <= high))
+        if not near.size:
+            continue
+        *ends, owner = _segments(geoms[near])
+        segs = (*ends, near[owner])
+        base, top = near[~exclusive[near]], near[exclusive[near]]
+        overlaps.append(_paint_partition(labels, _in_rows(_spans(segs, base, x0, y0, cell),
+                                                          rows)))
+        if top.size:
+            # exclusive grids, lowest priority first so that the winner is painted last
+            _paint_over(labels, _in_rows(_spans(segs, top[::-1], x0, y0, cell), rows))
+        _mark_edges(labels, segs, x0, y0, cell, rows=rows)
+    return np.concatenate(overlaps)
+
+
+def _in_rows(spans: tuple, rows: tuple[int, int]) -> tuple:
+    keep = (spans[0] >= rows[0]) & (spans[0] < rows[1])
+    return tuple(a[keep] for a in spans)
+
+
 def _paint_over(labels: NDArray, spans: tuple) -> None:
     """Paint spans one after the other, the last painted winning (few polygons)."""
     prow, ppoly, c0, c1 = spans
@@ -237,9 +269,10 @@ def _paint_over(labels: NDArray, spans: tuple) -> None:
 
 
 def _mark_edges(labels: NDArray, segs: tuple, x0: float, y0: float, cell: float, *,
-                chunk: int = 1 << 20) -> None:
-    """Mark as BOUNDARY every cell that comes within cell/8 of any edge (conservative),
-    sampling the edges every quarter cell, about *chunk* samples at a time."""
+                rows: tuple[int, int], chunk: int = 1 << 20) -> None:
+    """Mark as BOUNDARY every cell of *rows* (first, end) that comes within cell/8 of any
+    edge (conservative), sampling the edges every quarter cell, about *chunk* samples at a
+    time."""
     x1, y1, x2, y2, _ = segs
     length = np.hypot(x2 - x1, y2 - y1)
     n = np.ceil(length / (cell / 4)).astype(np.int64) + 1
@@ -261,7 +294,8 @@ def _mark_edges(labels: NDArray, segs: tuple, x0: float, y0: float, cell: float,
             ix = np.clip(((sx + dx - x0) / cell).astype(np.int64), 0, nx - 1)
             for dy in (-eps, eps):
                 iy = np.clip(((sy + dy - y0) / cell).astype(np.int64), 0, ny - 1)
-                labels[iy, ix] = BOUNDARY
+                mine = (iy >= rows[0]) & (iy < rows[1])
+                labels[iy[mine], ix[mine]] = BOUNDARY
         first = last
 
 
@@ -300,11 +334,14 @@ def _repairable(ordered: gpd.GeoDataFrame, geoms: NDArray[np.object_], repair: b
 
 def build_grid_index(grids: gpd.GeoDataFrame, *, max_cells: int = 16_000_000,
                      kinds: tuple[str, ...] = ("exclusive", "comprehensive"),
-                     repair: bool = False) -> GridIndex:
+                     repair: bool = False, band_grids: int = 100_000) -> GridIndex:
     """Build the assignment index of *grids* (columns ``code``, ``kind``, geometry).
 
-    The raster has up to *max_cells* cells (2 bytes each) and is painted a strip of rows at
-    a time: 16 million cells take 32 MiB, and the build's peak stays under 100 MiB.
+    The raster has up to *max_cells* cells (2 bytes each, 4 from 32,000 grids) and is
+    painted a band of rows at a time, each band from the edges of the (about *band_grids*)
+    grids that reach it: 16 million cells take 32 MiB, and the build's temporaries stay in
+    proportion to *band_grids*, not to the number of grids (a country's 2 M grids build in
+    bands of 100,000).
     With *repair*, invalid polygons are made valid (``shapely.make_valid``) first.
 
     Raises
@@ -342,16 +379,10 @@ def build_grid_index(grids: gpd.GeoDataFrame, *, max_cells: int = 16_000_000,
     ny = int(np.ceil((height + 2 * margin) / cell)) + 1
     dtype = np.int16 if len(geoms) < 32_000 else np.int32
     labels = np.full((ny, nx), OUTSIDE, dtype=dtype)
-    segs = _segments(geoms)
     kinds_arr = ordered["kind"].to_numpy().astype(str) if "kind" in ordered else np.full(
         len(ordered), "comprehensive")
-    base = np.flatnonzero(kinds_arr != "exclusive")
-    top = np.flatnonzero(kinds_arr == "exclusive")
-    overlap = _paint_partition(labels, _spans(segs, base, x0, y0, cell))
-    if top.size:
-        # exclusive grids, lowest priority first so that the winner is painted last
-        _paint_over(labels, _spans(segs, top[::-1], x0, y0, cell))
-    _mark_edges(labels, segs, x0, y0, cell)
+    overlap = _paint_bands(labels, geoms, kinds_arr == "exclusive", x0, y0, cell,
+                           band_grids=band_grids)
     overlap = overlap[labels.ravel()[overlap] != BOUNDARY]
     tree = shapely.STRtree(geoms)
     shapely.prepare(geoms)

@@ -45,6 +45,7 @@ from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import ChangeHub
 from gridmap.store.photos import PhotoFiles
 from gridmap.tiles.mvt import TileCache
+from gridmap.tiles.store import SharedTiles, store_path
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
@@ -77,9 +78,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.overdue.start()
         app.state.locator = Locator(app.state.engine, margin_m=settings.locate_margin_m)
         app.state.places = PlaceIndex(app.state.engine)
-        app.state.tiles = TileCache(libpq_dsn(url), settings.standard,
+        dsn = libpq_dsn(url)
+        app.state.tiles = TileCache(dsn, settings.standard,
                                     max_tiles=settings.tile_cache_tiles,
-                                    connections=settings.tile_connections)
+                                    connections=settings.tile_connections,
+                                    shared=SharedTiles(store_path(settings.data_dir, dsn)))
         await app.state.tiles.open()
         # heavy reports run in worker processes of their own, kept until the data changes
         app.state.reports = Reports(
@@ -147,6 +150,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_credentials=False, allow_methods=["GET", "POST", "PATCH"],
                            allow_headers=["Authorization", "Content-Type"])
+    # cached tiles and plain locates are answered before the framework, inside the
+    # security headers
+    app.add_middleware(routes_tiles.CachedTiles)
+    app.add_middleware(routes_locate.FastLocate)
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -155,5 +162,6 @@ def app_from_environment() -> FastAPI:
     """The app with settings from the environment: the factory each worker process calls
     (``gridmap serve --workers N``; ``uvicorn --factory gridmap.api.app:app_from_environment``).
     Every process keeps its own locate index and tile cache, each following the database's
-    change notices, so any process answers the request after a change with the change."""
+    change notices, so any process answers the request after a change with the change; the
+    processes share the tiles they render (:mod:`gridmap.tiles.store`)."""
     return create_app(get_settings())

@@ -84,19 +84,20 @@ def _unindexable(grids: gpd.GeoDataFrame) -> NDArray[np.bool_]:
     return bad
 
 
-def index_what_can_be(grids: gpd.GeoDataFrame) -> Built:
+def index_what_can_be(grids: gpd.GeoDataFrame, *, band_grids: int = 100_000) -> Built:
     """The index of *grids*, or, when they cannot all be indexed, of those that can, with
-    the problem and the grids left out."""
+    the problem and the grids left out (*band_grids*: see :func:`build_grid_index`)."""
     if not len(grids):
         return Built(None, [], None)
     try:
-        return Built(build_grid_index(grids), [], None)
+        return Built(build_grid_index(grids, band_grids=band_grids), [], None)
     except GridIndexError as exc:
         problem = str(exc)
     bad = _unindexable(grids)
     rest = grids[~bad]
     try:
-        index = build_grid_index(rest) if bad.any() and len(rest) else None
+        index = build_grid_index(rest, band_grids=band_grids) if bad.any() and len(rest) \
+            else None
     except GridIndexError as exc:
         return Built(None, [], f"{problem}; without the grids at fault: {exc}")
     if index is None:

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.datastructures import State
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as AsgiScope
 
-from gridmap.access import NotVisible, Principal
-from gridmap.api.deps import CallerDep, ConnDep, ReadsBoundaries, ReadsHouseholds, client_of
+from gridmap.access import AuditLog, NotVisible, Principal
+from gridmap.api.deps import (
+    CallerDep,
+    ConnDep,
+    ReadsBoundaries,
+    ReadsHouseholds,
+    caller_in_memory,
+    client_of,
+)
 from gridmap.domain.access import (
     Resource,
     Show,
@@ -48,7 +60,15 @@ async def locate(
     caller.require(Resource.boundaries)  # inline: a dependency level costs this hot path
     if at is not None:
         return await run_in_threadpool(_locate_at, request, caller, lon, lat, crs, at)
-    answer = request.app.state.locator.locate(lon, lat, crs)
+    return JSONResponse(answer_for(request.app.state, caller, lon, lat, crs,
+                                   client=client_of(request), path=request.url.path))
+
+
+def answer_for(state: State, caller: Principal, lon: float, lat: float, crs: str, *,
+               client: str, path: str) -> dict[str, Any]:
+    """The in-memory index's answer as *caller* may see it (NotVisible: outside their
+    divisions); a full view of the workers' phones is audited."""
+    answer: dict[str, Any] = state.locator.locate(lon, lat, crs)
     scope = caller.scope
     if answer["inside"] and not scope.covers(answer["grid"]["code"]):
         raise NotVisible("the point is in none of your divisions' grids")
@@ -56,8 +76,63 @@ async def locate(
         raise NotVisible("the point is in none of your divisions' grids")
     answer["candidates"] = [c for c in answer["candidates"] if scope.covers(c["code"])]
     if "workers" in answer:
-        answer["workers"] = _workers(request, caller, answer["workers"], answer["grid"]["code"])
-    return JSONResponse(answer)
+        answer["workers"] = _workers(state.audit, caller, answer["workers"],
+                                     answer["grid"]["code"], client=client, target=f"GET {path}")
+    return answer
+
+
+CRS_CHOICES = ("wgs84", "cgcs2000", "gcj02", "bd09")
+FAST_PARAMS = {"lon", "lat", "crs"}
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?")
+
+
+class FastLocate:
+    """Locate without the framework: a pure ASGI middleware that answers ``GET /api/locate``
+    with plain, valid lon/lat (and crs) from the in-memory index, for a caller known without
+    I/O who may read boundaries. Anything else — ``at``, a value out of range, a token to
+    check, an answer to refuse — goes on to :func:`locate`, which answers it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        body = self._answer(scope) if scope["type"] == "http" and scope["method"] == "GET" \
+            and scope["path"] == "/api/locate" else None
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _answer(scope: AsgiScope) -> bytes | None:
+        try:
+            params = dict(parse_qsl(scope["query_string"].decode("latin-1"),
+                                    strict_parsing=True))
+            if not (NUMBER.fullmatch(params["lon"]) and NUMBER.fullmatch(params["lat"])):
+                return None
+            lon, lat = float(params["lon"]), float(params["lat"])
+        except (ValueError, KeyError):
+            return None
+        crs = params.get("crs", "wgs84")
+        if params.keys() - FAST_PARAMS or crs not in CRS_CHOICES \
+                or not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            return None
+        state = scope["app"].state
+        headers = dict(scope["headers"])
+        state.changes.poll()  # revocations, new grants and redraws first
+        caller = caller_in_memory(state, headers.get(b"authorization"), headers.get(b"cookie"))
+        if caller is None or not caller.may(Resource.boundaries):
+            return None
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        try:
+            answer = answer_for(state, caller, lon, lat, crs, client=client,
+                                path=scope["path"])
+        except NotVisible:
+            return None
+        return bytes(JSONResponse(answer).body)
 
 
 def _locate_at(request: Request, caller: Principal, lon: float, lat: float, crs: str,
@@ -84,16 +159,15 @@ def _locate_at(request: Request, caller: Principal, lon: float, lat: float, crs:
                            for g in grids[1:] if caller.scope.covers(g["code"])]}
 
 
-def _workers(request: Request, caller: Principal, workers: list[dict[str, Any]],
-             grid_code: str) -> list[dict[str, Any]]:
+def _workers(audit: AuditLog, caller: Principal, workers: list[dict[str, Any]],
+             grid_code: str, *, client: str, target: str) -> list[dict[str, Any]]:
     """The workers as the caller may see them; a full view of their phones is audited."""
     if not caller.may(Resource.workers):
         return []
     shown = [w for w in (worker_view(w, caller.fields) for w in workers) if w is not None]
     if shown and caller.fields.worker_contact == Show.full:
-        request.app.state.audit.read(caller, f"{request.method} {request.url.path}",
-                                     client_of(request), divisions=[grid_code],
-                                     row_count=len(shown), detail="worker phones")
+        audit.read(caller, target, client, divisions=[grid_code], row_count=len(shown),
+                   detail="worker phones")
     return shown
 
 

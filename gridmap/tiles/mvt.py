@@ -2,7 +2,8 @@
 
 Each layer's tile is one ``ST_AsMVT`` query (``tiles/sql``), run as a prepared statement on
 an asyncio connection pool (psycopg), so a miss costs one round trip and no thread hop.
-Tiles are kept in an in-process LRU cache; the database's change notices (migration 0003:
+Tiles are kept in an in-process LRU cache, in front of a store shared by the server's
+processes (:mod:`gridmap.tiles.store`); the database's change notices (migration 0003:
 table + bounding box per statement) evict only the cached tiles of the affected layers that
 touch the changed box — a redrawn grid or a new incident never leaves a stale tile, and every
 other tile stays cached. Concurrent misses of one tile share one query, and a tile whose
@@ -17,6 +18,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache, partial
+from typing import Literal
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -25,6 +27,7 @@ from gridmap.domain.access import Scope
 from gridmap.domain.standards import GridStandard
 from gridmap.store.listen import Change
 from gridmap.store.sqlfiles import read_sql
+from gridmap.tiles.store import SharedTiles, Tile
 
 LAYERS = {
     "townships": ("divisions", {"level": "township", "layer": "townships"}),
@@ -100,16 +103,22 @@ def tile_statement(layer: str, z: int, x: int, y: int, standard: GridStandard,
 @dataclass
 class TileStats:
     hits: int = 0
+    shared: int = 0  # found in the store shared with the other processes
     misses: int = 0
     evicted: int = 0
 
 
+Source = Literal["hit", "shared", "miss"]
+
+
 class TileCache:
     """Tiles of one database, rendered on a pool of *connections* and cached (up to
-    *max_tiles*; 0 keeps none). Open with :meth:`open` inside the event loop that serves."""
+    *max_tiles* in memory; 0 keeps none), in front of the store *shared* with the other
+    server processes when one is given. Open with :meth:`open` inside the event loop that
+    serves."""
 
     def __init__(self, dsn: str, standard: GridStandard, *, max_tiles: int = 50_000,
-                 connections: int = 8) -> None:
+                 connections: int = 8, shared: SharedTiles | None = None) -> None:
         # a connection broken by a database restart is checked out of the pool, and a tile
         # waits at most 3 s for one (then the caller gets the 503 of a missing database)
         self.pool = AsyncConnectionPool(dsn, min_size=1, max_size=connections, open=False,
@@ -117,28 +126,33 @@ class TileCache:
                                         check=AsyncConnectionPool.check_connection)
         self.standard = standard
         self.max_tiles = max_tiles
-        self._tiles: OrderedDict[Key, bytes] = OrderedDict()
-        self._pending: dict[Key, asyncio.Task[bytes]] = {}
+        self.shared = shared if max_tiles else None
+        self._tiles: OrderedDict[Key, Tile] = OrderedDict()
+        self._pending: dict[Key, asyncio.Task[Tile]] = {}
         self._epoch = 0  # counts evictions: a render that saw it change is not kept
         self._lock = threading.Lock()
         self.stats = TileStats()
+        if self.shared is not None:  # notices sent before this process listened are lost
+            self.shared.evict(tuple(LAYERS), None)
 
     async def open(self) -> None:
         await self.pool.open(wait=True)
 
     async def close(self) -> None:
         await self.pool.close()
+        if self.shared is not None:
+            self.shared.close()
 
-    async def _render(self, layer: str, z: int, x: int, y: int, view: View) -> bytes:
+    async def _render(self, layer: str, z: int, x: int, y: int, view: View) -> Tile:
         conn: AsyncConnection
         async with self.pool.connection() as conn:
             cur = await conn.execute(*tile_statement(layer, z, x, y, self.standard, view),
                                      prepare=True)
             row = await cur.fetchone()
-        return bytes(row[0] or b"") if row else b""
+        return Tile.of(bytes(row[0] or b"") if row else b"")
 
-    def cached(self, layer: str, z: int, x: int, y: int, view: View = ALL) -> bytes | None:
-        """The cached tile, or None."""
+    def cached(self, layer: str, z: int, x: int, y: int, view: View = ALL) -> Tile | None:
+        """The tile held in this process's memory, or None."""
         check_tile(layer, z, x, y)
         key = (layer, z, x, y, view)
         with self._lock:
@@ -149,33 +163,54 @@ class TileCache:
             return tile
 
     async def get(self, layer: str, z: int, x: int, y: int, view: View = ALL
-                  ) -> tuple[bytes, bool]:
-        """The tile as *view* sees it, and whether it came from the cache."""
+                  ) -> tuple[Tile, Source]:
+        """The tile as *view* sees it, and where it came from."""
         tile = self.cached(layer, z, x, y, view)
         if tile is not None:
-            return tile, True
+            return tile, "hit"
         key = (layer, z, x, y, view)
+        if self.shared is not None:
+            epoch = self._epoch
+            tile = self.shared.get(layer, z, x, y, repr(view))
+            if tile is not None:
+                with self._lock:
+                    self.stats.shared += 1
+                self._remember(key, epoch, tile)
+                return tile, "shared"
         task = self._pending.get(key)
         if task is None:  # the first miss renders; the others wait for it
+            shared_epoch = None if self.shared is None else self.shared.epoch()
             task = asyncio.ensure_future(self._render(*key))
             self._pending[key] = task
-            task.add_done_callback(partial(self._keep, key, self._epoch))
-        return await asyncio.shield(task), False
+            task.add_done_callback(partial(self._keep, key, self._epoch, shared_epoch))
+        return await asyncio.shield(task), "miss"
 
-    def _keep(self, key: Key, epoch: int, task: asyncio.Task[bytes]) -> None:
+    def _keep(self, key: Key, epoch: int, shared_epoch: int | None,
+              task: asyncio.Task[Tile]) -> None:
         del self._pending[key]
         if task.cancelled() or task.exception() is not None:
             return
         with self._lock:
             self.stats.misses += 1
+        tile = task.result()
+        if self._remember(key, epoch, tile) and self.shared is not None \
+                and shared_epoch is not None:
+            layer, z, x, y, view = key
+            self.shared.put(layer, z, x, y, repr(view), tile, _padded(z, x, y),
+                            epoch=shared_epoch)
+
+    def _remember(self, key: Key, epoch: int, tile: Tile) -> bool:
+        """Keep *tile* in memory unless a change was applied since *epoch*."""
+        with self._lock:
             if epoch != self._epoch or not self.max_tiles:
-                return
-            self._tiles[key] = task.result()
+                return False
+            self._tiles[key] = tile
             while len(self._tiles) > self.max_tiles:
                 self._tiles.popitem(last=False)
+            return True
 
     def apply(self, changes: list[Change]) -> None:
-        """Evict the cached tiles the changes make stale."""
+        """Evict the cached tiles the changes make stale, here and in the shared store."""
         for change in changes:
             layers = AFFECTS.get(change.table, ())
             if not layers:
@@ -187,12 +222,19 @@ class TileCache:
                 for k in stale:
                     del self._tiles[k]
                 self.stats.evicted += len(stale)
+            if self.shared is not None:
+                self.shared.evict(layers, change.bbox)
+
+
+def _padded(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """A tile's bounds with its buffer (64/4096 of its width), which carries features drawn
+    in it too."""
+    west, south, east, north = tile_bounds(z, x, y)
+    pad = (east - west) * 64 / 4096
+    return west - pad, south - pad, east + pad, north + pad
 
 
 def _touches(key: Key, bbox: tuple[float, float, float, float]) -> bool:
     _, z, x, y, _ = key
-    west, south, east, north = tile_bounds(z, x, y)
-    # the tile's buffer (64/4096 of its width) carries features drawn in it too
-    pad = (east - west) * 64 / 4096
-    return not (bbox[2] < west - pad or bbox[0] > east + pad
-                or bbox[3] < south - pad or bbox[1] > north + pad)
+    west, south, east, north = _padded(z, x, y)
+    return not (bbox[2] < west or bbox[0] > east or bbox[3] < south or bbox[1] > north)

@@ -286,3 +286,13 @@ def test_reassignment_plan_keeps_grids_outer_and_no_parallel_gather(demo_db: str
     outer, inner = node["Plans"]
     assert outer.get("Relation Name") == "grid"
     assert inner.get("Relation Name") == "household" and "Index" in inner["Node Type"]
+
+
+@pytest.mark.parametrize("grids", [awkward_grids, lambda: make_city(300, exclusive=6)])
+def test_a_build_in_bands_paints_the_raster_of_a_build_in_one(grids) -> None:
+    frame = grids()
+    whole = build_grid_index(frame, max_cells=400_000, band_grids=10**9)
+    bands = build_grid_index(frame, max_cells=400_000, band_grids=4)
+    assert whole.shape[0] > 64 * 3  # several bands of at least 64 rows
+    assert np.array_equal(whole.labels, bands.labels)
+    assert (bands.labels >= 0).any() and (bands.labels == -2).any()

@@ -115,3 +115,25 @@ def test_a_redraw_is_seen_by_the_next_request(client: TestClient, grids_db: str,
     wait_for_notice(client.app)
     after = client.get("/api/locate", params={"lon": p.x, "lat": p.y}).json()
     assert after["grid"]["code"] == a["code"]
+
+
+def test_the_fast_path_answers_as_the_framework_does(client: TestClient,
+                                                     grids: gpd.GeoDataFrame) -> None:
+    """A plain locate is answered before the framework (routes_locate.FastLocate); a request
+    with a parameter it does not take goes through FastAPI. Both say the same, per caller."""
+    ex = grids[grids["kind"] == "exclusive"].iloc[1]
+    points = [ex.geometry.representative_point(), shapely.Point(116.4, 39.9)]
+    with TestClient(client.app) as public:
+        for caller in (client, public):
+            for p in points:
+                for crs in ("wgs84", "gcj02"):
+                    params = {"lon": p.x, "lat": p.y, "crs": crs}
+                    fast = caller.get("/api/locate", params=params)
+                    framework = caller.get("/api/locate", params={**params, "via": "fastapi"})
+                    assert fast.status_code == framework.status_code == 200
+                    assert fast.json() == framework.json()
+                    assert fast.headers["X-Content-Type-Options"] == "nosniff"
+        inside = public.get("/api/locate", params={"lon": points[0].x, "lat": points[0].y})
+        assert inside.json()["inside"] and inside.json()["workers"] == []  # no phones
+        assert public.get("/api/locate", params={"lon": points[0].x, "lat": points[0].y},
+                          headers={"Authorization": "Bearer nonsense"}).status_code == 401

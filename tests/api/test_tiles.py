@@ -21,6 +21,7 @@ from gridmap.settings import Settings
 from gridmap.store.db import libpq_dsn
 from gridmap.store.listen import Change
 from gridmap.tiles.mvt import TileCache, tile_bounds
+from gridmap.tiles.store import Tile
 from tests.conftest import loaded_database
 from tests.helpers import (
     bearer,
@@ -141,7 +142,7 @@ def test_concurrent_misses_share_one_query_and_a_render_that_overlaps_a_change_i
         district: str) -> None:
     z, x, y = tile_of(109.0512, 34.2051, 14)
 
-    async def scenario() -> tuple[TileCache, list[tuple[bytes, bool]], bytes | None]:
+    async def scenario() -> tuple[TileCache, list[tuple[Tile, str]], Tile | None]:
         cache = TileCache(libpq_dsn(district), GridStandard())
         await cache.open()
         try:
@@ -158,12 +159,12 @@ def test_concurrent_misses_share_one_query_and_a_render_that_overlaps_a_change_i
             await cache.close()
 
     cache, together, kept = asyncio.run(scenario())
-    assert {len(t) for t, _ in together} != {0} and len({t for t, _ in together}) == 1
+    assert {len(t.data) for t, _ in together} != {0} and len({t for t, _ in together}) == 1
     assert kept is None and cache.stats.misses == 2
 
 
 def test_cache_of_size_zero_renders_every_request(district: str) -> None:
-    async def scenario() -> list[bool]:
+    async def scenario() -> list[str]:
         cache = TileCache(libpq_dsn(district), GridStandard(), max_tiles=0)
         await cache.open()
         try:
@@ -172,4 +173,66 @@ def test_cache_of_size_zero_renders_every_request(district: str) -> None:
         finally:
             await cache.close()
 
-    assert asyncio.run(scenario()) == [False, False]
+    assert asyncio.run(scenario()) == ["miss", "miss"]
+
+
+def test_etag_and_304_and_the_fast_path_keeps_access(client: TestClient, district: str) -> None:
+    z, x, y = tile_of(109.0512, 34.2051, 14)
+    path = f"/tiles/grids/{z}/{x}/{y}.mvt"
+    signed_in = client.get(path)
+    assert signed_in.status_code == 200
+    assert signed_in.headers["Cache-Control"] == "private, no-cache"
+    etag = signed_in.headers["ETag"]
+    again = client.get(path, headers={"If-None-Match": etag})
+    assert (again.status_code, again.content, again.headers["ETag"]) == (304, b"", etag)
+    assert again.headers["X-Tile-Cache"] == "hit"  # the framework-free path answered
+    assert again.headers["X-Content-Type-Options"] == "nosniff"  # inside the security headers
+    assert client.get(path, headers={"If-None-Match": 'W/"other", ' + etag}).status_code == 304
+    assert client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
+    with TestClient(client.app) as public:  # no token: the public's view, without counts
+        first = public.get(path)
+        cached = public.get(path)
+        assert cached.headers["X-Tile-Cache"] == "hit"
+        assert cached.headers["Cache-Control"] == "public, no-cache"
+        assert cached.content == first.content and cached.headers["ETag"] != etag
+        props = decode(cached.content)["grids"]["features"][0]["properties"]
+        assert "households" not in props
+        assert "households" in decode(signed_in.content)["grids"]["features"][0]["properties"]
+        # the admin's incident tile is cached; the public may not read incidents
+        assert client.get(f"/tiles/incidents/{z}/{x}/{y}.mvt").status_code in (200, 204)
+        refused = public.get(f"/tiles/incidents/{z}/{x}/{y}.mvt")
+        assert refused.status_code == 401 and refused.json()["code"]
+        # a bad token is refused even for a cached tile
+        assert public.get(path, headers={"Authorization": "Bearer nonsense"}).status_code == 401
+
+
+def test_processes_share_rendered_tiles_and_a_change_evicts_them_in_both(
+        grids_db: str, tmp_path: Path) -> None:
+    """Two app instances on one store stand for two `serve --workers 2` processes."""
+    settings = Settings(database_url=grids_db)  # one data_dir: one store of tiles
+    headers = bearer(token_for(grids_db, "admin"))
+    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"])
+    a, b = neighbours_in_community(grids, 40)
+    path = "/tiles/grids/{}/{}/{}.mvt".format(*tile_of(
+        *b.geometry.representative_point().coords[0], 15))
+    with TestClient(create_app(settings), headers=headers) as one, \
+            TestClient(create_app(settings), headers=headers) as two:
+        rendered = one.get(path)
+        assert rendered.headers["X-Tile-Cache"] == "miss"
+        shared = two.get(path)
+        assert shared.headers["X-Tile-Cache"] == "shared"  # rendered once, by the other
+        assert shared.content == rendered.content
+        assert shared.headers["ETag"] == rendered.headers["ETag"]
+        assert two.get(path).headers["X-Tile-Cache"] == "hit"
+        assert import_merged(grids_db, grids, a, b, tmp_path / "merged.geojson").exit_code == 0
+        wait_for_notice(two.app)
+        after = two.get(path, headers={"If-None-Match": rendered.headers["ETag"]})
+        assert after.status_code == 200 and after.headers["X-Tile-Cache"] == "miss"
+        codes = {f["properties"]["code"] for f in decode(after.content)["grids"]["features"]}
+        assert b["code"] not in codes and a["code"] in codes
+        wait_for_notice(one.app)
+        # the first process evicted its copy too (and, not knowing when the second rendered,
+        # the shared one): it renders afresh
+        fresh = one.get(path)
+        assert fresh.headers["X-Tile-Cache"] != "hit" and fresh.content == after.content
+        assert two.get(path).content == after.content
