@@ -154,6 +154,7 @@ class DraftDiff:
     households: list[tuple[str, str | None, str | None]]
     incidents: list[tuple[str, str | None, str | None]]
     workers: list[tuple[str, str | None, str | None]]
+    area: str = ""  # the draft's community or township
 
 
 @dataclass
@@ -839,6 +840,53 @@ def publish(engine: Engine, principal: Principal, draft: int, cache: DraftCache,
     return Published(draft, published, diff, moved)
 
 
+def publish_imported(engine: Engine, principal: Principal, drafts: list[int],
+                     cache: DraftCache, *, note: str, client: str | None,
+                     standard: GridStandard, tolerance: float = 0.1, min_area: float = 1.0
+                     ) -> Published:
+    """Publish the drafts an import made, all in one transaction, when every one of them
+    partitions its communities: submitted and approved with *note* (the command line's
+    ``--publish`` says the warnings were read), then one publish of all their communities.
+    Nothing is published when one is refused; the drafts stay open to be fixed."""
+    _editor(principal, "publish drafts")
+    clean = _text(note, "note")
+    with engine.begin() as conn:
+        blocking = []
+        rows = []
+        for draft in drafts:
+            row = _draft(conn, principal, draft, whole=True, for_update=True)
+            _status(row, "open", doing="published")
+            _check_base(conn, draft)
+            view = _view(conn, row, cache, standard=standard, tolerance=tolerance,
+                         min_area=min_area)
+            blocking += [f"draft {draft}: {b}" for b in view.stats.blocking]
+            rows.append(row)
+        if blocking:
+            raise DraftError("the grids would not partition their communities, nothing was "
+                             "published (the drafts stay open): " + "; ".join(blocking[:20]))
+        store.stage_drafts(conn, drafts)
+        try:
+            published, changes = publish_stage(
+                conn, source=f"drafts {', '.join(map(str, drafts))}", note=clean[:2000],
+                author=principal.name or "cli", approver=principal.name or "cli",
+                tolerance=tolerance, min_area=min_area)
+        except ImportRejected as exc:
+            raise DraftError(str(exc)) from exc
+        moved = 0
+        now = datetime.now(UTC)
+        who = principal.name or "cli"
+        for row in rows:
+            draft = int(row["id"])
+            moved += store.publish_workers(conn, draft)
+            store.bump(conn, draft, status="published", submitted_by=who, submitted_at=now,
+                       submit_note=clean[:2000], approved_by=who, approved_at=now,
+                       published_by=who, published_at=now)
+        accounts.insert_audit(conn, [audit_entry(
+            Actor.of(principal, client), "write", f"draft {int(r['id'])} publish",
+            divisions=[r["area_code"]], detail=clean[:2000]) for r in rows])
+    return Published(drafts[0] if len(drafts) == 1 else 0, published, changes, moved)
+
+
 def abandon(engine: Engine, principal: Principal, draft: int, *, note: str | None,
             expected: int | None, client: str | None) -> dict[str, Any]:
     _editor(principal, "abandon drafts")
@@ -895,7 +943,7 @@ def diff(conn: Connection, principal: Principal, draft: int, cache: DraftCache) 
                                                        strict=True) if f != t]
     workers = [(w, v["base"], v["grid"]) for w, v in store.read_workers(conn, draft).items()
                if v["base"] != v["grid"]]
-    return DraftDiff(draft, grids, households, incidents, workers)
+    return DraftDiff(draft, grids, households, incidents, workers, row["area_code"])
 
 
 def import_drafts(engine: Engine, principal: Principal, frame: Any, cache: DraftCache, *,
