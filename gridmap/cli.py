@@ -1311,9 +1311,13 @@ def grids_suggest(
                                                    "absent).")] = None,
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed of the "
                                       "heuristic.")] = 0,
+    draft: Annotated[bool, typer.Option(
+        "--draft", help="Open a draft holding the proposal (the locked grids kept), to edit "
+                        "further on the map or with `gridmap drafts`.")] = False,
 ) -> None:
     """Propose a balanced partition of a community (spopt max-p over H3 cells) and print
-    its report; nothing is written to the store. Exits 1 when a grid is out of band."""
+    its report; with --draft it becomes a new draft, else nothing is written to the store.
+    Exits 1 when a grid is out of band."""
     from gridmap.access import CLI_PRINCIPAL, NotVisible
     from gridmap.analysis.suggest import SuggestError
     from gridmap.suggestions import suggest_for_community
@@ -1338,6 +1342,16 @@ def grids_suggest(
     if out is not None:
         out.write_text(result.grids.to_crs(4326).to_json(drop_id=True))
         typer.echo(f"wrote {report.grids} proposed grids to {out}")
+    if draft:
+        from gridmap import drafts
+
+        view = _draft_call(drafts.draft_from_suggestion, engine, CLI_PRINCIPAL, community,
+                           list(result.grids.to_crs(4326).geometry.values),
+                           drafts.DraftCache(), title=f"suggested partition (seed {seed})",
+                           client="cli", locked=lock or [], **_draft_options(settings))
+        _print_draft_stats(view)
+        typer.echo(f"draft {view.draft['id']} holds the suggestion: edit it on the map, then "
+                   f"`gridmap drafts submit {view.draft['id']}`")
     if not report.all_in_band:
         raise typer.Exit(1)
 

@@ -724,6 +724,40 @@ def edit_feature(engine: Engine, principal: Principal, draft: int, op: str,
         return view, code
 
 
+def draft_from_suggestion(engine: Engine, principal: Principal, community: str,
+                          shapes: list[shapely.Geometry], cache: DraftCache, *, title: str,
+                          client: str | None, locked: Iterable[str] = (),
+                          standard: GridStandard, tolerance: float = 0.1,
+                          min_area: float = 1.0) -> DraftView:
+    """A new draft of *community* holding a suggested partition (lon/lat *shapes*) in
+    place of its comprehensive grids, the *locked* ones kept (and locked in the draft):
+    the planner edits it further. The suggestion is the draft's first edit (undoable)."""
+    draft = open_draft(engine, principal, community, title=title, client=client)
+    with engine.begin() as conn:
+        row = _draft(conn, principal, draft, whole=True, for_update=True)
+        communities = sorted(store.bases(conn, draft))
+        grids = store.read_grids(conn, draft)
+        workers = store.read_workers(conn, draft)
+        keep = set(locked)
+        grids = {c: dataclass_replace(g, locked=c in keep) for c, g in grids.items()}
+        data = cache.area(conn, row["area_code"], communities)
+        try:
+            changes = drafting.replace_partition(
+                grids, data.measure.boundaries, community, shapes,
+                used=store.used_codes(conn, communities), name="网格")
+        except EditError as exc:
+            store.bump(conn, draft, status="abandoned", closing_note=str(exc)[:2000])
+            conn.commit()  # the empty draft is closed, saying why
+            raise DraftError(str(exc)) from exc
+        changes.update({c: grids[c] for c in keep if c in grids and c not in changes})
+        return _commit(conn, principal, row, "suggest", {"grids": len(shapes),
+                                                         "locked": sorted(keep)},
+                       cache, client=client, communities=communities, grids=grids,
+                       workers=workers, changes=changes,
+                       worker_changes=_follow(grids, changes, workers), standard=standard,
+                       tolerance=tolerance, min_area=min_area)
+
+
 # --- validate, submit, approve, publish ---------------------------------------------------
 
 def submit(engine: Engine, principal: Principal, draft: int, cache: DraftCache, *,

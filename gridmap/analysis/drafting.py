@@ -567,6 +567,47 @@ def create(grids: Mapping[str, DraftGrid], boundaries: Mapping[str, shapely.Geom
     return node_neighbours(grids, changes)
 
 
+def replace_partition(grids: Mapping[str, DraftGrid], boundaries: Mapping[str, shapely.Geometry],
+                      community: str, shapes: Sequence[shapely.Geometry], *,
+                      used: Iterable[str], name: str) -> Changes:
+    """The community's unlocked comprehensive grids replaced by *shapes* (a suggested
+    partition, lon/lat), clipped to the community and clear of the locked grids. A shape
+    keeps the code of the grid it shares most of its land with, both ways (each holds over
+    half of the other); the rest take the next free codes. Micro- and exclusive grids go to
+    the new grid holding most of them."""
+    home = boundaries.get(community)
+    if home is None:
+        raise EditError(f"community {community} is not in this draft")
+    mine = [g for g in grids.values() if g.community_code == community
+            and g.kind == "comprehensive"]
+    locked = [g.geom for g in mine if g.locked]
+    room = shapely.difference(home, shapely.union_all(locked)) if locked else home
+    clipped = [multi(shapely.intersection(s, room)) for s in shapes]
+    clipped = [c for c in clipped if not c.is_empty]
+    if not clipped:
+        raise EditError(f"the suggestion holds no land of community {community}")
+    old = [g for g in mine if not g.locked]
+    kept: dict[int, str] = {}
+    for g in old:
+        shares = [shapely.intersection(g.geom, c).area for c in clipped]
+        best = int(np.argmax(shares))
+        if (best not in kept and shares[best] > 0.5 * g.geom.area
+                and shares[best] > 0.5 * clipped[best].area):
+            kept[best] = g.code
+    fresh = [i for i in range(len(clipped)) if i not in kept]
+    codes = dict(zip(fresh, next_codes(community, set(used) | set(grids),
+                                       [clipped[i] for i in fresh]), strict=True))
+    changes: Changes = {g.code: None for g in old}
+    new: dict[str, DraftGrid] = {}
+    for i, geom in enumerate(clipped):
+        code = kept.get(i) or codes[i]
+        label = grids[code].name if code in grids else f"{name}{code[-3:]}"
+        new[code] = DraftGrid(code, label, "comprehensive", community, None, False, geom)
+    changes.update(new)
+    _children_to(grids, [g.code for g in old], new, changes)
+    return changes
+
+
 # --- statistics -------------------------------------------------------------------------
 
 @dataclass
