@@ -37,7 +37,9 @@ def base(grids_db: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def planner(grids_db: str) -> dict[str, str]:
-    return bearer(token_for(grids_db, "ogc-planner", "planner", (TOWNSHIP,)))
+    """A township planner, reading answers in English (the messages' words are asserted)."""
+    return {**bearer(token_for(grids_db, "ogc-planner", "planner", (TOWNSHIP,))),
+            "Accept-Language": "en"}
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +138,11 @@ def test_a_qgis_like_round_trip_through_a_draft(
     # A changed, so the ETag read before is stale: 412, and nothing changes
     moved = push_vertex(ga, gb)
     stale = httpx.put(f"{base}{ITEMS}/{a}", params={"draft": draft},
-                      headers={**planner, "If-Match": tag_a},
+                      headers={**planner, "If-Match": tag_a, "Accept-Language": "zh-CN"},
                       json=feature(moved, name="东区（调整）"))
     assert stale.status_code == 412, stale.text
     assert stale.json()["code"] == "stale_revision"
+    assert "在您读取后已被修改" in stale.json()["detail"]  # in the caller's language
     body, tag_a = read(base, planner, draft, a)
     assert stale.headers["ETag"] == tag_a and body["properties"]["name"] == grids[a][
         "properties"]["name"]
