@@ -230,7 +230,7 @@ def get_items(
     as of a past moment, ``draft`` those of a draft."""
     c = _collection(collection_id, caller)
     if draft is not None:
-        c = _writable(c)
+        _drafted(c)
         if datetime_ is not None or filter_ is not None:
             raise HTTPException(400, "draft cannot be combined with datetime or filter")
     if datetime_ is not None:
@@ -287,7 +287,7 @@ def get_item(request: Request, conn: ConnDep, caller: CallerDep, collection_id: 
     c = _collection(collection_id, caller)
     _feature_id(feature_id)
     if draft is not None:
-        _writable(c)
+        _drafted(c)
         grid = _draft_grid(conn, caller, draft, feature_id)
         return _feature_answer(request, draft, grid)
     features, _ = items(conn, c, scope=caller.scope, limit=1, offset=0,
@@ -366,6 +366,12 @@ def _writable(c: Collection) -> Collection:
         raise HTTPException(405, f"collection {c.id} is read-only: only {WRITABLE} are "
                             "edited (in a draft)", headers={"Allow": "GET"})
     return c
+
+
+def _drafted(c: Collection) -> None:
+    if c.id != WRITABLE:
+        raise HTTPException(400, f"draft: collection {c.id} has no drafts; only {WRITABLE} "
+                            "do")
 
 
 def _feature_id(feature_id: str) -> None:

@@ -398,3 +398,5 @@ def test_datetime_before_any_version_and_bad_values(base: str) -> None:
     res = httpx.get(f"{base}/ogc/collections/communities/items",
                     params={"datetime": "2024-01-01"})
     assert res.status_code == 400 and "no time" in res.json()["detail"]
+    res = httpx.get(f"{base}/ogc/collections/communities/items", params={"draft": 1})
+    assert res.status_code == 400 and "no drafts" in res.json()["detail"]
