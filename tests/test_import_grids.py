@@ -140,7 +140,9 @@ def test_after_a_split_counts_search_and_locate_agree_at_once(
         fc = client.get("/api/grids.geojson", params={"community": COMMUNITY}).json()
         counts = {f["id"]: f["properties"]["households"] for f in fc["features"]}
         assert counts[new_code] == moved  # no `gridmap assign` needed
-        check = client.get("/api/check", params={"community": COMMUNITY}).json()
+        answer = client.get("/api/check", params={"community": COMMUNITY})
+        assert answer.status_code == 200, answer.text
+        check = answer.json()
         assert {r["code"]: r["households"] for r in check["balance"]}[new_code] == moved
         address = scalar(district, f"SELECT address FROM household WHERE grid_code = "
                          f"'{new_code}' ORDER BY id LIMIT 1")
