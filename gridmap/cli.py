@@ -6,6 +6,7 @@ import enum
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -490,16 +491,17 @@ def import_(
         "--dry-run", help="Check everything and print what would change; write nothing.")
     ] = False,
     draft: Annotated[bool, typer.Option(
-        "--draft", help="Grids: make a draft of each community the file changes and print "
-        "what publishing it would change (publish with --publish or `gridmap drafts`).")
-    ] = False,
+        "--draft", hidden=True, help="Grids: the default (a draft per changed community); "
+        "accepted so older scripts keep working.")] = False,
     publish: Annotated[bool, typer.Option(
-        "--publish", help="With --draft: submit, approve and publish each draft when it is "
-        "valid (warnings acknowledged with the file's name as the note).")] = False,
+        "--publish", help="Grids: publish the drafts too, in one transaction, when every "
+        "one partitions its community (warnings acknowledged with the file's name as the "
+        "note); when one does not, nothing is published and the drafts stay open.")] = False,
 ) -> None:
-    """Import one layer file; all of it, or (on any problem) nothing. Grids are checked to
-    partition their communities before a new version is published, and the points are
-    re-assigned in the same transaction."""
+    """Import one layer file; all of it, or (on any problem) nothing. Grids go into a draft
+    per community the file changes (its other grids stay unless --replace), and the diff is
+    printed; --publish publishes them if they partition their communities, re-assigning the
+    points in the same transaction."""
     from gridmap.io.read import read_layer
     from gridmap.store.load import build_deferred_indexes, load_layer
 
@@ -522,14 +524,14 @@ def import_(
         for fix in result.repaired:
             say(f"repaired {fix}")
         engine = _engine(settings)
-        if draft or publish:
-            if name != "grids":
-                raise fail("--draft and --publish are for grids")
+        if name == "grids":
             bar.set_postfix_str("drafts")
             _import_draft(engine, settings, result.frame, source=str(path), replace=replace,
                           dry_run=dry_run, publish=publish)
             bar.update()
             return
+        if draft or publish:
+            raise fail("--draft and --publish are for grids")
         bar.set_postfix_str(f"write {len(result.frame):,} rows")
         try:
             with engine.connect() as conn, conn.begin() as transaction:
@@ -552,12 +554,15 @@ def import_(
     typer.echo(f"{loaded} in {time.perf_counter() - start:.2f} s")
 
 
+MANY_DRAFTS = 10  # an import making more drafts prints one line for each
+
+
 def _import_draft(engine: Engine, settings: Settings, frame: Any, *, source: str,
                   replace: bool, dry_run: bool, publish: bool) -> None:
     from gridmap import drafts
     from gridmap.access import CLI_PRINCIPAL
 
-    cache = drafts.DraftCache()
+    cache = drafts.DraftCache(max_areas=100_000)  # every community of the file, read once
     made = _draft_call(drafts.import_drafts, engine, CLI_PRINCIPAL, frame, cache,
                        source=source, replace=replace, client="cli", dry_run=dry_run)
     if not made:
@@ -565,17 +570,32 @@ def _import_draft(engine: Engine, settings: Settings, frame: Any, *, source: str
         return
     for d in made:
         head = "dry run, nothing written — a draft" if dry_run else f"draft {d.draft}"
+        if len(made) > MANY_DRAFTS:  # a whole district: a line each
+            counts = Counter(ch for _, ch in d.grids)
+            typer.echo(f"{head} of {d.area}: " + ", ".join(
+                f"{n} {what}" for what, n in sorted(counts.items()))
+                + f"; households changing grid: {len(d.households)}")
+            continue
         typer.echo(f"{head} would change:")
         _print_draft_diff(d)
-    if dry_run or not publish:
+    if dry_run:
         return
-    for d in made:
-        _draft_call(drafts.submit, engine, CLI_PRINCIPAL, d.draft, cache,
-                    note=f"import {source}"[:2000], acknowledge=True, expected=None,
-                    client="cli", one_step=True, **_draft_options(settings))
-        done = _draft_call(drafts.publish, engine, CLI_PRINCIPAL, d.draft, cache,
-                           expected=None, client="cli", **_draft_options(settings))
-        typer.echo(f"draft {d.draft} published: {done.versions} community version(s)")
+    if not publish:
+        typer.echo("nothing is published yet: check the draft(s) on the map or with `gridmap "
+                   "drafts show`, then publish (or import again with --publish)")
+        return
+    try:
+        done = _draft_call(drafts.publish_imported, engine, CLI_PRINCIPAL,
+                           [d.draft for d in made], cache, note=f"import {source}"[:2000],
+                           client="cli", **_draft_options(settings))
+    except typer.Exit:
+        if not replace:
+            typer.echo("(grids the file leaves out stay as they are: give --replace if the "
+                       "file holds each community whole)", err=True)
+        raise
+    typer.echo(f"{len(made)} draft(s) published: {done.versions} community version(s)")
+    if str(done.diff):
+        typer.echo(str(done.diff))
 
 
 def _echo_grouped(what: str, problems: list[Any], shown: int = 5) -> None:
@@ -1341,9 +1361,13 @@ def grids_suggest(
                                                    "absent).")] = None,
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed of the "
                                       "heuristic.")] = 0,
+    draft: Annotated[bool, typer.Option(
+        "--draft", help="Open a draft holding the proposal (the locked grids kept), to edit "
+                        "further on the map or with `gridmap drafts`.")] = False,
 ) -> None:
     """Propose a balanced partition of a community (spopt max-p over H3 cells) and print
-    its report; nothing is written to the store. Exits 1 when a grid is out of band."""
+    its report; with --draft it becomes a new draft, else nothing is written to the store.
+    Exits 1 when a grid is out of band."""
     from gridmap.access import CLI_PRINCIPAL, NotVisible
     from gridmap.analysis.suggest import SuggestError
     from gridmap.suggestions import suggest_for_community
@@ -1368,6 +1392,16 @@ def grids_suggest(
     if out is not None:
         out.write_text(result.grids.to_crs(4326).to_json(drop_id=True))
         typer.echo(f"wrote {report.grids} proposed grids to {out}")
+    if draft:
+        from gridmap import drafts
+
+        view = _draft_call(drafts.draft_from_suggestion, engine, CLI_PRINCIPAL, community,
+                           list(result.grids.to_crs(4326).geometry.values),
+                           drafts.DraftCache(), title=f"suggested partition (seed {seed})",
+                           client="cli", locked=lock or [], **_draft_options(settings))
+        _print_draft_stats(view)
+        typer.echo(f"draft {view.draft['id']} holds the suggestion: edit it on the map, then "
+                   f"`gridmap drafts submit {view.draft['id']}`")
     if not report.all_in_band:
         raise typer.Exit(1)
 

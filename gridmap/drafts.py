@@ -16,16 +16,20 @@ so an edit costs one read of the draft's grids and vectorised counting.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import shapely
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
 from shapely.geometry import shape
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
@@ -54,11 +58,12 @@ class DraftError(ValueError):
 
 
 class StaleRevision(Exception):
-    """The draft changed since the caller read it (412)."""
+    """The draft (or one grid of it, *etag*) changed since the caller read it (412)."""
 
-    def __init__(self, message: str, revision: int) -> None:
+    def __init__(self, message: str, revision: int, *, etag: str | None = None) -> None:
         super().__init__(message)
         self.revision = revision
+        self.etag = etag
 
 
 class RevisionRequired(Exception):
@@ -149,6 +154,7 @@ class DraftDiff:
     households: list[tuple[str, str | None, str | None]]
     incidents: list[tuple[str, str | None, str | None]]
     workers: list[tuple[str, str | None, str | None]]
+    area: str = ""  # the draft's community or township
 
 
 @dataclass
@@ -457,21 +463,36 @@ def edit(engine: Engine, principal: Principal, draft: int, op: str, params: Mapp
                 worker_changes = _follow(grids, changes, workers)
         except EditError as exc:
             raise DraftError(str(exc)) from exc
-        before = {"grids": {c: store.grid_to_json(grids.get(c)) for c in changes},
-                  "workers": {w: workers[w]["grid"] for w in worker_changes}}
-        after = {"grids": {c: store.grid_to_json(g) for c, g in changes.items()},
-                 "workers": worker_changes}
-        store.write_grids(conn, draft, changes)
-        store.write_workers(conn, draft, worker_changes)
-        store.log_edit(conn, draft, op, dict(params), before, after, principal.name)
-        row["revision"] = store.bump(conn, draft)
-        accounts.insert_audit(conn, [audit_entry(
-            Actor.of(principal, client), "write", f"draft {draft} {op}",
-            divisions=[row["area_code"]], row_ids=sorted(changes) or sorted(worker_changes))])
-        grids, workers = _applied(grids, workers, changes, worker_changes)
-        return _view(conn, row, cache, standard=standard, tolerance=tolerance,
-                     min_area=min_area, changed=sorted(changes), communities=communities,
-                     grids=grids, workers=workers)
+        return _commit(conn, principal, row, op, params, cache, client=client,
+                       communities=communities, grids=grids, workers=workers,
+                       changes=changes, worker_changes=worker_changes, standard=standard,
+                       tolerance=tolerance, min_area=min_area)
+
+
+def _commit(conn: Connection, principal: Principal, row: dict[str, Any], op: str,
+            params: Mapping[str, Any], cache: DraftCache, *, client: str | None,
+            communities: list[str], grids: dict[str, DraftGrid],
+            workers: dict[str, dict[str, Any]], changes: drafting.Changes,
+            worker_changes: dict[str, str | None], standard: GridStandard, tolerance: float,
+            min_area: float) -> DraftView:
+    """Write one edit of a draft (its row locked): the grids and workers it changes, the
+    log entry that undoes it, the next revision, the audit; the draft as it is now."""
+    draft = int(row["id"])
+    before = {"grids": {c: store.grid_to_json(grids.get(c)) for c in changes},
+              "workers": {w: workers[w]["grid"] for w in worker_changes}}
+    after = {"grids": {c: store.grid_to_json(g) for c, g in changes.items()},
+             "workers": worker_changes}
+    store.write_grids(conn, draft, changes)
+    store.write_workers(conn, draft, worker_changes)
+    store.log_edit(conn, draft, op, dict(params), before, after, principal.name)
+    row["revision"] = store.bump(conn, draft)
+    accounts.insert_audit(conn, [audit_entry(
+        Actor.of(principal, client), "write", f"draft {draft} {op}",
+        divisions=[row["area_code"]], row_ids=sorted(changes) or sorted(worker_changes))])
+    grids, workers = _applied(grids, workers, changes, worker_changes)
+    return _view(conn, row, cache, standard=standard, tolerance=tolerance,
+                 min_area=min_area, changed=sorted(changes), communities=communities,
+                 grids=grids, workers=workers)
 
 
 def undo(engine: Engine, principal: Principal, draft: int, cache: DraftCache, *,
@@ -500,6 +521,241 @@ def undo(engine: Engine, principal: Principal, draft: int, cache: DraftCache, *,
         row = _draft(conn, principal, draft, whole=True)
         return _view(conn, row, cache, standard=standard, tolerance=tolerance,
                      min_area=min_area, changed=sorted(changes))
+
+
+# --- the draft's grids as features (OGC API Features Part 4) -----------------------------
+
+FEATURE_EDITS = ("create", "replace", "update", "delete")
+FEATURE_PROPERTIES = ("code", "name", "kind", "community_code", "parent_grid_code", "locked")
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+
+def feature_tag(draft: int, grid: DraftGrid) -> str:
+    """The ETag of one grid of a draft: it changes whenever the grid does (its shape,
+    name, kind, parent or lock), and only then."""
+    digest = hashlib.sha256(json.dumps(store.grid_to_json(grid), sort_keys=True).encode()
+                            ).hexdigest()[:20]
+    return f'"g{draft}-{grid.code}-{digest}"'
+
+
+def draft_features(conn: Connection, principal: Principal, draft: int) -> dict[str, DraftGrid]:
+    """The grids of a draft the caller may see (planners and admins)."""
+    _editor(principal, "see drafts")
+    _draft(conn, principal, draft, whole=False)
+    return {c: g for c, g in store.read_grids(conn, draft).items()
+            if principal.scope.covers(g.community_code)}
+
+
+def feature_geometry(value: Any, crs: str | None) -> shapely.Geometry:
+    """A GeoJSON Polygon or MultiPolygon in *crs* (a CRS URI or EPSG code, as a
+    ``Content-Crs`` header names it; CRS84 when None), as lon/lat EPSG:4326. Coordinates
+    follow the CRS's own axis order (EPSG:4326 and EPSG:4490 are latitude first)."""
+    name = (crs or CRS84).strip().strip("<>").strip()
+    if name in (CRS84, "OGC:CRS84"):
+        return _geometry(value, "geometry", ("Polygon", "MultiPolygon"))
+    try:
+        source = CRS.from_user_input(name)
+    except CRSError as exc:
+        raise DraftError(f"Content-Crs {crs!r} is not a coordinate reference system this "
+                         f"server knows: send {CRS84} or an EPSG URI such as "
+                         "http://www.opengis.net/def/crs/EPSG/0/4490") from exc
+    if not isinstance(value, Mapping):
+        raise DraftError("geometry must be a GeoJSON Polygon or MultiPolygon")
+    try:
+        raw = shape(value)
+    except (ValueError, TypeError, KeyError, AttributeError, shapely.errors.GEOSException
+            ) as exc:
+        raise DraftError(f"geometry is not a readable GeoJSON geometry: {exc}") from exc
+    to_lonlat = Transformer.from_crs(source, CRS.from_user_input("OGC:CRS84"))
+    xy = shapely.get_coordinates(raw)
+    if not len(xy) or not np.isfinite(xy).all():
+        raise DraftError("geometry needs finite coordinates")
+    moved = shapely.transform(raw, lambda a: np.column_stack(to_lonlat.transform(a[:, 0],
+                                                                               a[:, 1])))
+    return _geometry(shapely.geometry.mapping(moved), "geometry", ("Polygon", "MultiPolygon"))
+
+
+def _match(draft: int, grid: DraftGrid, if_match: str | None) -> None:
+    now = feature_tag(draft, grid)
+    if if_match is None or if_match.strip() in ("", "*"):
+        raise RevisionRequired(f"say which version of grid {grid.code} you change: send "
+                               f"If-Match with the ETag its GET answered (now {now})")
+    tags = [t.strip().removeprefix("W/") for t in if_match.split(",")]
+    if now not in tags:
+        raise StaleRevision(f"grid {grid.code} of draft {draft} changed since you read it "
+                            f"(its ETag is {now} now): read it again and make your change "
+                            "again", -1, etag=now)
+
+
+def _feature_properties(properties: Mapping[str, Any], grid: DraftGrid | None
+                        ) -> dict[str, Any]:
+    """The properties a client sent, checked: known ones only; code, kind, community and
+    parent of an existing grid cannot change (merge or split it through the drafts API)."""
+    unknown = sorted(set(properties) - set(FEATURE_PROPERTIES))
+    if unknown:
+        raise DraftError(f"unknown properties {', '.join(unknown)}: a grid has "
+                         f"{', '.join(FEATURE_PROPERTIES)}")
+    out = dict(properties)
+    name = out.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()
+                             or len(name) > 200):
+        raise DraftError("name is 1 to 200 characters of text")
+    if "locked" in out and not isinstance(out["locked"], bool):
+        raise DraftError("locked must be true or false")
+    for key in ("kind", "community_code", "parent_grid_code"):
+        if out.get(key) is not None and not isinstance(out[key], str):
+            raise DraftError(f"{key} must be text")
+    if grid is None:
+        if out.get("code") is not None:
+            raise DraftError("the server gives a new grid its code (the next free sequence "
+                             "of its community): leave code out")
+        return out
+    for key in ("code", "kind", "community_code", "parent_grid_code"):
+        if key in out and out[key] != getattr(grid, key):
+            raise DraftError(f"{key} of grid {grid.code} is {getattr(grid, key)!r}: it cannot "
+                             f"change to {out[key]!r} here (merge, split or make a new grid)")
+    return out
+
+
+def _home(measure: Measure, geom: shapely.Geometry) -> str:
+    inside = geom.representative_point()
+    for code, boundary in measure.boundaries.items():
+        if boundary.covers(inside):
+            return code
+    raise DraftError("the new grid lies in none of the draft's communities "
+                     f"({', '.join(sorted(measure.boundaries))})")
+
+
+def _no_new_blocking(conn: Connection, cache: DraftCache, area: str, communities: list[str],
+                     grids: dict[str, DraftGrid], workers: dict[str, dict[str, Any]],
+                     changes: drafting.Changes, **options: Any) -> None:
+    """Refuse a change that would add a gap, an overlap, spill-over or an invalid grid to
+    the draft (as measured for publishing, in metres)."""
+    def blocking(state: Mapping[str, DraftGrid]) -> set[tuple[str, str | None]]:
+        stats = _stats(conn, cache, area, communities, state, workers, **options)
+        return {(d["defect"], d["grid_code"]) for d in stats.defects
+                if d["defect"] in drafting.BLOCKING}
+
+    after, _ = _applied(grids, workers, changes, {})
+    new = blocking(after) - blocking(grids)
+    if new:
+        raise DraftError("the change would leave the draft with "
+                         + "; ".join(f"{what} at grid {code}" if code else what
+                                     for what, code in sorted(new, key=str))
+                         + ": draw it differently (nothing was changed)")
+
+
+def edit_feature(engine: Engine, principal: Principal, draft: int, op: str,
+                 cache: DraftCache, *, code: str | None = None,
+                 geometry: shapely.Geometry | None = None,
+                 properties: Mapping[str, Any] | None = None, if_match: str | None = None,
+                 client: str | None, standard: GridStandard, tolerance: float = 0.1,
+                 min_area: float = 1.0) -> tuple[DraftView, str]:
+    """One grid of an open draft created, replaced, updated (only what is sent) or deleted
+    (retired in the draft), keeping the partition whole (:func:`drafting.create`,
+    :func:`drafting.reshape`, :func:`drafting.retire`). A change to an existing grid names
+    the grid's ETag in *if_match* (428 without, 412 when it changed meanwhile). Returns the
+    draft after the edit and the grid's code (the new one for *create*)."""
+    _editor(principal, "draw grids")
+    if op not in FEATURE_EDITS:
+        raise DraftError(f"unknown feature edit {op!r}")
+    props = dict(properties or {})
+    if "\\u0000" in json.dumps(props):
+        raise DraftError("the feature contains a NUL character: remove it")
+    with engine.begin() as conn:
+        row = _draft(conn, principal, draft, whole=False, for_update=True)
+        communities = sorted(store.bases(conn, draft))
+        grids = store.read_grids(conn, draft)
+        grid = grids.get(code) if code is not None else None
+        if code is not None and (grid is None
+                                 or not principal.scope.covers(grid.community_code)):
+            raise NotVisible(f"draft {draft} has no grid {code} among yours")
+        if grid is not None:
+            _match(draft, grid, if_match)
+        props = _feature_properties(props, grid)
+        _status(row, "open", doing="edited")
+        workers = store.read_workers(conn, draft)
+        data = cache.area(conn, row["area_code"], communities)
+        worker_changes: dict[str, str | None] = {}
+        try:
+            if grid is None:
+                assert geometry is not None
+                community = props.get("community_code") or _home(data.measure, geometry)
+                if community not in communities:
+                    raise DraftError(f"community {community!r} is not in draft {draft}: a "
+                                     f"new grid goes in {', '.join(communities)}")
+                principal.require_code(community, whole=True)
+                changes = drafting.create(
+                    grids, data.measure.boundaries, community=community,
+                    kind=props.get("kind") or "comprehensive", geom=geometry,
+                    name=props.get("name") or "", parent=props.get("parent_grid_code"),
+                    used=store.used_codes(conn, communities))
+                code = next(c for c, g in changes.items() if g is not None and c not in grids)
+            elif op == "delete":
+                changes, heir = drafting.retire(grids, grid.code)
+                worker_changes = {w: heir for w, v in workers.items() if v["grid"] == grid.code}
+            else:
+                changes = ({} if geometry is None or shapely.symmetric_difference(
+                    geometry, grid.geom).area < drafting.NOISE_AREA_DEG2
+                    else drafting.reshape(grids, data.measure.boundaries, grid.code,
+                                          geometry))
+                now = changes.get(grid.code) or grid
+                named = dataclass_replace(now, name=props.get("name", now.name).strip(),
+                                          locked=props.get("locked", now.locked))
+                if named != grid:
+                    changes[grid.code] = named
+        except EditError as exc:
+            raise DraftError(str(exc)) from exc
+        assert code is not None
+        if changes:
+            _no_new_blocking(conn, cache, row["area_code"], communities, grids, workers,
+                             changes, standard=standard, tolerance=tolerance,
+                             min_area=min_area)
+        if not changes and not worker_changes:
+            return _view(conn, row, cache, standard=standard, tolerance=tolerance,
+                         min_area=min_area, communities=communities, grids=grids,
+                         workers=workers), code
+        params = {"grid": code, "properties": props,
+                  "crs84": shapely.to_geojson(geometry) if geometry is not None else None}
+        view = _commit(conn, principal, row, f"feature_{op}", params, cache, client=client,
+                       communities=communities, grids=grids, workers=workers,
+                       changes=changes, worker_changes=worker_changes, standard=standard,
+                       tolerance=tolerance, min_area=min_area)
+        return view, code
+
+
+def draft_from_suggestion(engine: Engine, principal: Principal, community: str,
+                          shapes: list[shapely.Geometry], cache: DraftCache, *, title: str,
+                          client: str | None, locked: Iterable[str] = (),
+                          standard: GridStandard, tolerance: float = 0.1,
+                          min_area: float = 1.0) -> DraftView:
+    """A new draft of *community* holding a suggested partition (lon/lat *shapes*) in
+    place of its comprehensive grids, the *locked* ones kept (and locked in the draft):
+    the planner edits it further. The suggestion is the draft's first edit (undoable)."""
+    draft = open_draft(engine, principal, community, title=title, client=client)
+    with engine.begin() as conn:
+        row = _draft(conn, principal, draft, whole=True, for_update=True)
+        communities = sorted(store.bases(conn, draft))
+        grids = store.read_grids(conn, draft)
+        workers = store.read_workers(conn, draft)
+        keep = set(locked)
+        grids = {c: dataclass_replace(g, locked=c in keep) for c, g in grids.items()}
+        data = cache.area(conn, row["area_code"], communities)
+        try:
+            changes = drafting.replace_partition(
+                grids, data.measure.boundaries, community, shapes,
+                used=store.used_codes(conn, communities), name="网格")
+        except EditError as exc:
+            store.bump(conn, draft, status="abandoned", closing_note=str(exc)[:2000])
+            conn.commit()  # the empty draft is closed, saying why
+            raise DraftError(str(exc)) from exc
+        changes.update({c: grids[c] for c in keep if c in grids and c not in changes})
+        return _commit(conn, principal, row, "suggest", {"grids": len(shapes),
+                                                         "locked": sorted(keep)},
+                       cache, client=client, communities=communities, grids=grids,
+                       workers=workers, changes=changes,
+                       worker_changes=_follow(grids, changes, workers), standard=standard,
+                       tolerance=tolerance, min_area=min_area)
 
 
 # --- validate, submit, approve, publish ---------------------------------------------------
@@ -618,6 +874,53 @@ def publish(engine: Engine, principal: Principal, draft: int, cache: DraftCache,
     return Published(draft, published, diff, moved)
 
 
+def publish_imported(engine: Engine, principal: Principal, drafts: list[int],
+                     cache: DraftCache, *, note: str, client: str | None,
+                     standard: GridStandard, tolerance: float = 0.1, min_area: float = 1.0
+                     ) -> Published:
+    """Publish the drafts an import made, all in one transaction, when every one of them
+    partitions its communities: submitted and approved with *note* (the command line's
+    ``--publish`` says the warnings were read), then one publish of all their communities.
+    Nothing is published when one is refused; the drafts stay open to be fixed."""
+    _editor(principal, "publish drafts")
+    clean = _text(note, "note")
+    with engine.begin() as conn:
+        blocking = []
+        rows = []
+        for draft in drafts:
+            row = _draft(conn, principal, draft, whole=True, for_update=True)
+            _status(row, "open", doing="published")
+            _check_base(conn, draft)
+            view = _view(conn, row, cache, standard=standard, tolerance=tolerance,
+                         min_area=min_area)
+            blocking += [f"draft {draft}: {b}" for b in view.stats.blocking]
+            rows.append(row)
+        if blocking:
+            raise DraftError("the grids would not partition their communities, nothing was "
+                             "published (the drafts stay open): " + "; ".join(blocking[:20]))
+        store.stage_drafts(conn, drafts)
+        try:
+            published, changes = publish_stage(
+                conn, source=f"drafts {', '.join(map(str, drafts))}", note=clean[:2000],
+                author=principal.name or "cli", approver=principal.name or "cli",
+                tolerance=tolerance, min_area=min_area)
+        except ImportRejected as exc:
+            raise DraftError(str(exc)) from exc
+        moved = 0
+        now = datetime.now(UTC)
+        who = principal.name or "cli"
+        for row in rows:
+            draft = int(row["id"])
+            moved += store.publish_workers(conn, draft)
+            store.bump(conn, draft, status="published", submitted_by=who, submitted_at=now,
+                       submit_note=clean[:2000], approved_by=who, approved_at=now,
+                       published_by=who, published_at=now)
+        accounts.insert_audit(conn, [audit_entry(
+            Actor.of(principal, client), "write", f"draft {int(r['id'])} publish",
+            divisions=[r["area_code"]], detail=clean[:2000]) for r in rows])
+    return Published(drafts[0] if len(drafts) == 1 else 0, published, changes, moved)
+
+
 def abandon(engine: Engine, principal: Principal, draft: int, *, note: str | None,
             expected: int | None, client: str | None) -> dict[str, Any]:
     _editor(principal, "abandon drafts")
@@ -674,7 +977,7 @@ def diff(conn: Connection, principal: Principal, draft: int, cache: DraftCache) 
                                                        strict=True) if f != t]
     workers = [(w, v["base"], v["grid"]) for w, v in store.read_workers(conn, draft).items()
                if v["base"] != v["grid"]]
-    return DraftDiff(draft, grids, households, incidents, workers)
+    return DraftDiff(draft, grids, households, incidents, workers, row["area_code"])
 
 
 def import_drafts(engine: Engine, principal: Principal, frame: Any, cache: DraftCache, *,

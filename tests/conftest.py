@@ -151,12 +151,12 @@ def loaded_database(server_url: str, template_db: str, layers: tuple[str, ...],
     """A database of its own with demo *layers* imported through the CLI (a file per layer
     from *files* instead of the demo's, where given)."""
     from gridmap.demodata import DEMO_DIR, DEMO_FILES
-    from tests.helpers import run_cli
+    from tests.helpers import import_layer
 
     for url in _fresh(server_url, template_db):
         for layer in layers:
             path = (files or {}).get(layer, DEMO_DIR / DEMO_FILES[layer])
-            result = run_cli(url, "import", layer, str(path))
+            result = import_layer(url, layer, path)
             assert result.exit_code == 0, result.output
         yield url
 

@@ -54,6 +54,16 @@ def run_cli(url: str, *args: str, env: dict[str, str] | None = None) -> Result:
                               catch_exceptions=False)
 
 
+def import_layer(url: str, layer: str, path: Any = None, *args: str) -> Result:
+    """Import a demo layer (or the file *path*) through the CLI, as loading data does: grids
+    are published (``--publish``), where a planner's import stops at drafts."""
+    from gridmap.demodata import DEMO_DIR, DEMO_FILES
+
+    file = path if path is not None else DEMO_DIR / DEMO_FILES[layer]
+    return run_cli(url, "import", layer, str(file),
+                   *(("--publish",) if layer == "grids" else ()), *args)
+
+
 def neighbours_in_community(grids: Any, nth: int) -> tuple[Any, Any]:
     """The *nth* comprehensive grid and one grid of its community that shares an edge."""
     comp = grids[grids["kind"] == "comprehensive"]
@@ -71,7 +81,7 @@ def import_merged(url: str, grids: Any, keep: Any, drop: Any, path: Any) -> Resu
         shapely.coverage_union_all([keep.geometry, drop.geometry])))
     merged.loc[merged["parent_grid_code"] == drop["code"], "parent_grid_code"] = keep["code"]
     merged.to_file(path)
-    return run_cli(url, "import", "grids", str(path), "--replace")
+    return run_cli(url, "import", "grids", str(path), "--replace", "--publish")
 
 
 def wait_for_notice(app: Any, timeout: float = 5.0) -> None:

@@ -11,13 +11,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
-from tests.helpers import run_cli
+from tests.helpers import import_layer, run_cli
 from tests.test_import import scalar
 
 
 def _load(url: str, *layers: str) -> None:
     for layer in layers:
-        result = run_cli(url, "import", layer, str(DEMO_DIR / DEMO_FILES[layer]))
+        result = import_layer(url, layer)
         assert result.exit_code == 0, result.output
 
 
@@ -55,7 +55,7 @@ def test_check_finds_planted_defects_and_exits_1(fresh_db: str, tmp_path: Path) 
         shrunk.to_crs(4326).iat[0]))  # opens a 30 m gap around it
     path = tmp_path / "grids.geojson"
     grids.to_file(path)
-    refused = run_cli(fresh_db, "import", "grids", str(path))  # import refuses a gap …
+    refused = import_layer(fresh_db, "grids", path)  # import refuses a gap …
     assert refused.exit_code == 2 and "gap" in refused.output
     engine = create_engine(fresh_db, poolclass=NullPool)
     with engine.begin() as conn:  # … but another tool writing to the store may leave one

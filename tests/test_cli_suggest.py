@@ -52,6 +52,28 @@ def test_suggest_with_a_lock_writes_nothing(suggest_db: str, tmp_path: Path) -> 
     assert (proposal["pieces"] == 1).all()
 
 
+def test_suggest_into_a_draft(suggest_db: str) -> None:
+    before = fingerprint(suggest_db)
+    result = run_cli(suggest_db, "grids", "suggest", COMMUNITY, "--lock", LOCK, "--draft")
+    assert result.exit_code in (0, 1), result.output
+    assert "largest deviation from target" in result.output
+    assert "compactness (Polsby-Popper)" in result.output
+    assert "pieces per grid at most 1" in result.output  # contiguous
+    assert "holds the suggestion" in result.output and "blocks publishing" not in result.output
+    assert fingerprint(suggest_db) == before  # a draft publishes nothing
+    draft = next(line.split()[1] for line in result.output.splitlines()
+                 if line.startswith("draft ") and "holds the suggestion" in line)
+    shown = run_cli(suggest_db, "drafts", "show", draft)
+    assert shown.exit_code == 0
+    rows = [line.split() for line in shown.output.splitlines()
+            if line.strip().startswith(COMMUNITY) and "comprehensive" in line]
+    assert LOCK in [r[0] for r in rows] and any(r[-1] == "locked" for r in rows)
+    proposed = [r for r in rows if r[0] != LOCK]
+    assert proposed and all(r[0].startswith(COMMUNITY) for r in proposed)
+    diff = run_cli(suggest_db, "drafts", "diff", draft)
+    assert diff.exit_code == 0 and "households changing grid" in diff.output
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("999999999999",), "no village/community"),
     ((COMMUNITY, "--min", "500", "--max", "300"), "above its maximum"),

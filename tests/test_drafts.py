@@ -405,12 +405,12 @@ def test_import_into_drafts_and_the_drafts_commands(district: str, tmp_path: Any
     split.to_file(path)
     drafts_before = scalar(district, "SELECT count(*) FROM plan_draft")
     before = fingerprint(district)
-    dry = run_cli(district, "import", "grids", str(path), "--draft", "--dry-run")
+    dry = run_cli(district, "import", "grids", str(path), "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "dry run" in dry.output and f"added: {new_code}" in dry.output
     assert "households changing grid: " in dry.output
     assert scalar(district, "SELECT count(*) FROM plan_draft") == drafts_before
-    made = run_cli(district, "import", "grids", str(path), "--draft")
+    made = run_cli(district, "import", "grids", str(path), "--draft")  # the default, kept
     assert made.exit_code == 0, made.output
     assert f"reshaped: {target['code']}" in made.output
     assert fingerprint(district) == before  # a draft publishes nothing
@@ -430,12 +430,12 @@ def test_import_into_drafts_and_the_drafts_commands(district: str, tmp_path: Any
         lambda g: shapely.MultiPolygon(shapely.get_parts(g)))
     bad = tmp_path / "grown.geojson"
     grown.to_file(bad)
-    refused = run_cli(district, "import", "grids", str(bad), "--draft", "--publish")
+    refused = run_cli(district, "import", "grids", str(bad), "--publish")
     assert refused.exit_code == 2 and "overlap" in refused.output, refused.output
     assert fingerprint(district) == before
     # the split, published through a draft
-    done = run_cli(district, "import", "grids", str(path), "--draft", "--publish")
+    done = run_cli(district, "import", "grids", str(path), "--publish")
     assert done.exit_code == 0, done.output
-    assert "published: 1 community version(s)" in done.output
+    assert "1 draft(s) published: 1 community version(s)" in done.output
     assert scalar(district, "SELECT count(*) FROM household WHERE grid_code = %s",
                   new_code) > 0

@@ -6,7 +6,7 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import import_layer, run_cli
 
 
 @pytest.mark.parametrize(("layer", "suffix"), [
@@ -33,7 +33,7 @@ def test_export_round_trips_through_import(demo_db: str, fresh_db: str, tmp_path
     for layer in ("counties", "townships", "communities", "grids"):
         path = tmp_path / f"{layer}.gpkg"
         assert run_cli(demo_db, "export", layer, str(path)).exit_code == 0
-        result = run_cli(fresh_db, "import", layer, str(path))
+        result = import_layer(fresh_db, layer, path)
         assert result.exit_code == 0, result.output
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain import chinacrs
 from tests.conftest import loaded_database
-from tests.helpers import fingerprint, run_cli
+from tests.helpers import fingerprint, import_layer, run_cli
 
 BOUNDARIES = ("counties", "townships", "communities", "grids")
 
@@ -74,7 +74,7 @@ def test_every_format_loads_and_reimport_does_not_duplicate(
     if fmt == "csv":
         args += ["--crs", "EPSG:4326"]
     for layer in BOUNDARIES:
-        assert run_cli(fresh_db, "import", layer, str(DEMO_DIR / DEMO_FILES[layer])).exit_code == 0
+        assert import_layer(fresh_db, layer).exit_code == 0
     first = run_cli(fresh_db, *args)
     assert first.exit_code == 0, first.output
     assert "500 inserted" in first.output
@@ -123,7 +123,7 @@ def test_chinese_web_map_coordinates_are_converted(district_db: str, households:
 # ----------------------------------------------------------------------------- grid versions
 def test_redraw_publishes_a_new_version_and_keeps_history(fresh_db: str, tmp_path: Path) -> None:
     for layer in BOUNDARIES:
-        assert run_cli(fresh_db, "import", layer, str(DEMO_DIR / DEMO_FILES[layer])).exit_code == 0
+        assert import_layer(fresh_db, layer).exit_code == 0
     grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"])
     community = grids["code"].str[:12].value_counts().index[0]
     mine = grids[(grids["code"].str[:12] == community) & (grids["kind"] == "comprehensive")]
@@ -140,13 +140,13 @@ def test_redraw_publishes_a_new_version_and_keeps_history(fresh_db: str, tmp_pat
     merged.to_file(path)
     # without --replace, grid b (left out of the file) would stay and overlap the merged a
     before = fingerprint(fresh_db)
-    kept = run_cli(fresh_db, "import", "grids", str(path))
+    kept = import_layer(fresh_db, "grids", path)
     assert kept.exit_code == 2 and "overlap" in kept.output and "--replace" in kept.output
     assert fingerprint(fresh_db) == before
-    result = run_cli(fresh_db, "import", "grids", str(path), "--replace")
+    result = import_layer(fresh_db, "grids", path, "--replace")
     assert result.exit_code == 0, result.output
     assert f"retired: {grids.loc[b, 'code']}" in result.output
-    assert "1 community grid version(s) published" in result.output
+    assert "1 draft(s) published: 1 community version(s)" in result.output
     assert scalar(fresh_db, f"SELECT max(version) FROM grid_version WHERE community_code = "
                   f"'{community}'") == 2
     assert scalar(fresh_db, f"SELECT count(*) FROM grid_version WHERE community_code = "
@@ -162,7 +162,7 @@ def test_redraw_publishes_a_new_version_and_keeps_history(fresh_db: str, tmp_pat
         f"AND ST_Intersects(h.geom, ST_SetSRID(ST_Point({pt.x}, {pt.y}), 4326))")) == old
     # the retired code cannot come back
     before = fingerprint(fresh_db)
-    result = run_cli(fresh_db, "import", "grids", str(DEMO_DIR / DEMO_FILES["grids"]))
+    result = import_layer(fresh_db, "grids")
     assert result.exit_code != 0
     assert "retired" in result.output and old in result.output
     assert fingerprint(fresh_db) == before
@@ -286,7 +286,7 @@ def test_a_later_bad_row_rolls_back_the_whole_file(district_db: str, households:
 
 def test_repairable_polygon_is_repaired_and_reported(fresh_db: str, tmp_path: Path) -> None:
     for layer in ("counties", "townships"):
-        assert run_cli(fresh_db, "import", layer, str(DEMO_DIR / DEMO_FILES[layer])).exit_code == 0
+        assert import_layer(fresh_db, layer).exit_code == 0
     communities = json.loads((DEMO_DIR / DEMO_FILES["communities"]).read_text())
     ring = communities["features"][0]["geometry"]["coordinates"][0][0]
     ring.insert(2, ring[1])  # a repeated vertex is fine; add a zero-width spike instead

@@ -1,7 +1,9 @@
-"""Importing grids never loses data (issue 10's findings): a file that holds some of a
-community's grids leaves the others alone; grids that would not partition their community
-are refused; a published redraw re-assigns the points in the same transaction, so counts,
-search and locate agree on the next request; --dry-run writes nothing."""
+"""Importing grids never loses data (issue 10's findings): an import makes a draft per
+community it changes and prints the diff, publishing only with --publish; a file that holds
+some of a community's grids leaves the others alone; grids that would not partition their
+community cannot be published; a published redraw re-assigns the points in the same
+transaction, so counts, search and locate agree on the next request; --dry-run writes
+nothing."""
 
 from __future__ import annotations
 
@@ -60,14 +62,19 @@ def test_a_file_with_one_grid_leaves_the_community_s_others_alone(
     path = tmp_path / "one.geojson"
     one.to_file(path)
     before = fingerprint(district)
-    result = run_cli(district, "import", "grids", str(path))
+    drafts = scalar(district, "SELECT count(*) FROM plan_draft")
+    result = run_cli(district, "import", "grids", str(path), "--publish")
     assert result.exit_code == 0, result.output
-    assert "0 community grid version(s) published" in result.output  # nothing changed
+    assert "changes no community's grids: no draft made" in result.output
     assert fingerprint(district) == before
-    # the old behaviour, asked for: the file as the whole community would leave a gap
-    replaced = run_cli(district, "import", "grids", str(path), "--replace")
-    assert replaced.exit_code == 2 and "gap" in replaced.output
+    assert scalar(district, "SELECT count(*) FROM plan_draft") == drafts
+    # the old behaviour, asked for: the file as the whole community would leave a gap, so
+    # the draft it makes cannot be published (and stays open to be fixed)
+    replaced = run_cli(district, "import", "grids", str(path), "--replace", "--publish")
+    assert replaced.exit_code == 2 and "gap" in replaced.output, replaced.output
+    assert "drafts stay open" in replaced.output
     assert fingerprint(district) == before
+    assert scalar(district, "SELECT count(*) FROM plan_draft WHERE status = 'open'") == 1
 
 
 def test_a_grid_repaired_into_its_neighbours_cannot_be_published(
@@ -80,7 +87,7 @@ def test_a_grid_repaired_into_its_neighbours_cannot_be_published(
     path = tmp_path / "grown.geojson"
     grown.to_file(path)
     before = fingerprint(district)
-    result = run_cli(district, "import", "grids", str(path))
+    result = run_cli(district, "import", "grids", str(path), "--publish")
     assert result.exit_code == 2
     assert "overlap" in result.output and "outside" in result.output
     assert fingerprint(district) == before
@@ -109,12 +116,20 @@ def test_after_a_split_counts_search_and_locate_agree_at_once(
     split.to_file(path)
     households_before = scalar(district, "SELECT count(*) FROM household WHERE grid_code IS "
                                "NOT NULL")
-    dry = run_cli(district, "import", "grids", str(path), "--dry-run")
+    drafts = scalar(district, "SELECT count(*) FROM plan_draft")
+    dry = run_cli(district, "import", "grids", str(path), "--dry-run", "--publish")
     assert dry.exit_code == 0 and "nothing written" in dry.output
     assert f"added: {new_code}" in dry.output and f"reshaped: {target['code']}" in dry.output
     assert scalar(district, f"SELECT count(*) FROM grid WHERE code = '{new_code}'") == 0
-    result = run_cli(district, "import", "grids", str(path))
+    assert scalar(district, "SELECT count(*) FROM plan_draft") == drafts
+    # by default a draft, its diff printed, nothing published
+    drafted = run_cli(district, "import", "grids", str(path))
+    assert drafted.exit_code == 0 and "nothing is published yet" in drafted.output
+    assert f"added: {new_code}" in drafted.output
+    assert scalar(district, f"SELECT count(*) FROM grid WHERE code = '{new_code}'") == 0
+    result = run_cli(district, "import", "grids", str(path), "--publish")
     assert result.exit_code == 0, result.output
+    assert "1 draft(s) published: 1 community version(s)" in result.output
     moved = scalar(district, f"SELECT count(*) FROM household WHERE grid_code = '{new_code}'")
     assert isinstance(moved, int) and moved > 0
     assert f"households moved to another grid (or out of every grid): {moved}" in result.output
@@ -125,7 +140,9 @@ def test_after_a_split_counts_search_and_locate_agree_at_once(
         fc = client.get("/api/grids.geojson", params={"community": COMMUNITY}).json()
         counts = {f["id"]: f["properties"]["households"] for f in fc["features"]}
         assert counts[new_code] == moved  # no `gridmap assign` needed
-        check = client.get("/api/check", params={"community": COMMUNITY}).json()
+        answer = client.get("/api/check", params={"community": COMMUNITY})
+        assert answer.status_code == 200, answer.text
+        check = answer.json()
         assert {r["code"]: r["households"] for r in check["balance"]}[new_code] == moved
         address = scalar(district, f"SELECT address FROM household WHERE grid_code = "
                          f"'{new_code}' ORDER BY id LIMIT 1")
@@ -149,7 +166,7 @@ def test_retiring_a_grid_with_replace_reports_what_moves(
     merged.to_file(path)
     workers = scalar(district, f"SELECT count(*) FROM grid_worker WHERE grid_code = "
                      f"'{b['code']}'")
-    result = run_cli(district, "import", "grids", str(path), "--replace")
+    result = run_cli(district, "import", "grids", str(path), "--replace", "--publish")
     assert result.exit_code == 0, result.output
     assert f"retired: {b['code']}" in result.output
     assert f"workers left without a grid (their grid retired): {workers}" in result.output

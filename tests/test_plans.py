@@ -20,6 +20,7 @@ from tests.conftest import loaded_database
 from tests.helpers import (
     bearer,
     fingerprint,
+    import_layer,
     import_merged,
     neighbours_in_community,
     run_cli,
@@ -83,7 +84,7 @@ def test_history_diff_and_restore_from_the_command_line(
     again = run_cli(url, "grids", "restore", community, "3", "--note", "no-op")
     assert again.exit_code == 0 and "nothing published" in again.output
     # the partial-file refusal no longer blocks the way back: import the original file whole
-    assert run_cli(url, "import", "grids", str(DEMO_DIR / DEMO_FILES["grids"])).exit_code == 0
+    assert import_layer(url, "grids").exit_code == 0
 
 
 def test_the_api_as_planner_and_others(redrawn: tuple[str, dict[str, object]],

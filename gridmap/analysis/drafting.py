@@ -23,6 +23,7 @@ still partitions the community is then measured by :func:`draft_stats` with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -402,6 +403,211 @@ def remove_micro(grids: Mapping[str, DraftGrid], code: str) -> Changes:
     return {code: None}
 
 
+# --- whole-feature edits (standard clients: OGC API Features Part 4) ---------------------
+
+def _heir(grids: Mapping[str, DraftGrid], piece: shapely.Geometry, grid: DraftGrid,
+          skip: Iterable[str] = ()) -> DraftGrid | None:
+    """The comprehensive grid of *grid*'s community (not *grid*, not *skip*) sharing the
+    longest edge with *piece*: the one that takes land *grid* gives up."""
+    skip = {grid.code, *skip}
+    best, longest = None, 0.0
+    for other in grids.values():
+        if (other.code in skip or other.kind != "comprehensive"
+                or other.community_code != grid.community_code):
+            continue
+        shared = shapely.intersection(other.geom.boundary, piece.boundary).length
+        if shared > longest:
+            best, longest = other, shared
+    return best
+
+
+def reshape(grids: Mapping[str, DraftGrid], boundaries: Mapping[str, shapely.Geometry],
+            code: str, geom: shapely.Geometry) -> Changes:
+    """Grid *code* takes the shape *geom*, and the partition stays whole: land it gains is
+    cut out of its neighbours (as :func:`paint` does), land it gives up goes to the
+    neighbour sharing the longest edge with each piece. Refused when that is not possible:
+    the shape leaves the community, gives up a piece no neighbour touches, or takes a locked
+    grid's land or all of a grid. A micro- or exclusive grid takes the shape clipped to its
+    parent (micro) or community (exclusive) without changing any other grid."""
+    grid = _editable(grids, code)
+    if not geom.is_valid:
+        raise EditError(f"the new shape of grid {code} is not a valid polygon "
+                        f"({shapely.is_valid_reason(geom)})")
+    home = boundaries.get(grid.community_code)
+    if home is None:
+        raise EditError(f"community {grid.community_code} of grid {code} is not in the draft")
+    if shapely.difference(geom, home).area >= max(NOISE_AREA_DEG2, 0.001 * geom.area):
+        raise EditError(f"the new shape of grid {code} reaches outside its community "
+                        f"{grid.community_code}: keep it inside")
+    if grid.kind != "comprehensive":
+        return {code: _inside(grids, grid, geom, home)}
+    new = multi(shapely.intersection(geom, home))
+    if len(shapely.get_parts(new)) != 1:
+        raise EditError(f"the new shape of grid {code} is {pieces(new)} pieces: a grid is one "
+                        "piece")
+    changes: Changes = {}
+    for other in grids.values():  # the land it gains, cut out of its neighbours
+        if (other.code == code or other.kind != "comprehensive"
+                or other.community_code != grid.community_code
+                or shapely.intersection(other.geom, new).area < NOISE_AREA_DEG2):
+            continue
+        if other.locked:
+            raise EditError(f"the new shape of grid {code} takes land of grid {other.code}, "
+                            "which is locked: unlock it first")
+        rest = multi(shapely.difference(other.geom, new))
+        if rest.is_empty:
+            raise EditError(f"the new shape of grid {code} takes all of grid {other.code}: "
+                            "merge the grids instead")
+        changes[other.code] = replace(other, geom=rest)
+    work = {**grids, **{c: g for c, g in changes.items() if g is not None}}
+    lost = multi(shapely.difference(grid.geom, new))
+    for piece in shapely.get_parts(lost):  # the land it gives up, to a neighbour each
+        heir = _heir(work, piece, grid)
+        if heir is None or shapely.intersection(heir.geom.boundary, piece.boundary
+                                                ).length == 0:
+            at = piece.representative_point()
+            raise EditError(f"the new shape of grid {code} gives up land at {at.x:.6f}, "
+                            f"{at.y:.6f} that no neighbouring grid touches: it would be a gap")
+        if heir.locked:
+            raise EditError(f"the land grid {code} gives up goes to grid {heir.code}, which "
+                            "is locked: unlock it first")
+        changes[heir.code] = work[heir.code] = replace(
+            heir, geom=multi(shapely.union(heir.geom, piece)))
+    changes[code] = replace(grid, geom=new)
+    return node_neighbours(grids, changes)
+
+
+def _inside(grids: Mapping[str, DraftGrid], grid: DraftGrid, geom: shapely.Geometry,
+            home: shapely.Geometry) -> DraftGrid:
+    """*grid* (micro or exclusive) with *geom* clipped to where it may lie."""
+    parent = grids.get(grid.parent_grid_code or "")
+    room = parent.geom if grid.kind == "micro" and parent is not None else home
+    clipped = multi(shapely.intersection(geom, room))
+    if clipped.is_empty or clipped.area < 0.99 * geom.area:
+        where = f"grid {parent.code}" if room is not home and parent else "its community"
+        raise EditError(f"the new shape of {grid.kind} grid {grid.code} reaches outside "
+                        f"{where}: keep it inside")
+    return replace(grid, geom=clipped)
+
+
+def retire(grids: Mapping[str, DraftGrid], code: str) -> tuple[Changes, str | None]:
+    """Take grid *code* out of the draft; a comprehensive grid's land goes to the neighbour
+    sharing the longest edge with it (which keeps its code), and its micro- and exclusive
+    grids with it. Returns (the changes, the grid that took the land: None for a micro- or
+    exclusive grid)."""
+    grid = _editable(grids, code)
+    if grid.kind != "comprehensive":
+        return {code: None}, grid.parent_grid_code
+    heir = _heir(grids, grid.geom, grid)
+    if heir is None:
+        raise EditError(f"grid {code} has no neighbouring grid in community "
+                        f"{grid.community_code} to take its land: it is the last one")
+    if heir.locked:
+        raise EditError(f"grid {code}'s land would go to grid {heir.code}, which is locked: "
+                        "unlock it first")
+    grown = replace(heir, geom=multi(shapely.union(heir.geom, grid.geom)))
+    changes: Changes = {code: None, heir.code: grown}
+    _children_to(grids, [code], {heir.code: grown}, changes)
+    return changes, heir.code
+
+
+def create(grids: Mapping[str, DraftGrid], boundaries: Mapping[str, shapely.Geometry], *,
+           community: str, kind: str, geom: shapely.Geometry, name: str,
+           parent: str | None, used: Iterable[str]) -> Changes:
+    """A new grid of *community* with the next free code: a comprehensive grid takes its
+    land from the grids there now (as :func:`paint` does; none may vanish or be locked), a
+    micro-grid goes inside *parent* (:func:`add_micro`), an exclusive grid lies inside a
+    comprehensive one, on top of it."""
+    home = boundaries.get(community)
+    if home is None:
+        raise EditError(f"community {community} is not in this draft: a new grid goes in "
+                        f"one of {', '.join(sorted(boundaries))}")
+    if not geom.is_valid:
+        raise EditError(f"the new grid is not a valid polygon ({shapely.is_valid_reason(geom)})")
+    if not name.strip() or "\x00" in name or len(name) > 200:
+        raise EditError("a grid name is 1 to 200 characters, without NUL")
+    if kind == "micro":
+        if parent is None:
+            raise EditError("a micro-grid needs parent_grid_code: the grid it lies in")
+        return add_micro(grids, parent, geom, used=used, name=name)
+    if shapely.difference(geom, home).area >= max(NOISE_AREA_DEG2, 0.001 * geom.area):
+        raise EditError(f"the new grid reaches outside community {community}: keep it inside")
+    shape_ = multi(shapely.intersection(geom, home))
+    if len(shapely.get_parts(shape_)) != 1:
+        raise EditError("the new grid is not one piece: draw one polygon")
+    (code,) = next_codes(community, set(used) | set(grids), [shape_])
+    if kind == "exclusive":
+        hosts = [g for g in grids.values() if g.kind == "comprehensive"
+                 and shapely.intersection(g.geom, shape_).area >= 0.99 * shape_.area]
+        if parent is not None and parent not in {g.code for g in hosts}:
+            raise EditError(f"the new exclusive grid does not lie inside grid {parent}")
+        host = parent or (hosts[0].code if hosts else None)
+        if host is None:
+            raise EditError("an exclusive grid lies inside one comprehensive grid: draw it "
+                            "inside one")
+        return {code: DraftGrid(code, name.strip(), "exclusive", community, host, False,
+                                shape_)}
+    if kind != "comprehensive":
+        raise EditError(f"kind is comprehensive, exclusive or micro, not {kind!r}")
+    changes: Changes = {}
+    for other in grids.values():
+        if (other.kind != "comprehensive" or other.community_code != community
+                or shapely.intersection(other.geom, shape_).area < NOISE_AREA_DEG2):
+            continue
+        if other.locked:
+            raise EditError(f"the new grid takes land of grid {other.code}, which is locked: "
+                            "unlock it or draw elsewhere")
+        rest = multi(shapely.difference(other.geom, shape_))
+        if rest.is_empty:
+            raise EditError(f"the new grid covers all of grid {other.code}: change that "
+                            "grid's shape instead")
+        changes[other.code] = replace(other, geom=rest)
+    changes[code] = DraftGrid(code, name.strip(), "comprehensive", community, None, False,
+                              shape_)
+    return node_neighbours(grids, changes)
+
+
+def replace_partition(grids: Mapping[str, DraftGrid], boundaries: Mapping[str, shapely.Geometry],
+                      community: str, shapes: Sequence[shapely.Geometry], *,
+                      used: Iterable[str], name: str) -> Changes:
+    """The community's unlocked comprehensive grids replaced by *shapes* (a suggested
+    partition, lon/lat), clipped to the community and clear of the locked grids. A shape
+    keeps the code of the grid it shares most of its land with, both ways (each holds over
+    half of the other); the rest take the next free codes. Micro- and exclusive grids go to
+    the new grid holding most of them."""
+    home = boundaries.get(community)
+    if home is None:
+        raise EditError(f"community {community} is not in this draft")
+    mine = [g for g in grids.values() if g.community_code == community
+            and g.kind == "comprehensive"]
+    locked = [g.geom for g in mine if g.locked]
+    room = shapely.difference(home, shapely.union_all(locked)) if locked else home
+    clipped = [multi(shapely.intersection(s, room)) for s in shapes]
+    clipped = [c for c in clipped if not c.is_empty]
+    if not clipped:
+        raise EditError(f"the suggestion holds no land of community {community}")
+    old = [g for g in mine if not g.locked]
+    kept: dict[int, str] = {}
+    for g in old:
+        shares = [shapely.intersection(g.geom, c).area for c in clipped]
+        best = int(np.argmax(shares))
+        if (best not in kept and shares[best] > 0.5 * g.geom.area
+                and shares[best] > 0.5 * clipped[best].area):
+            kept[best] = g.code
+    fresh = [i for i in range(len(clipped)) if i not in kept]
+    codes = dict(zip(fresh, next_codes(community, set(used) | set(grids),
+                                       [clipped[i] for i in fresh]), strict=True))
+    changes: Changes = {g.code: None for g in old}
+    new: dict[str, DraftGrid] = {}
+    for i, geom in enumerate(clipped):
+        code = kept.get(i) or codes[i]
+        label = grids[code].name if code in grids else f"{name}{code[-3:]}"
+        new[code] = DraftGrid(code, label, "comprehensive", community, None, False, geom)
+    changes.update(new)
+    _children_to(grids, [g.code for g in old], new, changes)
+    return changes
+
+
 # --- statistics -------------------------------------------------------------------------
 
 @dataclass
@@ -420,7 +626,7 @@ class Measure:
     @classmethod
     def of(cls, communities: gpd.GeoDataFrame) -> Measure:
         """From a frame of ``code``, ``urban_rural`` and geometry in EPSG:4326."""
-        crs = CRS.from_user_input(communities.estimate_utm_crs())
+        crs = utm_crs(communities.total_bounds)
         to_metric = Transformer.from_crs(4326, crs, always_xy=True)
         to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
         codes = communities["code"].astype(str).to_numpy()
@@ -436,6 +642,25 @@ class Measure:
 
     def lonlat(self, geoms: Sequence[shapely.Geometry]) -> NDArray[np.object_]:
         return _project(np.asarray(geoms, dtype=object), self.to_lonlat)
+
+
+@functools.lru_cache(maxsize=128)
+def _utm(zone: int, north: bool) -> CRS:
+    return CRS.from_epsg((32600 if north else 32700) + zone)
+
+
+def utm_crs(bounds: Sequence[float]) -> CRS:
+    """The WGS 84 / UTM zone of the middle of *bounds* (lon/lat), as
+    ``GeoDataFrame.estimate_utm_crs`` picks it, without its search of the CRS database
+    (a second per call on a busy machine).
+
+    >>> utm_crs((108.9, 34.2, 109.0, 34.3)).to_epsg()
+    32649
+    """
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
+    zone = min(60, max(1, int((lon + 180) // 6) + 1))
+    return _utm(zone, lat >= 0)
 
 
 def _project(geoms: NDArray[np.object_], transformer: Transformer) -> NDArray[np.object_]:

@@ -42,6 +42,7 @@ BLOCKS_PER_GRID = 12  # the automatic H3 resolution aims at about this many bloc
 MAX_BLOCKS = 600
 RESPLIT_SEEDS = 4  # contiguous k-means starts tried per re-split
 CONSTRUCTION = 5  # max-p construction rounds (spopt's default 99 costs minutes)
+ATTEMPTS = 4  # draws of the regions (seeds) when one misses a band that can be met
 
 
 class SuggestError(ValueError):
@@ -101,7 +102,7 @@ class Suggestion:
 def suggest_partition(area: gpd.GeoDataFrame, households: gpd.GeoDataFrame, *,
                       band: tuple[int, int], locked: gpd.GeoDataFrame | None = None,
                       blocks: gpd.GeoDataFrame | None = None, resolution: int | None = None,
-                      seed: int = 0) -> Suggestion:
+                      seed: int = 0, attempts: int = ATTEMPTS) -> Suggestion:
     """Propose grids for *area* with between ``band[0]`` and ``band[1]`` households each.
 
     Parameters
@@ -116,6 +117,9 @@ def suggest_partition(area: gpd.GeoDataFrame, households: gpd.GeoDataFrame, *,
         a neighbouring block's grid only if covered, so pass blocks that cover the area.
     resolution : H3 resolution of the cells; chosen from the area and households when absent
     seed : the heuristics are randomised; the same seed gives the same suggestion
+    attempts : when a grid is out of a band that can be met, the regions are drawn again
+        with the next seeds, up to this many times in all; the best draw is kept (fewest
+        grids out of band, then the smallest total distance to the band)
 
     Returns
     -------
@@ -138,7 +142,7 @@ def suggest_partition(area: gpd.GeoDataFrame, households: gpd.GeoDataFrame, *,
     points = households.to_crs(metric)
     units, res = _blocks(region, points, blocks, metric, band=(low, high),
                          resolution=resolution)
-    labels, reasons, resplit, feasible = _regionalise(units, (low, high), seed)
+    labels, reasons, resplit, feasible = _best_of(units, (low, high), seed, attempts)
     grids = _dissolve(units, labels, metric)
     grids = _measure(grids, (low, high)).to_crs(area.crs)
     report = _report(grids, (low, high), reasons, feasible, len(units), res, resplit,
@@ -367,6 +371,24 @@ def _regionalise(units: gpd.GeoDataFrame, band: tuple[int, int], seed: int
         reasons.append(f"{len(big)} block(s) hold more than {high} households on their own "
                        f"(up to {int(hh[big].max())}): use smaller blocks")
     return labels, reasons, resplit, feasible
+
+
+def _best_of(units: gpd.GeoDataFrame, band: tuple[int, int], seed: int, attempts: int
+             ) -> tuple[np.ndarray, list[str], int, bool]:
+    """:func:`_regionalise` with seeds *seed*, *seed* + 1, … until every region is in the
+    band (or the band cannot be met, or *attempts* are spent); the best result."""
+    best: tuple[tuple[int, int], tuple[np.ndarray, list[str], int, bool]] | None = None
+    hh = units["households"].to_numpy()
+    for attempt in range(max(1, attempts)):
+        result = _regionalise(units, band, seed + attempt)
+        sums = np.bincount(result[0], weights=hh).astype(int)
+        score = (int(((sums < band[0]) | (sums > band[1])).sum()), _excess(sums, band))
+        if best is None or score < best[0]:
+            best = (score, result)
+        if score[0] == 0 or not result[3]:
+            break
+    assert best is not None
+    return best[1]
 
 
 def _where(units: gpd.GeoDataFrame, idx: np.ndarray) -> str:

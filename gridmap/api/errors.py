@@ -147,7 +147,9 @@ def draft_error(request: Request, exc: Exception) -> JSONResponse:
     status = {drafts.StaleRevision: 412, drafts.RevisionRequired: 428,
               drafts.IllegalState: 409, drafts.StaleBase: 409}.get(type(exc), 422)
     headers = {}
-    if isinstance(exc, drafts.StaleRevision) and exc.revision > 0:
+    if isinstance(exc, drafts.StaleRevision) and exc.etag is not None:
+        headers["ETag"] = exc.etag
+    elif isinstance(exc, drafts.StaleRevision) and exc.revision > 0:
         headers["ETag"] = f'"d{request.path_params.get("draft")}-r{exc.revision}"'
     return error_response(request, status, code=error_code(exc), detail=str(exc),
                           headers=headers)

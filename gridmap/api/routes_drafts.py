@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridmap import drafts
+from gridmap.analysis.drafting import DraftGrid
 from gridmap.api.deps import CallerDep, ConnDep, client_of
 from gridmap.api.routes_plans import GridChange, Moved
 
@@ -212,11 +213,17 @@ def _geojson(value: Any) -> dict[str, Any]:
     return out
 
 
+def grid_feature(grid: DraftGrid) -> dict[str, Any]:
+    """A draft grid as a GeoJSON Feature (lon/lat, full precision: sent back unchanged, it
+    changes nothing)."""
+    return {"type": "Feature", "id": grid.code, "geometry": _geojson(grid.geom),
+            "properties": {"code": grid.code, "name": grid.name, "kind": grid.kind,
+                           "community_code": grid.community_code,
+                           "parent_grid_code": grid.parent_grid_code, "locked": grid.locked}}
+
+
 def draft_public(view: drafts.DraftView) -> DraftPublic:
-    features = [{"type": "Feature", "id": g.code, "geometry": _geojson(g.geom),
-                 "properties": {"code": g.code, "name": g.name, "kind": g.kind,
-                                "parent_grid_code": g.parent_grid_code, "locked": g.locked}}
-                for g in view.grids.values()]
+    features = [grid_feature(g) for g in view.grids.values()]
     stats = view.stats
     grids = [GridStats(**{**{k: r[k] for k in GridStats.model_fields
                              if k != "vulnerable_households"},

@@ -237,12 +237,17 @@ def published_grids(conn: Connection, communities: Sequence[str]) -> dict[str, D
 
 def stage_draft(conn: Connection, draft: int) -> None:
     """The draft's grids as the stage table that publishing reads (gm_stage)."""
+    stage_drafts(conn, [draft])
+
+
+def stage_drafts(conn: Connection, drafts: Sequence[int]) -> None:
+    """The grids of *drafts* (of distinct communities) as the stage table publishing reads."""
     conn.execute(text("DROP TABLE IF EXISTS gm_stage"))
     conn.execute(text("CREATE TEMP TABLE gm_stage ON COMMIT DROP AS SELECT code, name, kind, "
                       "community_code, parent_grid_code, geom FROM grid WITH NO DATA"))
     conn.execute(text("INSERT INTO gm_stage SELECT code, name, kind, community_code, "
-                      "parent_grid_code, geom FROM plan_draft_grid WHERE draft_id = :d"),
-                 {"d": draft})
+                      "parent_grid_code, geom FROM plan_draft_grid WHERE draft_id = ANY(:d)"),
+                 {"d": list(drafts)})
 
 
 def publish_workers(conn: Connection, draft: int) -> int:

@@ -4,14 +4,14 @@ CQL2 filters (parsed by pygeofilter into SQLAlchemy clauses over an allowlist of
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
 from pygeofilter import ast as cql_ast
 from pygeofilter.backends.sqlalchemy.evaluate import to_filter
 from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
-from sqlalchemy import Column, ColumnElement, Table, and_, func, select
+from sqlalchemy import Column, ColumnElement, FromClause, Table, and_, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -25,7 +25,7 @@ from gridmap.store.scope import in_scope
 class Collection:
     id: str
     title: str
-    table: Table
+    table: Table | FromClause  # a table, or a query over one (the grids as of a moment)
     key: str
     properties: tuple[str, ...]
     where: tuple[tuple[str, str], ...] = ()
@@ -49,7 +49,8 @@ COLLECTIONS: dict[str, Collection] = {c.id: c for c in (
     Collection("communities", "Villages and communities", tables.division, "code",
                ("code", "name", "urban_rural", "population", "parent_code"),
                (("level", "community"),)),
-    Collection("grids", "Grids (current version)", tables.grid, "code",
+    Collection("grids", "Grids (current version; datetime: as of a past moment)",
+               tables.grid, "code",
                ("code", "name", "kind", "community_code", "parent_grid_code", "version")),
     Collection("households", "Households", tables.household, "id",
                ("id", "address", "head_name", "phone", "residents", *CARE_FLAGS, "grid_code"),
@@ -66,6 +67,18 @@ COLLECTIONS: dict[str, Collection] = {c.id: c for c in (
                resource=Resource.incidents, scope_columns=("grid_code", "township_code"),
                personal=(("description", "incident_description", "text"),)),
 )}
+
+
+def as_of(collection: Collection, at: datetime) -> Collection:
+    """The grids collection as it was at *at*: the grids of the versions valid then
+    (grid_history), with the same properties."""
+    h, v = tables.grid_history, tables.grid_version
+    past = (select(h.c.code, h.c.name, h.c.kind, v.c.community_code.label("community_code"),
+                   h.c.parent_grid_code, v.c.version.label("version"), h.c.geom)
+            .join(v, v.c.id == h.c.version_id)
+            .where(v.c.valid_from <= at, or_(v.c.valid_to.is_(None), v.c.valid_to > at))
+            .subquery("grid_as_of"))
+    return replace(collection, table=past)
 
 
 class FilterError(ValueError):
@@ -105,7 +118,7 @@ WRITE_AS: dict[Kind, str] = {
     "timestamp": "TIMESTAMP('2024-01-01T00:00:00Z') or DATE('2024-01-01')"}
 
 
-def column_kind(column: Column[Any]) -> Kind | None:
+def column_kind(column: Column[Any] | ColumnElement[Any]) -> Kind | None:
     """What a filter may compare a column with (None: not checked)."""
     try:
         python = column.type.python_type
@@ -147,7 +160,7 @@ class _Types:
     mismatch is a 400 naming the property (PostgreSQL would refuse the query: ``operator
     does not exist``)."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table | FromClause) -> None:
         self.table = table
 
     def kind(self, node: Any) -> Kind | None:

@@ -136,3 +136,42 @@ def test_micro_grids_sit_inside_their_grid_coded_under_the_community() -> None:
     assert by[code]["band_low"] == 50 and 0 < by[code]["households"] < by[f"{COM}003"][
         "households"]
     assert [d for d in defects if d["defect"] in drafting.BLOCKING] == []
+
+
+def test_whole_feature_edits_keep_the_partition() -> None:
+    """What a standard client sends (OGC API Features Part 4): a new grid, a replaced shape
+    that gains from one neighbour and gives up to another, a deleted grid."""
+    grids, measure = community()
+    home = measure.boundaries
+    g1, g2, g3 = (f"{COM}{i:03d}" for i in (1, 2, 3))
+    # a new comprehensive grid in the middle takes land from all four
+    middle = shapely.box(X0 + 0.5 * D, Y0 + 0.5 * D, X0 + 1.5 * D, Y0 + 1.5 * D)
+    made = drafting.create(grids, home, community=COM, kind="comprehensive", geom=middle,
+                           name="中", parent=None, used=grids)
+    new = next(c for c in made if c not in grids)
+    assert new == f"{COM}005" and len(made) == 5
+    grids = apply(grids, made)
+    assert_partition(grids, measure)
+    # a hole in G1 that no neighbour touches would be a gap: refused
+    hole = shapely.box(X0 + 0.2 * D, Y0 + 1.7 * D, X0 + 0.3 * D, Y0 + 1.8 * D)
+    with pytest.raises(EditError, match="gap"):
+        drafting.reshape(grids, home, g1, shapely.difference(grids[g1].geom, hole))
+    # grows east into G2, gives its south-west corner to G3 (the neighbour touching it)
+    shape_ = shapely.difference(shapely.box(X0, Y0 + 1.1 * D, X0 + 1.2 * D, Y0 + 2 * D),
+                                middle)
+    changes = drafting.reshape(grids, home, g1, shape_)
+    assert {g1, g2, g3} <= set(changes)
+    grids = apply(grids, changes)
+    assert_partition(grids, measure)
+    assert shapely.equals(grids[g1].geom, drafting.multi(shape_))
+    # outside the community, or swallowing a neighbour: refused
+    with pytest.raises(EditError, match="outside"):
+        drafting.reshape(grids, home, g1, shapely.box(X0 - D, Y0, X0 + D, Y0 + 2 * D))
+    with pytest.raises(EditError, match="all of grid"):
+        drafting.reshape(grids, home, g1, shapely.union(grids[g1].geom, grids[new].geom))
+    # deleting the middle grid hands its land to the neighbour sharing the longest edge
+    changes, heir = drafting.retire(grids, new)
+    assert changes[new] is None and heir in changes
+    grids = apply(grids, changes)
+    assert new not in grids
+    assert_partition(grids, measure)

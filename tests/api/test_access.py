@@ -886,6 +886,41 @@ def drafts_abandon(c: Call) -> None:
         assert res.json()["status"] == "abandoned"
 
 
+def _square(c: Call, half: float = 0.0001) -> dict[str, Any]:
+    x, y = c.point
+    return {"type": "Polygon", "coordinates": [[[x - half, y - half], [x + half, y - half],
+                                                [x + half, y + half], [x - half, y + half],
+                                                [x - half, y - half]]]}
+
+
+def ogc_create(c: Call) -> None:
+    draft, _ = _new_draft(c)
+    res = c.client.post("/ogc/collections/grids/items", params={"draft": draft},
+                        headers=c.headers, json={
+                            "type": "Feature", "geometry": _square(c),
+                            "properties": {"name": "微网格", "kind": "micro",
+                                           "parent_grid_code": GRID if c.inside
+                                           else OTHER_GRID}})
+    if _expect_draft(c, res, 201):
+        assert res.json()["properties"]["kind"] == "micro" and res.headers["ETag"]
+
+
+def _ogc_change(c: Call, method: str) -> None:
+    """A change to a grid of an admin's draft, with the ETag the admin read."""
+    admin = c.client.app.state.matrix_admin
+    draft, _ = _new_draft(c)
+    url = f"/ogc/collections/grids/items/{GRID if c.inside else OTHER_GRID}"
+    read = c.client.get(url, params={"draft": draft}, headers=admin)
+    assert read.status_code == 200, read.text
+    body = {"type": "Feature", "geometry": read.json()["geometry"],
+            "properties": {"name": "改名"}}
+    res = c.client.request(method, url, params={"draft": draft},
+                           headers={**c.headers, "If-Match": read.headers["ETag"]},
+                           json=None if method == "DELETE" else body)
+    if _expect_draft(c, res, 204 if method == "DELETE" else 200) and method != "DELETE":
+        assert res.json()["properties"]["name"] == "改名"
+
+
 CASES: dict[str, Callable[[Call], None]] = {
     "POST /auth/token": auth_token,
     "POST /auth/session": auth_session,
@@ -952,6 +987,13 @@ CASES: dict[str, Callable[[Call], None]] = {
     "GET /ogc/collections/{collection_id}/queryables": ogc_queryables,
     "GET /ogc/collections/{collection_id}/items": ogc_items,
     "GET /ogc/collections/{collection_id}/items/{feature_id}": ogc_item,
+    "POST /ogc/collections/{collection_id}/items": ogc_create,
+    "PUT /ogc/collections/{collection_id}/items/{feature_id}":
+        lambda c: _ogc_change(c, "PUT"),
+    "PATCH /ogc/collections/{collection_id}/items/{feature_id}":
+        lambda c: _ogc_change(c, "PATCH"),
+    "DELETE /ogc/collections/{collection_id}/items/{feature_id}":
+        lambda c: _ogc_change(c, "DELETE"),
     "GET /healthz": healthz,
     "GET /readyz": readyz,
 }

@@ -32,7 +32,7 @@ from gridmap.store.cluster import LocalCluster
 from gridmap.store.db import database_url, open_database
 from gridmap.store.listen import TABLES, Change, ChangeHub
 from tests.conftest import loaded_database, serve_in_thread
-from tests.helpers import bearer, run_cli, token_for
+from tests.helpers import bearer, import_layer, token_for
 
 UNAVAILABLE = "the database is unavailable: retry shortly"
 
@@ -90,7 +90,7 @@ def own_server() -> Iterator[tuple[LocalCluster, str]]:
         for layer in ("counties", "townships", "communities", "grids", "workers",
                       "households"):
             path = files.get(layer, DEMO_DIR / DEMO_FILES[layer])
-            result = run_cli(url, "import", layer, str(path))
+            result = import_layer(url, layer, path)
             assert result.exit_code == 0, result.output
         yield cluster, url
     finally:
