@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from gridmap.access import Principal
 from gridmap.api.deps import CallerDep
-from gridmap.api.schemas import error
+from gridmap.api.errors import error
 from gridmap.domain.access import Resource, Scope
 from gridmap.store.ogc import COLLECTIONS, extent
 from gridmap.tiles.mvt import LAYERS, MAX_ZOOM, view_of
