@@ -20,6 +20,7 @@ from gridmap.api.deps import (
     ReadsUsers,
     client_of,
 )
+from gridmap.api.errors import error
 from gridmap.domain.access import Resource, Role
 from gridmap.store import accounts
 
@@ -95,8 +96,8 @@ async def token(request: Request,
 
 @router.post("/auth/session", responses={401: {"description": "wrong name or password"}})
 async def session(request: Request, response: Response,
-                  username: Annotated[str, Form(max_length=200)],
-                  password: Annotated[str, Form(max_length=256)]) -> Me:
+                  username: Annotated[str, Form(min_length=1, max_length=200)],
+                  password: Annotated[str, Form(min_length=1, max_length=256)]) -> Me:
     """Sign in for the web pages: the token goes into an HTTP-only cookie, and the answer
     carries the CSRF token that page scripts send with every change."""
     issued = await _sign_in(request, username, password)
@@ -145,7 +146,8 @@ def list_users(conn: ConnDep, caller: ReadsUsers) -> list[UserPublic]:
     return [_user(u) for u in accounts.list_users(conn)]
 
 
-@router.post("/api/users", status_code=201)
+@router.post("/api/users", status_code=201, responses={
+    409: error("an account of that name exists already")})
 def create_user(request: Request, caller: ReadsUsers, body: UserCreate) -> UserPublic:
     """Add an account (admins only); audited."""
     with request.app.state.engine.begin() as conn:

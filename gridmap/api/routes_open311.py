@@ -397,8 +397,10 @@ async def create_request(
     email: Annotated[str | None, Form()] = None,
     media_url: Annotated[str | None, Form(description="not kept by this server: send the "
                                           "image itself as media")] = None,
-    media: Annotated[UploadFile | None, File(description="a photo (multipart/form-data): "
-                                             "JPEG, PNG or WebP")] = None,
+    # not ``UploadFile | None``: the OpenAPI would say "a string or null" instead of "a
+    # file", and a client (schemathesis) would send it as a plain field
+    media: Annotated[UploadFile, File(description="a photo (multipart/form-data): "
+                                      "JPEG, PNG or WebP")] = None,  # type: ignore[assignment]
     device_id: Annotated[str | None, Form()] = None,
     account_id: Annotated[str | None, Form()] = None,
     jurisdiction_id: Annotated[str | None, Form(description="accepted and ignored")] = None,
