@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from gridmap.access import NotVisible, Principal
 from gridmap.api.deps import CallerDep, ConnDep, ReadsBoundaries, ReadsHouseholds, client_of
+from gridmap.api.schemas import LocatePublic
 from gridmap.domain.access import (
     Resource,
     Show,
@@ -27,7 +28,7 @@ from gridmap.store.versions import locate_at
 router = APIRouter(prefix="/api", tags=["locate"])
 
 
-@router.get("/locate")
+@router.get("/locate", responses={200: {"model": LocatePublic}})
 async def locate(
     request: Request,
     caller: CallerDep,
