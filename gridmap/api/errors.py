@@ -235,9 +235,24 @@ def document(app: FastAPI) -> None:
                 answers = operation.setdefault("responses", {})
                 for status, spec in _common_errors(route).items():
                     answers.setdefault(str(status), _documented(spec))
+                for status, answer in answers.items():
+                    _error_shape(status, answer)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _error_shape(status: str, answer: dict[str, Any]) -> None:
+    """An error answer documented without a body, or with FastAPI's list-only validation
+    body, gets the shape every error answer has (a domain rule broken is a 422 whose detail
+    is a sentence)."""
+    if not status.startswith(("4", "5")):
+        return
+    content = answer.get("content")
+    if content is None or content.get("application/json", {}).get("schema") == {
+            "$ref": "#/components/schemas/HTTPValidationError"}:
+        answer["content"] = {"application/json": {"schema": {
+            "$ref": "#/components/schemas/ErrorPublic"}}}
 
 
 def _documented(spec: dict[str, Any]) -> dict[str, Any]:

@@ -52,7 +52,8 @@ class UserPublic(BaseModel):
 
 
 class UserCreate(BaseModel):
-    name: str = Field(min_length=2, max_length=64)
+    name: str = Field(pattern=access.NAME.pattern, description="2 to 64 characters, without "
+                      "spaces or control characters")
     role: Role
     divisions: list[str] = Field(default=[], max_length=1000)
     password: str = Field(min_length=8, max_length=256)

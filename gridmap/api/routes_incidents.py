@@ -126,7 +126,8 @@ def _version(if_match: str | None) -> int | None:
         return None
     hit = ETAG.match(if_match)
     if hit is None:
-        raise incidents.IncidentError(f"If-Match {if_match!r} is not an ETag of this API "
+        # matches no version of the case: the precondition failed (RFC 9110 §13.1.1)
+        raise incidents.StaleVersion(f"If-Match {if_match!r} is not an ETag of this API "
                                       '(e.g. "v3")')
     return int(hit.group(1))
 
