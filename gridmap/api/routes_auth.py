@@ -51,18 +51,22 @@ class UserPublic(BaseModel):
     disabled: bool
 
 
+DivisionCode = Annotated[str, Field(pattern=r"^([0-9]{12}|[0-9]{15})$",
+                                    description="a 12-digit division or 15-digit grid code")]
+
+
 class UserCreate(BaseModel):
     name: str = Field(pattern=access.NAME.pattern, description="2 to 64 characters, without "
                       "spaces or control characters")
     role: Role
-    divisions: list[str] = Field(default=[], max_length=1000)
+    divisions: list[DivisionCode] = Field(default=[], max_length=1000)
     password: str = Field(min_length=8, max_length=256)
 
 
 class UserUpdate(BaseModel):
     disabled: bool | None = None
     password: str | None = Field(None, min_length=8, max_length=256)
-    divisions: list[str] | None = Field(None, max_length=1000)
+    divisions: list[DivisionCode] | None = Field(None, max_length=1000)
 
 
 class AuditEntry(BaseModel):

@@ -87,7 +87,7 @@ class LocatePublic(BaseModel):
     edge_distance_m: float | None = Field(None, description="to the grid's nearest edge")
     near_edge: bool | None = Field(None, description="within the margin of an edge: check "
                                    "the candidates")
-    candidates: list[Candidate] = Field(description="other grids within the margin")
+    candidates: list[Candidate] = Field([], description="other grids within the margin")
 
 
 async def report_output(request: Request, caller: Principal, job: Job) -> Response:

@@ -105,7 +105,7 @@ def test_a_check_is_kept_until_the_data_changes(client: TestClient, demo_db: str
                          (household,))
 
 
-COLD_CHECK_BOUND_S = 30.0  # half the default report limit (60 s); ~5 s on a quiet machine
+COLD_CHECK_BOUND_S = 30.0  # half the default report limit (60 s)
 
 
 def test_a_cold_whole_district_check_answers_well_inside_its_limit(
