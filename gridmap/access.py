@@ -92,6 +92,10 @@ class AccountError(ValueError):
     """A bad account name, role, division or password; the message says what to fix."""
 
 
+class AccountExists(AccountError):
+    """An account of that name exists already (names are never reused)."""
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: their role, the divisions they hold and how they see personal data."""
@@ -245,7 +249,7 @@ def add_user(conn: Connection, name: str, role: str, divisions: Sequence[str], p
     codes = check_divisions(conn, parsed, divisions)
     check_password(password)
     if accounts.find_user(conn, name) is not None:
-        raise AccountError(f"an account named {name!r} exists already")
+        raise AccountExists(f"an account named {name!r} exists already")
     accounts.insert_user(conn, name, parsed.value, _hasher.hash(password), codes)
     accounts.insert_audit(conn, [audit_entry(actor, "write", "user add", divisions=codes,
                                              row_ids=[name], detail=f"role {parsed.value}")])

@@ -388,6 +388,7 @@ def _serve(pipe: Pipe) -> None:
         engine = make_engine(pipe.recv())
     except (EOFError, OSError):
         return
+    _warm_up()
     while True:
         try:
             number, job = pipe.recv()
@@ -407,6 +408,15 @@ def _serve(pipe: Pipe) -> None:
             log.exception("report worker: %r failed", job)
             answer = ("error", RuntimeError(f"the report failed: {type(exc).__name__}: {exc}"))
         pipe.send((number, *answer))
+
+
+def _warm_up() -> None:
+    """Import what the reports use before the first job arrives: seconds of start-up a first
+    report would otherwise spend inside its time limit (under load, enough to pass it — the
+    flaky first ``/api/check``)."""
+    import gridmap.analysis.coverage
+    import gridmap.analysis.report
+    import gridmap.tiles.maps  # noqa: F401
 
 
 class _Worker:
@@ -444,7 +454,8 @@ class ReportPool:
     """At most *workers* reports at a time, each in a process of its own (the server's own
     threads keep the GIL for locate, tiles and search). A job that runs past *timeout_s*
     (queueing included) is stopped by killing its worker, which is replaced; a request that
-    goes away stops its job the same way. Workers start on first use."""
+    goes away stops its job the same way. Workers start with :meth:`start` (else on first
+    use), so that a first report does not wait for an interpreter to start."""
 
     def __init__(self, database_url: str, *, workers: int, timeout_s: float) -> None:
         self.database_url = database_url
@@ -460,6 +471,13 @@ class ReportPool:
             for _ in range(self.workers):
                 self._idle.put_nowait(None)  # a slot whose worker starts when first needed
         return self._idle
+
+    def start(self) -> None:
+        """Start every worker now (call on the server's event loop)."""
+        idle = self._queue()
+        for _ in range(idle.qsize()):
+            worker = idle.get_nowait()
+            idle.put_nowait(worker or self._start())
 
     def _start(self) -> _Worker:
         worker = _Worker(self.database_url)

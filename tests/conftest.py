@@ -119,6 +119,12 @@ def demo_db(server_url: str, template_db: str) -> Iterator[str]:
         yield url
 
 
+def copy_of(server_url: str, url: str) -> Iterator[str]:
+    """A database of its own copied from the one at *url* (which nobody may be using at that
+    moment), dropped afterwards: for a test that writes into the demo."""
+    yield from _fresh(server_url, make_url(url).database or "")
+
+
 def serve_in_thread(database_url: str, **settings: Any) -> Iterator[str]:
     """gridmap's app on a free loopback port, in a thread; yields its base URL. *settings*
     override the defaults (e.g. ``photo_dir``)."""

@@ -7,6 +7,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from gridmap.analysis.frames import utm_crs
 from gridmap.domain.standards import GridStandard
 
 
@@ -74,7 +75,7 @@ def grid_balance(grids: gpd.GeoDataFrame, households: pd.DataFrame, *,
         n = out["code"].map(full).fillna(0).to_numpy()
         out["workers"] = n.astype(int)
         out["households_per_worker"] = np.where(n > 0, hh / np.maximum(n, 1), np.nan)
-    metric = out.to_crs(out.estimate_utm_crs()) if not out.crs.is_projected else out
+    metric = out.to_crs(utm_crs(out)) if not out.crs.is_projected else out
     area = metric.geometry.area.to_numpy()
     perimeter = metric.geometry.length.to_numpy()
     out["area_km2"] = area / 1e6

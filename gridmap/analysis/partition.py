@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gridmap.analysis.frames import utm_crs
+
 Defect = Literal["invalid", "gap", "overlap", "outside", "multipart", "sliver"]
 COLUMNS = ["defect", "community_code", "grid_code", "other_code", "area_m2", "detail", "geometry"]
 
@@ -24,7 +26,7 @@ def _metric(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         raise ValueError("the layer has no CRS: set one before checking")
     if frame.crs.is_projected:
         return frame
-    return frame.to_crs(frame.estimate_utm_crs())
+    return frame.to_crs(utm_crs(frame))
 
 
 def _significant(geom: shapely.Geometry, tolerance: float, min_area: float

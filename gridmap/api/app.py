@@ -89,6 +89,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             ReportPool(url, workers=settings.report_workers,
                        timeout_s=settings.report_timeout_s),
             ReportCache(max_bytes=int(settings.report_cache_mb * 1e6)))
+        app.state.reports.pool.start()
         # The start-up heap (libraries, the locate index: ~270k objects) never becomes
         # garbage; freezing it keeps full collections from pausing requests for ~100 ms.
         gc.collect()
@@ -143,6 +144,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(routes_emergency.router)
     app.include_router(pages.router)
     docs.install(app)
+    errors.document(app)  # the errors common to every route, in the OpenAPI
     pages.mount_assets(app)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

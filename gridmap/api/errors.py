@@ -10,16 +10,20 @@ saying which. Validation errors keep FastAPI's list of fields in ``detail``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridmap import drafts, i18n, incidents, plans, reports
-from gridmap.access import AccessError, AccountError
+from gridmap.access import AccessError, AccountError, AccountExists
 from gridmap.domain.photos import PhotoError
 from gridmap.store.ogc import FilterError
 from gridmap.tiles.mvt import TileError, UnknownLayer
@@ -102,7 +106,8 @@ def access_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def account_error(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(request, 422, code=error_code(exc), detail=str(exc))
+    status = 409 if isinstance(exc, AccountExists) else 422
+    return error_response(request, status, code=error_code(exc), detail=str(exc))
 
 
 def incident_error(request: Request, exc: Exception) -> JSONResponse:
@@ -155,6 +160,113 @@ def draft_error(request: Request, exc: Exception) -> JSONResponse:
                           headers=headers)
 
 
+class ErrorPublic(BaseModel):
+    """The body of every error answer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="what went wrong, as a stable name (not_found, "
+                      "stale_version, invalid_request…)")
+    detail: str | list[Any] = Field(description="what is wrong and what to do about it "
+                                    "(a list of fields for a request that does not fit the "
+                                    "schema)")
+
+
+def error(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    """An error answer for a route's ``responses=``."""
+    out: dict[str, Any] = {"model": ErrorPublic, "description": description}
+    if retry_after:
+        out["headers"] = {"Retry-After": {"description": "seconds to wait before retrying",
+                                          "schema": {"type": "integer"}}}
+    return out
+
+
+# The answers any route of a kind may give, whatever it does: documented here once, added to
+# every operation of the OpenAPI by document(); a route documents its own others.
+UNAVAILABLE = error("the database is unavailable: retry after Retry-After seconds",
+                    retry_after=True)
+SIGNED_IN_ERRORS: dict[int, dict[str, Any]] = {
+    401: error("the bearer token is not valid (expired, revoked or unknown): sign in again"),
+    403: error("the caller's role or divisions do not allow this"),
+}
+PATH_ERRORS: dict[int, dict[str, Any]] = {
+    404: error("nothing with that identifier, or none among the caller's"),
+}
+BODY_ERRORS: dict[int, dict[str, Any]] = {
+    400: error("the body could not be parsed (not JSON, not a form)"),
+}
+
+
+def _calls(dependant: Dependant) -> Iterator[Any]:
+    for sub in dependant.dependencies:
+        yield sub.call
+        yield from _calls(sub)
+
+
+def _common_errors(route: APIRoute) -> dict[int, dict[str, Any]]:
+    from gridmap.api.deps import get_caller  # deps imports this module's neighbours
+
+    out: dict[int, dict[str, Any]] = {503: UNAVAILABLE}
+    if get_caller in set(_calls(route.dependant)):
+        out.update(SIGNED_IN_ERRORS)
+    if route.body_field is not None:
+        out.update(BODY_ERRORS)
+    if route.dependant.path_params:
+        out.update(PATH_ERRORS)
+    return out
+
+
+def document(app: FastAPI) -> None:
+    """Make the OpenAPI list, on every operation, the errors common to its kind of route:
+    503 on all (the database away), 401/403 where the caller is asked for, 400 where a body
+    is parsed, 404 where the path names something. Call after every router is included."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # FastAPI's, made again when a route is added
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault("ErrorPublic", ErrorPublic.model_json_schema(
+            ref_template="#/components/schemas/{model}"))
+        for context in iter_route_contexts(app.routes):
+            route = context.original_route
+            if not isinstance(route, APIRoute) or not route.include_in_schema:
+                continue
+            for method in context.methods or ():
+                operation = schema["paths"].get(context.path_format, {}).get(method.lower())
+                if operation is None:
+                    continue
+                answers = operation.setdefault("responses", {})
+                for status, spec in _common_errors(route).items():
+                    answers.setdefault(str(status), _documented(spec))
+                for status, answer in answers.items():
+                    _error_shape(status, answer)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _error_shape(status: str, answer: dict[str, Any]) -> None:
+    """An error answer documented without a body, or with FastAPI's list-only validation
+    body, gets the shape every error answer has (a domain rule broken is a 422 whose detail
+    is a sentence)."""
+    if not status.startswith(("4", "5")):
+        return
+    content = answer.get("content")
+    if content is None or content.get("application/json", {}).get("schema") == {
+            "$ref": "#/components/schemas/HTTPValidationError"}:
+        answer["content"] = {"application/json": {"schema": {
+            "$ref": "#/components/schemas/ErrorPublic"}}}
+
+
+def _documented(spec: dict[str, Any]) -> dict[str, Any]:
+    out = {"description": spec["description"],
+           "content": {"application/json": {"schema": {
+               "$ref": "#/components/schemas/ErrorPublic"}}}}
+    if "headers" in spec:
+        out["headers"] = spec["headers"]
+    return out
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -162,6 +274,7 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(kind, typed_error)
     app.add_exception_handler(AccessError, access_error)
     app.add_exception_handler(AccountError, account_error)
+    app.add_exception_handler(AccountExists, account_error)
     for error in (incidents.IncidentError, incidents.IllegalStep, incidents.StaleVersion,
                   incidents.VersionRequired):
         app.add_exception_handler(error, incident_error)

@@ -20,6 +20,7 @@ from gridmap.api.deps import (
     ReadsUsers,
     client_of,
 )
+from gridmap.api.errors import error
 from gridmap.domain.access import Resource, Role
 from gridmap.store import accounts
 
@@ -50,17 +51,22 @@ class UserPublic(BaseModel):
     disabled: bool
 
 
+DivisionCode = Annotated[str, Field(pattern=r"^([0-9]{12}|[0-9]{15})$",
+                                    description="a 12-digit division or 15-digit grid code")]
+
+
 class UserCreate(BaseModel):
-    name: str = Field(min_length=2, max_length=64)
+    name: str = Field(pattern=access.NAME.pattern, description="2 to 64 characters, without "
+                      "spaces or control characters")
     role: Role
-    divisions: list[str] = Field(default=[], max_length=1000)
+    divisions: list[DivisionCode] = Field(default=[], max_length=1000)
     password: str = Field(min_length=8, max_length=256)
 
 
 class UserUpdate(BaseModel):
     disabled: bool | None = None
     password: str | None = Field(None, min_length=8, max_length=256)
-    divisions: list[str] | None = Field(None, max_length=1000)
+    divisions: list[DivisionCode] | None = Field(None, max_length=1000)
 
 
 class AuditEntry(BaseModel):
@@ -95,8 +101,8 @@ async def token(request: Request,
 
 @router.post("/auth/session", responses={401: {"description": "wrong name or password"}})
 async def session(request: Request, response: Response,
-                  username: Annotated[str, Form(max_length=200)],
-                  password: Annotated[str, Form(max_length=256)]) -> Me:
+                  username: Annotated[str, Form(min_length=1, max_length=200)],
+                  password: Annotated[str, Form(min_length=1, max_length=256)]) -> Me:
     """Sign in for the web pages: the token goes into an HTTP-only cookie, and the answer
     carries the CSRF token that page scripts send with every change."""
     issued = await _sign_in(request, username, password)
@@ -145,7 +151,8 @@ def list_users(conn: ConnDep, caller: ReadsUsers) -> list[UserPublic]:
     return [_user(u) for u in accounts.list_users(conn)]
 
 
-@router.post("/api/users", status_code=201)
+@router.post("/api/users", status_code=201, responses={
+    409: error("an account of that name exists already")})
 def create_user(request: Request, caller: ReadsUsers, body: UserCreate) -> UserPublic:
     """Add an account (admins only); audited."""
     with request.app.state.engine.begin() as conn:

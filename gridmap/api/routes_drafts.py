@@ -116,7 +116,9 @@ class DraftPublic(BaseModel):
 
 class DraftCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    area: str = Field(pattern=r"^[0-9]{12}$", description="community or township code")
+    area: str = Field(pattern=r"^[0-9]{6}([0-9]{2}[1-9]|[0-9][1-9][0-9]|[1-9][0-9]{2})[0-9]{3}$",
+                      description="community or township code (12 digits; a county's, "
+                      "ending in 000000, has no grids of its own)")
     title: str = Field(min_length=1, max_length=200)
 
 

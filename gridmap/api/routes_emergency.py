@@ -27,7 +27,14 @@ Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 class EmergencyQuery(BaseModel):
     """An area: a polygon, or a radius around a point."""
 
-    model_config = ConfigDict(extra="forbid")
+    # the either/or the validator enforces, said in the schema too
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["area"], "properties": {"area": {"type": "object"}},
+         "not": {"anyOf": [{"required": ["point"]},
+                                                  {"required": ["radius_m"]}]}},
+        {"required": ["point", "radius_m"],
+         "properties": {"point": {"type": "array"}, "radius_m": {"type": "number"}},
+         "not": {"required": ["area"]}}]})
 
     area: dict[str, Any] | None = Field(None, description=(
         "a GeoJSON Polygon or MultiPolygon (or a Feature holding one), in WGS84 unless "

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -70,12 +69,11 @@ def get_townships(conn: ConnDep, caller: ReadsBoundaries) -> Any:
 def get_grids(
     conn: ConnDep,
     caller: ReadsBoundaries,
-    community: str | None = Query(None, description="12-digit community code; all if absent"),
+    community: str | None = Query(None, pattern=r"^[0-9]{12}$",
+                                  description="12-digit community code; all if absent"),
 ) -> Any:
     """Current grids (the caller's) with households and residents counted inside each (for
     callers who may read counts)."""
-    if community is not None and not re.fullmatch(r"[0-9]{12}", community):
-        raise HTTPException(422, f"community must be a 12-digit division code, not {community!r}")
     caller.require_code(community)
     return GeoJSONResponse(features.grids_geojson(
         conn, community=community, scope=caller.scope, counts=caller.may(Resource.counts)))

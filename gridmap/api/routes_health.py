@@ -25,10 +25,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
+from gridmap.api.errors import RETRY_AFTER_S, error_response
+
 router = APIRouter(tags=["health"])
 log = logging.getLogger("gridmap")
 UNAVAILABLE = "the database is unavailable: retry shortly"
-RETRY_AFTER_S = 5
 DATABASE_TIMEOUT_S = 3.0
 
 
@@ -138,8 +139,8 @@ def install(app: FastAPI) -> None:
                 and not exc.connection_invalidated):
             raise exc  # not about the connection: a server error as before
         outage.note(exc)
-        return JSONResponse({"detail": UNAVAILABLE}, status_code=503,
-                            headers={"Retry-After": str(RETRY_AFTER_S)})
+        return error_response(request, 503, code="unavailable", detail=UNAVAILABLE,
+                              headers={"Retry-After": str(RETRY_AFTER_S)})
 
     for kind in (psycopg.OperationalError, SQLAlchemyOperationalError, DBAPIError):
         app.add_exception_handler(kind, database_unavailable)

@@ -126,7 +126,8 @@ def _version(if_match: str | None) -> int | None:
         return None
     hit = ETAG.match(if_match)
     if hit is None:
-        raise incidents.IncidentError(f"If-Match {if_match!r} is not an ETag of this API "
+        # matches no version of the case: the precondition failed (RFC 9110 §13.1.1)
+        raise incidents.StaleVersion(f"If-Match {if_match!r} is not an ETag of this API "
                                       '(e.g. "v3")')
     return int(hit.group(1))
 
@@ -152,6 +153,8 @@ def _answer(request: Request, response: Response, caller: Any, case: dict[str, A
 
 
 @router.post("/incidents", status_code=201, response_model_exclude_unset=True, responses={
+    400: {"description": "a form that cannot be parsed (too many files or fields, not "
+                         "UTF-8)"},
     404: {"description": "the point is in none of the caller's divisions"},
     413: {"description": "a photo larger than the deployment allows"},
     415: {"description": "a photo that is not a JPEG, PNG or WebP image"},
@@ -210,6 +213,8 @@ def get_incident(request: Request, response: Response, conn: ConnDep,
 
 
 @router.post("/incidents/{incident_id}/actions", response_model_exclude_unset=True, responses={
+    400: {"description": "a form that cannot be parsed (too many files or fields, not "
+                         "UTF-8)"},
     409: {"description": "the step is not allowed from the case's stage"},
     412: {"description": "the case changed since it was read"},
     413: {"description": "a photo larger than the deployment allows"},

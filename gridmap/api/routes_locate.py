@@ -25,6 +25,7 @@ from gridmap.api.deps import (
     caller_in_memory,
     client_of,
 )
+from gridmap.api.schemas import LocatePublic
 from gridmap.domain.access import (
     Resource,
     Show,
@@ -39,7 +40,7 @@ from gridmap.store.versions import locate_at
 router = APIRouter(prefix="/api", tags=["locate"])
 
 
-@router.get("/locate")
+@router.get("/locate", responses={200: {"model": LocatePublic}})
 async def locate(
     request: Request,
     caller: CallerDep,

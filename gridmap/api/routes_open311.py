@@ -17,13 +17,14 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridmap import incidents
 from gridmap.access import AccessError, AccountError, NotVisible, Principal
@@ -95,7 +96,7 @@ class Open311Route(APIRoute):
                 return error_response(exc.status, str(exc))
             except RequestValidationError as exc:
                 return error_response(400, _invalid(exc))
-            except HTTPException as exc:
+            except StarletteHTTPException as exc:  # FastAPI's own, and the form parser's
                 return error_response(exc.status_code, str(exc.detail), exc.headers)
 
         return route
@@ -397,8 +398,10 @@ async def create_request(
     email: Annotated[str | None, Form()] = None,
     media_url: Annotated[str | None, Form(description="not kept by this server: send the "
                                           "image itself as media")] = None,
-    media: Annotated[UploadFile | None, File(description="a photo (multipart/form-data): "
-                                             "JPEG, PNG or WebP")] = None,
+    # not ``UploadFile | None``: the OpenAPI would say "a string or null" instead of "a
+    # file", and a client (schemathesis) would send it as a plain field
+    media: Annotated[UploadFile, File(description="a photo (multipart/form-data): "
+                                      "JPEG, PNG or WebP")] = None,  # type: ignore[assignment]
     device_id: Annotated[str | None, Form()] = None,
     account_id: Annotated[str | None, Form()] = None,
     jurisdiction_id: Annotated[str | None, Form(description="accepted and ignored")] = None,

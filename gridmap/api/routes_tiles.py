@@ -13,7 +13,7 @@ from starlette.types import Scope as AsgiScope
 
 from gridmap.access import Principal
 from gridmap.api.deps import CallerDep, caller_in_memory
-from gridmap.api.schemas import error
+from gridmap.api.errors import error
 from gridmap.domain.access import Resource, Scope
 from gridmap.store.ogc import COLLECTIONS, extent
 from gridmap.tiles.mvt import LAYERS, MAX_ZOOM, Source, TileError, view_of

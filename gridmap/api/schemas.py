@@ -10,14 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridmap.access import Principal
 from gridmap.api.deps import client_of
+from gridmap.api.errors import error
 from gridmap.reports import Job
 
 GEOJSON = "application/geo+json"
-
-
-class ErrorPublic(BaseModel):
-    detail: str | list[Any] = Field(description="what is wrong and what to do about it "
-                                    "(a list for a request that does not fit the schema)")
 
 
 class Link(BaseModel):
@@ -46,16 +42,52 @@ class FeatureCollection(BaseModel):
     links: list[Link] | None = None
 
 
-def error(description: str) -> dict[str, Any]:
-    return {"model": ErrorPublic, "description": description}
-
-
 REPORT_ERRORS: dict[int | str, dict[str, Any]] = {
     404: error("no such division, or none among the caller's; no households there"),
     413: error("the answer would be larger than allowed: ask for a smaller page"),
-    503: error("every report worker is busy, or the database is unavailable (Retry-After)"),
+    503: error("every report worker is busy, or the database is unavailable",
+               retry_after=True),
     504: error("the report ran past its time limit and was stopped: narrow it"),
 }
+
+
+class DivisionRef(BaseModel):
+    code: str | None
+    name: str | None
+
+
+class GridRef(BaseModel):
+    code: str
+    name: str | None
+    kind: str | None = Field(description="comprehensive or exclusive")
+
+
+class Candidate(GridRef):
+    distance_m: float | None = Field(None, description="from the point to this grid")
+
+
+class LocatePublic(BaseModel):
+    """Where a point lies: ``GET /api/locate``. The route returns it prebuilt (no
+    validation on the hot path); this model is its documented shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lon: float = Field(description="WGS 84 longitude (converted from crs)")
+    lat: float
+    crs: str
+    inside: bool = Field(description="whether the point lies in a grid")
+    message: str | None = Field(None, description="why the point is in no grid")
+    at: str | None = Field(None, description="the moment asked for (with ``at``)")
+    version: int | None = Field(None, description="the grid version valid then")
+    township: DivisionRef | None = None
+    community: DivisionRef | None = None
+    grid: GridRef | None = None
+    workers: list[dict[str, Any]] = Field([], description="the grid's workers as the "
+                                          "caller's role may see them")
+    edge_distance_m: float | None = Field(None, description="to the grid's nearest edge")
+    near_edge: bool | None = Field(None, description="within the margin of an edge: check "
+                                   "the candidates")
+    candidates: list[Candidate] = Field([], description="other grids within the margin")
 
 
 async def report_output(request: Request, caller: Principal, job: Job) -> Response:

@@ -37,7 +37,10 @@ async def body_and_photos(request: Request, model: type[Body], *, files: str = "
         except ValidationError as exc:
             raise RequestValidationError(_located(exc, "body")) from None
     limit_length(request, max_bytes)
-    form = await request.form(max_files=MAX_PHOTOS, max_fields=50)
+    try:
+        form = await request.form(max_files=MAX_PHOTOS, max_fields=50)
+    except UnicodeDecodeError:
+        raise HTTPException(400, "a form field is not UTF-8 text") from None
     fields: dict[str, Any] = {}
     uploads: list[UploadFile] = []
     for key, value in form.multi_items():

@@ -44,7 +44,8 @@ def test_grids_of_one_community(client: TestClient) -> None:
 def test_bad_community_code_is_a_422_that_says_what_to_fix(client: TestClient, bad: str) -> None:
     res = client.get("/api/grids.geojson", params={"community": bad})
     assert res.status_code == 422
-    assert "12-digit" in res.json()["detail"]
+    (problem,) = res.json()["detail"]  # the schema's own check: the field and its pattern
+    assert problem["loc"] == ["query", "community"] and "[0-9]{12}" in problem["msg"]
 
 
 def test_home_page_and_local_assets(client: TestClient) -> None:

@@ -23,6 +23,7 @@ import pytest
 import shapely
 import shapely.affinity
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from gridmap.analysis.assign import GridIndexError
 from gridmap.api.app import create_app
@@ -149,7 +150,8 @@ def test_the_server_keeps_working_through_a_database_restart(
         for name in ("search", "ogc items"):  # these need the database: 503, at once
             res = calls[name](client)
             assert res.status_code == 503, (name, res.text)
-            assert res.json() == {"detail": UNAVAILABLE} and res.headers["Retry-After"] == "5"
+            assert res.json() == {"code": "unavailable", "detail": UNAVAILABLE}
+            assert res.headers["Retry-After"] == "5"
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["database"] is False and ready.json()["listener"] is False
@@ -555,3 +557,30 @@ def test_limit_and_offset_bounds_are_in_the_openapi(client: TestClient) -> None:
               spec["paths"]["/ogc/collections/{collection_id}/items"]["get"]["parameters"]}
     assert params["limit"]["maximum"] == 10_000 and params["limit"]["minimum"] == 1
     assert params["offset"]["maximum"] == 2**63 - 1 and params["offset"]["minimum"] == 0
+
+
+def test_a_page_is_counted_without_testing_every_geometry(client: TestClient) -> None:
+    """Paging cost (issue 12): each households page ran ``count(*) … WHERE ST_IsValid(geom)``
+    over the whole table; the count needs no validity test, and the last page needs no
+    count at all."""
+    statements: list[str] = []
+
+    def note(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    engine = client.app.state.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        first = client.get("/ogc/collections/households/items", params={"limit": 10})
+        matched = first.json()["numberMatched"]
+        counted = len(statements)
+        last = client.get("/ogc/collections/households/items",
+                          params={"limit": 10, "offset": matched - 3})
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert first.status_code == 200 and last.status_code == 200, (first.text, last.text)
+    assert matched == 3000 and last.json()["numberReturned"] == 3
+    assert not [s for s in statements if "ST_IsValid" in s]
+    counts = [s for s in statements if "count(" in s.lower() and "household" in s]
+    assert len([s for s in statements[:counted] if s in counts]) == 1
+    assert not [s for s in statements[counted:] if s in counts]

@@ -1,5 +1,9 @@
-"""Property-based tests from the OpenAPI document (schemathesis): whatever a client sends to
-any GET endpoint, the API answers without a server error."""
+"""The OpenAPI document is the contract (issue 12): schemathesis generates requests for every
+operation it lists — reads and writes, valid and invalid, NUL bytes included — sends them as
+a signed-in administrator, and holds every answer to the document with all of its checks
+(no server error, a documented status, content type and headers, a body that matches the
+schema, a valid request accepted, an invalid one rejected…). The operations come from the
+document, so an operation added later is checked without touching this file."""
 
 from __future__ import annotations
 
@@ -8,41 +12,96 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 
 from gridmap.api.app import create_app
 from gridmap.settings import Settings
+from tests.conftest import copy_of
 from tests.helpers import bearer, token_for
+
+ADMIN = "contract-admin"  # a name the generated requests are unlikely to disable
+EXAMPLES = 12  # per operation and mode: ~60 operations x 2 modes within the time budget
+HEAVY_EXAMPLES = 3  # of a report (check, coverage): each distinct one is computed afresh
+# Failures still open (issue 12), each with its cause; a failure of any other operation fails
+# the test. Remove an entry when its cause is fixed.
+KNOWN = {
+    # until outside 1970-2200 is refused; a date-time's range cannot be said in the schema
+    "GET /api/incidents/kpis", "GET /api/incidents/hotspots",
+    # an unknown category is a 422: the categories (deployment configuration) are not an
+    # enum in the OpenAPI yet
+    "POST /api/incidents",
+    # metric=network without a walking network in the store is a 422
+    "GET /api/coverage",
+    # an area that is an object but not a GeoJSON polygon passes the schema
+    "POST /api/emergency",
+    # a division code of the right form that is not in the store is a 422
+    "POST /api/users",
+    # more than 6 photos is a 400 the schema does not say; and a generated invalid request
+    # makes a UnicodeDecodeError escape (a server error, not yet traced)
+    "POST /api/incidents/{incident_id}/actions",
+}
+REPORT_LIMIT_S = 70.0  # past the server's own limit (60 s: a 504), an answer fails the test
 
 
 @pytest.fixture(scope="module")
-def app_client(demo_db: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=demo_db)),
-                    headers=bearer(token_for(demo_db, "admin"))) as client:
-        yield client
+def app_client(server_url: str, demo_db: str,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The app over a copy of the demo of its own: the generated writes stay here."""
+    for url in copy_of(server_url, demo_db):
+        settings = Settings(database_url=url, photo_dir=tmp_path_factory.mktemp("photos"))
+        with TestClient(create_app(settings)) as client:
+            client.database_url = url  # type: ignore[attr-defined]
+            # the live stream ends after max_age seconds by design: a second here, not a minute
+            client.app.state.live.max_age = 1.0  # type: ignore[attr-defined]
+            yield client
 
 
-def test_no_server_errors_on_any_get(app_client: TestClient) -> None:
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app_client.app)
-    operations = [r.ok() for r in schema.get_all_operations()]
-    operations = [op for op in operations if op.method.upper() == "GET"]
-    assert len(operations) >= 15
+@pytest.fixture(scope="module")
+def schema(app_client: TestClient) -> schemathesis.BaseSchema:
+    loaded = schemathesis.openapi.from_asgi("/openapi.json", app_client.app)
+    loaded.config.generation.update(allow_x00=True)
+    # A well-formed request may still fail its precondition (412 stale If-Match, 428 none
+    # sent) or ask for a representation the operation does not make (406): answers to a
+    # valid request, not rejections of it.
+    acceptance = loaded.config.checks.positive_data_acceptance
+    acceptance.expected_statuses = [*acceptance.expected_statuses, "406", "412", "428"]
+    return loaded
+
+
+def _failures_of(operation: schemathesis.APIOperation, client: TestClient,
+                 mode: GenerationMode) -> list[str]:
+    """What schemathesis finds wrong with *operation*'s answers, as a signed-in administrator
+    with a token of its own (an earlier operation may have signed out or revoked the last)."""
     failures: list[str] = []
-    for operation in operations:
+    headers = bearer(token_for(client.database_url, ADMIN))  # type: ignore[attr-defined]
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=20, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
-        def check(case: schemathesis.Case) -> None:
-            response = case.call(session=app_client)
-            if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path} {case.query}: "
-                                f"{response.status_code} {response.text[:200]}")
-            case.validate_response(response, checks=[not_a_server_error])
+    heavy = "504" in operation.definition.raw.get("responses", {})  # a report: seconds each
 
-        try:
-            check()
-        except Exception as exc:  # collect every endpoint's failure, then report them all
-            failures.append(f"{operation.label}: {str(exc)[:300]}")
-    assert not failures, "\n".join(failures)
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=HEAVY_EXAMPLES if heavy else EXAMPLES, deadline=None,
+              database=None, derandomize=True,
+              phases=[Phase.explicit, Phase.generate],  # a failure is reported unshrunk
+              suppress_health_check=list(HealthCheck))
+    def check(case: schemathesis.Case) -> None:
+        case.call_and_validate(session=client, headers=headers, timeout=REPORT_LIMIT_S)
+
+    try:
+        check()
+    except Unsatisfiable:
+        assert mode is GenerationMode.NEGATIVE  # nothing the schema forbids can be sent
+    except (Exception, BaseExceptionGroup) as exc:  # every operation's, reported at once
+        failures.append(f"{operation.label} ({mode.value}): {exc}"[:1500])
+    return failures
+
+
+def test_every_operation_keeps_the_contract(schema: schemathesis.BaseSchema,
+                                            app_client: TestClient) -> None:
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 50
+    failures = [failure for operation in operations
+                for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+                for failure in _failures_of(operation, app_client, mode)]
+    unexpected = [f for f in failures if f.split(" (")[0] not in KNOWN]
+    assert not unexpected, f"{len(unexpected)} failing:\n" + "\n\n".join(unexpected)
