@@ -81,6 +81,11 @@ def test_history_diff_and_restore_from_the_command_line(
     latest = count(url, "SELECT restored_from FROM grid_version WHERE community_code = %s "
                    "AND valid_to IS NULL", community)
     assert latest == 1
+    # each version ends at the very moment the next starts: no instant between two versions
+    gaps = count(url, "SELECT count(*) FROM grid_version v JOIN grid_version n ON "
+                 "n.community_code = v.community_code AND n.version = v.version + 1 "
+                 "WHERE v.community_code = %s AND v.valid_to <> n.valid_from", community)
+    assert gaps == 0
     again = run_cli(url, "grids", "restore", community, "3", "--note", "no-op")
     assert again.exit_code == 0 and "nothing published" in again.output
     # the partial-file refusal no longer blocks the way back: import the original file whole

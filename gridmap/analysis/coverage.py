@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from pyproj import CRS
 from scipy.spatial import cKDTree
 
-from gridmap.analysis.frames import is_dask
+from gridmap.analysis.frames import is_dask, utm_crs
 from gridmap.domain.layers import CARE_FLAGS
 from gridmap.domain.lifecircle import FACILITY_TYPES
 
@@ -228,8 +228,7 @@ def metric_crs(households: gpd.GeoDataFrame) -> CRS:
     bounds = households.total_bounds
     if is_dask(households):
         bounds = bounds.compute()
-    box = gpd.GeoSeries([shapely.box(*bounds)], crs=crs)
-    return CRS.from_user_input(box.estimate_utm_crs())
+    return utm_crs(gpd.GeoSeries([shapely.box(*bounds)], crs=crs))
 
 
 def _check_frames(households: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame) -> None:

@@ -23,7 +23,6 @@ still partitions the community is then measured by :func:`draft_stats` with
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -37,6 +36,7 @@ from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 from shapely.ops import split as split_by
 
+from gridmap.analysis.frames import utm_of_bounds
 from gridmap.analysis.partition import partition_defects
 from gridmap.domain.codes import grid_code, reading_order
 from gridmap.domain.standards import GridStandard
@@ -626,7 +626,7 @@ class Measure:
     @classmethod
     def of(cls, communities: gpd.GeoDataFrame) -> Measure:
         """From a frame of ``code``, ``urban_rural`` and geometry in EPSG:4326."""
-        crs = utm_crs(communities.total_bounds)
+        crs = utm_of_bounds(communities.total_bounds)
         to_metric = Transformer.from_crs(4326, crs, always_xy=True)
         to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
         codes = communities["code"].astype(str).to_numpy()
@@ -642,25 +642,6 @@ class Measure:
 
     def lonlat(self, geoms: Sequence[shapely.Geometry]) -> NDArray[np.object_]:
         return _project(np.asarray(geoms, dtype=object), self.to_lonlat)
-
-
-@functools.lru_cache(maxsize=128)
-def _utm(zone: int, north: bool) -> CRS:
-    return CRS.from_epsg((32600 if north else 32700) + zone)
-
-
-def utm_crs(bounds: Sequence[float]) -> CRS:
-    """The WGS 84 / UTM zone of the middle of *bounds* (lon/lat), as
-    ``GeoDataFrame.estimate_utm_crs`` picks it, without its search of the CRS database
-    (a second per call on a busy machine).
-
-    >>> utm_crs((108.9, 34.2, 109.0, 34.3)).to_epsg()
-    32649
-    """
-    minx, miny, maxx, maxy = (float(b) for b in bounds)
-    lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
-    zone = min(60, max(1, int((lon + 180) // 6) + 1))
-    return _utm(zone, lat >= 0)
 
 
 def _project(geoms: NDArray[np.object_], transformer: Transformer) -> NDArray[np.object_]:

@@ -3,6 +3,7 @@ for the same call, dask(-geopandas) frames, which they process partition by part
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 
 import geopandas as gpd
@@ -33,6 +34,16 @@ def utm_crs(frame: gpd.GeoDataFrame | gpd.GeoSeries) -> CRS:
         CRS.from_epsg(4326)) else frame.total_bounds
     if not np.all(np.isfinite([west, south, east, north])):
         raise ValueError("the layer is empty: there is nothing to measure")
+    return utm_of_bounds((west, south, east, north))
+
+
+def utm_of_bounds(bounds: Sequence[float]) -> CRS:
+    """The WGS 84 / UTM zone of the middle of *bounds* (west, south, east, north in lon/lat).
+
+    >>> utm_of_bounds((108.9, 34.2, 109.0, 34.3)).to_epsg()
+    32649
+    """
+    west, south, east, north = (float(b) for b in bounds)
     return _utm_zone(int((((west + east) / 2 + 180) % 360) // 6) + 1, (south + north) / 2 < 0)
 
 

@@ -419,7 +419,7 @@ def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: f
     versions = raw.execute("SELECT count(*) FROM gm_new_version").fetchone()
     after = raw.execute("SELECT count(*) FROM grid_history").fetchone()
     assert before is not None and versions is not None and after is not None
-    raw.execute("DROP TABLE gm_next, gm_changed, gm_new_version")
+    raw.execute("DROP TABLE gm_next, gm_changed, gm_new_version, gm_moment")
     index = grid_index(conn)
     for layer in POINT_TABLES:  # only the points in the changed grids' area can move
         diff.moved[layer] = assign_layer(conn, layer, index=index, area=True).changed

@@ -1,8 +1,11 @@
 -- Publish gm_next (grids_next.sql) as a new version of each community in gm_changed
 -- (grids_changed.sql), after the partition was checked. The current version is closed, never
--- overwritten.
+-- overwritten. The old version ends at the very moment the new one starts (one clock reading),
+-- so that no instant falls between two versions.
 
-UPDATE grid_version AS v SET valid_to = clock_timestamp()
+CREATE TEMP TABLE gm_moment ON COMMIT DROP AS SELECT clock_timestamp() AS at;
+
+UPDATE grid_version AS v SET valid_to = (SELECT at FROM gm_moment)
 FROM gm_changed AS c
 WHERE v.community_code = c.community_code AND v.valid_to IS NULL;
 
@@ -14,7 +17,7 @@ WITH ins AS (
     SELECT c.community_code,
            coalesce((SELECT max(v.version) FROM grid_version v
                      WHERE v.community_code = c.community_code), 0) + 1,
-           clock_timestamp(), 'import'
+           (SELECT at FROM gm_moment), 'import'
     FROM gm_changed AS c
     RETURNING id, community_code, version)
 INSERT INTO gm_new_version SELECT id, community_code, version FROM ins;
