@@ -557,6 +557,7 @@ def _echo_grouped(what: str, problems: list[Any], shown: int = 5) -> None:
 
 def _import_osm(path: Path) -> None:
     from gridmap.io.osm import read_osm
+    from gridmap.store.basemap import save_buildings
     from gridmap.store.load import load_layer
     from gridmap.store.network import save_network
 
@@ -573,6 +574,7 @@ def _import_osm(path: Path) -> None:
             for name, frame in (("households", layers.households),
                                 ("facilities", layers.facilities)):
                 typer.echo(str(load_layer(conn, name, frame, source=str(path))))
+            typer.echo(str(save_buildings(conn, layers.buildings, source=str(path))))
             edges = save_network(conn, layers.nodes, layers.edges)
     except ImportRejected as exc:
         raise fail(str(exc)) from exc

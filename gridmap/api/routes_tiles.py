@@ -12,8 +12,9 @@ from gridmap.access import Principal
 from gridmap.api.deps import CallerDep
 from gridmap.api.schemas import error
 from gridmap.domain.access import Resource, Scope
+from gridmap.store.basemap import basemap_extent
 from gridmap.store.ogc import COLLECTIONS, extent
-from gridmap.tiles.mvt import LAYERS, MAX_ZOOM, view_of
+from gridmap.tiles.mvt import BASEMAP, LAYERS, MAX_ZOOM, view_of
 
 router = APIRouter(tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -24,13 +25,16 @@ FIELDS = {
               "residents", "band_low", "band_high"],
     "facilities": ["id", "type", "name", "capacity", "grid_code"],
     "incidents": ["id", "category", "status", "reported_at", "grid_code"],
+    "streets": ["id", "length_m"],
+    "buildings": ["id", "name"],
 }
 
 
 # the resource each tile layer shows
 READS = {"townships": Resource.boundaries, "communities": Resource.boundaries,
          "grids": Resource.boundaries, "facilities": Resource.facilities,
-         "incidents": Resource.incidents}
+         "incidents": Resource.incidents, "streets": Resource.boundaries,
+         "buildings": Resource.boundaries}
 
 
 def _layer(caller: Principal, layer: str) -> None:
@@ -69,11 +73,12 @@ async def get_tile(request: Request, caller: CallerDep, layer: str, z: Zoom, x: 
                    y: Index) -> Response:
     """One Mapbox vector tile of a layer (townships, communities, grids, facilities,
     incidents), holding the caller's divisions only (grids carry household counts for
-    callers who may read counts). Cached per view; a change in the database evicts exactly
-    the tiles it touches."""
+    callers who may read counts); or of the basemap (streets, buildings from zoom 13), the
+    same for everyone who may see the boundaries. Cached per view; a change in the database
+    evicts exactly the tiles it touches."""
     _layer(caller, layer)
     cache = request.app.state.tiles
-    view = view_of(caller.scope, counts=caller.may(Resource.counts))
+    view = view_of(caller.scope, counts=caller.may(Resource.counts), layer=layer)
     tile, hit = await cache.get(layer, z, x, y, view)  # TileError: errors.py
     headers = {"X-Tile-Cache": "hit" if hit else "miss"}
     if not tile:
@@ -83,6 +88,8 @@ async def get_tile(request: Request, caller: CallerDep, layer: str, z: Zoom, x: 
 
 def _bounds(request: Request, layer: str, scope: Scope) -> list[float]:
     with request.app.state.engine.connect() as conn:
+        if layer in BASEMAP:
+            return basemap_extent(conn, layer) or WORLD
         return extent(conn, COLLECTIONS[layer], scope=scope) or WORLD
 
 
