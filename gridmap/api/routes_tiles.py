@@ -103,5 +103,15 @@ async def get_tilejson(request: Request, caller: CallerDep, layer: str) -> TileJ
     return TileJSON(name=layer, tiles=[f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"],
                     minzoom=0, maxzoom=MAX_ZOOM, bounds=[west, south, east, north],
                     center=[(west + east) / 2, (south + north) / 2, 12 if east - west < 1 else 8],
-                    vector_layers=[VectorLayer(id=layer,
-                                               fields=dict.fromkeys(FIELDS[layer], ""))])
+                    vector_layers=[VectorLayer(id=name, fields=dict.fromkeys(fields, ""))
+                                   for name, fields in _vector_layers(layer)])
+
+
+# the layers with a name carry a second layer of one point per feature for its label
+LABELS = {"townships": ("townships_labels", ["code", "name", "population"]),
+          "communities": ("communities_labels", ["code", "name", "population"]),
+          "grids": ("grid_labels", ["code", "name", "kind"])}
+
+
+def _vector_layers(layer: str) -> list[tuple[str, list[str]]]:
+    return [(layer, FIELDS[layer]), *([LABELS[layer]] if layer in LABELS else [])]

@@ -123,3 +123,21 @@ def test_a_new_building_is_in_the_next_tile(fresh_db: str) -> None:
     assert after.headers["X-Tile-Cache"] == "miss"
     assert sorted(f["properties"]["name"] for f in features(after.content, "buildings")) == [
         "一号楼", "二号楼"]
+
+
+def test_each_grid_and_community_name_is_one_point_in_one_tile(client: TestClient) -> None:
+    z, x, y = tile_of(*CENTRE, 14)
+    seen: dict[str, list[str]] = {"grid_labels": [], "communities_labels": []}
+    for dx in (0, 1):
+        for dy in (0, 1):
+            for layer, labels in (("grids", "grid_labels"),
+                                  ("communities", "communities_labels")):
+                tile = mapbox_vector_tile.decode(
+                    client.get(f"/tiles/{layer}/{z}/{x + dx}/{y + dy}.mvt").content)
+                assert all(f["geometry"]["type"] == "Point" for f in tile[labels]["features"])
+                seen[labels] += [f["properties"]["name"] for f in tile[labels]["features"]]
+    for labels, names in seen.items():
+        assert names and len(names) == len(set(names)), labels
+    assert all(n.endswith("社区") for n in seen["communities_labels"])
+    body = client.get("/tiles/grids.json").json()
+    assert [v["id"] for v in body["vector_layers"]] == ["grids", "grid_labels"]

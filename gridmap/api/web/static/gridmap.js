@@ -303,8 +303,8 @@ function addLayers(standard) {
   }
 }
 
-// community names from zoom 11, grid names from 14: dark text on a white halo (AA contrast
-// on any fill), placed where they do not collide
+// community names from zoom 11, grid names from 14 (one point each in the tiles): dark text
+// on a white halo (AA contrast on any fill), placed where they do not collide
 function addLabels() {
   const text = (size) => ({
     "text-field": ["get", "name"],
@@ -315,13 +315,14 @@ function addLabels() {
   });
   const halo = { "text-color": "#1b1b1b", "text-halo-color": "#ffffff", "text-halo-width": 2 };
   map.addLayer({
-    id: "grids-label", type: "symbol", source: "grids", "source-layer": "grids", minzoom: 14,
+    id: "grids-label", type: "symbol", source: "grids", "source-layer": "grid_labels",
+    minzoom: 14,
     filter: ["==", ["get", "kind"], "comprehensive"],
     layout: text(14), paint: halo,
   });
   map.addLayer({
     id: "communities-label", type: "symbol", source: "communities",
-    "source-layer": "communities", minzoom: 11, maxzoom: 14.5,
+    "source-layer": "communities_labels", minzoom: 11, maxzoom: 14.5,
     layout: { ...text(16), "symbol-sort-key": ["-", 0, ["coalesce", ["get", "population"], 0]] },
     paint: { ...halo, "text-color": "#0d2a45" },
   });
