@@ -170,3 +170,22 @@ def test_the_cli_speaks_the_deployments_language(grids_db: str) -> None:
     assert english.output.strip() == "disabled 'cli-zh'; its sessions are revoked"
     row = next(line for line in listed.output.splitlines() if line.startswith("cli-zh"))
     assert "年" in row and "月" in row and "日" in row  # created, in Chinese date format
+
+
+@pytest.mark.parametrize(("args", "chinese"), [
+    (["coverage", "--metric", "crow"], "--metric 可选 straight（直线）或 network（沿街道）"),
+    (["assign", "parcels"], "无法分配 'parcels'：可选 households, facilities, incidents"),
+    (["import", "osm", "/nonexistent/extract.osm.pbf"],
+     "/nonexistent/extract.osm.pbf：文件不存在"),
+    (["import", "grids", "x.geojson", "--map", "nonsense"],
+     "--map 的格式为 文件列=列（FILECOLUMN=COLUMN），而不是 'nonsense'"),
+])
+def test_cli_refusals_in_chinese(grids_db: str, args: list[str], chinese: str) -> None:
+    from typer.testing import CliRunner
+
+    from gridmap.cli import app
+
+    result = CliRunner().invoke(app, args, env={"GRIDMAP_DATABASE_URL": grids_db,
+                                                "GRIDMAP_LANGUAGE": "zh-CN"})
+    assert result.exit_code != 0
+    assert chinese in result.output, result.output
