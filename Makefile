@@ -1,5 +1,5 @@
 # The two commands a new user needs: `make demo` and `make test`.
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench picture
 
 setup:
 	./scripts/setup.sh
@@ -22,3 +22,7 @@ bench: setup
 	.venv/bin/python bench/bench_incidents.py
 	.venv/bin/python bench/bench_province.py
 	.venv/bin/python bench/bench_locate_index.py
+
+picture: setup
+	./scripts/setup.sh --browser
+	./scripts/readme-picture.sh

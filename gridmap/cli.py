@@ -612,6 +612,7 @@ def _echo_grouped(what: str, problems: list[Any], shown: int = 5) -> None:
 
 def _import_osm(path: Path) -> None:
     from gridmap.io.osm import read_osm
+    from gridmap.store.basemap import save_buildings
     from gridmap.store.load import load_layer
     from gridmap.store.network import save_network
 
@@ -628,11 +629,16 @@ def _import_osm(path: Path) -> None:
             for name, frame in (("households", layers.households),
                                 ("facilities", layers.facilities)):
                 typer.echo(str(load_layer(conn, name, frame, source=str(path))))
+            saved = save_buildings(conn, layers.buildings, source=str(path))
             edges = save_network(conn, layers.nodes, layers.edges)
     except ImportRejected as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"walking network: {len(layers.nodes)} nodes, {edges} edges")
-    typer.echo(f"imported {path} in {time.perf_counter() - start:.1f} s")
+    typer.echo(_("buildings: {added} added, {changed} changed, {unchanged} unchanged",
+                 added=saved.added, changed=saved.changed, unchanged=saved.unchanged))
+    typer.echo(_("walking network: {nodes} nodes, {edges} edges", nodes=len(layers.nodes),
+                 edges=edges))
+    typer.echo(_("imported {path} in {seconds} s", path=path,
+                 seconds=f"{time.perf_counter() - start:.1f}"))
 
 
 @app.command("export")

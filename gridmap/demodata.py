@@ -5,7 +5,9 @@ a county-level district ``610199`` (a code not used in the GB/T 2260 list) with 
 sub-districts and two rural towns, ~74 communities and villages, comprehensive grids of
 300-500 households (urban) or ~300 (rural) numbered west→east then north→south, a few
 exclusive grids, ~100k households (each with a fictional head of household and mobile
-number), life-circle facilities, grid workers and incidents.
+number), life-circle facilities, grid workers and incidents; and a basemap: streets along
+the grids' edges (the walking network) and a footprint for every building the households
+live in (apartment blocks named and addressed, village houses).
 
 The partition is exact by construction: all grids are cells of one Voronoi diagram (outer
 dummy seeds bound it, so nothing is clipped), communities are unions of their grids, townships
@@ -64,6 +66,8 @@ DEMO_FILES = {
     "workers": "workers.csv", "households": "households.parquet",
     "facilities": "facilities.geojson", "incidents": "incidents.parquet",
 }
+# the basemap: footprints (GeoParquet) and the street network's edges (u, v, length)
+BASEMAP_FILES = {"buildings": "buildings.parquet", "streets": "streets.parquet"}
 
 
 @dataclass
@@ -264,17 +268,19 @@ def generate(seed: int = 2026) -> Demo:
                 for u in range(size):
                     floor, unit = divmod(u, 4)
                     counter += 1
-                    address = (f"{road}{number}号{com_names[g.community]}"
-                               f"{b}号楼{floor + 1}{unit + 1:02d}室")
+                    building = f"{road}{number}号{com_names[g.community]}{b}号楼"
+                    address = f"{building}{floor + 1}{unit + 1:02d}室"
                     hh_rows.append({"id": f"H{counter:07d}", "x": pt[0], "y": pt[1],
-                                    "grid": g.Index, "address": address, "urban": True})
+                                    "grid": g.Index, "address": address, "urban": True,
+                                    "building": building})
         else:
             pts = _sample_in(area, n, rng)
             for h, pt in enumerate(pts, start=1):
                 counter += 1
                 address = f"{com_names[g.community]}{(h - 1) // 40 + 1}组{h}号"
                 hh_rows.append({"id": f"H{counter:07d}", "x": pt[0], "y": pt[1],
-                                "grid": g.Index, "address": address, "urban": False})
+                                "grid": g.Index, "address": address, "urban": False,
+                                "building": None})
     hh = pd.DataFrame(hh_rows)
     n_hh = len(hh)
     residents = np.clip(rng.poisson(1.7, n_hh) + 1, 1, 8)
@@ -408,9 +414,72 @@ def generate(seed: int = 2026) -> Demo:
     households.insert(at, "head_name", names)
     households.insert(at + 1, "phone", phones)
 
+    # the basemap, from a stream of its own too (the layers above stay as they were)
+    basemap_rng = np.random.default_rng([seed, 11])
+    buildings = _buildings(hh, basemap_rng, to_ll)
+    streets = _streets(cells, to_ll)
+
     return Demo({"counties": counties, "townships": townships, "communities": communities,
                  "grids": grid_frame, "workers": workers, "households": households,
-                 "facilities": facilities, "incidents": incidents})
+                 "facilities": facilities, "incidents": incidents, "buildings": buildings,
+                 "streets": streets})
+
+
+def _footprint(x: float, y: float, length: float, width: float, angle: float
+               ) -> shapely.Polygon:
+    """A rectangle of *length* × *width* metres centred on (x, y), turned by *angle*."""
+    c, s = np.cos(angle), np.sin(angle)
+    corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [length / 2, width / 2]
+    return shapely.Polygon(np.column_stack([x + corners[:, 0] * c - corners[:, 1] * s,
+                                            y + corners[:, 0] * s + corners[:, 1] * c]))
+
+
+def _buildings(hh: pd.DataFrame, rng: np.random.Generator, to_ll: Transformer
+               ) -> gpd.GeoDataFrame:
+    """A footprint under every household: one apartment block per urban building (named
+    and addressed as its households' addresses say; longer the more flats it holds, facing
+    one of the grid's two street directions), one village house per rural household."""
+    rows: list[dict[str, object]] = []
+    urban = hh[hh["urban"]].groupby("building", sort=False)
+    for n, (building, flats) in enumerate(urban, start=1):
+        x, y = float(flats["x"].iat[0]), float(flats["y"].iat[0])
+        floors = int(rng.integers(6, 19))
+        length = float(np.clip(len(flats) / floors * 16, 24, 70))
+        angle = float(rng.choice([0.0, np.pi / 2]) + rng.normal(0, 0.05))
+        name = str(building)[str(building).index("号") + 1:]
+        rows.append({"id": f"B{n:06d}", "name": name, "address": str(building),
+                     "geometry": _footprint(x, y, length, 14.0, angle)})
+    village = hh[~hh["urban"]]
+    angles = rng.normal(0, 0.3, len(village))
+    sizes = rng.uniform(9, 13, len(village))
+    for n, (x, y, angle, size) in enumerate(zip(village["x"], village["y"], angles, sizes,
+                                                strict=True), start=len(rows) + 1):
+        rows.append({"id": f"B{n:06d}", "name": None, "address": None,
+                     "geometry": _footprint(x, y, size * 1.2, size, angle)})
+    frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=UTM)
+    frame.geometry = shapely.transform(frame.geometry.values, lambda xy: np.round(
+        np.column_stack(to_ll.transform(xy[:, 0], xy[:, 1])), 7))
+    return frame.set_crs(4326, allow_override=True)
+
+
+def _streets(cells: np.ndarray, to_ll: Transformer) -> gpd.GeoDataFrame:
+    """Streets along the edges of the grids (as real grids are drawn along streets): the
+    cells' boundaries noded where they meet, one edge between two junctions, its nodes
+    numbered, its length in metres."""
+    lines = shapely.line_merge(shapely.union_all(shapely.boundary(cells)))
+    lines = shapely.get_parts(lines)
+    ends = np.vstack([shapely.get_coordinates(shapely.get_point(lines, 0)),
+                      shapely.get_coordinates(shapely.get_point(lines, -1))])
+    ends = np.round(ends, 3)
+    _, node_ids = np.unique(ends, axis=0, return_inverse=True)
+    node_ids = node_ids.reshape(2, -1)
+    edges = gpd.GeoDataFrame({
+        "u": node_ids[0] + 1, "v": node_ids[1] + 1,
+        "length": np.round(shapely.length(lines), 2)},
+        geometry=lines, crs=UTM)
+    edges.geometry = shapely.transform(edges.geometry.values, lambda xy: np.round(
+        np.column_stack(to_ll.transform(xy[:, 0], xy[:, 1])), 7))
+    return edges.set_crs(4326, allow_override=True)
 
 
 def write_demo(demo: Demo, out: Path = DEMO_DIR) -> list[Path]:
@@ -419,7 +488,7 @@ def write_demo(demo: Demo, out: Path = DEMO_DIR) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, filename in DEMO_FILES.items():
+    for name, filename in (DEMO_FILES | BASEMAP_FILES).items():
         path = out / filename
         path.unlink(missing_ok=True)
         written.append(write_layer(demo.layers[name], path))
@@ -428,10 +497,13 @@ def write_demo(demo: Demo, out: Path = DEMO_DIR) -> list[Path]:
 
 def load_demo_files(engine: Engine, folder: Path = DEMO_DIR) -> Iterator[str]:
     """Import every demo layer, in dependency order, each in its own transaction; then assign
-    households, facilities and incidents to their grids."""
+    households, facilities and incidents to their grids; then the basemap (buildings and
+    the streets, which are the walking network)."""
     from gridmap.io.read import read_layer
     from gridmap.store.assign import POINT_TABLES, assign_layer, grid_index
+    from gridmap.store.basemap import save_buildings
     from gridmap.store.load import load_layer
+    from gridmap.store.network import save_network
 
     for name, filename in DEMO_FILES.items():
         path = folder / filename
@@ -442,3 +514,19 @@ def load_demo_files(engine: Engine, folder: Path = DEMO_DIR) -> Iterator[str]:
         index = grid_index(conn)
         for name in POINT_TABLES:
             yield str(assign_layer(conn, name, index=index))
+    buildings = gpd.read_parquet(folder / BASEMAP_FILES["buildings"])
+    edges = gpd.read_parquet(folder / BASEMAP_FILES["streets"])
+    with engine.begin() as conn:
+        yield str(save_buildings(conn, buildings, source=str(folder / BASEMAP_FILES["buildings"])))
+        count = save_network(conn, street_nodes(edges), edges)
+        yield f"streets (walking network): {count} edges"
+
+
+def street_nodes(edges: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The nodes of a street network whose edges carry their ends' ids (u, v): each node
+    where its edges begin or end."""
+    starts = gpd.GeoDataFrame({"id": edges["u"]},
+                              geometry=shapely.get_point(edges.geometry.values, 0), crs=edges.crs)
+    ends = gpd.GeoDataFrame({"id": edges["v"]},
+                            geometry=shapely.get_point(edges.geometry.values, -1), crs=edges.crs)
+    return pd.concat([starts, ends]).drop_duplicates("id").reset_index(drop=True)

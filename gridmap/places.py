@@ -1,9 +1,10 @@
-"""Place search a dispatcher can trust: roads, townships, communities, grids and facilities
-by name, in characters (typos allowed), in pinyin or by pinyin initials; each hit with its
-similarity score; a warning, with the alternatives, when the best hit is weak or the best
-hits lie far apart (a typo must not silently jump to another township).
+"""Place search a dispatcher can trust: roads, townships, communities, grids, facilities and
+buildings by name (a building by its address), in characters (typos allowed), in pinyin or
+by pinyin initials; each hit with its similarity score; a warning, with the alternatives,
+when the best hit is weak or the best hits lie far apart (a typo must not silently jump to
+another township).
 
-The names (about a thousand in the demo district) are read once and kept with their pinyin;
+The names (about 2,300 in the demo district) are read once and kept with their pinyin;
 a change notice of the tables they come from makes the next search read them again.
 """
 
@@ -23,17 +24,18 @@ from gridmap.domain.access import Scope
 from gridmap.store.listen import Change
 from gridmap.store.sqlfiles import read_sql
 
-WATCHED = frozenset({"household", "division", "grid", "facility"})
+WATCHED = frozenset({"household", "division", "grid", "facility", "building"})
 WEAK = 0.75       # a best score below this is a guess: say so
 APART_M = 1000.0  # near-equal best hits this far apart: say so
 NEAR_EQUAL = 0.05
+STREET_PART = 0.9  # what a match of the query's street part alone is worth
 LATIN = re.compile(r"^[a-z' ]+$")
 Warning_ = Literal["weak", "apart"]
 
 
 @dataclass(frozen=True)
 class Place:
-    kind: str          # road, township, community, grid, facility
+    kind: str          # road, township, community, grid, facility, building
     name: str
     id: str
     type: str | None   # a grid's kind, a facility's type
@@ -52,8 +54,8 @@ def _pinyin(name: str) -> tuple[str, str]:
 
 def similarity(query: str, place: Place) -> float:
     """How well *query* names *place*, 0–1: characters against the name (the query's street
-    part too: "翠花路152号" → 翠花路), or Latin letters against its pinyin and initials. A
-    query contained in the name scores by how much of the name it covers.
+    part too, worth a little less: "翠花路152号" → 翠花路), or Latin letters against its
+    pinyin and initials. A query contained in the name scores by how much of the name it covers.
 
     >>> p = Place("road", "翠华路", "", None, "", 0, 0, "", *_pinyin("翠华路"))
     >>> round(similarity("翠花路", p), 2), similarity("翠华路", p), similarity("chl", p)
@@ -64,10 +66,14 @@ def similarity(query: str, place: Place) -> float:
         q = q.replace(" ", "").replace("'", "")
         targets = [place.pinyin, place.initials]
     else:
+        name = place.name.lower()
         street = re.match(r"^[^0-9０-９]+", q)
-        targets = [place.name.lower()]
-        queries = {q, street.group(0)} if street else {q}
-        return max(_score(x, t) for x in queries for t in targets)
+        whole = _score(q, name)
+        if street is None or street.group(0) == q:
+            return whole
+        # the street part alone names less than the query: a building with the whole
+        # address comes before its road
+        return max(whole, STREET_PART * _score(street.group(0), name))
     return max(_score(q, t) for t in targets)
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 from gridmap.cli import app
 
 TABLES = ("division", "grid", "grid_version", "grid_history", "grid_worker", "household",
-          "facility", "incident")
+          "facility", "incident", "building", "street_edge")
 
 
 def fingerprint(url: str) -> dict[str, Any]:

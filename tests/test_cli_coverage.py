@@ -22,6 +22,13 @@ def test_network_coverage_from_the_bundled_helsinki_extract(fresh_db: str, tmp_p
     assert "walking network" in imported.output
     assert scalar(fresh_db, "SELECT count(*) FROM street_edge") > 5000
     assert scalar(fresh_db, "SELECT count(*) FROM household") > 300
+    # every footprint is kept for the basemap (not only the residential ones), tagged names
+    # and addresses with them; importing again changes none of them
+    assert scalar(fresh_db, "SELECT count(*) FROM building") > scalar(
+        fresh_db, "SELECT count(*) FROM household")
+    assert scalar(fresh_db, "SELECT count(*) FROM building WHERE name IS NOT NULL") > 0
+    again = run_cli(fresh_db, "import", "osm", HELSINKI)
+    assert again.exit_code == 0 and "buildings: 0 added, 0 changed" in again.output
     args = ["coverage", "--type", "health_station", "--distance", "300", "--distance", "500"]
     network = run_cli(fresh_db, *args, "--metric", "network", "--uncovered",
                       str(tmp_path / "out.gpkg"))
@@ -65,12 +72,22 @@ def test_pbf_without_walkable_network_is_refused(fresh_db: str, tmp_path: Path) 
     (["--distance", "0"], "positive number of metres"),
     (["--distance", "500000"], "not a walking distance"),
     (["--division", "610199009000"], "no division"),
-    (["--metric", "network"], "no walking network"),
 ])
 def test_coverage_bad_input(demo_db: str, args: list[str], message: str) -> None:
     result = run_cli(demo_db, "coverage", *args)
     assert result.exit_code != 0
     assert message in result.output
+
+
+def test_coverage_along_streets_needs_a_walking_network(server_url: str, template_db: str
+                                                        ) -> None:
+    from tests.conftest import loaded_database
+
+    for url in loaded_database(server_url, template_db, (
+            "counties", "townships", "communities", "grids", "households", "facilities")):
+        result = run_cli(url, "coverage", "--metric", "network")
+    assert result.exit_code != 0
+    assert "no walking network" in result.output
 
 
 def test_coverage_of_a_division_without_households(fresh_db: str) -> None:

@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
-from gridmap.demodata import DEMO_DIR, DEMO_FILES, generate
+from gridmap.demodata import BASEMAP_FILES, DEMO_DIR, DEMO_FILES, generate
 from gridmap.domain.codes import reading_order
 
 
@@ -26,6 +28,36 @@ def test_committed_files_are_what_the_seeded_script_makes(demo: dict) -> None:
         assert committed.geometry.geom_equals_exact(made.geometry, tolerance=0).all()
         assert (committed["code" if "code" in made else "id"].to_numpy()
                 == made["code" if "code" in made else "id"].to_numpy()).all()
+
+
+def test_committed_basemap_is_what_the_seeded_script_makes(demo: dict) -> None:
+    for name, key in (("buildings", ["id", "name"]), ("streets", ["u", "v", "length"])):
+        committed = gpd.read_parquet(DEMO_DIR / BASEMAP_FILES[name])
+        made = demo[name].reset_index(drop=True)
+        assert len(committed) == len(made) > 500
+        assert committed.geometry.geom_equals_exact(made.geometry, tolerance=0).all()
+        assert committed[key].equals(made[key])
+
+
+def test_every_household_lives_in_a_building_and_the_streets_connect(demo: dict) -> None:
+    buildings = demo["buildings"]
+    assert buildings.geometry.is_valid.all()
+    households = demo["households"]
+    inside = gpd.sjoin(households, buildings, predicate="within", how="inner")
+    assert inside["id_left"].nunique() == len(households)
+    # blocks carry their compound's address and their own name; village houses neither
+    named = buildings.dropna(subset=["name"])
+    assert all(a.endswith(n) for a, n in zip(named["address"], named["name"], strict=True))
+    assert buildings.drop(named.index)["address"].isna().all()
+    streets = demo["streets"]
+    ends = pd.concat([streets["u"], streets["v"]])
+    assert (ends.value_counts() >= 1).all() and streets["length"].gt(0).all()
+    # one connected network: every node reached from any other along the streets
+    size = int(ends.max()) + 1
+    graph = coo_matrix((np.ones(len(streets)), (streets["u"], streets["v"])),
+                       shape=(size, size))
+    _, piece = connected_components(graph, directed=False)
+    assert len(set(piece[ends.unique()])) == 1
 
 
 def test_grids_partition_each_community_exactly(demo: dict) -> None:

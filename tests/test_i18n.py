@@ -107,6 +107,37 @@ def test_refusals_of_each_kind_have_their_code(client: TestClient) -> None:
     assert invalid.json()["detail"][0]["loc"] == ["query", "lon"]
 
 
+@pytest.mark.parametrize(("path", "status", "chinese", "english"), [
+    ("/tiles/parcels/1/0/0.mvt", 404, "未知图层 'parcels'，可选：", "unknown layer 'parcels'"),
+    ("/tiles/grids/2/4/0.mvt", 404, "瓦片 2/4/0 不存在：x 和 y 须在 0..3 之间",
+     "tile 2/4/0 does not exist"),
+    ("/ogc/collections/parcels/items", 404, "未知要素集 'parcels'，可选：",
+     "unknown collection 'parcels'"),
+    ("/ogc/collections/grids/items?bbox=1,2,3", 400,
+     "bbox 须为四个数（minx,miny,maxx,maxy），收到 3 个", "bbox takes four numbers"),
+    ("/ogc/collections/grids/items?bbox=10,10,5,5", 400, "bbox 顺序颠倒",
+     "bbox is inverted"),
+    ("/ogc/collections/grids/items?filter=nonsense%20%3D%201", 400,
+     "filter 使用了未知属性 nonsense", "filter uses unknown properties nonsense"),
+    ("/ogc/collections/grids/items?filter-lang=cql2-json", 400, "filter-lang：仅支持 cql2-text",
+     "filter-lang: only cql2-text is supported"),
+    ("/ogc/collections/grids/items/nothing-here", 404, "grids 中没有要素 'nothing-here'",
+     "no feature 'nothing-here' in grids"),
+    ("/api/grids.geojson?community=abc", 422, "community 须为 12 位区划代码",
+     "community must be a 12-digit division code"),
+    ("/api/places?q=%00%00", 422, "查询内容不能包含 NUL 字符", "q must not contain a NUL"),
+])
+def test_tile_ogc_and_search_errors_in_each_language(client: TestClient, path: str,
+                                                     status: int, chinese: str,
+                                                     english: str) -> None:
+    zh = client.get(path)
+    en = client.get(path, headers={"Accept-Language": "en"})
+    assert zh.status_code == en.status_code == status, zh.text
+    assert zh.json()["code"] == en.json()["code"]  # the code stays what it was
+    assert zh.json()["detail"].startswith(chinese), zh.json()
+    assert en.json()["detail"].startswith(english), en.json()
+
+
 def test_the_locale_endpoint_gives_the_labels_and_the_time_zone(client: TestClient) -> None:
     zh = client.get("/api/locale").json()
     en = client.get("/api/locale", headers={"Accept-Language": "en"}).json()
@@ -199,3 +230,22 @@ def test_the_refusals_of_drafts_reports_and_photos_have_chinese(module: str) -> 
         if i18n.translate(sample, "zh-CN") == sample:
             untranslated.append(template)
     assert not untranslated, untranslated
+
+
+@pytest.mark.parametrize(("args", "chinese"), [
+    (["coverage", "--metric", "crow"], "--metric 可选 straight（直线）或 network（沿街道）"),
+    (["assign", "parcels"], "无法分配 'parcels'：可选 households, facilities, incidents"),
+    (["import", "osm", "/nonexistent/extract.osm.pbf"],
+     "/nonexistent/extract.osm.pbf：文件不存在"),
+    (["import", "grids", "x.geojson", "--map", "nonsense"],
+     "--map 的格式为 文件列=列（FILECOLUMN=COLUMN），而不是 'nonsense'"),
+])
+def test_cli_refusals_in_chinese(grids_db: str, args: list[str], chinese: str) -> None:
+    from typer.testing import CliRunner
+
+    from gridmap.cli import app
+
+    result = CliRunner().invoke(app, args, env={"GRIDMAP_DATABASE_URL": grids_db,
+                                                "GRIDMAP_LANGUAGE": "zh-CN"})
+    assert result.exit_code != 0
+    assert chinese in result.output, result.output

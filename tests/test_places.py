@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from gridmap.api.app import create_app
 from gridmap.settings import Settings
@@ -52,6 +54,40 @@ def test_a_facility_by_name(client: TestClient) -> None:
                                                        "middle_school")
     assert top["score"] == 1.0 and body["warning"] is None
     assert 108 < top["lon"] < 110 and 34 < top["lat"] < 35
+
+
+# a demo apartment block: its address, its id, the grid it stands in
+BLOCK = ("翠华路152号晋昌社区1号楼", "B000001")
+
+
+def test_a_building_by_its_address_typo_or_not(client: TestClient, demo_db: str) -> None:
+    engine = create_engine(demo_db, poolclass=NullPool)
+    with engine.connect() as conn:
+        grid = conn.execute(text(
+            "SELECT g.code FROM building b JOIN grid g ON g.kind = 'comprehensive' AND "
+            "ST_Intersects(g.geom, ST_PointOnSurface(b.geom)) WHERE b.id = :id"),
+            {"id": BLOCK[1]}).scalar_one()
+    engine.dispose()
+    exact = search(client, BLOCK[0])["hits"][0]
+    assert (exact["kind"], exact["name"], exact["id"], exact["score"]) == (
+        "building", *BLOCK, 1.0)
+    typo = search(client, "翠花路152号晋昌社区1号楼")  # 花 for 华
+    top = typo["hits"][0]
+    assert (top["kind"], top["id"]) == ("building", BLOCK[1]) and 0.9 < top["score"] < 1
+    assert top["township_code"] == grid[:9] + "000"
+    # its neighbours in the compound come next, a little less like the query
+    assert [h["name"] for h in typo["hits"][1:3]] == [
+        "翠华路152号晋昌社区2号楼", "翠华路152号晋昌社区3号楼"]
+
+
+def test_buildings_are_for_those_who_may_read_households_or_counts(client: TestClient,
+                                                                   demo_db: str) -> None:
+    saved = client.headers.pop("Authorization")
+    try:
+        public = client.get("/api/places", params={"q": BLOCK[0]}).json()
+    finally:
+        client.headers["Authorization"] = saved
+    assert all(h["kind"] != "building" for h in public["hits"]), public
 
 
 def test_ranked_and_far_apart_hits_are_flagged(client: TestClient) -> None:

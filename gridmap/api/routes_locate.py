@@ -224,10 +224,10 @@ def search(
 
 
 class PlacePublic(BaseModel):
-    kind: Literal["road", "township", "community", "grid", "facility"]
-    name: str
-    id: str = Field(description="a division or grid code, a facility's id; for a road, "
-                    "the township it is in")
+    kind: Literal["road", "township", "community", "grid", "facility", "building"]
+    name: str = Field(description="the place's name; a building's address (or name)")
+    id: str = Field(description="a division or grid code, a facility's or building's id; "
+                    "for a road, the township it is in")
     type: str | None = Field(description="a grid's kind, a facility's type")
     township_code: str
     lon: float
@@ -249,19 +249,20 @@ def places(
     request: Request,
     caller: ReadsBoundaries,
     q: Annotated[str, Query(min_length=2, max_length=200, description="a road, community, "
-                            "grid or facility name, typos allowed; or its pinyin "
-                            "(cuihualu) or initials (chl)")],
+                            "grid, facility or building name or a building's address, "
+                            "typos allowed; or its pinyin (cuihualu) or initials (chl)")],
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> Any:
-    """Named places of the caller's divisions: roads (from household addresses; for those who
-    may read households or counts), townships, communities, grids and facilities (for those
-    who may read facilities), best first, each with its similarity score; ``warning`` when the
-    best hit is weak or the best hits lie far apart."""
+    """Named places of the caller's divisions: roads (from household addresses) and buildings
+    (by address or name; both for those who may read households or counts), townships,
+    communities, grids and facilities (for those who may read facilities), best first, each
+    with its similarity score; ``warning`` when the best hit is weak or the best hits lie far
+    apart."""
     if "\x00" in q:
         raise HTTPException(422, "q must not contain a NUL character (\\x00): remove it")
     kinds = {"township", "community", "grid"}
     if caller.may(Resource.households) or caller.may(Resource.counts):
-        kinds.add("road")
+        kinds |= {"road", "building"}
     if caller.may(Resource.facilities):
         kinds.add("facility")
     return request.app.state.places.search(q.strip(), scope=caller.scope,

@@ -15,8 +15,9 @@ from gridmap.access import Principal
 from gridmap.api.deps import CallerDep, caller_in_memory
 from gridmap.api.errors import error
 from gridmap.domain.access import Resource, Scope
+from gridmap.store.basemap import basemap_extent
 from gridmap.store.ogc import COLLECTIONS, extent
-from gridmap.tiles.mvt import LAYERS, MAX_ZOOM, Source, TileError, view_of
+from gridmap.tiles.mvt import BASEMAP, LAYERS, MAX_ZOOM, Source, TileError, view_of
 from gridmap.tiles.store import Tile
 
 router = APIRouter(tags=["tiles"])
@@ -28,13 +29,16 @@ FIELDS = {
               "residents", "band_low", "band_high"],
     "facilities": ["id", "type", "name", "capacity", "grid_code"],
     "incidents": ["id", "category", "status", "reported_at", "grid_code"],
+    "streets": ["id", "length_m"],
+    "buildings": ["id", "name"],
 }
 
 
 # the resource each tile layer shows
 READS = {"townships": Resource.boundaries, "communities": Resource.boundaries,
          "grids": Resource.boundaries, "facilities": Resource.facilities,
-         "incidents": Resource.incidents}
+         "incidents": Resource.incidents, "streets": Resource.boundaries,
+         "buildings": Resource.boundaries}
 
 
 def _layer(caller: Principal, layer: str) -> None:
@@ -102,12 +106,14 @@ async def get_tile(request: Request, caller: CallerDep, layer: str, z: Zoom, x: 
                    ) -> Response:
     """One Mapbox vector tile of a layer (townships, communities, grids, facilities,
     incidents), holding the caller's divisions only (grids carry household counts for
-    callers who may read counts). Cached per view and shared by the server's processes; a
-    change in the database evicts exactly the tiles it touches. Every answer carries an
-    ``ETag``: send it back in ``If-None-Match`` to get a 304 while the tile is unchanged."""
+    callers who may read counts); or of the basemap (streets, buildings from zoom 13), the
+    same for everyone who may see the boundaries. Cached per view and shared by the
+    server's processes; a change in the database evicts exactly the tiles it touches. Every
+    answer carries an ``ETag``: send it back in ``If-None-Match`` to get a 304 while the
+    tile is unchanged."""
     _layer(caller, layer)
     cache = request.app.state.tiles
-    view = view_of(caller.scope, counts=caller.may(Resource.counts))
+    view = view_of(caller.scope, counts=caller.may(Resource.counts), layer=layer)
     tile, source = await cache.get(layer, z, x, y, view)  # TileError: errors.py
     status, headers, body = answer(tile, source, public=caller.name is None,
                                    if_none_match=if_none_match)
@@ -152,7 +158,7 @@ class CachedTiles:
         if caller is None or layer not in READS or not caller.may(READS[layer]):
             return None
         z, x, y = int(match[2]), int(match[3]), int(match[4])
-        view = view_of(caller.scope, counts=caller.may(Resource.counts))
+        view = view_of(caller.scope, counts=caller.may(Resource.counts), layer=layer)
         try:
             tile = state.tiles.cached(layer, z, x, y, view)
         except TileError:
@@ -166,6 +172,8 @@ class CachedTiles:
 
 def _bounds(request: Request, layer: str, scope: Scope) -> list[float]:
     with request.app.state.engine.connect() as conn:
+        if layer in BASEMAP:
+            return basemap_extent(conn, layer) or WORLD
         return extent(conn, COLLECTIONS[layer], scope=scope) or WORLD
 
 
@@ -179,5 +187,15 @@ async def get_tilejson(request: Request, caller: CallerDep, layer: str) -> TileJ
     return TileJSON(name=layer, tiles=[f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"],
                     minzoom=0, maxzoom=MAX_ZOOM, bounds=[west, south, east, north],
                     center=[(west + east) / 2, (south + north) / 2, 12 if east - west < 1 else 8],
-                    vector_layers=[VectorLayer(id=layer,
-                                               fields=dict.fromkeys(FIELDS[layer], ""))])
+                    vector_layers=[VectorLayer(id=name, fields=dict.fromkeys(fields, ""))
+                                   for name, fields in _vector_layers(layer)])
+
+
+# the layers with a name carry a second layer of one point per feature for its label
+LABELS = {"townships": ("townships_labels", ["code", "name", "population"]),
+          "communities": ("communities_labels", ["code", "name", "population"]),
+          "grids": ("grid_labels", ["code", "name", "kind"])}
+
+
+def _vector_layers(layer: str) -> list[tuple[str, list[str]]]:
+    return [(layer, FIELDS[layer]), *([LABELS[layer]] if layer in LABELS else [])]

@@ -1,5 +1,6 @@
-"""Read an OpenStreetMap .pbf extract (pyrosm): buildings → households, POIs → facilities,
-and the walking network."""
+"""Read an OpenStreetMap .pbf extract (pyrosm): building footprints (kept for the basemap
+and the place search) and households estimated from them, POIs → facilities, and the
+walking network."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class OsmLayers:
     facilities: gpd.GeoDataFrame
     nodes: gpd.GeoDataFrame
     edges: gpd.GeoDataFrame
+    buildings: gpd.GeoDataFrame  # footprints: id, name, address, polygons
     fixes: list[Problem] = field(default_factory=list)  # buildings repaired or dropped
 
 
@@ -102,6 +104,28 @@ def households_from_buildings(buildings: gpd.GeoDataFrame, rules: OsmRules
     return out.reset_index(drop=True), fixes
 
 
+def _address(frame: gpd.GeoDataFrame) -> pd.Series:
+    """``addr:street addr:housenumber`` of each building; None without a street."""
+    street = frame.get("addr:street", pd.Series(None, index=frame.index, dtype=object))
+    number = frame.get("addr:housenumber", pd.Series(None, index=frame.index, dtype=object))
+    joined = (street.fillna("") + " " + number.fillna("")).str.strip()
+    return joined.where(street.notna(), None)
+
+
+def footprints_from_buildings(buildings: gpd.GeoDataFrame
+                              ) -> tuple[gpd.GeoDataFrame, list[Problem]]:
+    """Every building's footprint (residential or not) for the basemap, repaired as
+    :func:`repair_buildings` does, with its OSM name and address where tagged."""
+    polys = buildings[buildings.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    polys, fixes = repair_buildings(polys)
+    name = polys.get("name", pd.Series(None, index=polys.index, dtype=object))
+    out = gpd.GeoDataFrame({
+        "id": "osm-b" + polys["id"].astype("int64").astype(str),
+        "name": name.where(name.notna(), None), "address": _address(polys)},
+        geometry=polys.geometry.to_numpy(), crs=polys.crs)
+    return out.drop_duplicates("id").reset_index(drop=True), fixes
+
+
 def facilities_from_pois(pois: gpd.GeoDataFrame, rules: OsmRules) -> gpd.GeoDataFrame:
     rows = []
     for rule, ftype in rules.poi_types.items():
@@ -120,7 +144,8 @@ def facilities_from_pois(pois: gpd.GeoDataFrame, rules: OsmRules) -> gpd.GeoData
 
 
 def read_osm(path: str | Path, *, rules: OsmRules | None = None) -> OsmLayers:
-    """Households, facilities and the walking network of an OSM extract."""
+    """Households, facilities, building footprints and the walking network of an OSM
+    extract."""
     rules = rules or OsmRules()
     path = Path(path)
     osm = _osm(path)
@@ -138,6 +163,8 @@ def read_osm(path: str | Path, *, rules: OsmRules | None = None) -> OsmLayers:
     if pois is None:
         pois = gpd.GeoDataFrame(columns=["id", "osm_type", "geometry"], geometry="geometry",
                                 crs=4326)
-    households, fixes = households_from_buildings(buildings, rules)
+    footprints, fixes = footprints_from_buildings(buildings)
+    households, _ = households_from_buildings(buildings, rules)  # the same repairs
     return OsmLayers(households, facilities_from_pois(pois, rules),
-                     nodes[["id", "geometry"]], edges[["u", "v", "length", "geometry"]], fixes)
+                     nodes[["id", "geometry"]], edges[["u", "v", "length", "geometry"]],
+                     footprints, fixes)

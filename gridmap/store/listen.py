@@ -1,10 +1,11 @@
 """Change notices from the database (LISTEN gridmap_change), read without blocking.
 
-The triggers of migrations 0003, 0005 and 0006 send one notice per statement that changes
-grids, divisions, households, facilities, incidents, workers, grid loads or accounts, with the
-bounding box it touched. Readers poll :meth:`ChangeListener.poll` — a non-blocking read of
-what the server already sent, not a query — so in-process state (the locate index, the tile
-cache, the session cache) follows the database without a round trip per request.
+The triggers of migrations 0003, 0005, 0006 and 0013 send one notice per statement that
+changes grids, divisions, households, facilities, incidents, workers, grid loads, accounts,
+buildings or streets, with the bounding box it touched. Readers poll
+:meth:`ChangeListener.poll` — a non-blocking read of what the server already sent, not a
+query — so in-process state (the locate index, the tile cache, the session cache) follows
+the database without a round trip per request.
 
 The listener survives its database: when the connection is lost (a restart, a network cut)
 it says so once in the log, answers "no changes" and reopens the connection in a background
@@ -33,7 +34,7 @@ log = logging.getLogger("gridmap")
 
 # every table whose triggers send notices: what "everything changed" names
 TABLES = ("grid", "division", "grid_worker", "grid_load", "facility", "incident", "household",
-          "app_user", "user_division", "auth_session", "api_key")
+          "app_user", "user_division", "auth_session", "api_key", "building", "street_edge")
 # a dead peer that never closes the socket is noticed by TCP keepalives within ~1 minute
 CONNECT_OPTIONS: dict[str, str | int] = {
     "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,

@@ -185,6 +185,16 @@ street_edge = Table(
     Column("geom", Geometry("LINESTRING", srid=4326, spatial_index=False)),
 )
 
+building = Table(
+    "building", metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text),
+    Column("address", Text),
+    Column("source", Text, nullable=False),
+    Column("geom", _polygons(), nullable=False),
+    Column("geom_3857", _polygons(3857), Computed("ST_Transform(geom, 3857)")),
+)
+
 grid_load = Table(
     "grid_load", metadata,
     Column("grid_code", String(15), ForeignKey("grid.code"), primary_key=True),

@@ -35,10 +35,15 @@ LAYERS = {
     "grids": ("grids", {}),
     "facilities": ("facilities", {}),
     "incidents": ("incidents", {}),
+    "streets": ("streets", {}),
+    "buildings": ("buildings", {}),
 }
+# the basemap's layers: the same for every caller (no division's, no one's personal data)
+BASEMAP = frozenset({"streets", "buildings"})
 # which tile layers a change to a table makes stale
 AFFECTS = {"grid": ("grids",), "grid_load": ("grids",), "division": ("townships",
-           "communities", "grids"), "facility": ("facilities",), "incident": ("incidents",)}
+           "communities", "grids"), "facility": ("facilities",), "incident": ("incidents",),
+           "street_edge": ("streets",), "building": ("buildings",)}
 MAX_ZOOM = 22
 View = tuple[tuple[str, ...] | None, bool]  # the caller's scope patterns, counts shown
 ALL: View = (None, True)
@@ -77,9 +82,11 @@ def _query(name: str) -> bytes:
     return read_sql(f"{name}.sql", "gridmap.tiles.sql").encode()
 
 
-def view_of(scope: Scope, *, counts: bool) -> View:
+def view_of(scope: Scope, *, counts: bool, layer: str | None = None) -> View:
     """What a caller may see in a tile: the rows of their scope, counts or not. Callers
-    with the same view share cached tiles."""
+    with the same view share cached tiles; every caller shares the basemap's."""
+    if layer in BASEMAP:
+        return ALL
     patterns = scope.patterns()
     return (None if patterns is None else tuple(patterns), counts)
 

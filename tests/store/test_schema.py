@@ -23,7 +23,7 @@ def _divisions(conn: Connection) -> None:
 
 
 def test_migrated_to_head(conn: Connection) -> None:
-    assert current_revision(conn) == "0011"
+    assert current_revision(conn) == "0013"
 
 
 def test_tables_module_matches_the_migrated_schema(conn: Connection) -> None:
@@ -36,7 +36,8 @@ def test_tables_module_matches_the_migrated_schema(conn: Connection) -> None:
 def test_spatial_indexes_exist(conn: Connection) -> None:
     rows = conn.execute(text(
         "SELECT tablename FROM pg_indexes WHERE indexdef LIKE '%USING gist (geom)%'")).scalars()
-    assert {"division", "grid", "household", "facility", "incident"} <= set(rows)
+    assert {"division", "grid", "household", "facility", "incident", "building",
+            "street_edge"} <= set(rows)
 
 
 @pytest.mark.parametrize(("sql", "params"), [

@@ -1,6 +1,7 @@
 -- Named places a dispatcher may look for, each with a point and the township it lies in:
 -- roads (the street part of household addresses, one place per road and township, at the
--- middle of its households), townships and communities, grids, facilities. ``area`` is the
+-- middle of its households), townships and communities, grids, facilities, and buildings
+-- with a name or an address (by its address, else its name; in the grid that holds it). ``area`` is the
 -- division or grid code the caller's scope is checked against (gridmap.places filters them,
 -- so the list is read once per change, not per search).
 SELECT 'road' AS kind, road AS name, township AS id, NULL AS type, township AS area,
@@ -28,3 +29,11 @@ SELECT 'facility', f.name, f.id::text, f.type, f.grid_code::text, ST_X(f.geom), 
        left(f.grid_code, 9) || '000'
 FROM facility AS f
 WHERE f.name IS NOT NULL AND f.grid_code IS NOT NULL
+UNION ALL
+SELECT 'building', coalesce(b.address, b.name), b.id, NULL, g.code::text, ST_X(p.pt),
+       ST_Y(p.pt), left(g.code, 9) || '000'
+FROM building AS b
+CROSS JOIN LATERAL (SELECT ST_PointOnSurface(b.geom) AS pt) AS p
+JOIN LATERAL (SELECT code FROM grid WHERE kind = 'comprehensive' AND ST_Intersects(geom, p.pt)
+              ORDER BY code LIMIT 1) AS g ON true
+WHERE b.name IS NOT NULL OR b.address IS NOT NULL

@@ -18,5 +18,17 @@ WITH bounds AS (
     LEFT JOIN grid_load AS l ON l.grid_code = g.code
     WHERE g.geom_3857 && bounds.wide
       AND (%(scope)s::text[] IS NULL OR g.code::text LIKE ANY(%(scope)s::text[]))
+), labels AS (
+    -- one point per grid for its name, in the one tile that holds it (a polygon's label
+    -- would repeat in every tile the grid crosses)
+    SELECT g.code, g.name, g.kind, ST_AsMVTGeom(p.pt, bounds.env, 4096, 0, true) AS geom
+    FROM grid g
+    CROSS JOIN bounds
+    CROSS JOIN LATERAL (SELECT ST_PointOnSurface(g.geom_3857) AS pt) AS p
+    WHERE g.geom_3857 && bounds.env AND p.pt && bounds.env
+      AND (%(scope)s::text[] IS NULL OR g.code::text LIKE ANY(%(scope)s::text[]))
 )
-SELECT ST_AsMVT(rows, 'grids', 4096, 'geom') FROM rows WHERE geom IS NOT NULL;
+SELECT coalesce((SELECT ST_AsMVT(rows, 'grids', 4096, 'geom') FROM rows
+                 WHERE geom IS NOT NULL), ''::bytea)
+    || coalesce((SELECT ST_AsMVT(labels, 'grid_labels', 4096, 'geom') FROM labels
+                 WHERE geom IS NOT NULL), ''::bytea);

@@ -45,6 +45,46 @@ function baseMap() {
     center: [109.05, 34.2],
     zoom: 11,
     attributionControl: false,
+    localIdeographFontFamily: LABEL_FONT.join(", "),
+  });
+}
+
+// a vector tile source of one of gridmap's layers
+function tileSource(layer) {
+  return {
+    type: "vector",
+    tiles: [`${location.origin}/tiles/${layer}/{z}/{x}/{y}.mvt`],
+    minzoom: 0,
+    maxzoom: 22,
+  };
+}
+
+// labels are drawn in the browser from the installed CJK font (no glyph files: the style has
+// no `glyphs`, so MapLibre draws every character locally, Chinese and Latin alike)
+const LABEL_FONT = ["Noto Sans CJK SC", "Noto Sans SC", "sans-serif"];
+
+// the basemap from gridmap's store, under everything a page adds after it: streets (the
+// walking network) and building footprints (from zoom 13)
+function addBasemap(map) {
+  if (map.getSource("streets")) return;
+  map.addSource("streets", tileSource("streets"));
+  map.addSource("buildings", tileSource("buildings"));
+  map.addLayer({
+    id: "buildings-fill", type: "fill", source: "buildings", "source-layer": "buildings",
+    minzoom: 13,
+    paint: { "fill-color": "#d9d0c1", "fill-outline-color": "#b9ab94" },
+  });
+  map.addLayer({
+    id: "streets-casing", type: "line", source: "streets", "source-layer": "streets",
+    layout: { "line-cap": "round", "line-join": "round" },
+    paint: { "line-color": "#c9c1b3",
+             "line-width": ["interpolate", ["exponential", 1.5], ["zoom"], 11, 2, 16, 12] },
+  });
+  map.addLayer({
+    id: "streets-line", type: "line", source: "streets", "source-layer": "streets",
+    layout: { "line-cap": "round", "line-join": "round" },
+    paint: { "line-color": "#ffffff",
+             "line-width": ["interpolate", ["exponential", 1.5], ["zoom"], 11, 1, 16, 9] },
   });
 }
 

@@ -161,6 +161,7 @@ let layersAdded = false;
 
 function addLayers() {
   const source = (layer) => ({ type: "vector", tiles: [tileURL(layer)], minzoom: 0, maxzoom: 22 });
+  addBasemap(map);  // streets and buildings under the grids
   map.addSource("grids", source("grids"));
   map.addSource("communities", source("communities"));
   map.addSource("incidents", source("incidents"));

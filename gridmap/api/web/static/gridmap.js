@@ -1,5 +1,7 @@
 // gridmap home page: communities and grids of the district on a MapLibre map.
-// Everything is served by gridmap itself (vector tiles included): no CDN, no glyphs.
+// Everything is served by gridmap itself (vector tiles included): no CDN, no glyphs (labels
+// are drawn from the installed CJK font). Streets and buildings lie under the grids, the
+// names of communities and grids over them.
 // Its words come from i18n.js (Chinese or English); a request that fails says so in the
 // problem bar with a retry button, never a page stuck on "loading…".
 // What is drawn follows what the caller may read (GET /auth/me): the public sees the
@@ -147,16 +149,11 @@ function band(low, high) {
 
 function addLayers(standard) {
   if (map.getSource("grids")) return;  // a retry after a later step failed
-  const tiles = (layer) => ({
-    type: "vector",
-    tiles: [`${location.origin}/tiles/${layer}/{z}/{x}/{y}.mvt`],
-    minzoom: 0,
-    maxzoom: 22,
-  });
+  addBasemap(map);
   const low = ["case", isRural, standard.rural_households[0], standard.urban_households[0]];
   const high = ["case", isRural, standard.rural_households[1], standard.urban_households[1]];
-  map.addSource("grids", tiles("grids"));
-  map.addSource("communities", tiles("communities"));
+  map.addSource("grids", tileSource("grids"));
+  map.addSource("communities", tileSource("communities"));
   map.addLayer({
     id: "grids-fill",
     type: "fill",
@@ -171,7 +168,8 @@ function addLayers(standard) {
         [">", ["get", "households"], high], "#fb6a4a",
         "#74c476",
       ] : NEUTRAL_FILL,
-      "fill-opacity": 0.55,
+      // the streets and buildings show through
+      "fill-opacity": ["interpolate", ["linear"], ["zoom"], 12, 0.55, 15, 0.4],
     },
   });
   if (may("counts")) {
@@ -201,7 +199,7 @@ function addLayers(standard) {
   });
   const points = [];
   if (may("facilities")) {
-    map.addSource("facilities", tiles("facilities"));
+    map.addSource("facilities", tileSource("facilities"));
     map.addLayer({
       id: "facilities", type: "circle", source: "facilities", "source-layer": "facilities",
       minzoom: 12,
@@ -212,7 +210,7 @@ function addLayers(standard) {
                                 ["capacity", "popup.capacity"]]]);
   }
   if (may("incidents")) {
-    map.addSource("incidents", tiles("incidents"));
+    map.addSource("incidents", tileSource("incidents"));
     map.addLayer({
       id: "incidents", type: "circle", source: "incidents", "source-layer": "incidents",
       minzoom: 12,
@@ -222,6 +220,7 @@ function addLayers(standard) {
     points.push(["incidents", [["category", "popup.incident"], ["status", "popup.status", "stage"],
                                ["reported_at", "popup.reported", "time"]]]);
   }
+  addLabels();
   for (const [layer, fields] of points) {
     map.on("click", layer, (e) => {
       new maplibregl.Popup().setLngLat(e.lngLat)
@@ -245,6 +244,31 @@ function addLayers(standard) {
     map.on("mouseenter", layer, () => (map.getCanvas().style.cursor = "pointer"));
     map.on("mouseleave", layer, () => (map.getCanvas().style.cursor = ""));
   }
+}
+
+// community names from zoom 11, grid names from 14 (one point each in the tiles): dark text
+// on a white halo (AA contrast on any fill), placed where they do not collide
+function addLabels() {
+  const text = (size) => ({
+    "text-field": ["get", "name"],
+    "text-font": LABEL_FONT,
+    "text-size": size,
+    "text-max-width": 8,
+    "text-padding": 4,
+  });
+  const halo = { "text-color": "#1b1b1b", "text-halo-color": "#ffffff", "text-halo-width": 2 };
+  map.addLayer({
+    id: "grids-label", type: "symbol", source: "grids", "source-layer": "grid_labels",
+    minzoom: 14,
+    filter: ["==", ["get", "kind"], "comprehensive"],
+    layout: text(14), paint: halo,
+  });
+  map.addLayer({
+    id: "communities-label", type: "symbol", source: "communities",
+    "source-layer": "communities_labels", minzoom: 11, maxzoom: 14.5,
+    layout: { ...text(16), "symbol-sort-key": ["-", 0, ["coalesce", ["get", "population"], 0]] },
+    paint: { ...halo, "text-color": "#0d2a45" },
+  });
 }
 
 // the page's steps, each retried from the problem bar if it fails: who calls, then what

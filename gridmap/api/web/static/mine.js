@@ -139,6 +139,7 @@ async function fitToGrid() {
   fc.features.forEach((f) => f.geometry && walk(f.geometry.coordinates));
   if (!b.isEmpty()) map.fitBounds(b, { padding: 16, animate: false, maxZoom: 17 });
   if (!map.getSource("mine")) {
+    addBasemap(map);  // streets and buildings under my grid
     map.addSource("mine", { type: "geojson", data: fc });
     map.addLayer({ id: "mine-fill", type: "fill", source: "mine",
                    paint: { "fill-color": "#b8c2cc", "fill-opacity": 0.35 } });
