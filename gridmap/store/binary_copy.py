@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -121,6 +122,11 @@ def _geometry_field(geoms: np.ndarray, srid: int) -> _Field:
 def _field(series: pd.Series, kind: str, srid: int) -> _Field:
     if kind == "geometry":
         return _geometry_field(np.asarray(series.values), srid)
+    if kind == "text" and isinstance(series.dtype, gpd.array.GeometryDtype):
+        # geometry into a text column: hex EWKB, as the CSV path writes it
+        geoms = shapely.set_srid(np.asarray(series.values), srid)
+        return _variable_field(pa.array(shapely.to_wkb(geoms, hex=True, include_srid=True),
+                                        type=pa.string(), from_pandas=True))
     if kind == "text":
         return _text_field(series)
     null = series.isna().to_numpy()

@@ -177,7 +177,7 @@ def _binary_source(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     ``gy``) its coordinates."""
     out = {c: frame[c] for c in columns if c not in ("geom", "gx", "gy")}
     if "geom" in columns:
-        out["geom"] = pd.Series(np.asarray(frame.geometry.values), index=frame.index)
+        out["geom"] = gpd.GeoSeries(frame.geometry.values, index=frame.index)
     if "gx" in columns:
         xy = shapely.get_coordinates(np.asarray(frame.geometry.values))
         out["gx"] = pd.Series(xy[:, 0], index=frame.index)

@@ -62,6 +62,21 @@ def test_points_travel_as_ewkb_built_from_coordinates(conn: Connection) -> None:
     assert len(back) == 1000 and all(back[str(i)] == xs[i] for i in range(1000))
 
 
+def test_geometry_into_a_text_column_travels_as_hex_ewkb(conn: Connection) -> None:
+    """A stage table with a text ``geom`` (decoded in SQL) gets what the CSV path sends."""
+    raw = conn.connection.driver_connection
+    raw.execute("CREATE TEMP TABLE gm_footprints (id text, geom text)")
+    squares = [shapely.box(109 + i / 100, 34, 109.005 + i / 100, 34.005) for i in range(3)]
+    frame = gpd.GeoDataFrame({"id": ["a", "b", "c"]}, geometry=squares, crs=4326)
+    copy_into(conn, "gm_footprints", frame, ["id", "geom"])
+    back = raw.execute("SELECT id, ST_AsText(ST_GeomFromEWKB(decode(geom, 'hex'))), "
+                       "ST_SRID(ST_GeomFromEWKB(decode(geom, 'hex'))) FROM gm_footprints "
+                       "ORDER BY id").fetchall()
+    assert [(i, shapely.from_wkt(w).equals(g), srid) for (i, w, srid), g
+            in zip(back, squares, strict=True)] == [("a", True, 4326), ("b", True, 4326),
+                                                     ("c", True, 4326)]
+
+
 def test_a_value_too_large_for_its_column_is_refused_not_wrapped(conn: Connection) -> None:
     frame = gpd.GeoDataFrame({"id": ["h1", "h2", "h3"], "address": "x",
                               "residents": [1, 70_000, 40_000]},
