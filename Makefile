@@ -22,6 +22,10 @@ bench: setup
 	.venv/bin/python bench/bench_incidents.py
 	.venv/bin/python bench/bench_province.py
 	.venv/bin/python bench/bench_locate_index.py
+	.venv/bin/python bench/bench_reassign.py
+	.venv/bin/python bench/bench_drafts.py
+	.venv/bin/python bench/bench_suggest.py
+	.venv/bin/python bench/bench_siting.py
 
 picture: setup
 	./scripts/setup.sh --browser
