@@ -10,7 +10,6 @@ a change notice of the tables they come from makes the next search read them aga
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import threading
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pypinyin import Style, lazy_pinyin
+from rapidfuzz import fuzz
 from sqlalchemy import Engine, text
 
 from gridmap.domain.access import Scope
@@ -28,7 +28,8 @@ WATCHED = frozenset({"household", "division", "grid", "facility", "building"})
 WEAK = 0.75       # a best score below this is a guess: say so
 APART_M = 1000.0  # near-equal best hits this far apart: say so
 NEAR_EQUAL = 0.05
-STREET_PART = 0.9  # what a match of the query's street part alone is worth
+STREET_PART = 0.6  # what a match of the query's street part alone is worth: less than a
+                   # place whose name holds the whole query (the house number too)
 LATIN = re.compile(r"^[a-z' ]+$")
 Warning_ = Literal["weak", "apart"]
 
@@ -54,12 +55,17 @@ def _pinyin(name: str) -> tuple[str, str]:
 
 def similarity(query: str, place: Place) -> float:
     """How well *query* names *place*, 0–1: characters against the name (the query's street
-    part too, worth a little less: "翠花路152号" → 翠花路), or Latin letters against its
-    pinyin and initials. A query contained in the name scores by how much of the name it covers.
+    part too, worth less: "翠花路152号" → 翠华路), or Latin letters against its pinyin and
+    initials. A query found in the name (exactly, or with a typo) scores by how well it
+    matches there and how much of the name it covers, so that the building at the address
+    comes before its road.
 
     >>> p = Place("road", "翠华路", "", None, "", 0, 0, "", *_pinyin("翠华路"))
     >>> round(similarity("翠花路", p), 2), similarity("翠华路", p), similarity("chl", p)
     (0.67, 1.0, 1.0)
+    >>> b = Place("building", "翠华路152号晋昌社区1号楼", "", None, "", 0, 0, "", "", "")
+    >>> [round(similarity(q, x), 2) for q in ("翠华路152号", "翠花路152号") for x in (b, p)]
+    [0.8, 0.6, 0.69, 0.4]
     """
     q = query.strip().lower()
     if LATIN.match(q):
@@ -82,9 +88,13 @@ def _score(q: str, target: str) -> float:
         return 0.0
     if q == target:
         return 1.0
-    if q in target:
-        return 0.6 + 0.4 * len(q) / len(target)
-    return difflib.SequenceMatcher(None, q, target, autojunk=False).ratio()
+    whole = fuzz.ratio(q, target) / 100
+    if len(q) >= len(target):
+        return whole
+    # the query within the name, exactly or with a typo (its best-matching stretch), worth
+    # more the more of the name it covers
+    within = fuzz.partial_ratio(q, target) / 100 * (0.6 + 0.4 * len(q) / len(target))
+    return max(whole, within)
 
 
 def _distance_m(a: Place, b: Place) -> float:
