@@ -20,7 +20,6 @@ import os
 import sys
 import time
 import tracemalloc
-import uuid
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -30,9 +29,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import create_engine, make_url
 
-from bench.city import make_city, make_points, store_city
+from bench.city import city_database, make_city, make_points
 from bench.timing import best
 from gridmap.analysis.assign import assign_to_grids, build_grid_index, points_to_grids
 
@@ -45,17 +43,8 @@ def rule_winner(point_idx: np.ndarray, grid_rank: np.ndarray, n: int) -> np.ndar
 
 def postgis(grids: gpd.GeoDataFrame, points: gpd.GeoSeries, codes_in_rule_order: np.ndarray
             ) -> tuple[float, float, float, np.ndarray]:
-    from gridmap.settings import Settings
     from gridmap.store.assign import assign_query, join_query
-    from gridmap.store.db import create_database, database_url, drop_database, migrate
-    server = database_url(Settings())
-    name = f"gridmap_bench_{uuid.uuid4().hex[:8]}"
-    create_database(server, name)
-    engine = create_engine(make_url(server).set(database=name))
-    try:
-        with engine.begin() as conn:
-            migrate(conn)
-        store_city(engine, grids, points)
+    with city_database(grids, points) as engine:
         timings = []
         with engine.connect() as conn:
             raw = conn.connection.driver_connection
@@ -79,9 +68,6 @@ def postgis(grids: gpd.GeoDataFrame, points: gpd.GeoSeries, codes_in_rule_order:
         position = {c: i for i, c in enumerate(codes_in_rule_order)}
         answer = np.array([-1 if pd.isna(c) else position[c] for c in got.to_numpy()])
         return timings[0], timings[1], timings[2], answer
-    finally:
-        engine.dispose()
-        drop_database(server, name)
 
 
 def main() -> None:

@@ -20,19 +20,16 @@ import argparse
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import shapely
-from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy import Engine
 
-from bench.city import make_city, make_points, merge_neighbours, store_city
-from gridmap.settings import Settings
+from bench.city import city_database, make_city, make_points, merge_neighbours
 from gridmap.store.assign import assign_layer, grid_index
-from gridmap.store.db import create_database, database_url, drop_database, migrate
 from gridmap.store.load import load_layer
 
 
@@ -71,14 +68,7 @@ def main() -> None:
     grids = make_city(args.grids).to_crs(4326)
     grids["geometry"] = shapely.set_precision(grids.geometry.values, 0)
     points = make_points(grids, n)
-    server = database_url(Settings())
-    name = f"gridmap_bench_{uuid.uuid4().hex[:8]}"
-    create_database(server, name)
-    engine = create_engine(make_url(server).set(database=name))
-    try:
-        with engine.begin() as conn:
-            migrate(conn)
-        store_city(engine, grids, points)
+    with city_database(grids, points) as engine:
         unassign(engine)
         print(f"city: {len(grids)} grids, {n:,} households")
         print("1. first assignment (every row changes)")
@@ -119,9 +109,6 @@ def main() -> None:
         print(f"every path stores the same grid for every household: {same}")
         if not same:
             raise SystemExit(1)
-    finally:
-        engine.dispose()
-        drop_database(server, name)
 
 
 if __name__ == "__main__":

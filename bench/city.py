@@ -4,10 +4,14 @@ exactly, a few exclusive grids, and points, some of them exactly on edges and ve
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import geopandas as gpd
 import numpy as np
 import shapely
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, make_url
 
 CRS = "EPSG:32650"
 ORIGIN = (400_000.0, 3_500_000.0)
@@ -110,6 +114,27 @@ def store_city(engine: Engine, grids: gpd.GeoDataFrame, points: gpd.GeoSeries) -
         for flag in ("elderly_alone", "disabled", "left_behind_child", "low_income"):
             hh[flag] = False
         load_layer(conn, "households", hh)
+
+
+@contextmanager
+def city_database(grids: gpd.GeoDataFrame, points: gpd.GeoSeries) -> Iterator[Engine]:
+    """A scratch database of the configured server, migrated and holding the city
+    (:func:`store_city`); dropped afterwards."""
+    from gridmap.settings import Settings
+    from gridmap.store.db import create_database, database_url, drop_database, migrate
+
+    server = database_url(Settings())
+    name = f"gridmap_bench_{uuid.uuid4().hex[:8]}"
+    create_database(server, name)
+    engine = create_engine(make_url(server).set(database=name))
+    try:
+        with engine.begin() as conn:
+            migrate(conn)
+        store_city(engine, grids, points)
+        yield engine
+    finally:
+        engine.dispose()
+        drop_database(server, name)
 
 
 def merge_neighbours(grids: gpd.GeoDataFrame) -> tuple[str, gpd.GeoDataFrame]:
