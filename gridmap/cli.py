@@ -199,7 +199,7 @@ def db_backup(path: BackupFile) -> None:
         backup(_database_url(), path)
     except BackupError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    typer.echo(_("wrote {path} ({size} MB)", path=path, size=f"{path.stat().st_size / 1e6:.1f}"))
 
 
 @db_app.command("restore")
@@ -217,7 +217,7 @@ def db_restore(
         restore(_database_url(), path, force=force)
     except BackupError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"restored {path}")
+    typer.echo(_("restored {path}", path=path))
 
 
 # --- accounts and the audit log --------------------------------------------------------
@@ -548,10 +548,11 @@ def import_(
             raise fail(str(exc)) from exc
         bar.update()
     if dry_run:
-        typer.echo(f"dry run, nothing written — the import would give:\n{loaded}")
+        typer.echo(_("dry run, nothing written — the import would give:") + f"\n{loaded}")
         return
     build_deferred_indexes(engine, loaded)
-    typer.echo(f"{loaded} in {time.perf_counter() - start:.2f} s")
+    typer.echo(_("{done} in {seconds} s", done=loaded,
+                 seconds=f"{time.perf_counter() - start:.2f}"))
 
 
 MANY_DRAFTS = 10  # an import making more drafts prints one line for each
@@ -566,23 +567,24 @@ def _import_draft(engine: Engine, settings: Settings, frame: Any, *, source: str
     made = _draft_call(drafts.import_drafts, engine, CLI_PRINCIPAL, frame, cache,
                        source=source, replace=replace, client="cli", dry_run=dry_run)
     if not made:
-        typer.echo("the file changes no community's grids: no draft made")
+        typer.echo(_("the file changes no community's grids: no draft made"))
         return
     for d in made:
-        head = "dry run, nothing written — a draft" if dry_run else f"draft {d.draft}"
+        head = _("dry run, nothing written — a draft") if dry_run else _("draft {draft}",
+                                                                         draft=d.draft)
         if len(made) > MANY_DRAFTS:  # a whole district: a line each
             counts = Counter(ch for _, ch in d.grids)
-            typer.echo(f"{head} of {d.area}: " + ", ".join(
-                f"{n} {what}" for what, n in sorted(counts.items()))
-                + f"; households changing grid: {len(d.households)}")
+            typer.echo(_("{head} of {area}: ", head=head, area=d.area) + ", ".join(
+                f"{n} {i18n.label('change', what)}" for what, n in sorted(counts.items()))
+                + _("; households changing grid: {n}", n=len(d.households)))
             continue
-        typer.echo(f"{head} would change:")
+        typer.echo(_("{head} would change:", head=head))
         _print_draft_diff(d)
     if dry_run:
         return
     if not publish:
-        typer.echo("nothing is published yet: check the draft(s) on the map or with `gridmap "
-                   "drafts show`, then publish (or import again with --publish)")
+        typer.echo(_("nothing is published yet: check the draft(s) on the map or with "
+                     "`gridmap drafts show`, then publish (or import again with --publish)"))
         return
     try:
         done = _draft_call(drafts.publish_imported, engine, CLI_PRINCIPAL,
@@ -590,10 +592,11 @@ def _import_draft(engine: Engine, settings: Settings, frame: Any, *, source: str
                            client="cli", **_draft_options(settings))
     except typer.Exit:
         if not replace:
-            typer.echo("(grids the file leaves out stay as they are: give --replace if the "
-                       "file holds each community whole)", err=True)
+            typer.echo(_("(grids the file leaves out stay as they are: give --replace if "
+                         "the file holds each community whole)"), err=True)
         raise
-    typer.echo(f"{len(made)} draft(s) published: {done.versions} community version(s)")
+    typer.echo(_("{n} draft(s) published: {versions} community version(s)", n=len(made),
+                 versions=done.versions))
     if str(done.diff):
         typer.echo(str(done.diff))
 
@@ -737,8 +740,9 @@ def _print_check(report: object, n_communities: int) -> None:
 
     assert isinstance(report, CheckReport)
     defects = report.defects
-    typer.echo(f"{n_communities} communities, {len(report.balance)} comprehensive grids: "
-               f"{len(defects)} partition defect(s)")
+    typer.echo(_("{communities} communities, {grids} comprehensive grids: {defects} partition "
+                 "defect(s)", communities=n_communities, grids=len(report.balance),
+                 defects=len(defects)))
     if len(defects):
         cols = ["defect", "community_code", "grid_code", "other_code", "area_m2", "detail"]
         table = defects[cols].copy()
@@ -746,9 +750,10 @@ def _print_check(report: object, n_communities: int) -> None:
         table["at (lon, lat)"] = [f"{p.x:.6f}, {p.y:.6f}" for p in cent]
         typer.echo(table.fillna("").to_string(index=False))
     off = report.unbalanced
-    typer.echo(f"\nbalance: {len(report.balance) - len(off)} grids within their band, "
-               f"{len(off)} outside it; {report.outside_households} households outside "
-               "every grid")
+    typer.echo("\n" + _("balance: {within} grids within their band, {off} outside it; "
+                        "{outside} households outside every grid",
+                        within=len(report.balance) - len(off), off=len(off),
+                        outside=report.outside_households))
     if len(off):
         cols = ["code", "urban_rural", "households", "band_low", "band_high", "status",
                 "excess", "residents", "residents_excess"]
@@ -802,32 +807,36 @@ def coverage(
     if result.network_pieces is not None:
         typer.echo(result.network_pieces)
     for said in result.warnings:
-        typer.secho(f"warning: {said}", err=True, fg=typer.colors.YELLOW)
+        typer.secho(_("warning: {text}", text=i18n.translate(said)), err=True,
+                    fg=typer.colors.YELLOW)
     if compliance_:
         from gridmap.analysis.coverage import compliance
 
         report = compliance(households, cov)
         short = report[report["status"] != "ok"]
         if short.empty:
-            typer.echo(f"all {report['community_code'].nunique()} communities have every "
-                       "life-circle type within reach of all their residents")
+            typer.echo(_("all {n} communities have every life-circle type within reach of "
+                         "all their residents", n=report["community_code"].nunique()))
             return
         typer.echo(short.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         return
     if in_grids < len(households):
-        typer.echo(f"note: {len(households) - in_grids:,} of {len(households):,} households "
-                   "are outside every grid (unit 'outside')")
+        typer.echo(_("note: {outside} of {n} households are outside every grid (unit "
+                     "'outside')", outside=f"{len(households) - in_grids:,}",
+                     n=f"{len(households):,}"))
     table = result.table(level)  # type: ignore[arg-type]
     cols = ["unit", "type", "distance_m", "residents", "residents_share", "households_share",
             "vulnerable", "vulnerable_share"]
-    typer.echo(f"{len(households):,} households, {int(households['residents'].sum()):,} "
-               f"residents; {metric} distance")
+    typer.echo(_("{households} households, {residents} residents; {metric} distance",
+                 households=f"{len(households):,}",
+                 residents=f"{int(households['residents'].sum()):,}", metric=metric))
     typer.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if uncovered_out:
         column = result.column()
         layer = result.uncovered()
         write_layer(layer, uncovered_out)
-        typer.echo(f"wrote {len(layer)} households out of reach of {column} to {uncovered_out}")
+        typer.echo(_("wrote {n} households out of reach of {column} to {path}", n=len(layer),
+                     column=column, path=uncovered_out))
 
 
 @app.command("site")
@@ -906,7 +915,7 @@ def make_demo_data(
 
     written = write_demo(generate(seed=seed), out)
     for path in written:
-        typer.echo(f"wrote {path}")
+        typer.echo(_("wrote {path}", path=path))
 
 
 # one account per role, so a newcomer can sign in to each view of the demo district
@@ -960,10 +969,10 @@ def _demo_accounts(engine: Engine, settings: Settings) -> dict[str, str]:
     with os.fdopen(fd, "w") as f:
         f.write("# gridmap demo accounts (new passwords on every load-demo)\n")
         f.write("".join(line + "\n" for line in lines))
-    typer.echo("demo accounts (sign in at /login; new passwords on every load-demo):")
+    typer.echo(_("demo accounts (sign in at /login; new passwords on every load-demo):"))
     for line in lines:
         typer.echo(f"  {line}")
-    typer.echo(f"written to {path} (readable by you only)")
+    typer.echo(_("written to {path} (readable by you only)", path=path))
     return passwords
 
 
@@ -1053,10 +1062,12 @@ def grids_history(community: CommunityArg) -> None:
         except (NotVisible, ValueError) as exc:
             raise fail(str(exc)) from exc
     for v in rows:
-        until = _local(v["valid_to"]) if v["valid_to"] else "current"
-        restored = f" (restores {v['restored_from']})" if v["restored_from"] else ""
-        typer.echo(f"v{v['version']:<3} {_local(v['valid_from'])} → {until}  {v['grids']} "
-                   f"grids  {v['author'] or '-'}  {_printable(v['note'] or '')}{restored}")
+        until = _local(v["valid_to"]) if v["valid_to"] else _("current")
+        restored = _(" (restores {version})", version=v["restored_from"]) \
+            if v["restored_from"] else ""
+        typer.echo(f"v{v['version']:<3} {_local(v['valid_from'])} → {until}  "
+                   + _("{n} grids", n=v["grids"])
+                   + f"  {v['author'] or '-'}  {_printable(v['note'] or '')}{restored}")
 
 
 @grids_app.command("diff")
@@ -1077,15 +1088,12 @@ def grids_diff(
             d = plans.diff(conn, CLI_PRINCIPAL, community, from_version, to_version)
         except (NotVisible, ValueError) as exc:
             raise fail(str(exc)) from exc
-    typer.echo(f"{community}: version {d.from_version} → {d.to_version}")
-    for what in ("added", "reshaped", "renamed", "retired"):
-        codes = [c for c, ch in d.grids if ch == what]
-        if codes:
-            typer.echo(f"  {what}: {', '.join(codes)}")
-    typer.echo(f"  households changing grid: {len(d.households)}")
-    typer.echo(f"  incidents changing grid: {len(d.incidents)}")
+    typer.echo(_("{community}: version {old} → {new}", community=community,
+                 old=d.from_version, new=d.to_version))
+    _print_changes(d)
     if d.workers:
-        typer.echo(f"  workers of retired grids: {', '.join(d.workers)}")
+        typer.echo("  " + _("workers of retired grids: {workers}",
+                            workers=", ".join(d.workers)))
 
 
 @grids_app.command("restore")
@@ -1109,9 +1117,11 @@ def grids_restore(
     except (NotVisible, plans.PlanError) as exc:
         raise fail(str(exc)) from exc
     if not published:
-        typer.echo(f"{community} is at version {version}'s grids already: nothing published")
+        typer.echo(_("{community} is at version {version}'s grids already: nothing "
+                     "published", community=community, version=version))
         return
-    typer.echo(f"{community}: published a new version equal to version {version}")
+    typer.echo(_("{community}: published a new version equal to version {version}",
+                 community=community, version=version))
     if changes.grids:
         typer.echo(str(changes))
 
@@ -1142,10 +1152,17 @@ def _draft_options(settings: Settings) -> dict[str, Any]:
             "min_area": settings.check_min_area_m2}
 
 
+def _draft_status(status: str) -> str:
+    """A draft's status as the CLI names it: its value in English (what ``--status``
+    takes), its label in Chinese."""
+    return status if i18n.current() == "en" else i18n.label("draft_status", status)
+
+
 def _print_draft_stats(view: Any) -> None:
     d = view.draft
-    typer.echo(f"draft {d['id']} {d['area_code']} {d['status']} revision {d['revision']}  "
-               f"{_printable(d['title'])}  by {d['author']}")
+    typer.echo(_("draft {id} {area} {status} revision {revision}  {title}  by {author}",
+                 id=d["id"], area=d["area_code"], status=_draft_status(d["status"]),
+                 revision=d["revision"], title=_printable(d["title"]), author=d["author"]))
     for r in view.stats.grids:
         typer.echo(f"  {r['code']} {r['kind']:<13} {r['households']:>6} households "
                    f"{r['residents']:>6} residents {r['vulnerable']:>4} vulnerable  "
@@ -1153,11 +1170,11 @@ def _print_draft_stats(view: Any) -> None:
                    f"{r['status']:<14} compactness {r['compactness']:.2f}"
                    + ("  locked" if r["locked"] else ""))
     if view.stats.households_outside:
-        typer.echo(f"  households in no grid: {view.stats.households_outside}")
+        typer.echo("  " + _("households in no grid: {n}", n=view.stats.households_outside))
     for line in view.stats.blocking:
-        typer.echo(f"  blocks publishing: {line}")
+        typer.echo("  " + _("blocks publishing: {text}", text=i18n.translate(line)))
     for line in view.stats.warnings:
-        typer.echo(f"  warning: {line}")
+        typer.echo("  " + _("warning: {text}", text=i18n.translate(line)))
 
 
 @drafts_app.command("list")
@@ -1189,15 +1206,21 @@ def drafts_show(draft: DraftArg) -> None:
     _print_draft_stats(view)
 
 
-def _print_draft_diff(d: Any) -> None:
-    for what in ("added", "reshaped", "renamed", "retired"):
+def _print_changes(d: Any) -> None:
+    """The grids a new version adds, reshapes, renames, retires, and what changes grid."""
+    for what in i18n.CHANGES:
         codes = [c for c, ch in d.grids if ch == what]
         if codes:
-            typer.echo(f"  {what}: {', '.join(codes)}")
-    typer.echo(f"  households changing grid: {len(d.households)}")
-    typer.echo(f"  incidents changing grid: {len(d.incidents)}")
+            typer.echo(f"  {i18n.label('change', what)}: {', '.join(codes)}")
+    typer.echo("  " + _("households changing grid: {n}", n=len(d.households)))
+    typer.echo("  " + _("incidents changing grid: {n}", n=len(d.incidents)))
+
+
+def _print_draft_diff(d: Any) -> None:
+    _print_changes(d)
     for w, f, t in d.workers:
-        typer.echo(f"  worker {w}: {f or '-'} → {t or '-'}")
+        typer.echo("  " + _("worker {name}: {old} → {new}", name=w, old=f or "-",
+                            new=t or "-"))
 
 
 @drafts_app.command("diff")
@@ -1209,7 +1232,7 @@ def drafts_diff(draft: DraftArg) -> None:
     engine = _engine(get_settings())
     with engine.connect() as conn:
         d = _draft_call(drafts.diff, conn, CLI_PRINCIPAL, draft, drafts.DraftCache())
-    typer.echo(f"draft {draft} against the published grids:")
+    typer.echo(_("draft {draft} against the published grids:", draft=draft))
     _print_draft_diff(d)
 
 
@@ -1226,7 +1249,8 @@ def drafts_submit(draft: DraftArg, note: NoteOpt = None, acknowledge: Annotated[
                        drafts.DraftCache(), note=note, acknowledge=acknowledge, expected=None,
                        client="cli", one_step=settings.draft_approval == "one_step",
                        **_draft_options(settings))
-    typer.echo(f"draft {draft} is {view.draft['status']}")
+    typer.echo(_("draft {draft} is {status}", draft=draft,
+                 status=_draft_status(view.draft["status"])))
 
 
 @drafts_app.command("approve")
@@ -1239,7 +1263,8 @@ def drafts_approve(draft: DraftArg, note: NoteOpt = None, send_back: Annotated[b
 
     row = _draft_call(drafts.decide, _engine(get_settings()), CLI_PRINCIPAL, draft,
                       approve=not send_back, note=note, expected=None, client="cli")
-    typer.echo(f"draft {draft} is {row['status']}")
+    typer.echo(_("draft {draft} is {status}", draft=draft,
+                 status=_draft_status(row["status"])))
 
 
 @drafts_app.command("publish")
@@ -1252,8 +1277,9 @@ def drafts_publish(draft: DraftArg) -> None:
     done = _draft_call(drafts.publish, _engine(settings), CLI_PRINCIPAL, draft,
                        drafts.DraftCache(), expected=None, client="cli",
                        **_draft_options(settings))
-    typer.echo(f"draft {draft} published: {done.versions} community version(s), "
-               f"{done.workers_moved} worker(s) moved")
+    typer.echo(_("draft {draft} published: {versions} community version(s), {moved} "
+                 "worker(s) moved", draft=draft, versions=done.versions,
+                 moved=done.workers_moved))
     if done.diff.grids:
         typer.echo(str(done.diff))
 
@@ -1266,7 +1292,8 @@ def drafts_abandon(draft: DraftArg, note: NoteOpt = None) -> None:
 
     row = _draft_call(drafts.abandon, _engine(get_settings()), CLI_PRINCIPAL, draft,
                       note=note, expected=None, client="cli")
-    typer.echo(f"draft {draft} is {row['status']}")
+    typer.echo(_("draft {draft} is {status}", draft=draft,
+                 status=_draft_status(row["status"])))
 # ----------------------------------------------------------------------------- province
 province_app = typer.Typer(help="A generated province (GeoParquet partitioned by county) "
                            "and its analysis on a dask cluster (GRIDMAP_DASK_SCHEDULER, or a "
