@@ -269,3 +269,19 @@ def test_cli_refusals_in_chinese(grids_db: str, args: list[str], chinese: str) -
                                                 "GRIDMAP_LANGUAGE": "zh-CN"})
     assert result.exit_code != 0
     assert chinese in result.output, result.output
+
+
+def test_refused_steps_read_wholly_chinese() -> None:
+    """The phrases a refusal names (stages, actions, draft statuses, what a role may not do)
+    come from the label catalogue: no English is left in the Chinese message."""
+    from gridmap.domain.incidents import Action, IllegalTransition, Stage, next_stage
+
+    with pytest.raises(IllegalTransition) as caught:
+        next_stage(Stage.dispatched, Action.close)
+    assert i18n.translate(str(caught.value), "zh-CN") == \
+        "处于“任务派遣”阶段的案件不能“结案”：下一步可以接单、退回"
+    assert i18n.translate("draft 5 is published: it cannot be abandoned (only when open or "
+                          "submitted or approved)", "zh-CN") == \
+        "草案 5 现为已发布：不能放弃（仅限编辑中或已提交或已批准时）"
+    assert i18n.translate("the analyst role may not draw grids", "zh-CN") == \
+        "分析员角色无权绘制网格"
