@@ -132,16 +132,19 @@ def db_status() -> None:
     """Say which database gridmap uses and whether it is running."""
     settings = get_settings()
     if settings.database_url:
-        typer.echo(f"using GRIDMAP_DATABASE_URL: {settings.database_url} (nothing is started)")
+        typer.echo(_("using GRIDMAP_DATABASE_URL: {url} (nothing is started)",
+                     url=settings.database_url))
         return
     cluster = LocalCluster(settings)
     if not cluster.exists:
-        typer.echo(f"local cluster: not created yet (it will be, in {cluster.pgdata})")
+        typer.echo(_("local cluster: not created yet (it will be, in {folder})",
+                     folder=cluster.pgdata))
         raise typer.Exit(3)
-    state = "running" if cluster.is_running() else "stopped"
-    typer.echo(f"local cluster: {state}, {cluster.pgdata}, "
-               f"url {cluster.url(settings.local_db_name)}")
-    if state != "running":
+    running = cluster.is_running()
+    typer.echo(_("local cluster: {state}, {folder}, url {url}",
+                 state=_("running") if running else _("stopped"), folder=cluster.pgdata,
+                 url=cluster.url(settings.local_db_name)))
+    if not running:
         raise typer.Exit(3)
 
 
@@ -150,7 +153,7 @@ def db_start() -> None:
     """Create (first time), start and migrate the local cluster."""
     settings = get_settings()
     engine = _engine(settings)
-    typer.echo(f"ready: {engine.url.render_as_string(hide_password=True)}")
+    typer.echo(_("ready: {url}", url=engine.url.render_as_string(hide_password=True)))
 
 
 @db_app.command("stop")
@@ -378,8 +381,9 @@ def key_add(
 
     issued = _account_change(lambda conn: access.add_api_key(conn, account, label,
                                                              actor=access.CLI))
-    typer.echo(f"API key {issued.id} for {_printable(issued.account)!r} "
-               f"({_printable(issued.label)}); it is shown only now:", err=True)
+    typer.echo(_("API key {id} for {account} ({label}); it is shown only now:", id=issued.id,
+                 account=repr(_printable(issued.account)), label=_printable(issued.label)),
+               err=True)
     typer.echo(issued.key)
 
 
@@ -610,7 +614,7 @@ def _echo_grouped(what: str, problems: list[Any], shown: int = 5) -> None:
         for p in rows[:shown]:
             typer.echo(f"  - {p}")
         if len(rows) > shown:
-            typer.echo(f"  … and {len(rows) - shown} more")
+            typer.echo("  " + _("… and {n} more", n=len(rows) - shown))
 
 
 def _import_osm(path: Path) -> None:
@@ -661,7 +665,8 @@ def export(
         write_layer(frame, path, layer=name)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"wrote {len(frame)} {name} to {path}")
+    typer.echo(_("wrote {n} {layer} to {path}", n=len(frame), layer=i18n.label("resource", name),
+                 path=path))
 
 
 @app.command("assign")
@@ -735,6 +740,19 @@ def check(
         raise typer.Exit(1)
 
 
+def _table(frame: Any, *, labels: dict[str, i18n.LabelKind] | None = None,
+           **options: Any) -> str:
+    """A table for the terminal without its index, the headers in the deployment's language
+    (in English the columns' own names, as scripts read them) and the values of the columns
+    in *labels* by their labels."""
+    if i18n.current() != "en":
+        frame = frame.copy()
+        for column, kind in (labels or {}).items():
+            frame[column] = frame[column].map(lambda value, kind=kind: i18n.label(kind, value))
+        frame = frame.rename(columns=lambda column: i18n.label("column", str(column)))
+    return str(frame.to_string(index=False, **options))
+
+
 def _print_check(report: object, n_communities: int) -> None:
     from gridmap.analysis.report import CheckReport
 
@@ -748,7 +766,7 @@ def _print_check(report: object, n_communities: int) -> None:
         table = defects[cols].copy()
         cent = defects.geometry.representative_point()
         table["at (lon, lat)"] = [f"{p.x:.6f}, {p.y:.6f}" for p in cent]
-        typer.echo(table.fillna("").to_string(index=False))
+        typer.echo(_table(table.fillna("")))
     off = report.unbalanced
     typer.echo("\n" + _("balance: {within} grids within their band, {off} outside it; "
                         "{outside} households outside every grid",
@@ -757,7 +775,7 @@ def _print_check(report: object, n_communities: int) -> None:
     if len(off):
         cols = ["code", "urban_rural", "households", "band_low", "band_high", "status",
                 "excess", "residents", "residents_excess"]
-        typer.echo(off[cols].to_string(index=False))
+        typer.echo(_table(off[cols], labels={"status": "band"}))
 
 
 @app.command("coverage")
@@ -818,7 +836,7 @@ def coverage(
             typer.echo(_("all {n} communities have every life-circle type within reach of "
                          "all their residents", n=report["community_code"].nunique()))
             return
-        typer.echo(short.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        typer.echo(_table(short, float_format=lambda v: f"{v:.3f}"))
         return
     if in_grids < len(households):
         typer.echo(_("note: {outside} of {n} households are outside every grid (unit "
@@ -830,7 +848,7 @@ def coverage(
     typer.echo(_("{households} households, {residents} residents; {metric} distance",
                  households=f"{len(households):,}",
                  residents=f"{int(households['residents'].sum()):,}", metric=metric))
-    typer.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo(_table(table[cols], float_format=lambda v: f"{v:.3f}"))
     if uncovered_out:
         column = result.column()
         layer = result.uncovered()
@@ -873,7 +891,7 @@ def site(
     if metric not in ("straight", "network"):
         raise fail("--metric is straight or network")
     try:
-        (ftype, (dist, *_)), = thresholds_for([type_], [distance] if distance else None).items()
+        (ftype, (dist, *_more)), = thresholds_for([type_], [distance] if distance else None).items()
     except ValueError as exc:
         raise fail(str(exc)) from exc
     engine = _engine(get_settings())
@@ -891,15 +909,20 @@ def site(
                                  time_limit=time_limit)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"{ftype} within {dist:.0f} m ({metric}): {result.covered_residents:,} of "
-               f"{result.total_residents:,} {weight} reached with {len(result.sites)} new "
-               f"site(s) ({result.model}: {result.status})")
+    whom = i18n.label("column", weight)
+    typer.echo(_("{type} within {distance} m ({metric}): {covered} of {total} {whom} reached "
+                 "with {sites} new site(s) ({model}: {status})",
+                 type=ftype if i18n.current() == "en" else i18n.label("facility_type", ftype),
+                 distance=f"{dist:.0f}", metric=metric,
+                 covered=f"{result.covered_residents:,}", total=f"{result.total_residents:,}",
+                 whom=whom, sites=len(result.sites), model=result.model, status=result.status))
     if result.served_residents is not None:
-        typer.echo(f"served within capacity: {result.served_residents:,} {weight}")
+        typer.echo(_("served within capacity: {served} {whom}",
+                     served=f"{result.served_residents:,}", whom=whom))
     for row in result.sites.to_crs(4326).itertuples():
-        serves = f", serves {row.serves:,}" if "serves" in result.sites else ""
-        typer.echo(f"  {row.geometry.x:.6f}, {row.geometry.y:.6f}  reaches {row.reaches:,}"
-                   f"{serves}")
+        serves = _(", serves {n}", n=f"{row.serves:,}") if "serves" in result.sites else ""
+        typer.echo(f"  {row.geometry.x:.6f}, {row.geometry.y:.6f}  "
+                   + _("reaches {n}", n=f"{row.reaches:,}") + serves)
     if output:
         write_layer(result.sites, output)
 
@@ -1038,7 +1061,8 @@ def demo(
     load_demo()
     if serve_:
         settings = get_settings()
-        typer.echo(f"map: http://{host or settings.host}:{port or settings.port}/")
+        typer.echo(_("map: {url}", url=f"http://{host or settings.host}:"
+                                       f"{port or settings.port}/"))
         serve(host, port)
 
 
@@ -1188,7 +1212,8 @@ def drafts_list(status: Annotated[str | None, typer.Option(
     with engine.connect() as conn:
         rows = _draft_call(drafts.list_drafts, conn, CLI_PRINCIPAL, status)
     for d in rows:
-        typer.echo(f"{d['id']:>5} {d['area_code']} {d['status']:<10} r{d['revision']:<4} "
+        typer.echo(f"{d['id']:>5} {d['area_code']} {_draft_status(d['status']):<10} "
+                   f"r{d['revision']:<4} "
                    f"{_local(d['updated_at'])}  {d['author']}  {_printable(d['title'])}")
 
 
@@ -1327,8 +1352,9 @@ def province_generate(
                                         sample=sample, progress=show)
         except (ValueError, OSError) as exc:
             raise fail(str(exc)) from exc
-    typer.echo(f"wrote {len(written)} counties, {sum(w.grids for w in written):,} grids, "
-               f"{sum(w.households for w in written):,} households to {folder}")
+    typer.echo(_("wrote {counties} counties, {grids} grids, {households} households to "
+                 "{folder}", counties=len(written), grids=f"{sum(w.grids for w in written):,}",
+                 households=f"{sum(w.households for w in written):,}", folder=folder))
 
 
 @province_app.command("run")
@@ -1375,7 +1401,8 @@ def province_run(
     if out:
         run.totals.to_parquet(out.with_name(out.stem + "_grids.parquet"))
         run.coverage.to_parquet(out.with_name(out.stem + "_coverage.parquet"))
-        typer.echo(f"wrote {out.stem}_grids.parquet and {out.stem}_coverage.parquet")
+        typer.echo(_("wrote {grids} and {coverage}", grids=f"{out.stem}_grids.parquet",
+                     coverage=f"{out.stem}_coverage.parquet"))
 
 
 @grids_app.command("suggest")
@@ -1421,10 +1448,10 @@ def grids_suggest(
         typer.echo(line)
     cols = ["label", "households", "residents", "status", "deviation", "compactness",
             "pieces"]
-    typer.echo(result.grids[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    typer.echo(_table(result.grids[cols], float_format=lambda v: f"{v:.2f}"))
     if out is not None:
         out.write_text(result.grids.to_crs(4326).to_json(drop_id=True))
-        typer.echo(f"wrote {report.grids} proposed grids to {out}")
+        typer.echo(_("wrote {n} proposed grids to {path}", n=report.grids, path=out))
     if draft:
         from gridmap import drafts
 
@@ -1433,8 +1460,8 @@ def grids_suggest(
                            drafts.DraftCache(), title=f"suggested partition (seed {seed})",
                            client="cli", locked=lock or [], **_draft_options(settings))
         _print_draft_stats(view)
-        typer.echo(f"draft {view.draft['id']} holds the suggestion: edit it on the map, then "
-                   f"`gridmap drafts submit {view.draft['id']}`")
+        typer.echo(_("draft {id} holds the suggestion: edit it on the map, then `gridmap "
+                     "drafts submit {draft}`", id=view.draft["id"], draft=view.draft["id"]))
     if not report.all_in_band:
         raise typer.Exit(1)
 

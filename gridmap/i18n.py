@@ -43,7 +43,7 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 _FOLDER: dict[Language, str] = {"zh-CN": "zh_CN", "en": "en"}
 
 LabelKind = Literal["role", "resource", "worker_role", "stage", "action", "facility_type", "band",
-                    "defect", "change", "draft_status"]
+                    "defect", "change", "draft_status", "column"]
 BANDS = ("below", "within", "above", "over_residents")
 CHANGES = ("added", "reshaped", "renamed", "retired")  # what a new grids version does to a grid
 DRAFT_STATUSES = ("open", "submitted", "approved", "published", "abandoned")

@@ -199,6 +199,8 @@ def test_the_cli_reports_in_chinese(grids_db: str) -> None:
     assert "住户：读取" in imported.output and "行，新增" in imported.output
     assert "个社区" in checked.output and "个综合网格" in checked.output, checked.output
     assert "均衡：" in checked.output and "不在任何网格内" in checked.output
+    assert "户数" in checked.output and "标准下限" in checked.output  # the table's headers
+    assert "低于标准" in checked.output and "below" not in checked.output  # the band states
     assert history.exit_code == 0, history.output
     assert "当前" in history.output and "个网格" in history.output, history.output
 
