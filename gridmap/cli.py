@@ -1188,11 +1188,14 @@ def _print_draft_stats(view: Any) -> None:
                  id=d["id"], area=d["area_code"], status=_draft_status(d["status"]),
                  revision=d["revision"], title=_printable(d["title"]), author=d["author"]))
     for r in view.stats.grids:
-        typer.echo(f"  {r['code']} {r['kind']:<13} {r['households']:>6} households "
-                   f"{r['residents']:>6} residents {r['vulnerable']:>4} vulnerable  "
-                   f"{r['full_time_workers']}/{r['workers']} full-time/workers  "
-                   f"{r['status']:<14} compactness {r['compactness']:.2f}"
-                   + ("  locked" if r["locked"] else ""))
+        status = r["status"] if i18n.current() == "en" else i18n.label("band", r["status"])
+        typer.echo(f"  {r['code']} {r['kind']:<13} " + _(
+            "{households} households {residents} residents {vulnerable} vulnerable  "
+            "{full_time}/{workers} full-time/workers  {status} compactness {compactness}",
+            households=f"{r['households']:>6}", residents=f"{r['residents']:>6}",
+            vulnerable=f"{r['vulnerable']:>4}", full_time=r["full_time_workers"],
+            workers=r["workers"], status=f"{status:<14}",
+            compactness=f"{r['compactness']:.2f}") + (_("  locked") if r["locked"] else ""))
     if view.stats.households_outside:
         typer.echo("  " + _("households in no grid: {n}", n=view.stats.households_outside))
     for line in view.stats.blocking:
