@@ -107,6 +107,7 @@ def test_refusals_of_each_kind_have_their_code(client: TestClient) -> None:
     invalid = client.get("/api/locate", params={"lon": 500, "lat": 34})
     assert invalid.status_code == 422 and invalid.json()["code"] == "invalid_request"
     assert invalid.json()["detail"][0]["loc"] == ["query", "lon"]
+    assert invalid.json()["detail"][0]["msg"] == "须小于或等于 180"  # pydantic's, translated
 
 
 @pytest.mark.parametrize(("path", "status", "chinese", "english"), [
