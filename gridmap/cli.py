@@ -972,16 +972,17 @@ def _demo_accounts(engine: Engine, settings: Settings) -> dict[str, str]:
                                     actor=access.CLI)
                 else:
                     if user.role != role.value:
-                        typer.secho(f"note: {name} has the role {user.role}, not "
-                                    f"{role.value}; left so", err=True,
+                        typer.secho(_("note: {name} has the role {role}, not {wanted}; left "
+                                      "so", name=name, role=_role_name(user.role),
+                                      wanted=_role_name(role.value)), err=True,
                                     fg=typer.colors.YELLOW)
                     access.set_password(conn, name, password, actor=access.CLI)
                     access.set_divisions(conn, name, codes, actor=access.CLI)
                     if user.disabled_at is not None:
                         access.set_disabled(conn, name, False, actor=access.CLI)
                 passwords[name] = password
-                lines.append(f"{name:<16} {password}  {role.value:<11} "
-                             f"{', '.join(codes) or 'every division'}")
+                lines.append(f"{name:<16} {password}  {_role_name(role.value):<11} "
+                             f"{', '.join(codes) or _('every division')}")
     except access.AccountError as exc:
         raise fail(f"demo accounts: {exc}") from exc
     path = Path(settings.data_dir) / "demo-accounts.txt"
@@ -990,7 +991,7 @@ def _demo_accounts(engine: Engine, settings: Settings) -> dict[str, str]:
     os.fchmod(fd, 0o600)  # an older file keeps no wider mode
     os.ftruncate(fd, 0)
     with os.fdopen(fd, "w") as f:
-        f.write("# gridmap demo accounts (new passwords on every load-demo)\n")
+        f.write("# " + _("gridmap demo accounts (new passwords on every load-demo)") + "\n")
         f.write("".join(line + "\n" for line in lines))
     typer.echo(_("demo accounts (sign in at /login; new passwords on every load-demo):"))
     for line in lines:
