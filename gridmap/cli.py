@@ -524,9 +524,9 @@ def import_(
             raise fail(str(exc)) from exc
         bar.update()
         for note in result.notes:
-            say(f"note: {note}")
+            say(_("note: {text}", text=i18n.translate(str(note))))
         for fix in result.repaired:
-            say(f"repaired {fix}")
+            say(_("repaired {what}", what=i18n.translate(str(fix))))
         engine = _engine(settings)
         if name == "grids":
             bar.set_postfix_str("drafts")
@@ -699,7 +699,8 @@ def assign(
             bar.set_postfix_str(name)
             result = assign_layer(conn, name, engine=engine_, index=index)  # type: ignore[arg-type]
             bar.update()
-            say(f"{result} in {time.perf_counter() - start:.2f} s")
+            say(_("{done} in {seconds} s", done=result,
+                  seconds=f"{time.perf_counter() - start:.2f}"))
 
 
 @app.command("check")

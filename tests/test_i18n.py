@@ -191,6 +191,7 @@ def test_the_cli_reports_in_chinese(grids_db: str) -> None:
     imported = run_cli(grids_db, "import", "households", str(DEMO_DIR / DEMO_FILES["households"]),
                        "--dry-run", env=zh)
     checked = run_cli(grids_db, "check", env=zh)
+    assigned = run_cli(grids_db, "assign", "facilities", env=zh)
     with psycopg.connect(grids_db.replace("+psycopg", "")) as conn:
         row = conn.execute("SELECT min(community_code) FROM grid").fetchone()
     assert row is not None
@@ -198,6 +199,9 @@ def test_the_cli_reports_in_chinese(grids_db: str) -> None:
     assert imported.exit_code == 0, imported.output
     assert "试运行，未写入任何数据——导入将得到：" in imported.output
     assert "住户：读取" in imported.output and "行，新增" in imported.output
+    assert assigned.exit_code == 0, assigned.output
+    assert "设施：0 行，0 在网格内" in assigned.output and "用时" in assigned.output, \
+        assigned.output
     assert "个社区" in checked.output and "个综合网格" in checked.output, checked.output
     assert "均衡：" in checked.output and "不在任何网格内" in checked.output
     assert "户数" in checked.output and "标准下限" in checked.output  # the table's headers
