@@ -132,16 +132,19 @@ def db_status() -> None:
     """Say which database gridmap uses and whether it is running."""
     settings = get_settings()
     if settings.database_url:
-        typer.echo(f"using GRIDMAP_DATABASE_URL: {settings.database_url} (nothing is started)")
+        typer.echo(_("using GRIDMAP_DATABASE_URL: {url} (nothing is started)",
+                     url=settings.database_url))
         return
     cluster = LocalCluster(settings)
     if not cluster.exists:
-        typer.echo(f"local cluster: not created yet (it will be, in {cluster.pgdata})")
+        typer.echo(_("local cluster: not created yet (it will be, in {folder})",
+                     folder=cluster.pgdata))
         raise typer.Exit(3)
-    state = "running" if cluster.is_running() else "stopped"
-    typer.echo(f"local cluster: {state}, {cluster.pgdata}, "
-               f"url {cluster.url(settings.local_db_name)}")
-    if state != "running":
+    running = cluster.is_running()
+    typer.echo(_("local cluster: {state}, {folder}, url {url}",
+                 state=_("running") if running else _("stopped"), folder=cluster.pgdata,
+                 url=cluster.url(settings.local_db_name)))
+    if not running:
         raise typer.Exit(3)
 
 
@@ -150,7 +153,7 @@ def db_start() -> None:
     """Create (first time), start and migrate the local cluster."""
     settings = get_settings()
     engine = _engine(settings)
-    typer.echo(f"ready: {engine.url.render_as_string(hide_password=True)}")
+    typer.echo(_("ready: {url}", url=engine.url.render_as_string(hide_password=True)))
 
 
 @db_app.command("stop")
@@ -199,7 +202,7 @@ def db_backup(path: BackupFile) -> None:
         backup(_database_url(), path)
     except BackupError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    typer.echo(_("wrote {path} ({size} MB)", path=path, size=f"{path.stat().st_size / 1e6:.1f}"))
 
 
 @db_app.command("restore")
@@ -217,7 +220,7 @@ def db_restore(
         restore(_database_url(), path, force=force)
     except BackupError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"restored {path}")
+    typer.echo(_("restored {path}", path=path))
 
 
 # --- accounts and the audit log --------------------------------------------------------
@@ -378,8 +381,9 @@ def key_add(
 
     issued = _account_change(lambda conn: access.add_api_key(conn, account, label,
                                                              actor=access.CLI))
-    typer.echo(f"API key {issued.id} for {_printable(issued.account)!r} "
-               f"({_printable(issued.label)}); it is shown only now:", err=True)
+    typer.echo(_("API key {id} for {account} ({label}); it is shown only now:", id=issued.id,
+                 account=repr(_printable(issued.account)), label=_printable(issued.label)),
+               err=True)
     typer.echo(issued.key)
 
 
@@ -520,9 +524,9 @@ def import_(
             raise fail(str(exc)) from exc
         bar.update()
         for note in result.notes:
-            say(f"note: {note}")
+            say(_("note: {text}", text=i18n.translate(str(note))))
         for fix in result.repaired:
-            say(f"repaired {fix}")
+            say(_("repaired {what}", what=i18n.translate(str(fix))))
         engine = _engine(settings)
         if name == "grids":
             bar.set_postfix_str("drafts")
@@ -548,10 +552,11 @@ def import_(
             raise fail(str(exc)) from exc
         bar.update()
     if dry_run:
-        typer.echo(f"dry run, nothing written — the import would give:\n{loaded}")
+        typer.echo(_("dry run, nothing written — the import would give:") + f"\n{loaded}")
         return
     build_deferred_indexes(engine, loaded)
-    typer.echo(f"{loaded} in {time.perf_counter() - start:.2f} s")
+    typer.echo(_("{done} in {seconds} s", done=loaded,
+                 seconds=f"{time.perf_counter() - start:.2f}"))
 
 
 MANY_DRAFTS = 10  # an import making more drafts prints one line for each
@@ -566,23 +571,24 @@ def _import_draft(engine: Engine, settings: Settings, frame: Any, *, source: str
     made = _draft_call(drafts.import_drafts, engine, CLI_PRINCIPAL, frame, cache,
                        source=source, replace=replace, client="cli", dry_run=dry_run)
     if not made:
-        typer.echo("the file changes no community's grids: no draft made")
+        typer.echo(_("the file changes no community's grids: no draft made"))
         return
     for d in made:
-        head = "dry run, nothing written — a draft" if dry_run else f"draft {d.draft}"
+        head = _("dry run, nothing written — a draft") if dry_run else _("draft {draft}",
+                                                                         draft=d.draft)
         if len(made) > MANY_DRAFTS:  # a whole district: a line each
             counts = Counter(ch for _, ch in d.grids)
-            typer.echo(f"{head} of {d.area}: " + ", ".join(
-                f"{n} {what}" for what, n in sorted(counts.items()))
-                + f"; households changing grid: {len(d.households)}")
+            typer.echo(_("{head} of {area}: ", head=head, area=d.area) + ", ".join(
+                f"{n} {i18n.label('change', what)}" for what, n in sorted(counts.items()))
+                + _("; households changing grid: {n}", n=len(d.households)))
             continue
-        typer.echo(f"{head} would change:")
+        typer.echo(_("{head} would change:", head=head))
         _print_draft_diff(d)
     if dry_run:
         return
     if not publish:
-        typer.echo("nothing is published yet: check the draft(s) on the map or with `gridmap "
-                   "drafts show`, then publish (or import again with --publish)")
+        typer.echo(_("nothing is published yet: check the draft(s) on the map or with "
+                     "`gridmap drafts show`, then publish (or import again with --publish)"))
         return
     try:
         done = _draft_call(drafts.publish_imported, engine, CLI_PRINCIPAL,
@@ -590,10 +596,11 @@ def _import_draft(engine: Engine, settings: Settings, frame: Any, *, source: str
                            client="cli", **_draft_options(settings))
     except typer.Exit:
         if not replace:
-            typer.echo("(grids the file leaves out stay as they are: give --replace if the "
-                       "file holds each community whole)", err=True)
+            typer.echo(_("(grids the file leaves out stay as they are: give --replace if "
+                         "the file holds each community whole)"), err=True)
         raise
-    typer.echo(f"{len(made)} draft(s) published: {done.versions} community version(s)")
+    typer.echo(_("{n} draft(s) published: {versions} community version(s)", n=len(made),
+                 versions=done.versions))
     if str(done.diff):
         typer.echo(str(done.diff))
 
@@ -607,7 +614,7 @@ def _echo_grouped(what: str, problems: list[Any], shown: int = 5) -> None:
         for p in rows[:shown]:
             typer.echo(f"  - {p}")
         if len(rows) > shown:
-            typer.echo(f"  … and {len(rows) - shown} more")
+            typer.echo("  " + _("… and {n} more", n=len(rows) - shown))
 
 
 def _import_osm(path: Path) -> None:
@@ -658,7 +665,8 @@ def export(
         write_layer(frame, path, layer=name)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"wrote {len(frame)} {name} to {path}")
+    typer.echo(_("wrote {n} {layer} to {path}", n=len(frame), layer=i18n.label("resource", name),
+                 path=path))
 
 
 @app.command("assign")
@@ -691,7 +699,8 @@ def assign(
             bar.set_postfix_str(name)
             result = assign_layer(conn, name, engine=engine_, index=index)  # type: ignore[arg-type]
             bar.update()
-            say(f"{result} in {time.perf_counter() - start:.2f} s")
+            say(_("{done} in {seconds} s", done=result,
+                  seconds=f"{time.perf_counter() - start:.2f}"))
 
 
 @app.command("check")
@@ -732,27 +741,42 @@ def check(
         raise typer.Exit(1)
 
 
+def _table(frame: Any, *, labels: dict[str, i18n.LabelKind] | None = None,
+           **options: Any) -> str:
+    """A table for the terminal without its index, the headers in the deployment's language
+    (in English the columns' own names, as scripts read them) and the values of the columns
+    in *labels* by their labels."""
+    if i18n.current() != "en":
+        frame = frame.copy()
+        for column, kind in (labels or {}).items():
+            frame[column] = frame[column].map(lambda value, kind=kind: i18n.label(kind, value))
+        frame = frame.rename(columns=lambda column: i18n.label("column", str(column)))
+    return str(frame.to_string(index=False, **options))
+
+
 def _print_check(report: object, n_communities: int) -> None:
     from gridmap.analysis.report import CheckReport
 
     assert isinstance(report, CheckReport)
     defects = report.defects
-    typer.echo(f"{n_communities} communities, {len(report.balance)} comprehensive grids: "
-               f"{len(defects)} partition defect(s)")
+    typer.echo(_("{communities} communities, {grids} comprehensive grids: {defects} partition "
+                 "defect(s)", communities=n_communities, grids=len(report.balance),
+                 defects=len(defects)))
     if len(defects):
         cols = ["defect", "community_code", "grid_code", "other_code", "area_m2", "detail"]
         table = defects[cols].copy()
         cent = defects.geometry.representative_point()
         table["at (lon, lat)"] = [f"{p.x:.6f}, {p.y:.6f}" for p in cent]
-        typer.echo(table.fillna("").to_string(index=False))
+        typer.echo(_table(table.fillna("")))
     off = report.unbalanced
-    typer.echo(f"\nbalance: {len(report.balance) - len(off)} grids within their band, "
-               f"{len(off)} outside it; {report.outside_households} households outside "
-               "every grid")
+    typer.echo("\n" + _("balance: {within} grids within their band, {off} outside it; "
+                        "{outside} households outside every grid",
+                        within=len(report.balance) - len(off), off=len(off),
+                        outside=report.outside_households))
     if len(off):
         cols = ["code", "urban_rural", "households", "band_low", "band_high", "status",
                 "excess", "residents", "residents_excess"]
-        typer.echo(off[cols].to_string(index=False))
+        typer.echo(_table(off[cols], labels={"status": "band"}))
 
 
 @app.command("coverage")
@@ -802,32 +826,36 @@ def coverage(
     if result.network_pieces is not None:
         typer.echo(result.network_pieces)
     for said in result.warnings:
-        typer.secho(f"warning: {said}", err=True, fg=typer.colors.YELLOW)
+        typer.secho(_("warning: {text}", text=i18n.translate(said)), err=True,
+                    fg=typer.colors.YELLOW)
     if compliance_:
         from gridmap.analysis.coverage import compliance
 
         report = compliance(households, cov)
         short = report[report["status"] != "ok"]
         if short.empty:
-            typer.echo(f"all {report['community_code'].nunique()} communities have every "
-                       "life-circle type within reach of all their residents")
+            typer.echo(_("all {n} communities have every life-circle type within reach of "
+                         "all their residents", n=report["community_code"].nunique()))
             return
-        typer.echo(short.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        typer.echo(_table(short, float_format=lambda v: f"{v:.3f}"))
         return
     if in_grids < len(households):
-        typer.echo(f"note: {len(households) - in_grids:,} of {len(households):,} households "
-                   "are outside every grid (unit 'outside')")
+        typer.echo(_("note: {outside} of {n} households are outside every grid (unit "
+                     "'outside')", outside=f"{len(households) - in_grids:,}",
+                     n=f"{len(households):,}"))
     table = result.table(level)  # type: ignore[arg-type]
     cols = ["unit", "type", "distance_m", "residents", "residents_share", "households_share",
             "vulnerable", "vulnerable_share"]
-    typer.echo(f"{len(households):,} households, {int(households['residents'].sum()):,} "
-               f"residents; {metric} distance")
-    typer.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo(_("{households} households, {residents} residents; {metric} distance",
+                 households=f"{len(households):,}",
+                 residents=f"{int(households['residents'].sum()):,}", metric=metric))
+    typer.echo(_table(table[cols], float_format=lambda v: f"{v:.3f}"))
     if uncovered_out:
         column = result.column()
         layer = result.uncovered()
         write_layer(layer, uncovered_out)
-        typer.echo(f"wrote {len(layer)} households out of reach of {column} to {uncovered_out}")
+        typer.echo(_("wrote {n} households out of reach of {column} to {path}", n=len(layer),
+                     column=column, path=uncovered_out))
 
 
 @app.command("site")
@@ -864,7 +892,7 @@ def site(
     if metric not in ("straight", "network"):
         raise fail("--metric is straight or network")
     try:
-        (ftype, (dist, *_)), = thresholds_for([type_], [distance] if distance else None).items()
+        (ftype, (dist, *_more)), = thresholds_for([type_], [distance] if distance else None).items()
     except ValueError as exc:
         raise fail(str(exc)) from exc
     engine = _engine(get_settings())
@@ -882,15 +910,20 @@ def site(
                                  time_limit=time_limit)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"{ftype} within {dist:.0f} m ({metric}): {result.covered_residents:,} of "
-               f"{result.total_residents:,} {weight} reached with {len(result.sites)} new "
-               f"site(s) ({result.model}: {result.status})")
+    whom = i18n.label("column", weight)
+    typer.echo(_("{type} within {distance} m ({metric}): {covered} of {total} {whom} reached "
+                 "with {sites} new site(s) ({model}: {status})",
+                 type=ftype if i18n.current() == "en" else i18n.label("facility_type", ftype),
+                 distance=f"{dist:.0f}", metric=metric,
+                 covered=f"{result.covered_residents:,}", total=f"{result.total_residents:,}",
+                 whom=whom, sites=len(result.sites), model=result.model, status=result.status))
     if result.served_residents is not None:
-        typer.echo(f"served within capacity: {result.served_residents:,} {weight}")
+        typer.echo(_("served within capacity: {served} {whom}",
+                     served=f"{result.served_residents:,}", whom=whom))
     for row in result.sites.to_crs(4326).itertuples():
-        serves = f", serves {row.serves:,}" if "serves" in result.sites else ""
-        typer.echo(f"  {row.geometry.x:.6f}, {row.geometry.y:.6f}  reaches {row.reaches:,}"
-                   f"{serves}")
+        serves = _(", serves {n}", n=f"{row.serves:,}") if "serves" in result.sites else ""
+        typer.echo(f"  {row.geometry.x:.6f}, {row.geometry.y:.6f}  "
+                   + _("reaches {n}", n=f"{row.reaches:,}") + serves)
     if output:
         write_layer(result.sites, output)
 
@@ -906,7 +939,7 @@ def make_demo_data(
 
     written = write_demo(generate(seed=seed), out)
     for path in written:
-        typer.echo(f"wrote {path}")
+        typer.echo(_("wrote {path}", path=path))
 
 
 # one account per role, so a newcomer can sign in to each view of the demo district
@@ -940,16 +973,17 @@ def _demo_accounts(engine: Engine, settings: Settings) -> dict[str, str]:
                                     actor=access.CLI)
                 else:
                     if user.role != role.value:
-                        typer.secho(f"note: {name} has the role {user.role}, not "
-                                    f"{role.value}; left so", err=True,
+                        typer.secho(_("note: {name} has the role {role}, not {wanted}; left "
+                                      "so", name=name, role=_role_name(user.role),
+                                      wanted=_role_name(role.value)), err=True,
                                     fg=typer.colors.YELLOW)
                     access.set_password(conn, name, password, actor=access.CLI)
                     access.set_divisions(conn, name, codes, actor=access.CLI)
                     if user.disabled_at is not None:
                         access.set_disabled(conn, name, False, actor=access.CLI)
                 passwords[name] = password
-                lines.append(f"{name:<16} {password}  {role.value:<11} "
-                             f"{', '.join(codes) or 'every division'}")
+                lines.append(f"{name:<16} {password}  {_role_name(role.value):<11} "
+                             f"{', '.join(codes) or _('every division')}")
     except access.AccountError as exc:
         raise fail(f"demo accounts: {exc}") from exc
     path = Path(settings.data_dir) / "demo-accounts.txt"
@@ -958,12 +992,12 @@ def _demo_accounts(engine: Engine, settings: Settings) -> dict[str, str]:
     os.fchmod(fd, 0o600)  # an older file keeps no wider mode
     os.ftruncate(fd, 0)
     with os.fdopen(fd, "w") as f:
-        f.write("# gridmap demo accounts (new passwords on every load-demo)\n")
+        f.write("# " + _("gridmap demo accounts (new passwords on every load-demo)") + "\n")
         f.write("".join(line + "\n" for line in lines))
-    typer.echo("demo accounts (sign in at /login; new passwords on every load-demo):")
+    typer.echo(_("demo accounts (sign in at /login; new passwords on every load-demo):"))
     for line in lines:
         typer.echo(f"  {line}")
-    typer.echo(f"written to {path} (readable by you only)")
+    typer.echo(_("written to {path} (readable by you only)", path=path))
     return passwords
 
 
@@ -1029,7 +1063,8 @@ def demo(
     load_demo()
     if serve_:
         settings = get_settings()
-        typer.echo(f"map: http://{host or settings.host}:{port or settings.port}/")
+        typer.echo(_("map: {url}", url=f"http://{host or settings.host}:"
+                                       f"{port or settings.port}/"))
         serve(host, port)
 
 
@@ -1053,10 +1088,12 @@ def grids_history(community: CommunityArg) -> None:
         except (NotVisible, ValueError) as exc:
             raise fail(str(exc)) from exc
     for v in rows:
-        until = _local(v["valid_to"]) if v["valid_to"] else "current"
-        restored = f" (restores {v['restored_from']})" if v["restored_from"] else ""
-        typer.echo(f"v{v['version']:<3} {_local(v['valid_from'])} → {until}  {v['grids']} "
-                   f"grids  {v['author'] or '-'}  {_printable(v['note'] or '')}{restored}")
+        until = _local(v["valid_to"]) if v["valid_to"] else _("current")
+        restored = _(" (restores {version})", version=v["restored_from"]) \
+            if v["restored_from"] else ""
+        typer.echo(f"v{v['version']:<3} {_local(v['valid_from'])} → {until}  "
+                   + _("{n} grids", n=v["grids"])
+                   + f"  {v['author'] or '-'}  {_printable(v['note'] or '')}{restored}")
 
 
 @grids_app.command("diff")
@@ -1077,15 +1114,12 @@ def grids_diff(
             d = plans.diff(conn, CLI_PRINCIPAL, community, from_version, to_version)
         except (NotVisible, ValueError) as exc:
             raise fail(str(exc)) from exc
-    typer.echo(f"{community}: version {d.from_version} → {d.to_version}")
-    for what in ("added", "reshaped", "renamed", "retired"):
-        codes = [c for c, ch in d.grids if ch == what]
-        if codes:
-            typer.echo(f"  {what}: {', '.join(codes)}")
-    typer.echo(f"  households changing grid: {len(d.households)}")
-    typer.echo(f"  incidents changing grid: {len(d.incidents)}")
+    typer.echo(_("{community}: version {old} → {new}", community=community,
+                 old=d.from_version, new=d.to_version))
+    _print_changes(d)
     if d.workers:
-        typer.echo(f"  workers of retired grids: {', '.join(d.workers)}")
+        typer.echo("  " + _("workers of retired grids: {workers}",
+                            workers=", ".join(d.workers)))
 
 
 @grids_app.command("restore")
@@ -1109,9 +1143,11 @@ def grids_restore(
     except (NotVisible, plans.PlanError) as exc:
         raise fail(str(exc)) from exc
     if not published:
-        typer.echo(f"{community} is at version {version}'s grids already: nothing published")
+        typer.echo(_("{community} is at version {version}'s grids already: nothing "
+                     "published", community=community, version=version))
         return
-    typer.echo(f"{community}: published a new version equal to version {version}")
+    typer.echo(_("{community}: published a new version equal to version {version}",
+                 community=community, version=version))
     if changes.grids:
         typer.echo(str(changes))
 
@@ -1142,22 +1178,32 @@ def _draft_options(settings: Settings) -> dict[str, Any]:
             "min_area": settings.check_min_area_m2}
 
 
+def _draft_status(status: str) -> str:
+    """A draft's status as the CLI names it: its value in English (what ``--status``
+    takes), its label in Chinese."""
+    return status if i18n.current() == "en" else i18n.label("draft_status", status)
+
+
 def _print_draft_stats(view: Any) -> None:
     d = view.draft
-    typer.echo(f"draft {d['id']} {d['area_code']} {d['status']} revision {d['revision']}  "
-               f"{_printable(d['title'])}  by {d['author']}")
+    typer.echo(_("draft {id} {area} {status} revision {revision}  {title}  by {author}",
+                 id=d["id"], area=d["area_code"], status=_draft_status(d["status"]),
+                 revision=d["revision"], title=_printable(d["title"]), author=d["author"]))
     for r in view.stats.grids:
-        typer.echo(f"  {r['code']} {r['kind']:<13} {r['households']:>6} households "
-                   f"{r['residents']:>6} residents {r['vulnerable']:>4} vulnerable  "
-                   f"{r['full_time_workers']}/{r['workers']} full-time/workers  "
-                   f"{r['status']:<14} compactness {r['compactness']:.2f}"
-                   + ("  locked" if r["locked"] else ""))
+        status = r["status"] if i18n.current() == "en" else i18n.label("band", r["status"])
+        typer.echo(f"  {r['code']} {r['kind']:<13} " + _(
+            "{households} households {residents} residents {vulnerable} vulnerable  "
+            "{full_time}/{workers} full-time/workers  {status} compactness {compactness}",
+            households=f"{r['households']:>6}", residents=f"{r['residents']:>6}",
+            vulnerable=f"{r['vulnerable']:>4}", full_time=r["full_time_workers"],
+            workers=r["workers"], status=f"{status:<14}",
+            compactness=f"{r['compactness']:.2f}") + (_("  locked") if r["locked"] else ""))
     if view.stats.households_outside:
-        typer.echo(f"  households in no grid: {view.stats.households_outside}")
+        typer.echo("  " + _("households in no grid: {n}", n=view.stats.households_outside))
     for line in view.stats.blocking:
-        typer.echo(f"  blocks publishing: {line}")
+        typer.echo("  " + _("blocks publishing: {text}", text=i18n.translate(line)))
     for line in view.stats.warnings:
-        typer.echo(f"  warning: {line}")
+        typer.echo("  " + _("warning: {text}", text=i18n.translate(line)))
 
 
 @drafts_app.command("list")
@@ -1171,7 +1217,8 @@ def drafts_list(status: Annotated[str | None, typer.Option(
     with engine.connect() as conn:
         rows = _draft_call(drafts.list_drafts, conn, CLI_PRINCIPAL, status)
     for d in rows:
-        typer.echo(f"{d['id']:>5} {d['area_code']} {d['status']:<10} r{d['revision']:<4} "
+        typer.echo(f"{d['id']:>5} {d['area_code']} {_draft_status(d['status']):<10} "
+                   f"r{d['revision']:<4} "
                    f"{_local(d['updated_at'])}  {d['author']}  {_printable(d['title'])}")
 
 
@@ -1189,15 +1236,21 @@ def drafts_show(draft: DraftArg) -> None:
     _print_draft_stats(view)
 
 
-def _print_draft_diff(d: Any) -> None:
-    for what in ("added", "reshaped", "renamed", "retired"):
+def _print_changes(d: Any) -> None:
+    """The grids a new version adds, reshapes, renames, retires, and what changes grid."""
+    for what in i18n.CHANGES:
         codes = [c for c, ch in d.grids if ch == what]
         if codes:
-            typer.echo(f"  {what}: {', '.join(codes)}")
-    typer.echo(f"  households changing grid: {len(d.households)}")
-    typer.echo(f"  incidents changing grid: {len(d.incidents)}")
+            typer.echo(f"  {i18n.label('change', what)}: {', '.join(codes)}")
+    typer.echo("  " + _("households changing grid: {n}", n=len(d.households)))
+    typer.echo("  " + _("incidents changing grid: {n}", n=len(d.incidents)))
+
+
+def _print_draft_diff(d: Any) -> None:
+    _print_changes(d)
     for w, f, t in d.workers:
-        typer.echo(f"  worker {w}: {f or '-'} → {t or '-'}")
+        typer.echo("  " + _("worker {name}: {old} → {new}", name=w, old=f or "-",
+                            new=t or "-"))
 
 
 @drafts_app.command("diff")
@@ -1209,7 +1262,7 @@ def drafts_diff(draft: DraftArg) -> None:
     engine = _engine(get_settings())
     with engine.connect() as conn:
         d = _draft_call(drafts.diff, conn, CLI_PRINCIPAL, draft, drafts.DraftCache())
-    typer.echo(f"draft {draft} against the published grids:")
+    typer.echo(_("draft {draft} against the published grids:", draft=draft))
     _print_draft_diff(d)
 
 
@@ -1226,7 +1279,8 @@ def drafts_submit(draft: DraftArg, note: NoteOpt = None, acknowledge: Annotated[
                        drafts.DraftCache(), note=note, acknowledge=acknowledge, expected=None,
                        client="cli", one_step=settings.draft_approval == "one_step",
                        **_draft_options(settings))
-    typer.echo(f"draft {draft} is {view.draft['status']}")
+    typer.echo(_("draft {draft} is {status}", draft=draft,
+                 status=_draft_status(view.draft["status"])))
 
 
 @drafts_app.command("approve")
@@ -1239,7 +1293,8 @@ def drafts_approve(draft: DraftArg, note: NoteOpt = None, send_back: Annotated[b
 
     row = _draft_call(drafts.decide, _engine(get_settings()), CLI_PRINCIPAL, draft,
                       approve=not send_back, note=note, expected=None, client="cli")
-    typer.echo(f"draft {draft} is {row['status']}")
+    typer.echo(_("draft {draft} is {status}", draft=draft,
+                 status=_draft_status(row["status"])))
 
 
 @drafts_app.command("publish")
@@ -1252,8 +1307,9 @@ def drafts_publish(draft: DraftArg) -> None:
     done = _draft_call(drafts.publish, _engine(settings), CLI_PRINCIPAL, draft,
                        drafts.DraftCache(), expected=None, client="cli",
                        **_draft_options(settings))
-    typer.echo(f"draft {draft} published: {done.versions} community version(s), "
-               f"{done.workers_moved} worker(s) moved")
+    typer.echo(_("draft {draft} published: {versions} community version(s), {moved} "
+                 "worker(s) moved", draft=draft, versions=done.versions,
+                 moved=done.workers_moved))
     if done.diff.grids:
         typer.echo(str(done.diff))
 
@@ -1266,7 +1322,8 @@ def drafts_abandon(draft: DraftArg, note: NoteOpt = None) -> None:
 
     row = _draft_call(drafts.abandon, _engine(get_settings()), CLI_PRINCIPAL, draft,
                       note=note, expected=None, client="cli")
-    typer.echo(f"draft {draft} is {row['status']}")
+    typer.echo(_("draft {draft} is {status}", draft=draft,
+                 status=_draft_status(row["status"])))
 # ----------------------------------------------------------------------------- province
 province_app = typer.Typer(help="A generated province (GeoParquet partitioned by county) "
                            "and its analysis on a dask cluster (GRIDMAP_DASK_SCHEDULER, or a "
@@ -1300,8 +1357,9 @@ def province_generate(
                                         sample=sample, progress=show)
         except (ValueError, OSError) as exc:
             raise fail(str(exc)) from exc
-    typer.echo(f"wrote {len(written)} counties, {sum(w.grids for w in written):,} grids, "
-               f"{sum(w.households for w in written):,} households to {folder}")
+    typer.echo(_("wrote {counties} counties, {grids} grids, {households} households to "
+                 "{folder}", counties=len(written), grids=f"{sum(w.grids for w in written):,}",
+                 households=f"{sum(w.households for w in written):,}", folder=folder))
 
 
 @province_app.command("run")
@@ -1348,7 +1406,8 @@ def province_run(
     if out:
         run.totals.to_parquet(out.with_name(out.stem + "_grids.parquet"))
         run.coverage.to_parquet(out.with_name(out.stem + "_coverage.parquet"))
-        typer.echo(f"wrote {out.stem}_grids.parquet and {out.stem}_coverage.parquet")
+        typer.echo(_("wrote {grids} and {coverage}", grids=f"{out.stem}_grids.parquet",
+                     coverage=f"{out.stem}_coverage.parquet"))
 
 
 @grids_app.command("suggest")
@@ -1394,10 +1453,10 @@ def grids_suggest(
         typer.echo(line)
     cols = ["label", "households", "residents", "status", "deviation", "compactness",
             "pieces"]
-    typer.echo(result.grids[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    typer.echo(_table(result.grids[cols], float_format=lambda v: f"{v:.2f}"))
     if out is not None:
         out.write_text(result.grids.to_crs(4326).to_json(drop_id=True))
-        typer.echo(f"wrote {report.grids} proposed grids to {out}")
+        typer.echo(_("wrote {n} proposed grids to {path}", n=report.grids, path=out))
     if draft:
         from gridmap import drafts
 
@@ -1406,8 +1465,8 @@ def grids_suggest(
                            drafts.DraftCache(), title=f"suggested partition (seed {seed})",
                            client="cli", locked=lock or [], **_draft_options(settings))
         _print_draft_stats(view)
-        typer.echo(f"draft {view.draft['id']} holds the suggestion: edit it on the map, then "
-                   f"`gridmap drafts submit {view.draft['id']}`")
+        typer.echo(_("draft {id} holds the suggestion: edit it on the map, then `gridmap "
+                     "drafts submit {draft}`", id=view.draft["id"], draft=view.draft["id"]))
     if not report.all_in_band:
         raise typer.Exit(1)
 

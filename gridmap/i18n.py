@@ -43,8 +43,10 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 _FOLDER: dict[Language, str] = {"zh-CN": "zh_CN", "en": "en"}
 
 LabelKind = Literal["role", "resource", "worker_role", "stage", "action", "facility_type", "band",
-                    "defect"]
+                    "defect", "change", "draft_status", "column"]
 BANDS = ("below", "within", "above", "over_residents")
+CHANGES = ("added", "reshaped", "renamed", "retired")  # what a new grids version does to a grid
+DRAFT_STATUSES = ("open", "submitted", "approved", "published", "abandoned")
 
 
 def vocabulary() -> dict[LabelKind, tuple[str, ...]]:
@@ -55,7 +57,8 @@ def vocabulary() -> dict[LabelKind, tuple[str, ...]]:
     return {"role": tuple(Role), "resource": tuple(Resource), "worker_role": WORKER_ROLES,
             "stage": tuple(Stage), "action": tuple(Action),
             "facility_type": tuple(FACILITY_TYPES), "band": BANDS,
-            "defect": get_args(Defect)}
+            "defect": get_args(Defect), "change": CHANGES,
+            "draft_status": DRAFT_STATUSES}
 
 
 _current: ContextVar[Language] = ContextVar("gridmap_language", default=DEFAULT)
@@ -122,15 +125,19 @@ def _messages(language: Language) -> dict[tuple[str | None, str], str]:
 
 @cache
 def _patterns(language: Language) -> list[tuple[re.Pattern[str], str]]:
-    """Messages with ``{values}``, as patterns that find the values in an English text."""
+    """Messages with ``{values}``, as patterns that find the values in an English text, the
+    most specific first (the most fixed text: ``the {role} role may not read {resource}``
+    before ``the {role} role may not {what}``)."""
     out = []
     for (context, msgid), text in _messages(language).items():
         if context is None and "{" in msgid:
             parts = re.split(r"\{(\w+)\}", msgid)
             regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)"
                             for i, p in enumerate(parts))
-            out.append((re.compile(f"^{regex}$", re.DOTALL), text))
-    return out
+            fixed = sum(len(p) for p in parts[::2])
+            out.append((fixed, re.compile(f"^{regex}$", re.DOTALL), text))
+    out.sort(key=lambda entry: -entry[0])
+    return [(pattern, text) for _, pattern, text in out]
 
 
 def gettext(message: str, language: Language | None = None, **values: object) -> str:
@@ -164,10 +171,26 @@ def translate(text: str, language: Language | None = None) -> str:
     for pattern, translation in _patterns(language):
         hit = pattern.match(text)
         if hit:
-            values = {name: _messages(language).get((name, value), value)
+            values = {name: _value(name, value, language)
                       for name, value in hit.groupdict().items()}
             return translation.format(**values)
     return text
+
+
+def _value(name: str, value: str, language: Language) -> str:
+    """A value found in an English text, in *language*: its label when the value's name
+    (without a trailing digit: ``{stage2}``) is a kind of label, each item's label when it
+    is a list (``a, b or c``), else the value as it was."""
+    messages = _messages(language)
+    kind = name.rstrip("0123456789")
+    whole = messages.get((kind, value))
+    if whole is not None:
+        return whole
+    parts = re.split(r"(, | or )", value)
+    if len(parts) > 1 and all((kind, part) in messages for part in parts[::2]):
+        return "".join(messages[("separator", part)] if i % 2 else messages[(kind, part)]
+                       for i, part in enumerate(parts))
+    return value
 
 
 def label(kind: LabelKind, value: str, language: Language | None = None) -> str:

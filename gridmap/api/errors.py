@@ -142,10 +142,15 @@ def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """A request whose parameters or body do not validate: FastAPI's list of fields."""
+    """A request whose parameters or body do not validate: FastAPI's list of fields, each
+    one's message in the caller's language."""
     assert isinstance(exc, RequestValidationError)
-    return error_response(request, 422, code="invalid_request",
-                          detail=jsonable_encoder(exc.errors()))
+    language = language_of(request)
+    problems = jsonable_encoder(exc.errors())
+    for problem in problems:
+        if isinstance(problem.get("msg"), str):
+            problem["msg"] = i18n.translate(problem["msg"], language)
+    return error_response(request, 422, code="invalid_request", detail=problems)
 
 
 def draft_error(request: Request, exc: Exception) -> JSONResponse:

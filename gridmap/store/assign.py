@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gridmap.analysis.assign import GridIndex, build_grid_index
+from gridmap.i18n import _, label
 from gridmap.store.sqlfiles import read_sql
 
 POINT_TABLES = {"households": "household", "facilities": "facility", "incidents": "incident"}
@@ -29,8 +30,9 @@ class AssignResult:
     changed: int
 
     def __str__(self) -> str:
-        return (f"{self.layer}: {self.rows} rows, {self.inside} in a grid, "
-                f"{self.rows - self.inside} outside every grid, {self.changed} changed")
+        return _("{layer}: {rows} rows, {inside} in a grid, {outside} outside every grid, "
+                 "{changed} changed", layer=label("resource", self.layer), rows=self.rows,
+                 inside=self.inside, outside=self.rows - self.inside, changed=self.changed)
 
 
 def _raw(conn: Connection) -> psycopg.Connection:

@@ -9,6 +9,7 @@ import geopandas as gpd
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 
+from gridmap.i18n import _
 from gridmap.store.load import copy_into
 from gridmap.store.sqlfiles import read_sql
 from gridmap.store.tables import building, street_edge
@@ -23,8 +24,8 @@ class BuildingsSaved:
     unchanged: int
 
     def __str__(self) -> str:
-        return (f"buildings: {self.added} added, {self.changed} changed, "
-                f"{self.unchanged} unchanged")
+        return _("buildings: {added} added, {changed} changed, {unchanged} unchanged",
+                 added=self.added, changed=self.changed, unchanged=self.unchanged)
 
 
 def save_buildings(conn: Connection, buildings: gpd.GeoDataFrame, *, source: str

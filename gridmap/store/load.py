@@ -23,6 +23,8 @@ from tqdm import tqdm
 
 from gridmap.domain.codes import division_level
 from gridmap.domain.layers import LAYERS, LayerSpec
+from gridmap.i18n import CHANGES, label
+from gridmap.i18n import gettext as _t
 from gridmap.io.errors import ImportRejected, Problem
 from gridmap.store.binary_copy import OutOfRange, column_kind, frame_to_copy
 from gridmap.store.sqlfiles import read_sql
@@ -46,10 +48,13 @@ class LoadResult:
     deferred: list[str] = field(default_factory=list)  # index definitions to build after commit
 
     def __str__(self) -> str:
-        text = (f"{self.layer}: {self.rows} rows read, {self.inserted} inserted, "
-                f"{self.updated} updated, {self.rows - self.inserted - self.updated} unchanged")
+        text = _t("{layer}: {rows} rows read, {inserted} inserted, {updated} updated, "
+                 "{unchanged} unchanged", layer=label("resource", self.layer), rows=self.rows,
+                 inserted=self.inserted, updated=self.updated,
+                 unchanged=self.rows - self.inserted - self.updated)
         if self.layer == "grids":
-            text += f"; {self.versions} community grid version(s) published"
+            text += _t("; {versions} community grid version(s) published",
+                      versions=self.versions)
         if self.diff is not None and self.diff.grids:
             text += "\n" + str(self.diff)
         return text
@@ -68,13 +73,14 @@ class GridDiff:
         return [code for code, what in self.grids if what == change]
 
     def __str__(self) -> str:
-        lines = [f"  {what}: {', '.join(self.codes(what))}"
-                 for what in ("added", "reshaped", "renamed", "retired") if self.codes(what)]
-        lines += [f"  {layer} moved to another grid (or out of every grid): {n}"
+        lines = [f"  {label('change', what)}: {', '.join(self.codes(what))}"
+                 for what in CHANGES if self.codes(what)]
+        lines += ["  " + _t("{layer} moved to another grid (or out of every grid): {n}",
+                           layer=label("resource", layer), n=n)
                   for layer, n in self.moved.items()]
         if self.workers_detached:
-            lines.append(f"  workers left without a grid (their grid retired): "
-                         f"{self.workers_detached} — assign them again")
+            lines.append("  " + _t("workers left without a grid (their grid retired): {n} — "
+                                  "assign them again", n=self.workers_detached))
         return "\n".join(lines)
 
 

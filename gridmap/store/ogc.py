@@ -196,12 +196,10 @@ class _Types:
         if not isinstance(lhs, cql_ast.Attribute) and isinstance(rhs, cql_ast.Attribute):
             lhs, rhs, a, b = rhs, lhs, b, a
         if isinstance(lhs, cql_ast.Attribute):
-            other = (f"the property {rhs.name} ({KIND_NAMES[b]})"
-                     if isinstance(rhs, cql_ast.Attribute) else
-                     f"the {KIND_NAMES[b].removeprefix('an ').removeprefix('a ')} "
-                     f"{self.show(rhs)}")
+            other = (f"the property {rhs.name}" if isinstance(rhs, cql_ast.Attribute)
+                     else self.show(rhs))
             raise FilterError(f"filter: {lhs.name} is {KIND_NAMES[a]}: compare it with "
-                              f"{WRITE_AS[a]}, not {other}")
+                              f"{WRITE_AS[a]}, not {other} ({KIND_NAMES[b]})")
         raise FilterError(f"filter compares {self.show(lhs)} ({KIND_NAMES[a]}) with "
                           f"{self.show(rhs)} ({KIND_NAMES[b]})")
 

@@ -143,6 +143,9 @@ def test_community_folium_map(client: TestClient) -> None:
 def test_api_docs_are_served_offline_with_an_authorize_button(client: TestClient) -> None:
     page = client.get("/docs")
     assert page.status_code == 200
+    chinese = client.get("/docs", headers={"Accept-Language": "zh-CN"})
+    assert '<html lang="zh-CN">' in chinese.text and "接口文档" in chinese.text
+    assert '<html lang="en">' in client.get("/docs", headers={"Accept-Language": "en"}).text
     assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page.text
     assert "cdn" not in page.text.lower()
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):

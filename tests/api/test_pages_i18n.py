@@ -108,7 +108,8 @@ def test_the_chinese_map_page(base_url: str, size: tuple[int, int],
         said = {"lang": page.evaluate("document.documentElement.lang"),
                 "summary": page.text_content("#summary") or "",
                 "who": page.text_content("#who") or "",
-                "button": page.text_content("#locate-form button") or ""}
+                "button": page.text_content("#locate-form button") or "",
+                "legend": page.text_content("#legend") or ""}
         glyphs = page.evaluate(GLYPHS)
         base = font_px(page, "body")
         shot(page, f"zh-map-{width}.png", tmp_path_factory)
@@ -168,7 +169,8 @@ def test_the_chinese_map_page(base_url: str, size: tuple[int, int],
         wait_for_map(page)
         english = {"lang": page.evaluate("document.documentElement.lang"),
                    "who": page.text_content("#who") or "",
-                   "summary": page.text_content("#summary") or ""}
+                   "summary": page.text_content("#summary") or "",
+                   "legend": page.text_content("#legend") or ""}
         english["violations"] = axe_violations(page)
         shot(page, f"en-map-{width}.png", tmp_path_factory)
         page.reload()
@@ -184,6 +186,7 @@ def test_the_chinese_map_page(base_url: str, size: tuple[int, int],
     assert said["lang"] == "zh-CN" and said["button"] == "定位"
     assert "74 个社区" in said["summary"] and "个网格" in said["summary"], said
     assert said["who"] == f"{DISPATCHER}（调度员）"
+    assert "街道" in said["legend"] and "建筑（放大后显示）" in said["legend"], said["legend"]
     # six different characters, six different drawings, none the replacement box
     assert glyphs == {"distinct": 6, "tofu": 0, "inked": 6}, glyphs
     assert base >= 16
@@ -200,6 +203,7 @@ def test_the_chinese_map_page(base_url: str, size: tuple[int, int],
     assert english["lang"] == english["kept"] == "en"
     assert english["who"] == f"{DISPATCHER} (Dispatcher)"
     assert "74 communities" in english["summary"]
+    assert "street" in english["legend"] and "building (shown closer in)" in english["legend"]
     assert not english["violations"], english["violations"]
     assert answer == {"code": "not_visible",  # the API speaks the page's language
                       "detail": "the point is in none of your divisions' grids"}
