@@ -142,10 +142,13 @@ def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """A request whose parameters or body do not validate: FastAPI's list of fields."""
+    """A request whose parameters or body do not validate: FastAPI's list of fields. A body
+    that is not UTF-8 is quoted back with its bad bytes replaced (FastAPI's encoder would
+    decode it strictly and fail: a 500)."""
     assert isinstance(exc, RequestValidationError)
     return error_response(request, 422, code="invalid_request",
-                          detail=jsonable_encoder(exc.errors()))
+                          detail=jsonable_encoder(exc.errors(), custom_encoder={
+                              bytes: lambda raw: raw.decode("utf-8", "replace")}))
 
 
 def draft_error(request: Request, exc: Exception) -> JSONResponse:
