@@ -38,6 +38,7 @@ from gridmap.access import Principal
 from gridmap.analysis.drafting import DraftGrid
 from gridmap.api.deps import CallerDep, ConnDep, client_of
 from gridmap.api.routes_drafts import grid_feature
+from gridmap.api.schemas import Link
 from gridmap.domain.access import Show, show
 from gridmap.store.ogc import COLLECTIONS, Collection, FilterError, as_of, extent, items
 
@@ -120,6 +121,42 @@ def _present(caller: Principal, c: Collection, features: list[dict[str, Any]]) -
     return any(whole & set(f["properties"]) for f in features[:1])
 
 
+class LandingPublic(BaseModel):
+    """The OGC API landing page."""
+
+    title: str
+    description: str
+    links: list[Link]
+
+
+class ConformancePublic(BaseModel):
+    conformsTo: list[str] = Field(description="the conformance classes implemented")
+
+
+class SpatialExtent(BaseModel):
+    bbox: list[list[float]] = Field(description="[minx, miny, maxx, maxy] of the caller's "
+                                    "features; empty: none")
+    crs: str
+
+
+class Extent(BaseModel):
+    spatial: SpatialExtent
+
+
+class CollectionPublic(BaseModel):
+    id: str
+    title: str
+    itemType: Literal["feature"]
+    crs: list[str]
+    extent: Extent
+    links: list[Link]
+
+
+class CollectionsPublic(BaseModel):
+    links: list[Link]
+    collections: list[CollectionPublic] = Field(description="those the caller may read")
+
+
 def _describe(request: Request, conn: ConnDep, caller: Principal, c: Collection
               ) -> dict[str, Any]:
     base = _base(request)
@@ -137,7 +174,7 @@ def _describe(request: Request, conn: ConnDep, caller: Principal, c: Collection
     }
 
 
-@router.get("")
+@router.get("", response_model=LandingPublic, response_model_exclude_unset=True)
 def landing(request: Request) -> dict[str, Any]:
     """Landing page."""
     base = _base(request)
@@ -154,13 +191,14 @@ def landing(request: Request) -> dict[str, Any]:
                 {"href": f"{base}/collections", "rel": "data", "type": "application/json"}]}
 
 
-@router.get("/conformance")
+@router.get("/conformance", response_model=ConformancePublic)
 def conformance() -> dict[str, list[str]]:
     """The conformance classes implemented."""
     return {"conformsTo": CONFORMANCE}
 
 
-@router.get("/collections")
+@router.get("/collections", response_model=CollectionsPublic,
+             response_model_exclude_unset=True)
 def collections(request: Request, conn: ConnDep, caller: CallerDep) -> dict[str, Any]:
     """The collections the caller may read."""
     base = _base(request)
@@ -170,7 +208,8 @@ def collections(request: Request, conn: ConnDep, caller: CallerDep) -> dict[str,
                             if caller.may(c.resource)]}
 
 
-@router.get("/collections/{collection_id}")
+@router.get("/collections/{collection_id}", response_model=CollectionPublic,
+             response_model_exclude_unset=True)
 def collection(request: Request, conn: ConnDep, caller: CallerDep, collection_id: str
                ) -> dict[str, Any]:
     """One collection."""

@@ -90,6 +90,33 @@ class LocatePublic(BaseModel):
     candidates: list[Candidate] = Field([], description="other grids within the margin")
 
 
+class SearchHit(BaseModel):
+    """A household (or, for a role that sees addresses to the building, a building) found
+    by ``GET /api/search``; a field the caller's role does not see is left out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(description="the household; null: a building of several")
+    address: str | None = Field(None, description="whole, or masked to the building")
+    head_name: str | None = Field(None, description="masked or whole, as the role may see")
+    phone: str | None = None
+    residents: int | None = None
+    elderly_alone: bool | None = None
+    disabled: bool | None = None
+    left_behind_child: bool | None = None
+    low_income: bool | None = None
+    grid_code: str | None = Field(description="null: outside every grid")
+    grid_name: str | None
+    lon: float
+    lat: float
+    score: float = Field(description="word similarity of the query to the address, 0 to 1")
+    township: DivisionRef | None
+    community: DivisionRef | None
+    grid: GridRef | None
+    workers: list[dict[str, Any]] = Field(description="the grid's workers as the caller's "
+                                          "role may see them")
+
+
 async def report_output(request: Request, caller: Principal, job: Job) -> Response:
     """The report *job* from the cache or a report worker, as a response; a read of
     personal rows shown whole is audited."""
