@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -12,6 +12,7 @@ from gridmap import i18n
 from gridmap.api.deps import ConnDep, ReadsBoundaries, ReadsCounts
 from gridmap.api.errors import language_of
 from gridmap.domain.access import Resource
+from gridmap.domain.standards import GridStandard
 from gridmap.store import features
 
 router = APIRouter(prefix="/api", tags=["layers"])
@@ -28,10 +29,27 @@ def get_summary(conn: ConnDep, caller: ReadsCounts) -> dict[str, int]:
     return features.summary(conn, scope=caller.scope)
 
 
+Band = Annotated[list[int], Field(min_length=2, max_length=2,
+                                   description="[least, most] households of a grid")]
+
+
+class StandardPublic(BaseModel):
+    """:class:`GridStandard` as sent (its bands are pairs: a tuple's schema is not valid
+    OpenAPI 3.0)."""
+
+    urban_households: Band
+    urban_max_residents: int
+    rural_households: Band
+    rural_max_residents: int
+    micro_households: Band
+    households_per_worker: int = Field(description="full-time worker workload")
+
+
 @router.get("/standard")
-def get_standard(request: Request) -> dict[str, Any]:
+def get_standard(request: Request) -> StandardPublic:
     """The grid-size standard this deployment applies (households and residents per grid)."""
-    return request.app.state.settings.standard.model_dump()
+    standard: GridStandard = request.app.state.settings.standard
+    return StandardPublic(**standard.model_dump())
 
 
 class LocalePublic(BaseModel):
