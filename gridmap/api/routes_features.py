@@ -5,22 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gridmap import i18n
 from gridmap.api.deps import ConnDep, ReadsBoundaries, ReadsCounts
 from gridmap.api.errors import language_of
+from gridmap.api.schemas import GeoJSONResponse
 from gridmap.domain.access import Resource
 from gridmap.domain.standards import GridStandard
 from gridmap.store import features
 
 router = APIRouter(prefix="/api", tags=["layers"])
-GEOJSON = "application/geo+json"
-
-
-class GeoJSONResponse(JSONResponse):
-    media_type = GEOJSON
 
 
 @router.get("/summary")

@@ -38,7 +38,7 @@ from gridmap.access import Principal
 from gridmap.analysis.drafting import DraftGrid
 from gridmap.api.deps import CallerDep, ConnDep, client_of
 from gridmap.api.routes_drafts import grid_feature
-from gridmap.api.schemas import Link
+from gridmap.api.schemas import Feature, FeatureCollection, GeoJSONResponse, Link
 from gridmap.domain.access import Show, show
 from gridmap.store.ogc import COLLECTIONS, Collection, FilterError, as_of, extent, items
 
@@ -247,7 +247,8 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return minx, miny, maxx, maxy
 
 
-@router.get("/collections/{collection_id}/items", response_class=JSONResponse)
+@router.get("/collections/{collection_id}/items", response_class=GeoJSONResponse,
+             responses={200: {"model": FeatureCollection}})
 def get_items(
     request: Request, conn: ConnDep, caller: CallerDep, collection_id: str,
     limit: Annotated[int, Query(ge=1, description=f"1..{MAX_LIMIT}",
@@ -317,7 +318,8 @@ def get_items(
                          "links": links}, media_type=GEOJSON)
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", response_class=JSONResponse)
+@router.get("/collections/{collection_id}/items/{feature_id}", response_class=GeoJSONResponse,
+             responses={200: {"model": Feature}})
 def get_item(request: Request, conn: ConnDep, caller: CallerDep, collection_id: str,
              feature_id: str, draft: DraftQuery = None) -> JSONResponse:
     """One feature (404 outside the caller's divisions, as for one that does not exist).
@@ -500,8 +502,9 @@ async def _write(request: Request, caller: Principal, draft: int, op: str, *,
                            changed=view.changed)
 
 
-@router.post("/collections/{collection_id}/items", status_code=201, responses={
-    **WRITE_ERRORS, 201: {"description": "the new grid (Location, ETag)"}})
+@router.post("/collections/{collection_id}/items", status_code=201, response_class=GeoJSONResponse,
+             responses={**WRITE_ERRORS, 201: {"model": Feature,
+                                               "description": "the new grid (Location, ETag)"}})
 async def create_item(request: Request, caller: CallerDep, collection_id: str,
                       body: FeatureIn, draft: DraftQuery = None,
                       content_crs: ContentCrs = None) -> Response:
@@ -512,7 +515,8 @@ async def create_item(request: Request, caller: CallerDep, collection_id: str,
                         crs=content_crs, status=201)
 
 
-@router.put("/collections/{collection_id}/items/{feature_id}", responses=WRITE_ERRORS)
+@router.put("/collections/{collection_id}/items/{feature_id}", response_class=GeoJSONResponse,
+            responses={**WRITE_ERRORS, 200: {"model": Feature}})
 async def replace_item(request: Request, caller: CallerDep, collection_id: str,
                        feature_id: str, body: FeatureIn, draft: DraftQuery = None,
                        if_match: IfMatch = None, content_crs: ContentCrs = None
@@ -525,7 +529,8 @@ async def replace_item(request: Request, caller: CallerDep, collection_id: str,
                         body=body, crs=content_crs, if_match=if_match)
 
 
-@router.patch("/collections/{collection_id}/items/{feature_id}", responses=WRITE_ERRORS)
+@router.patch("/collections/{collection_id}/items/{feature_id}", response_class=GeoJSONResponse,
+              responses={**WRITE_ERRORS, 200: {"model": Feature}})
 async def update_item(request: Request, caller: CallerDep, collection_id: str,
                       feature_id: str, body: FeaturePatch, draft: DraftQuery = None,
                       if_match: IfMatch = None, content_crs: ContentCrs = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridmap.access import Principal
@@ -14,6 +15,10 @@ from gridmap.api.errors import error
 from gridmap.reports import Job
 
 GEOJSON = "application/geo+json"
+
+
+class GeoJSONResponse(JSONResponse):
+    media_type = GEOJSON
 
 
 class Link(BaseModel):
