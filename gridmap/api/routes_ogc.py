@@ -216,15 +216,25 @@ def collection(request: Request, conn: ConnDep, caller: CallerDep, collection_id
     return _describe(request, conn, caller, _collection(collection_id, caller))
 
 
-@router.get("/collections/{collection_id}/queryables")
+class SchemaJSONResponse(JSONResponse):
+    media_type = "application/schema+json"
+
+
+@router.get("/collections/{collection_id}/queryables", response_class=SchemaJSONResponse,
+            responses={200: {"description": "a JSON Schema of the filterable properties",
+                             "content": {SchemaJSONResponse.media_type: {"schema": {
+                                 "type": "object", "required": ["$id", "type", "properties"],
+                                 "properties": {
+                                     "$schema": {"type": "string"}, "$id": {"type": "string"},
+                                     "type": {"const": "object"},
+                                     "properties": {"type": "object"}}}}}}})
 def queryables(request: Request, caller: CallerDep, collection_id: str) -> JSONResponse:
     """The properties a CQL2 filter may use (those the caller sees unmasked)."""
     c = _collection(collection_id, caller)
-    return JSONResponse({
+    return SchemaJSONResponse({
         "$schema": "https://json-schema.org/draft/2019-09/schema",
         "$id": f"{_base(request)}/collections/{c.id}/queryables", "type": "object",
-        "properties": {p: {"title": p} for p in _queryables(caller, c)}},
-        media_type="application/schema+json")
+        "properties": {p: {"title": p} for p in _queryables(caller, c)}})
 
 
 def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
