@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from gridmap import i18n
 from gridmap.api.deps import ConnDep, ReadsBoundaries, ReadsCounts
 from gridmap.api.errors import language_of
-from gridmap.api.schemas import GeoJSONResponse
+from gridmap.api.schemas import FeatureCollection, GeoJSONResponse
 from gridmap.domain.access import Resource
 from gridmap.domain.standards import GridStandard
 from gridmap.store import features
@@ -66,19 +66,22 @@ def get_locale(request: Request) -> LocalePublic:
                         labels=i18n.labels(language))
 
 
-@router.get("/communities.geojson", response_class=GeoJSONResponse)
+@router.get("/communities.geojson", response_class=GeoJSONResponse,
+            responses={200: {"model": FeatureCollection}})
 def get_communities(conn: ConnDep, caller: ReadsBoundaries) -> Any:
     """Villages and communities (the caller's) with their population."""
     return GeoJSONResponse(features.divisions_geojson(conn, "community", scope=caller.scope))
 
 
-@router.get("/townships.geojson", response_class=GeoJSONResponse)
+@router.get("/townships.geojson", response_class=GeoJSONResponse,
+            responses={200: {"model": FeatureCollection}})
 def get_townships(conn: ConnDep, caller: ReadsBoundaries) -> Any:
     """Townships and sub-districts (the caller's)."""
     return GeoJSONResponse(features.divisions_geojson(conn, "township", scope=caller.scope))
 
 
-@router.get("/grids.geojson", response_class=GeoJSONResponse)
+@router.get("/grids.geojson", response_class=GeoJSONResponse,
+            responses={200: {"model": FeatureCollection}})
 def get_grids(
     conn: ConnDep,
     caller: ReadsBoundaries,
