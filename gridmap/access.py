@@ -51,7 +51,7 @@ from gridmap.settings import Settings
 from gridmap.store import accounts
 from gridmap.store.listen import Change
 
-NAME = re.compile(r"^[^\s\x00-\x1f\x7f]{2,64}$")
+NAME = re.compile(r"^[^\s\x00-\x1f\x7f-\x9f]{2,64}$")  # as the app_user CHECK ([:cntrl:])
 SIGNED_IN_ROLES = tuple(r for r in Role if r != Role.public)
 AUTH_TABLES = {"app_user", "user_division", "auth_session", "api_key"}
 API_KEY_PREFIX = "gmk_"

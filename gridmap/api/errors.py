@@ -143,10 +143,12 @@ def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 def validation_error(request: Request, exc: Exception) -> JSONResponse:
     """A request whose parameters or body do not validate: FastAPI's list of fields, each
-    one's message in the caller's language."""
+    one's message in the caller's language. A body that is not UTF-8 is quoted back with its
+    bad bytes replaced (FastAPI's encoder would decode it strictly and fail: a 500)."""
     assert isinstance(exc, RequestValidationError)
     language = language_of(request)
-    problems = jsonable_encoder(exc.errors())
+    problems = jsonable_encoder(exc.errors(), custom_encoder={
+        bytes: lambda raw: raw.decode("utf-8", "replace")})
     for problem in problems:
         if isinstance(problem.get("msg"), str):
             problem["msg"] = i18n.translate(problem["msg"], language)

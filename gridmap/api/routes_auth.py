@@ -152,7 +152,8 @@ def list_users(conn: ConnDep, caller: ReadsUsers) -> list[UserPublic]:
 
 
 @router.post("/api/users", status_code=201, responses={
-    409: error("an account of that name exists already")})
+    409: error("an account of that name exists already"),
+    422: error("a bad field, or a division code of the right form that is not in the store")})
 def create_user(request: Request, caller: ReadsUsers, body: UserCreate) -> UserPublic:
     """Add an account (admins only); audited."""
     with request.app.state.engine.begin() as conn:

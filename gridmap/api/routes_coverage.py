@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from gridmap.access import Forbidden
 from gridmap.analysis.coverage import MAX_DISTANCE_M
 from gridmap.api.deps import ReadsCounts, ReadsHouseholds
+from gridmap.api.errors import error
 from gridmap.api.schemas import GEOJSON, REPORT_ERRORS, FeatureCollection, report_output
 from gridmap.domain.access import Resource, Show, household_fields_shown
 from gridmap.domain.lifecircle import FACILITY_TYPES
@@ -54,7 +55,9 @@ def _key(values: list[str] | list[float] | None) -> tuple:
     return tuple(values or ())
 
 
-@router.get("/api/coverage", response_model=list[CoveragePublic], responses=REPORT_ERRORS)
+@router.get("/api/coverage", response_model=list[CoveragePublic], responses={
+    **REPORT_ERRORS, 422: error("a bad parameter; metric=network without a walking network in "
+                                "the store (gridmap load-network)")})
 async def get_coverage(request: Request, caller: ReadsCounts, division: Division = None,
                        types: Types = None, distances: Distances = None,
                        metric: MetricQ = "straight",

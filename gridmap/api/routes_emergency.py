@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic.json_schema import JsonDict
 from pydantic_core import to_json
 
 from gridmap import emergency
@@ -24,12 +25,29 @@ Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 
 
+_POSITION: JsonDict = {"type": "array", "minItems": 2, "maxItems": 3,
+                       "items": {"type": "number"}}
+_RINGS: JsonDict = {"type": "array", "minItems": 1,
+                    "items": {"type": "array", "minItems": 4, "items": _POSITION}}
+_POLYGONS: list[JsonValue] = [
+    {"type": "object", "required": ["type", "coordinates"],
+     "properties": {"type": {"const": "Polygon"}, "coordinates": _RINGS}},
+    {"type": "object", "required": ["type", "coordinates"],
+     "properties": {"type": {"const": "MultiPolygon"},
+                    "coordinates": {"type": "array", "minItems": 1, "items": _RINGS}}}]
+# what area_from_geojson takes, said in the OpenAPI; whether the rings make a valid polygon
+# of the allowed size is said by a 422
+AREA_SCHEMA: JsonDict = {"type": "object", "oneOf": [*_POLYGONS, {
+    "type": "object", "required": ["type", "geometry"], "properties": {
+        "type": {"const": "Feature"}, "geometry": {"oneOf": _POLYGONS}}}]}
+
+
 class EmergencyQuery(BaseModel):
     """An area: a polygon, or a radius around a point."""
 
     # the either/or the validator enforces, said in the schema too
     model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
-        {"required": ["area"], "properties": {"area": {"type": "object"}},
+        {"required": ["area"], "properties": {"area": AREA_SCHEMA},
          "not": {"anyOf": [{"required": ["point"]},
                                                   {"required": ["radius_m"]}]}},
         {"required": ["point", "radius_m"],
@@ -39,7 +57,7 @@ class EmergencyQuery(BaseModel):
     area: dict[str, Any] | None = Field(None, description=(
         "a GeoJSON Polygon or MultiPolygon (or a Feature holding one), in WGS84 unless "
         f"crs says otherwise; at most {emergency.MAX_VERTICES} vertices and "
-        f"{emergency.MAX_AREA_KM2:g} km²"))
+        f"{emergency.MAX_AREA_KM2:g} km²"), json_schema_extra=AREA_SCHEMA)
     point: tuple[Lon, Lat] | None = Field(None, description="[lon, lat] of a circle's centre")
     radius_m: float | None = Field(None, ge=emergency.RADIUS_M[0], le=emergency.RADIUS_M[1],
                                    allow_inf_nan=False, description="the circle's radius")

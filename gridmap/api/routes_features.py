@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gridmap import i18n
 from gridmap.api.deps import ConnDep, ReadsBoundaries, ReadsCounts
 from gridmap.api.errors import language_of
+from gridmap.api.schemas import FeatureCollection, GeoJSONResponse
 from gridmap.domain.access import Resource
+from gridmap.domain.standards import GridStandard
 from gridmap.store import features
 
 router = APIRouter(prefix="/api", tags=["layers"])
-GEOJSON = "application/geo+json"
-
-
-class GeoJSONResponse(JSONResponse):
-    media_type = GEOJSON
 
 
 @router.get("/summary")
@@ -28,10 +24,27 @@ def get_summary(conn: ConnDep, caller: ReadsCounts) -> dict[str, int]:
     return features.summary(conn, scope=caller.scope)
 
 
+Band = Annotated[list[int], Field(min_length=2, max_length=2,
+                                   description="[least, most] households of a grid")]
+
+
+class StandardPublic(BaseModel):
+    """:class:`GridStandard` as sent (its bands are pairs: a tuple's schema is not valid
+    OpenAPI 3.0)."""
+
+    urban_households: Band
+    urban_max_residents: int
+    rural_households: Band
+    rural_max_residents: int
+    micro_households: Band
+    households_per_worker: int = Field(description="full-time worker workload")
+
+
 @router.get("/standard")
-def get_standard(request: Request) -> dict[str, Any]:
+def get_standard(request: Request) -> StandardPublic:
     """The grid-size standard this deployment applies (households and residents per grid)."""
-    return request.app.state.settings.standard.model_dump()
+    standard: GridStandard = request.app.state.settings.standard
+    return StandardPublic(**standard.model_dump())
 
 
 class LocalePublic(BaseModel):
@@ -53,19 +66,22 @@ def get_locale(request: Request) -> LocalePublic:
                         labels=i18n.labels(language))
 
 
-@router.get("/communities.geojson", response_class=GeoJSONResponse)
+@router.get("/communities.geojson", response_class=GeoJSONResponse,
+            responses={200: {"model": FeatureCollection}})
 def get_communities(conn: ConnDep, caller: ReadsBoundaries) -> Any:
     """Villages and communities (the caller's) with their population."""
     return GeoJSONResponse(features.divisions_geojson(conn, "community", scope=caller.scope))
 
 
-@router.get("/townships.geojson", response_class=GeoJSONResponse)
+@router.get("/townships.geojson", response_class=GeoJSONResponse,
+            responses={200: {"model": FeatureCollection}})
 def get_townships(conn: ConnDep, caller: ReadsBoundaries) -> Any:
     """Townships and sub-districts (the caller's)."""
     return GeoJSONResponse(features.divisions_geojson(conn, "township", scope=caller.scope))
 
 
-@router.get("/grids.geojson", response_class=GeoJSONResponse)
+@router.get("/grids.geojson", response_class=GeoJSONResponse,
+            responses={200: {"model": FeatureCollection}})
 def get_grids(
     conn: ConnDep,
     caller: ReadsBoundaries,

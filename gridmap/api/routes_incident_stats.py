@@ -95,7 +95,8 @@ class HotspotsPublic(BaseModel):
 @router.get("/incidents/kpis", response_model=list[KpiPublic], responses={
     200: {"content": {"text/csv": {"schema": {"type": "string"}}},
           "description": "indicators per unit (and period); CSV with format=csv"},
-    422: {"description": "a bad parameter, or since not before until"}})
+    422: {"description": "a bad parameter; since not before until; since or until outside "
+                         "1970–2200"}})
 def get_kpis(
     request: Request, conn: ConnDep, caller: ReadsIncidents,
     by: Annotated[Unit, Query(description="the unit of a row")] = "grid",
@@ -129,7 +130,7 @@ def get_kpis(
     200: {"content": {"application/geo+json": {"schema": {"type": "object"}}},
           "description": "every unit with a case in the windows; GeoJSON with "
           "format=geojson"},
-    422: {"description": "a bad parameter"}})
+    422: {"description": "a bad parameter; until outside 1970–2200"}})
 def get_hotspots(
     request: Request, conn: ConnDep, caller: ReadsIncidents,
     unit: Annotated[Literal["grid", "h3"], Query(description="grids or H3 cells")] = "grid",

@@ -25,7 +25,7 @@ from gridmap.api.deps import (
     caller_in_memory,
     client_of,
 )
-from gridmap.api.schemas import LocatePublic
+from gridmap.api.schemas import LocatePublic, SearchHit
 from gridmap.domain.access import (
     Resource,
     Show,
@@ -172,7 +172,7 @@ def _workers(audit: AuditLog, caller: Principal, workers: list[dict[str, Any]],
     return shown
 
 
-@router.get("/search")
+@router.get("/search", response_model=list[SearchHit], response_model_exclude_unset=True)
 def search(
     request: Request,
     conn: ConnDep,

@@ -38,6 +38,7 @@ from gridmap.access import Principal
 from gridmap.analysis.drafting import DraftGrid
 from gridmap.api.deps import CallerDep, ConnDep, client_of
 from gridmap.api.routes_drafts import grid_feature
+from gridmap.api.schemas import Feature, FeatureCollection, GeoJSONResponse, Link
 from gridmap.domain.access import Show, show
 from gridmap.store.ogc import COLLECTIONS, Collection, FilterError, as_of, extent, items
 
@@ -120,6 +121,42 @@ def _present(caller: Principal, c: Collection, features: list[dict[str, Any]]) -
     return any(whole & set(f["properties"]) for f in features[:1])
 
 
+class LandingPublic(BaseModel):
+    """The OGC API landing page."""
+
+    title: str
+    description: str
+    links: list[Link]
+
+
+class ConformancePublic(BaseModel):
+    conformsTo: list[str] = Field(description="the conformance classes implemented")
+
+
+class SpatialExtent(BaseModel):
+    bbox: list[list[float]] = Field(description="[minx, miny, maxx, maxy] of the caller's "
+                                    "features; empty: none")
+    crs: str
+
+
+class Extent(BaseModel):
+    spatial: SpatialExtent
+
+
+class CollectionPublic(BaseModel):
+    id: str
+    title: str
+    itemType: Literal["feature"]
+    crs: list[str]
+    extent: Extent
+    links: list[Link]
+
+
+class CollectionsPublic(BaseModel):
+    links: list[Link]
+    collections: list[CollectionPublic] = Field(description="those the caller may read")
+
+
 def _describe(request: Request, conn: ConnDep, caller: Principal, c: Collection
               ) -> dict[str, Any]:
     base = _base(request)
@@ -137,7 +174,7 @@ def _describe(request: Request, conn: ConnDep, caller: Principal, c: Collection
     }
 
 
-@router.get("")
+@router.get("", response_model=LandingPublic, response_model_exclude_unset=True)
 def landing(request: Request) -> dict[str, Any]:
     """Landing page."""
     base = _base(request)
@@ -154,13 +191,14 @@ def landing(request: Request) -> dict[str, Any]:
                 {"href": f"{base}/collections", "rel": "data", "type": "application/json"}]}
 
 
-@router.get("/conformance")
+@router.get("/conformance", response_model=ConformancePublic)
 def conformance() -> dict[str, list[str]]:
     """The conformance classes implemented."""
     return {"conformsTo": CONFORMANCE}
 
 
-@router.get("/collections")
+@router.get("/collections", response_model=CollectionsPublic,
+             response_model_exclude_unset=True)
 def collections(request: Request, conn: ConnDep, caller: CallerDep) -> dict[str, Any]:
     """The collections the caller may read."""
     base = _base(request)
@@ -170,22 +208,33 @@ def collections(request: Request, conn: ConnDep, caller: CallerDep) -> dict[str,
                             if caller.may(c.resource)]}
 
 
-@router.get("/collections/{collection_id}")
+@router.get("/collections/{collection_id}", response_model=CollectionPublic,
+             response_model_exclude_unset=True)
 def collection(request: Request, conn: ConnDep, caller: CallerDep, collection_id: str
                ) -> dict[str, Any]:
     """One collection."""
     return _describe(request, conn, caller, _collection(collection_id, caller))
 
 
-@router.get("/collections/{collection_id}/queryables")
+class SchemaJSONResponse(JSONResponse):
+    media_type = "application/schema+json"
+
+
+@router.get("/collections/{collection_id}/queryables", response_class=SchemaJSONResponse,
+            responses={200: {"description": "a JSON Schema of the filterable properties",
+                             "content": {SchemaJSONResponse.media_type: {"schema": {
+                                 "type": "object", "required": ["$id", "type", "properties"],
+                                 "properties": {
+                                     "$schema": {"type": "string"}, "$id": {"type": "string"},
+                                     "type": {"const": "object"},
+                                     "properties": {"type": "object"}}}}}}})
 def queryables(request: Request, caller: CallerDep, collection_id: str) -> JSONResponse:
     """The properties a CQL2 filter may use (those the caller sees unmasked)."""
     c = _collection(collection_id, caller)
-    return JSONResponse({
+    return SchemaJSONResponse({
         "$schema": "https://json-schema.org/draft/2019-09/schema",
         "$id": f"{_base(request)}/collections/{c.id}/queryables", "type": "object",
-        "properties": {p: {"title": p} for p in _queryables(caller, c)}},
-        media_type="application/schema+json")
+        "properties": {p: {"title": p} for p in _queryables(caller, c)}})
 
 
 def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
@@ -208,7 +257,8 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return minx, miny, maxx, maxy
 
 
-@router.get("/collections/{collection_id}/items", response_class=JSONResponse)
+@router.get("/collections/{collection_id}/items", response_class=GeoJSONResponse,
+             responses={200: {"model": FeatureCollection}})
 def get_items(
     request: Request, conn: ConnDep, caller: CallerDep, collection_id: str,
     limit: Annotated[int, Query(ge=1, description=f"1..{MAX_LIMIT}",
@@ -278,7 +328,8 @@ def get_items(
                          "links": links}, media_type=GEOJSON)
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", response_class=JSONResponse)
+@router.get("/collections/{collection_id}/items/{feature_id}", response_class=GeoJSONResponse,
+             responses={200: {"model": Feature}})
 def get_item(request: Request, conn: ConnDep, caller: CallerDep, collection_id: str,
              feature_id: str, draft: DraftQuery = None) -> JSONResponse:
     """One feature (404 outside the caller's divisions, as for one that does not exist).
@@ -461,8 +512,9 @@ async def _write(request: Request, caller: Principal, draft: int, op: str, *,
                            changed=view.changed)
 
 
-@router.post("/collections/{collection_id}/items", status_code=201, responses={
-    **WRITE_ERRORS, 201: {"description": "the new grid (Location, ETag)"}})
+@router.post("/collections/{collection_id}/items", status_code=201, response_class=GeoJSONResponse,
+             responses={**WRITE_ERRORS, 201: {"model": Feature,
+                                               "description": "the new grid (Location, ETag)"}})
 async def create_item(request: Request, caller: CallerDep, collection_id: str,
                       body: FeatureIn, draft: DraftQuery = None,
                       content_crs: ContentCrs = None) -> Response:
@@ -473,7 +525,8 @@ async def create_item(request: Request, caller: CallerDep, collection_id: str,
                         crs=content_crs, status=201)
 
 
-@router.put("/collections/{collection_id}/items/{feature_id}", responses=WRITE_ERRORS)
+@router.put("/collections/{collection_id}/items/{feature_id}", response_class=GeoJSONResponse,
+            responses={**WRITE_ERRORS, 200: {"model": Feature}})
 async def replace_item(request: Request, caller: CallerDep, collection_id: str,
                        feature_id: str, body: FeatureIn, draft: DraftQuery = None,
                        if_match: IfMatch = None, content_crs: ContentCrs = None
@@ -486,7 +539,8 @@ async def replace_item(request: Request, caller: CallerDep, collection_id: str,
                         body=body, crs=content_crs, if_match=if_match)
 
 
-@router.patch("/collections/{collection_id}/items/{feature_id}", responses=WRITE_ERRORS)
+@router.patch("/collections/{collection_id}/items/{feature_id}", response_class=GeoJSONResponse,
+              responses={**WRITE_ERRORS, 200: {"model": Feature}})
 async def update_item(request: Request, caller: CallerDep, collection_id: str,
                       feature_id: str, body: FeaturePatch, draft: DraftQuery = None,
                       if_match: IfMatch = None, content_crs: ContentCrs = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridmap.access import Principal
@@ -14,6 +15,10 @@ from gridmap.api.errors import error
 from gridmap.reports import Job
 
 GEOJSON = "application/geo+json"
+
+
+class GeoJSONResponse(JSONResponse):
+    media_type = GEOJSON
 
 
 class Link(BaseModel):
@@ -88,6 +93,33 @@ class LocatePublic(BaseModel):
     near_edge: bool | None = Field(None, description="within the margin of an edge: check "
                                    "the candidates")
     candidates: list[Candidate] = Field([], description="other grids within the margin")
+
+
+class SearchHit(BaseModel):
+    """A household (or, for a role that sees addresses to the building, a building) found
+    by ``GET /api/search``; a field the caller's role does not see is left out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(description="the household; null: a building of several")
+    address: str | None = Field(None, description="whole, or masked to the building")
+    head_name: str | None = Field(None, description="masked or whole, as the role may see")
+    phone: str | None = None
+    residents: int | None = None
+    elderly_alone: bool | None = None
+    disabled: bool | None = None
+    left_behind_child: bool | None = None
+    low_income: bool | None = None
+    grid_code: str | None = Field(description="null: outside every grid")
+    grid_name: str | None
+    lon: float
+    lat: float
+    score: float = Field(description="word similarity of the query to the address, 0 to 1")
+    township: DivisionRef | None
+    community: DivisionRef | None
+    grid: GridRef | None
+    workers: list[dict[str, Any]] = Field(description="the grid's workers as the caller's "
+                                          "role may see them")
 
 
 async def report_output(request: Request, caller: Principal, job: Job) -> Response:

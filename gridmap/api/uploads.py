@@ -97,6 +97,7 @@ def openapi_body(model: type[BaseModel], *, files: str = "photo", what: str) -> 
     schema.pop("$defs", None)
     form = {**schema, "properties": {**schema.get("properties", {}), files: {
         "type": "array", "items": {"type": "string", "format": "binary"},
+        "maxItems": MAX_PHOTOS,
         "description": f"up to {MAX_PHOTOS} photos ({what}): JPEG, PNG or WebP, checked by "
         "content; too large: 413, not an image: 415"}}}
     return {"requestBody": {"required": True, "content": {

@@ -202,6 +202,26 @@ def test_a_refused_step_keeps_its_photos_out(client: TestClient, who: dict[str, 
     assert stored(grids_db, photo_dir) == before
 
 
+def test_a_body_that_is_not_utf8_is_refused(client: TestClient, who: dict[str, Any],
+                                             point: tuple[float, float], grids_db: str,
+                                             photo_dir: Path) -> None:
+    """A JSON body with bytes that are not UTF-8 (schemathesis sent one) is a 422 quoting it
+    with those bytes replaced; it was a UnicodeDecodeError escaping the error handler."""
+    case = form_report(client, who["dispatcher"], point, [])
+    before = stored(grids_db, photo_dir)
+    for raw in (b"\xff\xfe", b'{"action": "register", "note": "\xff"}'):
+        for path in ("/api/incidents", f"/api/incidents/{case.json()['id']}/actions"):
+            res = client.post(path, content=raw, headers={
+                **who["dispatcher"], "If-Match": case.headers["etag"],
+                "Content-Type": "application/json"})
+            assert res.status_code == 422, res.text
+            error = res.json()
+            assert error["code"] == "invalid_request"
+            assert error["detail"][0]["type"] == "json_invalid"
+            assert "\ufffd" in error["detail"][0]["input"]
+    assert stored(grids_db, photo_dir) == before
+
+
 def test_open311_media(client: TestClient, grids_db: str, point: tuple[float, float]
                        ) -> None:
     """A third-party app sends its photo as ``media`` and finds it as ``media_url``."""
