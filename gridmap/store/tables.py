@@ -183,6 +183,7 @@ street_edge = Table(
     Column("v", BigInteger, ForeignKey("street_node.id"), nullable=False),
     Column("length_m", Float, nullable=False),
     Column("geom", Geometry("LINESTRING", srid=4326, spatial_index=False)),
+    Column("name", Text),
 )
 
 building = Table(

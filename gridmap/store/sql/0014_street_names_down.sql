@@ -1,0 +1,1 @@
+ALTER TABLE street_edge DROP COLUMN name;

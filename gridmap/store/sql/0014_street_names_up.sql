@@ -1,0 +1,1 @@
+ALTER TABLE street_edge ADD COLUMN name text;
