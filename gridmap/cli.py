@@ -1036,9 +1036,13 @@ def serve(
     settings = get_settings()
     engine = _engine(settings)
     host, port = host or settings.host, port or settings.port
+    # below info the access log is never written: leave it out altogether (uvicorn would
+    # still build each line's arguments)
+    access_log = log_level in (LogLevel.debug, LogLevel.info)
     if workers == 1:
         uvicorn.run(create_app(settings, engine=engine), host=host, port=port,
-                    log_level=log_level.value, timeout_graceful_shutdown=5)
+                    log_level=log_level.value, access_log=access_log,
+                    timeout_graceful_shutdown=5)
         return
     # the database is resolved (the local cluster started) once, here; the workers inherit it
     os.environ["GRIDMAP_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
@@ -1047,7 +1051,7 @@ def serve(
     # restarted: building the locate index on a busy machine can hold it up for more than
     # uvicorn's default 5 s, and every restart would start the build again
     uvicorn.run("gridmap.api.app:app_from_environment", factory=True, workers=workers,
-                host=host, port=port, log_level=log_level.value,
+                host=host, port=port, log_level=log_level.value, access_log=access_log,
                 timeout_worker_healthcheck=60,
                 timeout_graceful_shutdown=5)  # open live streams end within 5 s
 

@@ -16,6 +16,7 @@ boundary cells (about 1% of a city's area) are tested exactly, against prepared 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -95,6 +96,31 @@ class GridIndex:
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         return self._lookup_all(x, y)
+
+    def lookup_one(self, x: float, y: float) -> int:
+        """:meth:`lookup` of one point, with the same cell arithmetic but no arrays: what a
+        request to locate one point needs (a few microseconds instead of a dozen NumPy
+        calls on arrays of one).
+
+        Examples
+        --------
+        >>> from shapely import box
+        >>> grids = gpd.GeoDataFrame({"code": ["a", "b"]}, geometry=[box(0, 0, 1, 1),
+        ...                          box(1, 0, 2, 1)], crs=4326)
+        >>> index = build_grid_index(grids)
+        >>> index.lookup_one(0.5, 0.5), index.lookup_one(1.5, 0.5), index.lookup_one(5, 5)
+        (0, 1, -1)
+        """
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise ValueError("a point with NaN or infinite coordinates cannot be assigned")
+        ny, nx = self.labels.shape
+        inv = 1.0 / self.cell
+        ix = int(min(max((x - self.x0) * inv, 0.0), nx - 1))  # np.clip, then truncation
+        iy = int(min(max((y - self.y0) * inv, 0.0), ny - 1))
+        label = int(self.labels[iy, ix])
+        if label == BOUNDARY:
+            return int(self.exact(np.array([x]), np.array([y]))[0])
+        return label
 
     def _lookup_all(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.int32]:
         if x.shape != y.shape:

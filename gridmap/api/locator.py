@@ -14,6 +14,7 @@ server: the grids at fault are left out, the rest is located, and the problem is
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from gridmap.store.sqlfiles import read_sql
 M_PER_DEG_LAT = 110_574.0
 M_PER_DEG_LON_EQ = 111_320.0
 WATCHED = {"grid", "division", "grid_worker"}
+ORIGIN = shapely.Point(0, 0)
 log = logging.getLogger("gridmap")
 
 
@@ -175,21 +177,23 @@ class Locator:
             why = f": {self.problem}" if self.problem else ""
             return {**answer, "inside": False, "candidates": [],
                     "message": f"no grids are indexed{why}"}
-        pos = int(index.lookup(np.array([x]), np.array([y]))[0])
-        kx = M_PER_DEG_LON_EQ * np.cos(np.radians(y))
+        pos = index.lookup_one(x, y)
+        kx = M_PER_DEG_LON_EQ * math.cos(math.radians(y))
+        shift, scale = np.array((x, y)), np.array((kx, M_PER_DEG_LAT))
 
         def metres(geom: shapely.Geometry) -> shapely.Geometry:
-            return shapely.transform(geom, lambda c: np.column_stack(
-                [(c[:, 0] - x) * kx, (c[:, 1] - y) * M_PER_DEG_LAT]))
+            return shapely.transform(geom, lambda c: (c - shift) * scale)
 
-        origin = shapely.Point(0, 0)
+        # grids whose box comes within pad degrees: a superset of those within the margin in
+        # metres (a degree is at least min(kx, M_PER_DEG_LAT) metres either way), told apart
+        # exactly below; most points have none but their own
         pad = self.margin_m / min(kx, M_PER_DEG_LAT)
         near = index.tree.query(shapely.box(x - pad, y - pad, x + pad, y + pad))
         candidates = []
         for j in sorted(near.tolist()):
             if j == pos:
                 continue
-            d = float(shapely.distance(metres(index.geoms[j]), origin))
+            d = float(shapely.distance(metres(index.geoms[j]), ORIGIN))
             if d <= self.margin_m:
                 candidates.append({**self._grid(index, j), "distance_m": round(d, 2)})
         if pos < 0:
@@ -199,7 +203,7 @@ class Locator:
                        "see `gridmap check`)") if left_out else (
                        "the point is outside every grid of the district")
             return {**answer, "inside": False, "candidates": candidates, "message": message}
-        edge = float(shapely.distance(metres(index.geoms[pos].boundary), origin))
+        edge = float(shapely.distance(metres(index.geoms[pos].boundary), ORIGIN))
         return {
             **answer, "inside": True, **self.describe(str(index.codes[pos])),
             "edge_distance_m": round(edge, 2),

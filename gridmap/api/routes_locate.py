@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -83,6 +84,9 @@ def answer_for(state: State, caller: Principal, lon: float, lat: float, crs: str
 
 
 CRS_CHOICES = ("wgs84", "cgcs2000", "gcj02", "bd09")
+# the bytes JSONResponse renders, from one encoder made once (json.dumps with options makes
+# one per call)
+JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 FAST_PARAMS = {"lon", "lat", "crs"}
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?")
 
@@ -133,7 +137,7 @@ class FastLocate:
                                 path=scope["path"])
         except NotVisible:
             return None
-        return bytes(JSONResponse(answer).body)
+        return JSON.encode(answer).encode()
 
 
 def _locate_at(request: Request, caller: Principal, lon: float, lat: float, crs: str,

@@ -13,6 +13,9 @@ PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inl
             "base-uri 'self'; form-action 'self'")
 # folium pages and the API docs are built with inline scripts
 INLINE_CSP = PAGE_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+# encoded once: every answer carries them
+PAGE_HEADERS = [*COMMON, (b"content-security-policy", PAGE_CSP.encode())]
+INLINE_HEADERS = [*COMMON, (b"content-security-policy", INLINE_CSP.encode())]
 
 
 class SecurityHeaders:
@@ -24,14 +27,11 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        csp = INLINE_CSP if path.startswith(("/maps/", "/docs")) else PAGE_CSP
+        extra = INLINE_HEADERS if path.startswith(("/maps/", "/docs")) else PAGE_HEADERS
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += COMMON
-                headers.append((b"content-security-policy", csp.encode()))
-                message["headers"] = headers
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         await self.app(scope, receive, with_headers)

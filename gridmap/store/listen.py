@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -79,6 +80,17 @@ class ChangeListener:
         self.down_since: float | None = None  # time.monotonic() of the loss
         self.last_notice: float | None = None  # time.monotonic() of the last notice
         self._conn: psycopg.Connection | None = self._open()  # at start-up: fail loudly
+        self._watch(self._conn)
+
+    def _watch(self, conn: psycopg.Connection) -> None:
+        """Watch *conn*'s socket: while nothing arrives on it, a poll is one ``poll(2)``
+        call instead of a trip through psycopg. The first poll goes through psycopg anyway
+        (it may hold notices that came in while LISTEN ran)."""
+        self._socket: select.poll | None = None
+        if hasattr(select, "poll"):
+            self._socket = select.poll()
+            self._socket.register(conn.fileno(), select.POLLIN)
+        self._drained = False
 
     @property
     def connected(self) -> bool:
@@ -104,7 +116,11 @@ class ChangeListener:
             try:
                 if self._conn.broken or self._conn.closed:
                     raise psycopg.OperationalError("the connection is closed")
+                # nothing to read (a lost connection reads as readable: it goes on below)
+                if self._drained and self._socket is not None and not self._socket.poll(0):
+                    return []
                 notes = list(self._conn.notifies(timeout=0, stop_after=None))
+                self._drained = True
             except psycopg.Error as exc:
                 self._lose(exc)
                 return []
@@ -140,6 +156,7 @@ class ChangeListener:
         when it is time."""
         if self._fresh is not None:
             self._conn, self._fresh = self._fresh, None
+            self._watch(self._conn)
             down = time.monotonic() - (self.down_since or time.monotonic())
             self.down_since = None
             log.warning("change notices: reconnected to the database after %.1f s; notices "

@@ -97,6 +97,20 @@ def test_index_agrees_with_brute_force_on_a_city() -> None:
     assert (want >= 0).mean() > 0.5  # most points are in the city
 
 
+def test_one_point_at_a_time_answers_as_the_arrays_do() -> None:
+    # locate's path for one point: the same cells, the same exact test on boundary cells
+    grids = make_city(40, size=4000)
+    pts = make_points(grids, 4000, on_edges=1000)
+    x, y = shapely.get_x(pts.values), shapely.get_y(pts.values)
+    x, y = np.r_[x, x.min() - 1, x.max() + 1], np.r_[y, y.min() - 1, y.max() + 1]  # off it
+    index = build_grid_index(grids, max_cells=200_000)
+    one = [index.lookup_one(a, b) for a, b in zip(x.tolist(), y.tolist(), strict=True)]
+    assert one == index.lookup(x, y).tolist()
+    assert one[-2:] == [-1, -1] and (np.array(one) >= 0).mean() > 0.5
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        index.lookup_one(float("nan"), y[0])
+
+
 def test_every_point_in_a_community_gets_exactly_one_grid() -> None:
     grids = make_city(150, size=8000)
     pts = make_points(grids, 20_000, on_edges=4_000)
