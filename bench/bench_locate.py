@@ -8,7 +8,8 @@ there, starts `gridmap serve` and, for comparison, the same endpoint answered by
 access log off, and drives both with wrk over 2,000 random points of the district at each
 number of connections. Prints requests/s and the latency percentiles: the load a dispatch
 centre can put on one process at a given p99, and on `serve --workers N` for the N the cores
-allow (how it scales per core). gridmap is measured twice: as the public
+allow (how it scales per core), and the server's CPU time per request (psutil, over its
+processes) — the figure a loaded machine disturbs least. gridmap is measured twice: as the public
 (grid and names, no workers) and as a signed-in dispatcher of the county (bearer token,
 workers with phones, each answer an entry of the audit log). Points outside every grid are
 404 for the dispatcher ("none of your divisions' grids"), so every line uses the points
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import shapely
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +68,10 @@ def wait(port: int) -> None:
     raise SystemExit(f"server on {port} did not start")
 
 
+# the server process started for each port, to read its CPU time
+SERVERS: dict[int, psutil.Process] = {}
+
+
 @contextlib.contextmanager
 def running(cmd: list[str], env: dict[str, str], cwd: str | None = None) -> Iterator[int]:
     """A server started with *cmd* ({port} filled in) and *env* (over the environment):
@@ -74,10 +80,12 @@ def running(cmd: list[str], env: dict[str, str], cwd: str | None = None) -> Iter
     proc = subprocess.Popen([c.replace("{port}", str(port)) for c in cmd], cwd=cwd,
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+    SERVERS[port] = psutil.Process(proc.pid)
     try:
         wait(port)
         yield port
     finally:
+        SERVERS.pop(port, None)
         proc.terminate()
         try:
             proc.wait(60)
@@ -86,20 +94,41 @@ def running(cmd: list[str], env: dict[str, str], cwd: str | None = None) -> Iter
             proc.wait()
 
 
+def cpu_seconds(port: int) -> float:
+    """User + system CPU seconds used so far by the server on *port* and its worker
+    processes (NaN when it was not started by :func:`running`)."""
+    proc = SERVERS.get(port)
+    if proc is None:
+        return math.nan
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
 def run_wrk(port: int, script: Path, seconds: int, connections: int,
             headers: tuple[str, ...] = ()) -> dict[str, float]:
+    """Requests/s, latency percentiles (ms), non-2xx/3xx answers, and the server's CPU
+    time per request in µs (its processes only: not wrk's, not PostgreSQL's) — the figure
+    the machine's load disturbs least."""
     extra = [arg for h in headers for arg in ("-H", h)]
+    cpu = cpu_seconds(port)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
                           *extra, "-s", str(script), f"http://127.0.0.1:{port}"],
                          capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(port) - cpu
     unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
     lat = {p: float(v) * unit[u] for p, v, u in
            re.findall(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return {"rps": rps, "p50": math.nan, "p90": math.nan, "p99": math.nan,
             **{f"p{k}": v for k, v in lat.items()},
-            "errors": float(errors.group(1)) if errors else 0.0}
+            "errors": float(errors.group(1)) if errors else 0.0,
+            "cpu_us": cpu / max(requests, 1) * 1e6}
 
 
 def main() -> None:
@@ -159,9 +188,14 @@ def main() -> None:
           "per line:")
     for (name, c), r in results.items():
         print(f"  {name:30s} {c} conn {r['rps']:8.0f} req/s   p50 {r['p50']:.2f} ms   "
-              f"p90 {r['p90']:.2f} ms   p99 {r['p99']:.2f} ms   errors {r['errors']:.0f}")
+              f"p90 {r['p90']:.2f} ms   p99 {r['p99']:.2f} ms   server CPU "
+              f"{r['cpu_us']:5.0f} µs/req   errors {r['errors']:.0f}")
     c = max(args.connections)
-    one = results["gridmap (in-process index)", c]["rps"]
+    ours, theirs = results["gridmap (in-process index)", c], results["PostGIS per request", c]
+    print(f"  server CPU per request at {c} connections: gridmap {ours['cpu_us']:.0f} µs, "
+          f"PostGIS per request {theirs['cpu_us']:.0f} µs in its app process (its "
+          f"database's work on top): {theirs['cpu_us'] / ours['cpu_us']:.1f}x")
+    one = ours["rps"]
     for w in workers:
         print(f"  {w} worker processes at {c} connections: "
               f"{results[f'gridmap, {w} worker processes', c]['rps'] / one:.2f}x one process "

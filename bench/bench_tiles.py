@@ -10,7 +10,8 @@ standard's band) than tipg's plain table tiles.
 
 wrk with 8 connections cycles over every tile of the district at the given zooms:
 1. uncached: gridmap with its tile cache off (GRIDMAP_TILE_CACHE_TILES=0) and tipg (which
-   has none), so every request renders — tiles/s and latency for both, run in turn for
+   has none), so every request renders — tiles/s, latency and the server's CPU time per
+   tile (psutil over its processes; PostgreSQL's rendering is not in it) for both, run in turn for
    several rounds (the order alternating) so that the machine's load, which swings, weighs
    on both alike: each round's ratio and their median;
 2. cached: gridmap with its cache (`serve --workers N` for 1, 2, 4 processes as the cores
@@ -151,7 +152,8 @@ def main() -> None:
                    for name in (pair if k % 2 == 0 else pair[::-1])}
             ratios.append(got[pair[0]]["rps"] / got[pair[1]]["rps"])
             print(f"  round {k + 1}: " + "; ".join(
-                  f"{name} {got[name]['rps']:.0f} tiles/s p99 {got[name]['p99']:.2f} ms"
+                  f"{name} {got[name]['rps']:.0f} tiles/s p99 {got[name]['p99']:.2f} ms "
+                  f"CPU {got[name]['cpu_us']:.0f} µs/tile"
                   for name in pair) + f"; ratio {ratios[-1]:.1f}x (load "
                   f"{os.getloadavg()[0]:.1f})")
         print(f"  uncached gridmap / tipg, median of {args.rounds} rounds: "
@@ -161,7 +163,8 @@ def main() -> None:
             if name.startswith("cached"):
                 r = cached[name] = run_wrk(ports[name], scripts[name], args.seconds, 8)
                 print(f"  {name}  {r['rps']:8.0f} tiles/s   p50 {r['p50']:.2f} ms   "
-                      f"p99 {r['p99']:.2f} ms   errors {r['errors']:.0f}")
+                      f"p99 {r['p99']:.2f} ms   server CPU {r['cpu_us']:.0f} µs/tile   "
+                      f"errors {r['errors']:.0f}")
         if len(cached) > 1:
             one, *more = cached.values()
             print("  cached scaling per worker process: " + ", ".join(
@@ -171,7 +174,7 @@ def main() -> None:
         r = run_wrk(ports["cached gridmap, 1 worker(s)"], paths_script(Path(tmp), ours[:1]),
                     args.seconds, 8, (with_etag,))
         print(f"  revalidation (If-None-Match → 304), 1 worker: {r['rps']:8.0f} req/s   "
-              f"p99 {r['p99']:.2f} ms")
+              f"p99 {r['p99']:.2f} ms   server CPU {r['cpu_us']:.0f} µs/req")
     print(f"  PostGIS alone (8 psycopg connections, prepared, no HTTP): "
           f"{postgis_alone(url, tiles, args.seconds):8.0f} tiles/s")
 
