@@ -11,18 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import geopandas as gpd
 import httpx
 import pytest
 import shapely
 from shapely.geometry import LineString, shape
 
-from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain.standards import GridStandard
 from tests.api.test_browser import Browsed, browse, shot, sign_in, wait_until
 from tests.api.test_pages_i18n import axe_violations
-from tests.conftest import loaded_database, serve_in_thread
-from tests.helpers import bearer, run_cli, size_check, token_for
+from tests.conftest import serve_in_thread
+from tests.helpers import assigned_district, bearer, demo_area, size_check, token_for
 
 TOWNSHIP, COMMUNITY, OTHER = "610199001000", "610199001001", "610199001002"
 OVERLOADED = "610199001001001"  # 439 households: above the band the server is given
@@ -34,15 +32,9 @@ SIZES = size_check("header *, #panel *", "button, select, input, textarea, a.but
 def database(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[str]:
     """Boundaries, grids, workers and the households of two communities, assigned."""
-    path = tmp_path_factory.mktemp("editor") / "households.parquet"
-    households = gpd.read_parquet(DEMO_DIR / DEMO_FILES["households"])
-    communities = gpd.read_file(DEMO_DIR / DEMO_FILES["communities"])
-    area = communities[communities["code"].isin([COMMUNITY, OTHER])].union_all()
-    households[households.within(area)].to_parquet(path)
-    for url in loaded_database(server_url, template_db, (
-            "counties", "townships", "communities", "grids", "workers", "households"),
-            {"households": path}):
-        assert run_cli(url, "assign").exit_code == 0
+    for url in assigned_district(server_url, template_db,
+                                 demo_area("communities", COMMUNITY, OTHER),
+                                 tmp_path_factory.mktemp("editor")):
         token_for(url, PLANNER, "planner", (TOWNSHIP,))
         yield url
 
@@ -357,3 +349,4 @@ def test_a_shared_vertex_moves_both_grids_and_painting_moves_land(base_url: str)
         assert page.is_hidden("#problem"), page.text_content("#problem")
         errors = seen.unexpected_errors()
     assert errors == [], errors
+
