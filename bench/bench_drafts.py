@@ -2,11 +2,11 @@
 
 Run: .venv/bin/python bench/bench_drafts.py [--households 5000] [--rounds 10]
 
-Works in a database of its own on the local cluster (created and dropped). Loads the demo's
-divisions, grids and workers and N synthetic households inside community 610199001001, opens
-a draft of it and measures, per edit, the whole server-side call (``gridmap.drafts.edit``:
-lock the draft, read its grids, apply the edit, write it and its undo record, recount and
-check the partition):
+Works in a scratch database of the configured server (``bench.city.scratch_database``,
+created and dropped). Loads the demo's divisions, grids and workers and N synthetic households
+inside community 610199001001, opens a draft of it and measures, per edit, the whole
+server-side call (``gridmap.drafts.edit``: lock the draft, read its grids, apply the edit,
+write it and its undo record, recount and check the partition):
 
 - split the community's largest grid by a line, then undo — ``rounds`` times each;
 - paint 7 H3 cells across a shared edge, then undo.
@@ -26,23 +26,22 @@ import argparse
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import geopandas as gpd
 import h3
 import numpy as np
 import shapely
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.city import scratch_database
 from gridmap import drafts
 from gridmap.access import CLI_PRINCIPAL
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.io.read import read_layer
 from gridmap.settings import Settings
-from gridmap.store.db import create_database, database_url, drop_database, migrate
 from gridmap.store.load import load_layer
 
 COMMUNITY = "610199001001"
@@ -81,13 +80,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     settings = Settings()
-    server = database_url(settings)
-    dbname = f"gridmap_bench_drafts_{uuid.uuid4().hex[:8]}"
-    create_database(server, dbname)
-    engine = create_engine(make_url(server).set(database=dbname))
-    try:
+    with scratch_database() as engine:
         with engine.begin() as conn:
-            migrate(conn)
             for layer in ("counties", "townships", "communities", "grids", "workers"):
                 load_layer(conn, layer, read_layer(DEMO_DIR / DEMO_FILES[layer], layer).frame)
             com = gpd.read_postgis(text("SELECT geom FROM division WHERE code = :c"), conn,
@@ -161,9 +155,6 @@ def main() -> None:
         print(f"  statistics inside an edit (kept households):   {ms(stats_only)}")
         print(f"  statistics re-reading households each edit:    {ms(reread)}")
         print(f"  PostGIS recount per draft grid (counts only):  {ms(recount)}")
-    finally:
-        engine.dispose()
-        drop_database(server, dbname)
 
 
 if __name__ == "__main__":

@@ -117,9 +117,9 @@ def store_city(engine: Engine, grids: gpd.GeoDataFrame, points: gpd.GeoSeries) -
 
 
 @contextmanager
-def city_database(grids: gpd.GeoDataFrame, points: gpd.GeoSeries) -> Iterator[Engine]:
-    """A scratch database of the configured server, migrated and holding the city
-    (:func:`store_city`); dropped afterwards."""
+def scratch_database() -> Iterator[Engine]:
+    """A scratch database of the configured server, migrated and empty; dropped
+    afterwards."""
     from gridmap.settings import Settings
     from gridmap.store.db import create_database, database_url, drop_database, migrate
 
@@ -130,11 +130,18 @@ def city_database(grids: gpd.GeoDataFrame, points: gpd.GeoSeries) -> Iterator[En
     try:
         with engine.begin() as conn:
             migrate(conn)
-        store_city(engine, grids, points)
         yield engine
     finally:
         engine.dispose()
         drop_database(server, name)
+
+
+@contextmanager
+def city_database(grids: gpd.GeoDataFrame, points: gpd.GeoSeries) -> Iterator[Engine]:
+    """A :func:`scratch_database` holding the city (:func:`store_city`)."""
+    with scratch_database() as engine:
+        store_city(engine, grids, points)
+        yield engine
 
 
 def merge_neighbours(grids: gpd.GeoDataFrame) -> tuple[str, gpd.GeoDataFrame]:

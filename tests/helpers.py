@@ -4,6 +4,8 @@ nothing, and a CLI runner bound to one database."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
@@ -126,3 +128,41 @@ def inside_grid(code: str) -> tuple[float, float]:
     grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"]).set_index("code")
     inside = grids.loc[code].geometry.buffer(-0.0005).representative_point()
     return inside.x, inside.y
+
+
+def demo_area(layer: str, *prefixes: str) -> Any:
+    """The union (lon/lat) of the demo *layer*'s features whose code starts with one of
+    *prefixes*: a community, a few, or a township's grids."""
+    import geopandas as gpd
+
+    from gridmap.demodata import DEMO_DIR, DEMO_FILES
+
+    frame = gpd.read_file(DEMO_DIR / DEMO_FILES[layer])
+    return frame[frame["code"].str.startswith(prefixes)].union_all()
+
+
+def demo_households_within(area: Any, folder: Path) -> Path:
+    """The demo's households inside *area*, as a file to import in their stead (a small
+    district's households load and assign in a fraction of the time)."""
+    import geopandas as gpd
+
+    from gridmap.demodata import DEMO_DIR, DEMO_FILES
+
+    path = folder / "households.parquet"
+    households = gpd.read_parquet(DEMO_DIR / DEMO_FILES["households"])
+    households[households.within(area)].to_parquet(path)
+    return path
+
+
+def assigned_district(server_url: str, template_db: str, area: Any, folder: Path
+                      ) -> Iterator[str]:
+    """A database of its own holding the demo's divisions, grids and workers and its
+    households inside *area*, assigned to grids (what drafts and the editor work on)."""
+    from tests.conftest import loaded_database
+
+    households = demo_households_within(area, folder)
+    for url in loaded_database(server_url, template_db, (
+            "counties", "townships", "communities", "grids", "workers", "households"),
+            {"households": households}):
+        assert run_cli(url, "assign").exit_code == 0
+        yield url

@@ -13,7 +13,7 @@ import shapely
 
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from tests.conftest import loaded_database
-from tests.helpers import fingerprint, run_cli
+from tests.helpers import demo_area, demo_households_within, fingerprint, run_cli
 
 COMMUNITY = "610199001001"
 LOCK = "610199001001001"
@@ -23,11 +23,8 @@ LOCK = "610199001001001"
 def suggest_db(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[str]:
     """The demo's divisions and grids, and the households of one community."""
-    path = tmp_path_factory.mktemp("hh") / "households.parquet"
-    households = gpd.read_parquet(DEMO_DIR / DEMO_FILES["households"])
-    communities = gpd.read_file(DEMO_DIR / DEMO_FILES["communities"])
-    boundary = communities.loc[communities["code"] == COMMUNITY].geometry.iat[0]
-    households[households.within(boundary)].to_parquet(path)
+    path = demo_households_within(demo_area("communities", COMMUNITY),
+                                  tmp_path_factory.mktemp("hh"))
     yield from loaded_database(server_url, template_db, (
         "counties", "townships", "communities", "grids", "households"),
         files={"households": path})

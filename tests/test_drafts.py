@@ -18,8 +18,15 @@ from fastapi.testclient import TestClient
 from gridmap.api.app import create_app
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.settings import Settings
-from tests.conftest import loaded_database
-from tests.helpers import bearer, fingerprint, run_cli, token_for, wait_for_notice
+from tests.helpers import (
+    assigned_district,
+    bearer,
+    demo_area,
+    fingerprint,
+    run_cli,
+    token_for,
+    wait_for_notice,
+)
 
 COMMUNITY = "610199001001"
 TOWNSHIP = "610199001000"
@@ -30,16 +37,8 @@ COUNTY = "610199000000"
 def district(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[str]:
     """Boundaries, grids, workers and the households of one township, assigned."""
-    some = tmp_path_factory.mktemp("hh") / "households.parquet"
-    households = gpd.read_parquet(DEMO_DIR / DEMO_FILES["households"])
-    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"])
-    township = grids[grids["code"].str.startswith(TOWNSHIP[:9])].union_all()
-    households[households.within(township)].to_parquet(some)
-    for url in loaded_database(server_url, template_db, (
-            "counties", "townships", "communities", "grids", "workers", "households"),
-            {"households": some}):
-        assert run_cli(url, "assign").exit_code == 0
-        yield url
+    yield from assigned_district(server_url, template_db, demo_area("grids", TOWNSHIP[:9]),
+                                 tmp_path_factory.mktemp("hh"))
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import geopandas as gpd
 import h3
@@ -316,6 +316,44 @@ def cells_to_region(cells: Sequence[str]) -> tuple[shapely.Geometry, list[shapel
     return shapely.union_all(polys), polys
 
 
+# What an edit that takes land says when a neighbour cannot give it up: (the neighbour is
+# locked, the neighbour would vanish); {code} is the grid the edit draws, {other} the neighbour.
+TakesLand = Literal["paint", "reshape", "create"]
+_REFUSALS: dict[TakesLand, tuple[str, str]] = {
+    "paint": ("the painted area takes land of grid {other}, which is locked: unlock it or "
+              "paint elsewhere",
+              "the painted area takes all of grid {other}: merge the grids instead"),
+    "reshape": ("the new shape of grid {code} takes land of grid {other}, which is locked: "
+                "unlock it first",
+                "the new shape of grid {code} takes all of grid {other}: merge the grids "
+                "instead"),
+    "create": ("the new grid takes land of grid {other}, which is locked: unlock it or draw "
+               "elsewhere",
+               "the new grid covers all of grid {other}: change that grid's shape instead"),
+}
+
+
+def _cut_out(grids: Mapping[str, DraftGrid], land: shapely.Geometry, *, community: str,
+             edit: TakesLand, code: str) -> Changes:
+    """The comprehensive grids of *community* (but grid *code*) that *land* overlaps, less
+    *land*: the neighbours' side of an edit giving *land* to grid *code*. Refused, in the
+    words of the *edit*, when one of them is locked or would be left with nothing."""
+    locked, emptied = _REFUSALS[edit]
+    changes: Changes = {}
+    for other in grids.values():
+        if (other.code == code or other.kind != "comprehensive"
+                or other.community_code != community
+                or shapely.intersection(other.geom, land).area < NOISE_AREA_DEG2):
+            continue
+        if other.locked:
+            raise EditError(locked.format(code=code, other=other.code))
+        rest = multi(shapely.difference(other.geom, land))
+        if rest.is_empty:
+            raise EditError(emptied.format(code=code, other=other.code))
+        changes[other.code] = replace(other, geom=rest)
+    return changes
+
+
 def paint(grids: Mapping[str, DraftGrid], boundaries: Mapping[str, shapely.Geometry],
           target: str, region: shapely.Geometry, *,
           cells: Sequence[shapely.Geometry] = (), labels: Sequence[str] = ()) -> Changes:
@@ -346,20 +384,8 @@ def paint(grids: Mapping[str, DraftGrid], boundaries: Mapping[str, shapely.Geome
     if len(shapely.get_parts(grown)) > 1:
         raise EditError(f"the painted area does not touch grid {target}: paint next to it")
     changes: Changes = {target: replace(grid, geom=grown)}
-    for other in grids.values():
-        if (other.code == target or other.kind != "comprehensive"
-                or other.community_code != grid.community_code):
-            continue
-        if shapely.intersection(other.geom, clipped).area < NOISE_AREA_DEG2:
-            continue
-        if other.locked:
-            raise EditError(f"the painted area takes land of grid {other.code}, which is "
-                            "locked: unlock it or paint elsewhere")
-        rest = multi(shapely.difference(other.geom, clipped))
-        if rest.is_empty:
-            raise EditError(f"the painted area takes all of grid {other.code}: merge the "
-                            "grids instead")
-        changes[other.code] = replace(other, geom=rest)
+    changes.update(_cut_out(grids, clipped, community=grid.community_code, edit="paint",
+                            code=target))
     if len(changes) == 1 and grown.equals(grid.geom):
         raise EditError(f"the painted area is in grid {target} already")
     return node_neighbours(grids, changes)
@@ -445,20 +471,8 @@ def reshape(grids: Mapping[str, DraftGrid], boundaries: Mapping[str, shapely.Geo
     if len(shapely.get_parts(new)) != 1:
         raise EditError(f"the new shape of grid {code} is {pieces(new)} pieces: a grid is one "
                         "piece")
-    changes: Changes = {}
-    for other in grids.values():  # the land it gains, cut out of its neighbours
-        if (other.code == code or other.kind != "comprehensive"
-                or other.community_code != grid.community_code
-                or shapely.intersection(other.geom, new).area < NOISE_AREA_DEG2):
-            continue
-        if other.locked:
-            raise EditError(f"the new shape of grid {code} takes land of grid {other.code}, "
-                            "which is locked: unlock it first")
-        rest = multi(shapely.difference(other.geom, new))
-        if rest.is_empty:
-            raise EditError(f"the new shape of grid {code} takes all of grid {other.code}: "
-                            "merge the grids instead")
-        changes[other.code] = replace(other, geom=rest)
+    # the land it gains, cut out of its neighbours
+    changes = _cut_out(grids, new, community=grid.community_code, edit="reshape", code=code)
     work = {**grids, **{c: g for c, g in changes.items() if g is not None}}
     lost = multi(shapely.difference(grid.geom, new))
     for piece in shapely.get_parts(lost):  # the land it gives up, to a neighbour each
@@ -549,19 +563,7 @@ def create(grids: Mapping[str, DraftGrid], boundaries: Mapping[str, shapely.Geom
                                 shape_)}
     if kind != "comprehensive":
         raise EditError(f"kind is comprehensive, exclusive or micro, not {kind!r}")
-    changes: Changes = {}
-    for other in grids.values():
-        if (other.kind != "comprehensive" or other.community_code != community
-                or shapely.intersection(other.geom, shape_).area < NOISE_AREA_DEG2):
-            continue
-        if other.locked:
-            raise EditError(f"the new grid takes land of grid {other.code}, which is locked: "
-                            "unlock it or draw elsewhere")
-        rest = multi(shapely.difference(other.geom, shape_))
-        if rest.is_empty:
-            raise EditError(f"the new grid covers all of grid {other.code}: change that "
-                            "grid's shape instead")
-        changes[other.code] = replace(other, geom=rest)
+    changes = _cut_out(grids, shape_, community=community, edit="create", code=code)
     changes[code] = DraftGrid(code, name.strip(), "comprehensive", community, None, False,
                               shape_)
     return node_neighbours(grids, changes)

@@ -1,9 +1,14 @@
-"""Web pages, and the front-end assets installed from npm (served locally, never a CDN)."""
+"""Web pages, and the front-end assets installed from npm (served locally, never a CDN).
+
+Each page is a Jinja2 template under ``web/templates`` that extends ``page.html``, the one
+source of what every page's head and script tags hold; the pages are rendered from the
+templates alone (nothing of the request goes into them)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import jinja2
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -18,6 +23,10 @@ TERRA_DRAW = NODE_MODULES / "terra-draw" / "dist"  # drawing on the editor's map
 TERRA_DRAW_MAPLIBRE = NODE_MODULES / "terra-draw-maplibre-gl-adapter" / "dist"
 
 router = APIRouter(include_in_schema=False)
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True,
+    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    keep_trailing_newline=True)
 
 
 def mount_assets(app: FastAPI) -> None:
@@ -38,7 +47,7 @@ def favicon() -> Response:
 
 
 def _page(name: str) -> HTMLResponse:
-    return HTMLResponse((WEB / "static" / name).read_text(encoding="utf-8"))
+    return HTMLResponse(TEMPLATES.get_template(name).render())
 
 
 @router.get("/", response_class=HTMLResponse)

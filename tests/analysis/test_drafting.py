@@ -175,3 +175,41 @@ def test_whole_feature_edits_keep_the_partition() -> None:
     grids = apply(grids, changes)
     assert new not in grids
     assert_partition(grids, measure)
+
+
+def test_edits_that_take_land_refuse_a_locked_or_swallowed_neighbour_in_their_words() -> None:
+    """Paint, a new shape and a new grid cut land out of the neighbours the same way; each
+    refuses a locked neighbour and one it would leave with nothing, in its own words, which
+    the catalogue carries in Chinese."""
+    from gridmap import i18n
+
+    grids, measure = community()
+    home = measure.boundaries
+    g1, g2 = f"{COM}001", f"{COM}002"
+    into_g2 = shapely.box(X0 + 0.9 * D, Y0 + 1.2 * D, X0 + 1.3 * D, Y0 + 1.8 * D)
+    all_g2 = shapely.union(grids[g2].geom, shapely.box(X0 + 0.9 * D, Y0 + D, X0 + D, Y0 + 2 * D))
+    locked = {**grids, g2: DraftGrid(**{**grids[g2].__dict__, "locked": True})}
+    refusals = [
+        (lambda g, area: drafting.paint(g, home, g1, area),
+         "the painted area takes land of grid {g2}, which is locked: unlock it or paint "
+         "elsewhere", "the painted area takes all of grid {g2}: merge the grids instead"),
+        (lambda g, area: drafting.reshape(g, home, g1, shapely.union(g[g1].geom, area)),
+         "the new shape of grid {g1} takes land of grid {g2}, which is locked: unlock it "
+         "first", "the new shape of grid {g1} takes all of grid {g2}: merge the grids instead"),
+        (lambda g, area: drafting.create(g, home, community=COM, kind="comprehensive",
+                                         geom=area, name="新", parent=None, used=g),
+         "the new grid takes land of grid {g2}, which is locked: unlock it or draw elsewhere",
+         "the new grid covers all of grid {g2}: change that grid's shape instead"),
+    ]
+    for edit, when_locked, when_swallowed in refusals:
+        for frame, area, expected in ((locked, into_g2, when_locked),
+                                      (grids, all_g2, when_swallowed)):
+            with pytest.raises(EditError) as refused:
+                edit(frame, area)
+            message = str(refused.value)
+            assert message == expected.format(g1=g1, g2=g2)
+            chinese = i18n.translate(message, "zh-CN")
+            assert chinese != message and g2 in chinese, chinese
+    changes = drafting.paint(grids, home, g1, into_g2)  # unlocked: G2 gives the land up
+    assert set(changes) == {g1, g2}
+    assert_partition(apply(grids, changes), measure)

@@ -59,6 +59,27 @@ def test_home_page_and_local_assets(client: TestClient) -> None:
     assert client.get("/openapi.json").json()["info"]["title"] == "gridmap"
 
 
+@pytest.mark.parametrize("path", ["/", "/login", "/dispatch", "/mine", "/stats", "/editor"])
+def test_each_page_has_the_shared_head_and_scripts(client: TestClient, path: str) -> None:
+    """The pages are rendered from one head and script list (templates/page.html): each
+    has it whole, under the pages' CSP, and every asset it names is served."""
+    import re
+
+    page = client.get(path)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self';" in page.headers["content-security-policy"]
+    assert page.text.startswith('<!doctype html>\n<html lang="zh-CN">\n<head>\n')
+    assert page.text.count("<head>") == 1 and page.text.endswith("</body>\n</html>\n")
+    assert re.search(r'<title data-i18n="[\w.]+">[^<{]+</title>', page.text), page.text[:300]
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page.text
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
+    assert [a for a in assets if a.endswith(".js")][-3:-1] == ["/static/i18n.js",
+                                                                "/static/common.js"]
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+    assert "{{" not in page.text and "{%" not in page.text
+
+
 def test_check_report_of_the_demo_district(client: TestClient) -> None:
     body = client.get("/api/check").json()
     assert body["defects"]["features"] == []

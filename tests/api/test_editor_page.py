@@ -11,18 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import geopandas as gpd
 import httpx
+import psycopg
 import pytest
 import shapely
 from shapely.geometry import LineString, shape
 
-from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain.standards import GridStandard
 from tests.api.test_browser import Browsed, browse, shot, sign_in, wait_until
 from tests.api.test_pages_i18n import axe_violations
-from tests.conftest import loaded_database, serve_in_thread
-from tests.helpers import bearer, run_cli, size_check, token_for
+from tests.conftest import serve_in_thread
+from tests.helpers import assigned_district, bearer, demo_area, size_check, token_for
 
 TOWNSHIP, COMMUNITY, OTHER = "610199001000", "610199001001", "610199001002"
 OVERLOADED = "610199001001001"  # 439 households: above the band the server is given
@@ -34,15 +33,9 @@ SIZES = size_check("header *, #panel *", "button, select, input, textarea, a.but
 def database(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[str]:
     """Boundaries, grids, workers and the households of two communities, assigned."""
-    path = tmp_path_factory.mktemp("editor") / "households.parquet"
-    households = gpd.read_parquet(DEMO_DIR / DEMO_FILES["households"])
-    communities = gpd.read_file(DEMO_DIR / DEMO_FILES["communities"])
-    area = communities[communities["code"].isin([COMMUNITY, OTHER])].union_all()
-    households[households.within(area)].to_parquet(path)
-    for url in loaded_database(server_url, template_db, (
-            "counties", "townships", "communities", "grids", "workers", "households"),
-            {"households": path}):
-        assert run_cli(url, "assign").exit_code == 0
+    for url in assigned_district(server_url, template_db,
+                                 demo_area("communities", COMMUNITY, OTHER),
+                                 tmp_path_factory.mktemp("editor")):
         token_for(url, PLANNER, "planner", (TOWNSHIP,))
         yield url
 
@@ -356,4 +349,93 @@ def test_a_shared_vertex_moves_both_grids_and_painting_moves_land(base_url: str)
         assert after[a] > area[a] and after[b] < area[b], (area, after)
         assert page.is_hidden("#problem"), page.text_content("#problem")
         errors = seen.unexpected_errors()
+    assert errors == [], errors
+
+
+def press_grids(seen: Browsed, codes: list[str]) -> None:
+    """Tap (a phone) or click inside each grid on the map."""
+    if seen.touch:
+        tap_grids(seen, codes)
+        return
+    click_points(seen, [grid(seen.page, c).representative_point().coords[0] for c in codes])
+
+
+def draft_row(url: str, draft: int) -> tuple[str, str | None, int, int]:
+    """The stored draft: its status, closing note, grids and logged edits."""
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        row = conn.execute(
+            "SELECT status, closing_note, (SELECT count(*) FROM plan_draft_grid WHERE "
+            "draft_id = d.id), (SELECT count(*) FROM plan_draft_edit WHERE draft_id = d.id) "
+            "FROM plan_draft d WHERE id = %s", (draft,)).fetchone()
+    assert row is not None
+    return row[0], row[1], int(row[2]), int(row[3])
+
+
+@pytest.mark.parametrize(("width", "height", "locale"),
+                         [(1280, 800, "zh-CN"), (390, 844, "en-US")])
+def test_abandoning_a_draft_asks_first_says_what_is_lost_and_keeps_the_draft(
+        base_url: str, database: str, width: int, height: int, locale: str) -> None:
+    with browse(base_url, width, height, locale=locale, bypass_csp=True) as seen:
+        page = seen.page
+        open_editor(seen, base_url, OTHER)
+        draft = int(page.evaluate("editor.draft"))
+        grids = int(page.evaluate("editor.view.stats.grids.length"))
+        # an edit to lose: two neighbours merged
+        pair = neighbours(page)
+        seen.press("#tool-merge")
+        if seen.touch:
+            seen.press("#panel-toggle")
+        press_grids(seen, pair)
+        if seen.touch:
+            seen.press("#panel-toggle")
+        seen.press("#merge-apply")
+        wait_until(page, f"editor.view.stats.grids.length === {grids - 1}", timeout=30)
+        headers = bearer(token_for(database, PLANNER, "planner", (TOWNSHIP,)))
+        diff = httpx.get(f"{base_url}/api/drafts/{draft}/diff", headers=headers).json()
+        assert len(diff["grids"]) >= 2, diff["grids"]  # one retired, one reshaped
+
+        # the button asks; the question says what would be lost; nothing is done yet
+        seen.press("#abandon")
+        wait_until(page, "!document.getElementById('abandon-box').hidden", timeout=30)
+        loss = page.text_content("#abandon-loss") or ""
+        said = (f"改动了 {len(diff['grids'])} 个网格" if locale == "zh-CN"
+                else f"changes {len(diff['grids'])} grids")
+        assert f"{draft}" in loss and said in loss, loss
+        assert ("不会发布" in loss) if locale == "zh-CN" else ("none of it will be published"
+                                                               in loss), loss
+        assert page.evaluate("document.activeElement.id") == "abandon-keep"
+        assert draft_row(database, draft)[0] == "open"
+        targets = {b: page.locator(f"#{b}").bounding_box()
+                   for b in ("abandon", "abandon-keep", "abandon-yes")}
+        assert all(box and box["width"] >= 44 and box["height"] >= 44
+                   for box in targets.values()), targets
+        sizes = page.evaluate(SIZES)
+        violations = axe_violations(page)
+        seen.press("#abandon-keep")
+        assert page.is_hidden("#abandon-box")
+        assert page.evaluate("document.body.dataset.draftStatus") == "open"
+        assert draft_row(database, draft)[0] == "open"
+
+        # confirmed: abandoned, the page takes no more edits, the draft is kept as it was
+        seen.press("#abandon")
+        wait_until(page, "!document.getElementById('abandon-box').hidden", timeout=30)
+        page.fill("#abandon-note", "merged by mistake")
+        seen.press("#abandon-yes")
+        wait_until(page, "document.body.dataset.draftStatus === 'abandoned'", timeout=30)
+        assert page.is_hidden("#problem"), page.text_content("#problem")
+        assert page.is_hidden("#abandon-box")
+        for control in ("#tool-merge", "#submit", "#undo", "#abandon"):
+            assert page.is_disabled(control), control
+        assert str(draft) in (page.text_content("#summary") or "")
+        offered = page.evaluate("[...document.querySelectorAll('#drafts option')]"
+                                ".map((o) => o.value)")
+        assert str(draft) not in offered
+        status, note, kept, edits = draft_row(database, draft)
+        assert (status, note, kept) == ("abandoned", "merged by mistake", grids - 1)
+        assert edits >= 1
+        again = httpx.get(f"{base_url}/api/drafts/{draft}", headers=headers)
+        assert again.status_code == 200 and len(again.json()["grids"]["features"]) == grids - 1
+        errors = seen.unexpected_errors()
+    assert sizes == {"small": [], "low": [], "scrolls": False}, sizes
+    assert violations == [], violations
     assert errors == [], errors

@@ -2,9 +2,10 @@
 // on with terra-draw (served locally from web/node_modules). Every edit goes to the drafts
 // API (POST /api/drafts/{id}/edits with the draft's ETag in If-Match) and the answer — the
 // draft's grids, statistics and defects — redraws the map and the panel. Submit, approve and
-// publish; the difference from the published grids or between two versions (a table, and the
-// grids outlined on the map); the community's history and restore. A refused request says
-// what went wrong (the server's detail, in the page's language) and what to do about it.
+// publish, or abandon (asked first); the difference from the published grids or between two
+// versions (a table, and the grids outlined on the map); the community's history and
+// restore. A refused request says what went wrong (the server's detail, in the page's
+// language) and what to do about it.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -333,6 +334,7 @@ function show(view, etag) {
   showDefects(view);
   showWarnings(view);
   showButtons();
+  closeAbandon();
   fillPaintTargets(view);
   for (const id of ["edit-box", "stats-box", "publish-box", "diff-box"]) $(id).hidden = false;
   $("draft-info").textContent = t("editor.draft.info", {
@@ -415,6 +417,7 @@ function showButtons() {
   $("submit").disabled = !open;
   $("approve").disabled = status !== "submitted";
   $("publish").disabled = status !== "approved";
+  $("abandon").disabled = !LIVE.includes(status);
   if (!open && state.tool) useTool(state.tool);  // a closed draft takes no more edits
 }
 
@@ -465,6 +468,45 @@ $("publish").addEventListener("click", () => busy($("publish"), t("editor.failed
   await Promise.all([loadPublished(), loadHistory(), loadDrafts()]);
   $("summary").textContent = t("editor.done.published", {
     id: body.draft, grids: body.grids.length, households: body.moved.household || 0 });
+}));
+
+// ---- abandon ---------------------------------------------------------------------------
+// Abandoning closes a draft for good: none of it is published and it takes no more edits,
+// submitting or approval (the API keeps its grids and edit log, readable). The button only
+// asks: the question says what would be lost (the draft against the published grids) and
+// nothing is sent until it is confirmed — with the draft's ETag, so a change made by someone
+// else meanwhile is refused (412) rather than abandoned unseen.
+
+const LIVE = ["open", "submitted", "approved"];
+
+function closeAbandon() {
+  $("abandon-box").hidden = true;
+  $("abandon").setAttribute("aria-expanded", "false");
+}
+
+$("abandon").addEventListener("click", () => busy($("abandon"), t("editor.failed.abandon"),
+                                                  async () => {
+  const { body } = await api("GET", `/api/drafts/${state.draft}/diff`);
+  $("abandon-loss").textContent = t("editor.abandon.loss", {
+    id: state.draft, title: state.view.draft.title, grids: body.grids.length,
+    households: body.households_moved });
+  $("abandon-box").hidden = false;
+  $("abandon").setAttribute("aria-expanded", "true");
+  $("abandon-keep").focus();
+}));
+
+$("abandon-keep").addEventListener("click", () => {
+  closeAbandon();
+  $("abandon").focus();
+});
+
+$("abandon-yes").addEventListener("click", () => busy($("abandon-yes"),
+                                                      t("editor.failed.abandon"), async () => {
+  const id = state.draft;
+  await api("POST", `/api/drafts/${id}/abandon`, { note: $("abandon-note").value.trim() || null });
+  $("abandon-note").value = "";
+  await Promise.all([loadDraft(id), loadDrafts()]);
+  $("summary").textContent = t("editor.done.abandoned", { id });
 }));
 
 // ---- the difference --------------------------------------------------------------------
