@@ -94,9 +94,9 @@ OPTIONS = {"quiet": False}  # the global options of this run (set by main)
 def _settings_problems(exc: Any) -> str:
     """What is wrong with the settings (a pydantic ValidationError), each by its
     environment variable, in the run's language."""
-    problems = "; ".join(
-        "GRIDMAP_" + "__".join(str(part) for part in error["loc"]).upper() + ": "
-        + i18n.translate(str(error["msg"])) for error in exc.errors())
+    problems = "; ".join(_("{variable}: {problem}", variable="GRIDMAP_" + "__".join(
+        str(part) for part in error["loc"]).upper(), problem=i18n.translate(str(error["msg"])))
+        for error in exc.errors())
     return _("the settings are not valid: {problems}", problems=problems)
 
 
@@ -308,7 +308,7 @@ def _password(name: str) -> str:
         first = str(typer.prompt(_("password for {name}", name=name), hide_input=True))
         if first == str(typer.prompt(_("repeat the password"), hide_input=True)):
             return first
-        typer.secho(_("the two passwords differ: type them again"), err=True,
+        typer.secho(_("the two passwords do not match: type them again"), err=True,
                     fg=typer.colors.RED)
 
 

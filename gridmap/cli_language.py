@@ -155,11 +155,11 @@ def said_again(exc: _click.exceptions.UsageError) -> _click.exceptions.UsageErro
         text = _missing(exc)
     elif isinstance(exc, errors.BadParameter):
         hint = _hint(exc)
-        message = i18n.translate(exc.message)
-        text = _("Invalid value for {option}: {message}", option=hint, message=message) \
-            if hint else _("Invalid value: {message}", message=message)
+        problem = i18n.translate(exc.message)
+        text = _("Invalid value for {option}: {problem}", option=hint, problem=problem) \
+            if hint else _("Invalid value: {problem}", problem=problem)
     elif isinstance(exc, errors.NoSuchOption) and exc.possibilities:
-        text = i18n.translate(exc.message) + " " + _(
+        text = i18n.translate(exc.message) + _(
             "(Possible options: {options})", options=", ".join(sorted(exc.possibilities)))
     else:
         text = i18n.translate(exc.message)
@@ -187,7 +187,7 @@ def _missing(exc: _click.exceptions.MissingParameter) -> str:
     choose = "Choose from:"
     if extra and extra.startswith(choose):
         extra = i18n.pgettext(CONTEXT, choose) + extra[len(choose):]
-    return f"{text} {extra}" if extra else text
+    return text + extra if extra else text  # said only in Chinese: no space after 。
 
 
 class LocalizedGroup(TyperGroup):
