@@ -94,9 +94,10 @@ OPTIONS = {"quiet": False}  # the global options of this run (set by main)
 def _settings_problems(exc: Any) -> str:
     """What is wrong with the settings (a pydantic ValidationError), each by its
     environment variable, in the run's language."""
-    problems = "; ".join(_("{variable}: {problem}", variable="GRIDMAP_" + "__".join(
-        str(part) for part in error["loc"]).upper(), problem=i18n.translate(str(error["msg"])))
-        for error in exc.errors())
+    problems = "; ".join(
+        _("environment variable {variable}: {problem}",
+          variable="GRIDMAP_" + "__".join(str(part) for part in error["loc"]).upper(),
+          problem=i18n.translate(str(error["msg"]))) for error in exc.errors())
     return _("the settings are not valid: {problems}", problems=problems)
 
 
@@ -163,7 +164,8 @@ def _engine(settings: Settings) -> Engine:
 def _rejected(exc: ImportRejected) -> typer.Exit:
     """An import refused: its summary and each problem (kind, row, message) in the run's
     language, and exit non-zero."""
-    return fail(exc.render(i18n.translate))
+    typer.secho(exc.render(i18n.translate), err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
 
 
 @db_app.command("status")
