@@ -283,6 +283,13 @@ def _echo_rows(rows: list[tuple[str, ...]]) -> None:
                              for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _padded(text: str, width: int) -> str:
+    """*text* padded with spaces to *width* terminal cells (a Chinese character takes two)."""
+    from rich.cells import cell_len
+
+    return text + " " * (width - cell_len(text))
+
+
 def _printable(value: object) -> str:
     """*value* as text with control characters escaped (names and clients come from
     outside: they must not drive the terminal)."""
@@ -1050,7 +1057,7 @@ def _demo_accounts(engine: Engine, settings: Settings) -> dict[str, str]:
                     if user.disabled_at is not None:
                         access.set_disabled(conn, name, False, actor=access.CLI)
                 passwords[name] = password
-                lines.append(f"{name:<16} {password}  {_role_name(role.value):<11} "
+                lines.append(f"{name:<16} {password}  {_padded(_role_name(role.value), 11)} "
                              f"{', '.join(codes) or _('every division')}")
     except access.AccountError as exc:
         raise fail(f"demo accounts: {exc}") from exc
@@ -1524,10 +1531,11 @@ def grids_suggest(
             raise fail(str(exc)) from exc
     report = result.report
     for line in report.lines():
-        typer.echo(line)
+        typer.echo(i18n.translate(line))
     cols = ["label", "households", "residents", "status", "deviation", "compactness",
             "pieces"]
-    typer.echo(_table(result.grids[cols], float_format=lambda v: f"{v:.2f}"))
+    typer.echo(_table(result.grids[cols], float_format=lambda v: f"{v:.2f}",
+                      labels={"status": "band"}))
     if out is not None:
         out.write_text(result.grids.to_crs(4326).to_json(drop_id=True))
         typer.echo(_("wrote {n} proposed grids to {path}", n=report.grids, path=out))
