@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from tqdm import tqdm
 
 from gridmap import i18n
+from gridmap.cli_language import LocalizedGroup
 from gridmap.domain.layers import LAYERS
 from gridmap.i18n import _
 from gridmap.io.errors import ImportRejected
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-app = typer.Typer(help="gridmap: grid-based community governance on PostGIS.",
+app = typer.Typer(cls=LocalizedGroup,  # help texts and Typer's words in the run's language
+                  help="gridmap: grid-based community governance on PostGIS.",
                   no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Show and control the database (the local cluster when "
                      "GRIDMAP_DATABASE_URL is not set).", no_args_is_help=True)
@@ -76,20 +78,37 @@ def main(quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No progress bars (for scripts): only results and errors.")
          ] = False) -> None:
     """gridmap: grid-based community governance on PostGIS."""
-    i18n.use(get_settings().language)  # GRIDMAP_LANGUAGE: zh-CN (default) or en
+    from pydantic import ValidationError
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        raise fail(_settings_problems(exc)) from exc
+    i18n.use(settings.language)  # GRIDMAP_LANGUAGE: zh-CN (default) or en
     OPTIONS["quiet"] = quiet
 
 
 OPTIONS = {"quiet": False}  # the global options of this run (set by main)
 
 
+def _settings_problems(exc: Any) -> str:
+    """What is wrong with the settings (a pydantic ValidationError), each by its
+    environment variable, in the run's language."""
+    problems = "; ".join(
+        _("environment variable {variable}: {problem}",
+          variable="GRIDMAP_" + "__".join(str(part) for part in error["loc"]).upper(),
+          problem=i18n.translate(str(error["msg"]))) for error in exc.errors())
+    return _("the settings are not valid: {problems}", problems=problems)
+
+
 @contextmanager
-def progress(what: str, *, total: int | None = None, unit: str = "step"
+def progress(what: str, *, total: int | None = None, unit: str | None = None
              ) -> Iterator[tqdm[Any]]:
     """A progress bar on stderr for a long step (none with --quiet): ``bar.set_postfix_str``
     names the current part, ``bar.update`` counts it done; results go to stdout through
     :func:`say`, which keeps the bar below them."""
-    with tqdm(total=total, desc=what, unit=unit, file=sys.stderr, disable=OPTIONS["quiet"],
+    with tqdm(total=total, desc=what, unit=unit or _("step"), file=sys.stderr,
+              disable=OPTIONS["quiet"],
               dynamic_ncols=True, bar_format=None if total else
               "{desc}: {n_fmt} {unit} [{elapsed}{postfix}]") as bar:
         yield bar
@@ -98,6 +117,12 @@ def progress(what: str, *, total: int | None = None, unit: str = "step"
 def say(text: str) -> None:
     """Print a result line to stdout without breaking a progress bar on stderr."""
     tqdm.write(text, file=sys.stdout)
+
+
+def _named(kind: i18n.LabelKind, value: str) -> str:
+    """A value of the vocabulary as the CLI names it: in English the value itself (what
+    options take), else its label."""
+    return value if i18n.current() == "en" else i18n.label(kind, value)
 
 
 def _role_name(role: str) -> str:
@@ -119,12 +144,28 @@ def _layer(name: str) -> str:
 
 
 def _engine(settings: Settings) -> Engine:
+    from sqlalchemy.exc import OperationalError
+
     from gridmap.store.db import open_database
 
     try:
         return open_database(settings)
     except ClusterError as exc:
         raise fail(str(exc)) from exc
+    except OperationalError as exc:  # a server that is down, a wrong password or host
+        from sqlalchemy.engine import make_url
+
+        url = make_url(settings.database_url or "postgresql://").render_as_string(
+            hide_password=True)
+        raise fail(_("cannot use the database {url}: {error}", url=url,
+                     error=str(exc.orig or exc).strip().splitlines()[0])) from exc
+
+
+def _rejected(exc: ImportRejected) -> typer.Exit:
+    """An import refused: its summary and each problem (kind, row, message) in the run's
+    language, and exit non-zero."""
+    typer.secho(exc.render(i18n.translate), err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
 
 
 @db_app.command("status")
@@ -225,6 +266,30 @@ def db_restore(
 
 # --- accounts and the audit log --------------------------------------------------------
 
+def _headers(*columns: str) -> tuple[str, ...]:
+    """A table's headers: the columns' names in English, their labels in Chinese."""
+    return columns if i18n.current() == "en" else tuple(
+        i18n.label("column", column) for column in columns)
+
+
+def _echo_rows(rows: list[tuple[str, ...]]) -> None:
+    """Rows as columns padded to their width on a terminal (a Chinese character takes two
+    cells)."""
+    from rich.cells import cell_len
+
+    widths = [max(cell_len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell + " " * (w - cell_len(cell))
+                             for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _padded(text: str, width: int) -> str:
+    """*text* padded with spaces to *width* terminal cells (a Chinese character takes two)."""
+    from rich.cells import cell_len
+
+    return text + " " * (width - cell_len(text))
+
+
 def _printable(value: object) -> str:
     """*value* as text with control characters escaped (names and clients come from
     outside: they must not drive the terminal)."""
@@ -248,8 +313,12 @@ def _password(name: str) -> str:
     from_env = os.environ.get("GRIDMAP_PASSWORD")
     if from_env is not None:
         return from_env
-    return str(typer.prompt(f"password for {name}", hide_input=True,
-                            confirmation_prompt=True))
+    while True:  # Typer's own confirmation says its mismatch in English only
+        first = str(typer.prompt(_("password for {name}", name=name), hide_input=True))
+        if first == str(typer.prompt(_("repeat the password"), hide_input=True)):
+            return first
+        typer.secho(_("the two passwords do not match: type them again"), err=True,
+                    fg=typer.colors.RED)
 
 
 def _account_change(change: Callable[[Connection], T], engine: Engine | None = None) -> T:
@@ -313,16 +382,14 @@ def user_list() -> None:
     if not users:
         typer.echo(_("no accounts yet: gridmap user add NAME --role ROLE --division CODE"))
         return
-    rows = [("name", "role", "divisions", "created", "status")]
-    rows += [(_printable(u.name), u.role,
-              ",".join(u.divisions) or ("(all)" if u.role == "admin" else "-"),
+    rows = [_headers("name", "role", "divisions", "created", "status")]
+    rows += [(_printable(u.name), _role_name(u.role),
+              ",".join(u.divisions) or (_("(all)") if u.role == "admin" else "-"),
               _local(u.created_at),
-              "active" if u.disabled_at is None else f"disabled {_local(u.disabled_at)}")
+              _("active") if u.disabled_at is None
+              else _("disabled {at}", at=_local(u.disabled_at)))
              for u in users]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-                   .rstrip())
+    _echo_rows(rows)
 
 
 @user_app.command("disable")
@@ -398,16 +465,13 @@ def key_list() -> None:
     if not keys:
         typer.echo(_("no API keys yet: gridmap key add ACCOUNT --label LABEL"))
         return
-    rows = [("id", "account", "role", "label", "created", "status")]
-    rows += [(str(k.id), _printable(k.account), k.role, _printable(k.label),
+    rows = [_headers("id", "account", "role", "label", "created", "status")]
+    rows += [(str(k.id), _printable(k.account), _role_name(k.role), _printable(k.label),
               _local(k.created_at),
-              f"revoked {_local(k.revoked_at)}" if k.revoked_at is not None
-              else "account disabled" if k.account_disabled else "active")
+              _("revoked {at}", at=_local(k.revoked_at)) if k.revoked_at is not None
+              else _("account disabled") if k.account_disabled else _("active"))
              for k in keys]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-                   .rstrip())
+    _echo_rows(rows)
 
 
 @key_app.command("revoke")
@@ -435,7 +499,7 @@ def _since(value: str | None) -> datetime | None:
 
 def _audit_line(entry: dict[str, Any]) -> str:
     ids, count = entry["row_ids"], entry["row_count"]
-    rows = ",".join(ids) if ids else (f"{count} rows" if count is not None else "-")
+    rows = ",".join(ids) if ids else (_("{n} rows", n=count) if count is not None else "-")
     fields = [_local(entry["at"]), entry["user_name"] or "-", entry["role"] or "-",
               entry["action"], entry["target"], ",".join(entry["divisions"] or []) or "-",
               rows, entry["client"] or "-", entry["detail"] or ""]
@@ -515,28 +579,30 @@ def import_(
     name = _layer(layer)
     settings = get_settings()
     start = time.perf_counter()
-    with progress(f"import {name}", total=2) as bar:
-        bar.set_postfix_str(f"read and check {path.name}")
+    with progress(_("import {layer}", layer=_named("resource", name)), total=2) as bar:
+        bar.set_postfix_str(_("read and check {file}", file=path.name))
         try:
             result = read_layer(path, name, crs=crs, columns=_parse_map(map_ or []),
                                 layer=source_layer, x=x, y=y)
-        except (ImportRejected, ValueError) as exc:
+        except ImportRejected as exc:
+            raise _rejected(exc) from exc
+        except ValueError as exc:
             raise fail(str(exc)) from exc
         bar.update()
         for note in result.notes:
             say(_("note: {text}", text=i18n.translate(str(note))))
         for fix in result.repaired:
-            say(_("repaired {what}", what=i18n.translate(str(fix))))
+            say(_("repaired {what}", what=fix.render(i18n.translate)))
         engine = _engine(settings)
         if name == "grids":
-            bar.set_postfix_str("drafts")
+            bar.set_postfix_str(_("drafts"))
             _import_draft(engine, settings, result.frame, source=str(path), replace=replace,
                           dry_run=dry_run, publish=publish)
             bar.update()
             return
         if draft or publish:
             raise fail("--draft and --publish are for grids")
-        bar.set_postfix_str(f"write {len(result.frame):,} rows")
+        bar.set_postfix_str(_("write {n} rows", n=f"{len(result.frame):,}"))
         try:
             with engine.connect() as conn, conn.begin() as transaction:
                 loaded = load_layer(conn, name, result.frame, source=str(path),
@@ -549,7 +615,7 @@ def import_(
                 if dry_run:
                     transaction.rollback()
         except ImportRejected as exc:
-            raise fail(str(exc)) from exc
+            raise _rejected(exc) from exc
         bar.update()
     if dry_run:
         typer.echo(_("dry run, nothing written — the import would give:") + f"\n{loaded}")
@@ -610,9 +676,9 @@ def _echo_grouped(what: str, problems: list[Any], shown: int = 5) -> None:
     from gridmap.io.errors import group_problems
 
     for kind, rows in group_problems(problems).items():
-        typer.echo(f"{what}: {kind}: {len(rows)}")
+        typer.echo(f"{what}: {i18n.translate(kind)}: {len(rows)}")
         for p in rows[:shown]:
-            typer.echo(f"  - {p}")
+            typer.echo(f"  - {p.render(i18n.translate)}")
         if len(rows) > shown:
             typer.echo("  " + _("… and {n} more", n=len(rows) - shown))
 
@@ -628,8 +694,8 @@ def _import_osm(path: Path) -> None:
     try:
         layers = read_osm(path, rules=settings.osm)
     except ImportRejected as exc:
-        raise fail(str(exc)) from exc
-    _echo_grouped("buildings", layers.fixes)
+        raise _rejected(exc) from exc
+    _echo_grouped(_named("resource", "buildings"), layers.fixes)
     engine = _engine(settings)
     try:
         with engine.begin() as conn:
@@ -639,7 +705,7 @@ def _import_osm(path: Path) -> None:
             saved = save_buildings(conn, layers.buildings, source=str(path))
             edges = save_network(conn, layers.nodes, layers.edges)
     except ImportRejected as exc:
-        raise fail(str(exc)) from exc
+        raise _rejected(exc) from exc
     typer.echo(_("buildings: {added} added, {changed} changed, {unchanged} unchanged",
                  added=saved.added, changed=saved.changed, unchanged=saved.unchanged))
     typer.echo(_("walking network: {nodes} nodes, {edges} edges", nodes=len(layers.nodes),
@@ -687,8 +753,8 @@ def assign(
     if engine_ not in ("python", "postgis"):
         raise fail("--engine is python or postgis")
     engine = _engine(get_settings())
-    with engine.begin() as conn, progress("assign", total=len(names) + 1) as bar:
-        bar.set_postfix_str("index the grids")
+    with engine.begin() as conn, progress(_("assign"), total=len(names) + 1) as bar:
+        bar.set_postfix_str(_("index the grids"))
         try:
             index = grid_index(conn) if engine_ == "python" else None
         except GridIndexError as exc:
@@ -696,7 +762,7 @@ def assign(
         bar.update()
         for name in names:
             start = time.perf_counter()
-            bar.set_postfix_str(name)
+            bar.set_postfix_str(_named("resource", name))
             result = assign_layer(conn, name, engine=engine_, index=index)  # type: ignore[arg-type]
             bar.update()
             say(_("{done} in {seconds} s", done=result,
@@ -751,6 +817,10 @@ def _table(frame: Any, *, labels: dict[str, i18n.LabelKind] | None = None,
         for column, kind in (labels or {}).items():
             frame[column] = frame[column].map(lambda value, kind=kind: i18n.label(kind, value))
         frame = frame.rename(columns=lambda column: i18n.label("column", str(column)))
+        import pandas as pd
+
+        with pd.option_context("display.unicode.east_asian_width", True):  # 2 cells each
+            return str(frame.to_string(index=False, **options))
     return str(frame.to_string(index=False, **options))
 
 
@@ -776,7 +846,7 @@ def _print_check(report: object, n_communities: int) -> None:
     if len(off):
         cols = ["code", "urban_rural", "households", "band_low", "band_high", "status",
                 "excess", "residents", "residents_excess"]
-        typer.echo(_table(off[cols], labels={"status": "band"}))
+        typer.echo(_table(off[cols], labels={"status": "band", "urban_rural": "urban_rural"}))
 
 
 @app.command("coverage")
@@ -808,8 +878,9 @@ def coverage(
     if level not in ("grid", "community", "township", "all"):
         raise fail("--level is grid, community, township or all")
     engine = _engine(get_settings())
-    with engine.connect() as conn, progress("coverage", total=1) as bar:
-        bar.set_postfix_str(f"read and measure ({metric})")
+    with engine.connect() as conn, progress(_("coverage"), total=1) as bar:
+        bar.set_postfix_str(_("read and measure ({metric})",
+                              metric=i18n.pgettext("metric", metric)))
         try:
             result = coverage_of(conn, division=division, types=type_, distances=distance,
                                  metric=metric)  # type: ignore[arg-type]
@@ -837,7 +908,9 @@ def coverage(
             typer.echo(_("all {n} communities have every life-circle type within reach of "
                          "all their residents", n=report["community_code"].nunique()))
             return
-        typer.echo(_table(short, float_format=lambda v: f"{v:.3f}"))
+        typer.echo(_table(short, float_format=lambda v: f"{v:.3f}",
+                          labels={"type": "facility_type", "level": "level",
+                                  "status": "compliance"}))
         return
     if in_grids < len(households):
         typer.echo(_("note: {outside} of {n} households are outside every grid (unit "
@@ -848,8 +921,10 @@ def coverage(
             "vulnerable", "vulnerable_share"]
     typer.echo(_("{households} households, {residents} residents; {metric} distance",
                  households=f"{len(households):,}",
-                 residents=f"{int(households['residents'].sum()):,}", metric=metric))
-    typer.echo(_table(table[cols], float_format=lambda v: f"{v:.3f}"))
+                 residents=f"{int(households['residents'].sum()):,}",
+                 metric=i18n.pgettext("metric", metric)))
+    typer.echo(_table(table[cols], float_format=lambda v: f"{v:.3f}",
+                      labels={"unit": "unit", "type": "facility_type"}))
     if uncovered_out:
         column = result.column()
         layer = result.uncovered()
@@ -914,7 +989,7 @@ def site(
     typer.echo(_("{type} within {distance} m ({metric}): {covered} of {total} {whom} reached "
                  "with {sites} new site(s) ({model}: {status})",
                  type=ftype if i18n.current() == "en" else i18n.label("facility_type", ftype),
-                 distance=f"{dist:.0f}", metric=metric,
+                 distance=f"{dist:.0f}", metric=i18n.pgettext("metric", metric),
                  covered=f"{result.covered_residents:,}", total=f"{result.total_residents:,}",
                  whom=whom, sites=len(result.sites), model=result.model, status=result.status))
     if result.served_residents is not None:
@@ -982,7 +1057,7 @@ def _demo_accounts(engine: Engine, settings: Settings) -> dict[str, str]:
                     if user.disabled_at is not None:
                         access.set_disabled(conn, name, False, actor=access.CLI)
                 passwords[name] = password
-                lines.append(f"{name:<16} {password}  {_role_name(role.value):<11} "
+                lines.append(f"{name:<16} {password}  {_padded(_role_name(role.value), 11)} "
                              f"{', '.join(codes) or _('every division')}")
     except access.AccountError as exc:
         raise fail(f"demo accounts: {exc}") from exc
@@ -1013,7 +1088,7 @@ def load_demo() -> None:
         for line in load_demo_files(engine):
             typer.echo(line)
     except ImportRejected as exc:
-        raise fail(str(exc)) from exc
+        raise _rejected(exc) from exc
     _demo_accounts(engine, settings)
 
 
@@ -1350,11 +1425,13 @@ def province_generate(
     ~600 facilities per county) as GeoParquet, one file per county and layer."""
     from gridmap.province import Written, generate_province
 
-    with progress("generate", unit="county") as bar:
+    with progress(_("generate"), unit=_("county")) as bar:
         def show(w: Written) -> None:
             bar.update()
-            say(f"{w.county}: {w.grids:,} grids, {w.households:,} households, "
-                f"{w.facilities} facilities in {w.seconds:.1f} s")
+            say(_("{county}: {grids} grids, {households} households, {facilities} facilities "
+                  "in {seconds} s", county=w.county, grids=f"{w.grids:,}",
+                  households=f"{w.households:,}", facilities=w.facilities,
+                  seconds=f"{w.seconds:.1f}"))
 
         try:
             written = generate_province(folder, seed=seed, full=prefecture or (),
@@ -1394,19 +1471,23 @@ def province_run(
 
     counties = len(list((folder / "households").glob("*.parquet"))) or None
     with dask_client(settings.dask_scheduler, workers=workers) as client, \
-            progress("province", total=counties, unit="county") as bar:
+            progress(_("province"), total=counties, unit=_("county")) as bar:
         def show(f: Figures) -> None:
             bar.update()
-            say(f"{f.county} on {f.worker}: {f.households:,} households in "
-                f"{f.compute_s:.2f} s ({f.households / f.compute_s / 1e6:.2f} M/s; index "
-                f"{f.index_s:.2f}, assign {f.assign_s:.2f}, coverage {f.coverage_s:.2f})")
+            say(_("{county} on {worker}: {households} households in {seconds} s ({rate} M/s; "
+                  "index {index}, assign {assign}, coverage {coverage})", county=f.county,
+                  worker=f.worker, households=f"{f.households:,}",
+                  seconds=f"{f.compute_s:.2f}", rate=f"{f.households / f.compute_s / 1e6:.2f}",
+                  index=f"{f.index_s:.2f}", assign=f"{f.assign_s:.2f}",
+                  coverage=f"{f.coverage_s:.2f}"))
 
-        say(f"cluster: {len(client.scheduler_info()['workers'])} workers at "
-            f"{client.scheduler.address}")
+        say(_("cluster: {n} workers at {address}",
+              n=len(client.scheduler_info()["workers"]), address=client.scheduler.address))
         run = run_province(folder, client, thresholds=thresholds, on_partition=show)
-    typer.echo(run.per_worker().to_string(float_format=lambda v: f"{v:,.0f}"))
-    typer.echo(f"{run.households:,} households, {len(run.totals):,} grids in {run.wall_s:.1f} s:"
-               f" {run.households / run.wall_s / 1e6:.2f} M households/s")
+    typer.echo(_table(run.per_worker().reset_index(), float_format=lambda v: f"{v:,.0f}"))
+    typer.echo(_("{households} households, {grids} grids in {seconds} s: {rate} M households/s",
+                 households=f"{run.households:,}", grids=f"{len(run.totals):,}",
+                 seconds=f"{run.wall_s:.1f}", rate=f"{run.households / run.wall_s / 1e6:.2f}"))
     if out:
         run.totals.to_parquet(out.with_name(out.stem + "_grids.parquet"))
         run.coverage.to_parquet(out.with_name(out.stem + "_coverage.parquet"))
@@ -1454,10 +1535,11 @@ def grids_suggest(
             raise fail(str(exc)) from exc
     report = result.report
     for line in report.lines():
-        typer.echo(line)
+        typer.echo(i18n.translate(line))
     cols = ["label", "households", "residents", "status", "deviation", "compactness",
             "pieces"]
-    typer.echo(_table(result.grids[cols], float_format=lambda v: f"{v:.2f}"))
+    typer.echo(_table(result.grids[cols], float_format=lambda v: f"{v:.2f}",
+                      labels={"status": "band"}))
     if out is not None:
         out.write_text(result.grids.to_crs(4326).to_json(drop_id=True))
         typer.echo(_("wrote {n} proposed grids to {path}", n=report.grids, path=out))

@@ -519,7 +519,9 @@ def load_demo_files(engine: Engine, folder: Path = DEMO_DIR) -> Iterator[str]:
     with engine.begin() as conn:
         yield str(save_buildings(conn, buildings, source=str(folder / BASEMAP_FILES["buildings"])))
         count = save_network(conn, street_nodes(edges), edges)
-        yield f"streets (walking network): {count} edges"
+        from gridmap.i18n import gettext
+
+        yield gettext("streets (walking network): {n} edges", n=count)
 
 
 def street_nodes(edges: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

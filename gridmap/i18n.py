@@ -33,7 +33,7 @@ from babel.messages.pofile import read_po
 from gridmap.domain.access import Resource, Role
 from gridmap.domain.incidents import Action, Stage
 from gridmap.domain.layers import WORKER_ROLES
-from gridmap.domain.lifecircle import FACILITY_TYPES
+from gridmap.domain.lifecircle import FACILITY_TYPES, LEVEL_DISTANCE_M
 
 Language = Literal["zh-CN", "en"]
 LANGUAGES: tuple[Language, ...] = get_args(Language)
@@ -43,10 +43,12 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 _FOLDER: dict[Language, str] = {"zh-CN": "zh_CN", "en": "en"}
 
 LabelKind = Literal["role", "resource", "worker_role", "stage", "action", "facility_type", "band",
-                    "defect", "change", "draft_status", "column"]
+                    "defect", "change", "draft_status", "column", "urban_rural", "level",
+                    "unit", "compliance"]
 BANDS = ("below", "within", "above", "over_residents")
 CHANGES = ("added", "reshaped", "renamed", "retired")  # what a new grids version does to a grid
 DRAFT_STATUSES = ("open", "submitted", "approved", "published", "abandoned")
+URBAN_RURAL = ("urban", "rural")  # a division's standard: urban or rural grid sizes
 
 
 def vocabulary() -> dict[LabelKind, tuple[str, ...]]:
@@ -58,7 +60,8 @@ def vocabulary() -> dict[LabelKind, tuple[str, ...]]:
             "stage": tuple(Stage), "action": tuple(Action),
             "facility_type": tuple(FACILITY_TYPES), "band": BANDS,
             "defect": get_args(Defect), "change": CHANGES,
-            "draft_status": DRAFT_STATUSES}
+            "draft_status": DRAFT_STATUSES, "urban_rural": URBAN_RURAL,
+            "level": tuple(LEVEL_DISTANCE_M)}
 
 
 _current: ContextVar[Language] = ContextVar("gridmap_language", default=DEFAULT)
@@ -201,6 +204,17 @@ def label(kind: LabelKind, value: str, language: Language | None = None) -> str:
     ('任务派遣', 'Dispatched')
     """
     return _messages(language or _current.get()).get((kind, str(value)), str(value))
+
+
+def pgettext(context: str, message: str, language: Language | None = None) -> str:
+    """*message* as the catalogue says it under *context*: the words of a library that has
+    no catalogue of its own (context ``typer``: ``Options``, ``Usage: ``); *message* itself
+    when there is none.
+
+    >>> pgettext("typer", "Options", "zh-CN"), pgettext("typer", "Options", "en")
+    ('选项', 'Options')
+    """
+    return _messages(language or _current.get()).get((context, message), message)
 
 
 def labels(language: Language | None = None) -> dict[str, dict[str, str]]:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # rows shown for each kind of problem; the rest are counted
 SHOWN_PER_KIND = 5
+
+Say = Callable[[str], str]  # English text → the text to show (the catalogue's translate)
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 @dataclass
@@ -20,10 +27,14 @@ class Problem:
     kind: str | None = None
 
     def __str__(self) -> str:
-        where = "" if self.row is None else f"feature {self.row}"
+        return self.render()
+
+    def render(self, say: Say = _as_is) -> str:
+        """The problem as a line, each English part (where, what) passed through *say*."""
+        where = "" if self.row is None else say(f"feature {self.row}")
         if self.key:
             where += f" ({self.key})"
-        return f"{where}: {self.message}" if where else self.message
+        return f"{where}: {say(self.message)}" if where else say(self.message)
 
 
 def group_problems(problems: list[Problem]) -> dict[str, list[Problem]]:
@@ -46,14 +57,19 @@ class ImportRejected(Exception):
     problems: list[Problem] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"{self.source}: {self.summary}"]
+        return self.render()
+
+    def render(self, say: Say = _as_is) -> str:
+        """The refusal as lines, each English part (the summary, a kind of problem, each
+        problem) passed through *say*: the CLI gives the catalogue's ``translate``."""
+        lines = [say(f"{self.source}: {self.summary}")]
         groups = group_problems(self.problems)
         if len(groups) == 1 and len(self.problems) <= SHOWN_PER_KIND:
-            lines += [f"  - {p}" for p in self.problems]
+            lines += [f"  - {p.render(say)}" for p in self.problems]
             return "\n".join(lines)
         for kind, rows in groups.items():
-            lines.append(f"  {kind}: {len(rows)} row(s)")
-            lines += [f"    - {p}" for p in rows[:SHOWN_PER_KIND]]
+            lines.append(f"  {say(kind)}: {say(f'{len(rows)} row(s)')}")
+            lines += [f"    - {p.render(say)}" for p in rows[:SHOWN_PER_KIND]]
             if len(rows) > SHOWN_PER_KIND:
-                lines.append(f"    … and {len(rows) - SHOWN_PER_KIND} more")
+                lines.append("    " + say(f"… and {len(rows) - SHOWN_PER_KIND} more"))
         return "\n".join(lines)

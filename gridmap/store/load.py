@@ -160,7 +160,8 @@ def copy_into(conn: Connection, table: str, frame: pd.DataFrame, columns: list[s
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
         sql.SQL("binary" if binary else "csv"))
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-    bar = tqdm(total=len(frame), unit="rows", disable=not progress, desc=f"copy {table}")
+    bar = tqdm(total=len(frame), unit=_t("rows"), disable=not progress,
+               desc=_t("copy {table}", table=table))
     with raw.cursor() as cur, cur.copy(stmt) as copy:
         if binary:
             named = _binary_source(frame, columns)
