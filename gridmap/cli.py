@@ -1556,9 +1556,6 @@ def grids_suggest(
     if not report.all_in_band:
         raise typer.Exit(1)
 
-if __name__ == "__main__":
-    app()
-
 
 photos_app = typer.Typer(help="The photo folder of incidents.", no_args_is_help=True)
 app.add_typer(photos_app, name="photos")
@@ -1597,3 +1594,7 @@ def photos_prune(
             path.unlink(missing_ok=True)
         typer.echo(_("removed {n} files without a row ({size} bytes)", n=len(orphans),
                      size=size))
+
+
+if __name__ == "__main__":
+    app()
