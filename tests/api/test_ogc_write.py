@@ -204,7 +204,8 @@ def test_a_qgis_like_round_trip_through_a_draft(
     assert res.status_code == 200, res.text
     res = httpx.post(f"{base}/api/drafts/{draft}/approve", headers=county, json={})
     assert res.status_code == 200, res.text
-    res = httpx.post(f"{base}/api/drafts/{draft}/publish", headers=planner)
+    res = httpx.post(f"{base}/api/drafts/{draft}/publish", headers=planner,
+                     timeout=120)  # a whole-district publish: slow on a loaded machine
     assert res.status_code == 200, res.text
     assert {g["code"]: g["change"] for g in res.json()["grids"]}[b] == "retired"
     assert httpx.get(f"{base}{ITEMS}/{b}").status_code == 404
