@@ -19,6 +19,7 @@ from tests.api.test_browser import (
     PHONE,
     WORKER_GRID,
     browse,
+    locate,
     shot,
     sign_in,
     wait_for_map,
@@ -61,12 +62,14 @@ LABEL_INK = """async () => {
 
 
 WORKER = "basemap-worker"  # the grid worker of WORKER_GRID
+TOWNSHIP_DISPATCHER = "basemap-township"  # a dispatcher of 长乐街道 (610199001000) only
 
 
 @pytest.fixture(scope="module")
 def base_url(demo_db: str) -> Iterator[str]:
     token_for(demo_db, DISPATCHER, "dispatcher", ("610199000000",))
     token_for(demo_db, WORKER, "grid_worker", (WORKER_GRID,))
+    token_for(demo_db, TOWNSHIP_DISPATCHER, "dispatcher", ("610199001000",))
     yield from serve_in_thread(demo_db)
 
 
@@ -157,3 +160,24 @@ def test_the_incident_pages_name_their_streets(base_url: str, size: tuple[int, i
     assert names and all(name.endswith(STREET_ENDINGS) for name in names), names
     assert not seen.external, seen.external
     assert not seen.unexpected_errors(), seen.errors
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE])
+def test_a_place_outside_the_callers_divisions_says_so_on_the_map(
+        base_url: str, size: tuple[int, int], tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A township's dispatcher types another township's school: it is listed, with its
+    score, and said in words to be outside their divisions; the box warns before the list."""
+    width, height = size
+    with browse(base_url, width, height, locale="zh-CN") as seen:
+        page = seen.page
+        sign_in(seen, base_url, TOWNSHIP_DISPATCHER)
+        wait_for_map(page)
+        locate(seen, "曲江街道中学")
+        page.wait_for_selector("#place-hits li button", timeout=30_000)
+        first = page.text_content("#place-hits li >> nth=0") or ""
+        warning = page.text_content("#search-warning") or ""
+        shot(page, f"place-elsewhere-{width}.png", tmp_path_factory)
+    assert first.startswith("曲江街道中学") and "相似度 1" in first, first
+    assert "不在您的辖区内" in first, first
+    assert "不在您的辖区内" in warning, warning
+    assert not seen.external, seen.external
