@@ -18,7 +18,7 @@ from gridmap.settings import get_settings
 from gridmap.store.db import open_database
 
 KINDS = frozenset({"road", "township", "community", "grid", "facility"})
-QUERIES = ("翠花路152号", "cuihua", "chl", "长乐街道中学", "晋昌社区")
+QUERIES = ("翠花路53号", "cuihua", "chl", "长乐街道中学", "晋昌社区", "鹤呜西路")
 
 
 def main() -> None:

@@ -6,8 +6,10 @@ sub-districts and two rural towns, ~74 communities and villages, comprehensive g
 300-500 households (urban) or ~300 (rural) numbered west→east then north→south, a few
 exclusive grids, ~100k households (each with a fictional head of household and mobile
 number), life-circle facilities, grid workers and incidents; and a basemap: streets along
-the grids' edges (the walking network) and a footprint for every building the households
-live in (apartment blocks named and addressed, village houses).
+the grids' edges (the walking network; each street named, and each apartment compound
+addressed on a named street along its grid's edge, numbered along it) and a footprint for
+every building the households live in (apartment blocks named and addressed, village
+houses).
 
 The partition is exact by construction: all grids are cells of one Voronoi diagram (outer
 dummy seeds bound it, so nothing is clipped), communities are unions of their grids, townships
@@ -248,7 +250,14 @@ def generate(seed: int = 2026) -> Demo:
     exclusive = pd.DataFrame(exclusive_rows)
     blocked = shapely.union_all(exclusive["utm"].to_numpy())
 
-    # households: urban in apartment buildings, rural in single houses
+    # the streets along the grids' edges and their names (no draws: the streams below stay
+    # as they were)
+    streets_utm = _street_lines(cells)
+    street_names = _street_names(streets_utm, urban)
+    addresses = _StreetAddresses(streets_utm, street_names)
+
+    # households: urban in apartment buildings (a compound on a street along its grid's
+    # edge, numbered along that street), rural in single houses
     hh_rows: list[dict[str, object]] = []
     counter = 0
     for g in grids.itertuples():
@@ -262,8 +271,11 @@ def generate(seed: int = 2026) -> Demo:
             sizes[-1] -= sum(sizes) - n
             sizes = [s for s in sizes if s > 0]
             pts = _sample_in(area, len(sizes), rng)
-            road = _ROADS[int(rng.integers(0, len(_ROADS)))]
-            number = int(rng.integers(1, 400))
+            # a road and a number were drawn here before the streets had names: still
+            # drawn, so that every later value of the stream is what it was
+            rng.integers(0, len(_ROADS))
+            rng.integers(1, 400)
+            road, number = addresses.compound(g.utm)
             for b, (size, pt) in enumerate(zip(sizes, pts, strict=True), start=1):
                 for u in range(size):
                     floor, unit = divmod(u, 4)
@@ -417,7 +429,7 @@ def generate(seed: int = 2026) -> Demo:
     # the basemap, from a stream of its own too (the layers above stay as they were)
     basemap_rng = np.random.default_rng([seed, 11])
     buildings = _buildings(hh, basemap_rng, to_ll)
-    streets = _streets(cells, to_ll)
+    streets = _streets(streets_utm, street_names, to_ll)
 
     return Demo({"counties": counties, "townships": townships, "communities": communities,
                  "grids": grid_frame, "workers": workers, "households": households,
@@ -462,12 +474,133 @@ def _buildings(hh: pd.DataFrame, rng: np.random.Generator, to_ll: Transformer
     return frame.set_crs(4326, allow_override=True)
 
 
-def _streets(cells: np.ndarray, to_ll: Transformer) -> gpd.GeoDataFrame:
-    """Streets along the edges of the grids (as real grids are drawn along streets): the
-    cells' boundaries noded where they meet, one edge between two junctions, its nodes
-    numbered, its length in metres."""
-    lines = shapely.line_merge(shapely.union_all(shapely.boundary(cells)))
-    lines = shapely.get_parts(lines)
+def _street_lines(cells: np.ndarray) -> np.ndarray:
+    """The streets along the edges of the grids (as real grids are drawn along streets): the
+    cells' boundaries noded where they meet, one line between two junctions (UTM)."""
+    return shapely.get_parts(shapely.line_merge(shapely.union_all(shapely.boundary(cells))))
+
+
+def _ends(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each line's two ends as node numbers (rows: start, end) and the unit direction in
+    which the line leaves each end."""
+    coords = [shapely.get_coordinates(line) for line in lines]
+    ends = np.round(np.vstack([[c[0] for c in coords], [c[-1] for c in coords]]), 3)
+    _, node_ids = np.unique(ends, axis=0, return_inverse=True)
+    away = np.array([[c[1] - c[0] for c in coords], [c[-2] - c[-1] for c in coords]])
+    away /= np.linalg.norm(away, axis=2, keepdims=True)
+    return node_ids.reshape(2, -1), away
+
+
+def _strokes(lines: np.ndarray) -> np.ndarray:
+    """Which street each line belongs to: at every junction the two lines that continue
+    each other most nearly straight (turning less than 45°) are one street, as a driver
+    would follow it ("strokes"); the number of each line's street."""
+    node_ids, away = _ends(lines)
+    parent = np.arange(len(lines))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    at_node: dict[int, list[tuple[int, int]]] = {}
+    for side in (0, 1):
+        for i, node in enumerate(node_ids[side].tolist()):
+            at_node.setdefault(node, []).append((i, side))
+    for node in sorted(at_node):
+        free = at_node[node]
+        while len(free) > 1:
+            # the most opposite pair of directions leaving the junction: the straightest
+            pairs = [(float(away[sa, a] @ away[sb, b]), a, b, k, m)
+                     for k, (a, sa) in enumerate(free) for m, (b, sb) in enumerate(free)
+                     if k < m and a != b]
+            if not pairs:
+                break
+            cosine, a, b, k, m = min(pairs)
+            if cosine > -np.cos(np.radians(45)):
+                break
+            parent[root(a)] = root(b)
+            free = [f for n, f in enumerate(free) if n not in (k, m)]
+    roots = np.array([root(i) for i in range(len(lines))])
+    _, numbers = np.unique(roots, return_inverse=True)
+    return numbers
+
+
+def _name_pool() -> Iterator[str]:
+    """Street names, for the longest streets first: the well-known roads, then for each name
+    stem a road, a street, the roads east, west, south and north of it, and a lane."""
+    seen: set[str] = set()
+    kinds = ("路", "街", "东路", "西路", "南路", "北路", "巷")
+    for name in [*_ROADS, *(f"{stem}{kind}" for kind in kinds for stem in _STEMS)]:
+        if name not in seen:
+            seen.add(name)
+            yield name
+
+
+def _street_names(lines: np.ndarray, urban: shapely.Geometry) -> np.ndarray:
+    """A name for each line: its street's, streets named longest first, those of the town
+    (their middle in the urban disc) before the country's, so the well-known roads run
+    through the town; a street left when the names run out stays unnamed (None)."""
+    numbers = _strokes(lines)
+    lengths = np.bincount(numbers, weights=shapely.length(lines))
+    merged = [shapely.line_merge(shapely.multilinestrings(lines[numbers == k]))
+              for k in range(len(lengths))]
+    middle = [shapely.line_interpolate_point(m, 0.5, normalized=True)
+              if m.geom_type == "LineString" else shapely.centroid(m) for m in merged]
+    in_town = shapely.contains(urban, middle)
+    order = sorted(range(len(lengths)), key=lambda k: (not in_town[k], -lengths[k], k))
+    names: list[str | None] = [None] * len(lengths)
+    for k, name in zip(order, _name_pool(), strict=False):
+        names[k] = name
+    return np.array([names[k] for k in numbers], dtype=object)
+
+
+class _StreetAddresses:
+    """Addresses on the named streets: a compound is on the named street that runs longest
+    along its grid's edge, numbered along it (odd numbers on the left, even on the right,
+    about every 30 m, as Chinese door plates are), each number given once."""
+
+    def __init__(self, lines: np.ndarray, names: np.ndarray) -> None:
+        self.lines, self.names = lines, names
+        self.tree = shapely.STRtree(lines)
+        self.streets = {str(name): shapely.line_merge(shapely.multilinestrings(
+            lines[names == name])) for name in set(names.tolist()) - {None}}
+        self.used: set[tuple[str, int]] = set()
+
+    def compound(self, grid: shapely.Geometry) -> tuple[str, int]:
+        edge = shapely.boundary(grid)
+        near = self.tree.query(grid, predicate="intersects")
+        along: dict[str, float] = {}
+        for i in near.tolist():
+            name = self.names[i]
+            mid = shapely.line_interpolate_point(self.lines[i], 0.5, normalized=True)
+            if name is not None and shapely.distance(mid, edge) < 0.01:
+                along[name] = along.get(name, 0.0) + float(shapely.length(self.lines[i]))
+        if not along:
+            raise ValueError("a town grid with no named street along its edge")
+        road = max(sorted(along), key=lambda n: along[n])
+        street = self.streets[road]
+        if street.geom_type != "LineString":  # a street of pieces: the piece by the grid
+            street = min(shapely.get_parts(street), key=lambda p: p.distance(grid))
+        centre = shapely.centroid(grid)
+        at = street.project(centre)
+        here = street.interpolate(at)
+        ahead = street.interpolate(min(at + 1.0, street.length))
+        if ahead.equals(here):
+            here, ahead = street.interpolate(max(at - 1.0, 0.0)), here
+        left = ((ahead.x - here.x) * (centre.y - here.y)
+                - (ahead.y - here.y) * (centre.x - here.x)) > 0
+        number = 2 * int(at // 30) + (1 if left else 2)
+        while (road, number) in self.used:
+            number += 2
+        self.used.add((road, number))
+        return road, number
+
+
+def _streets(lines: np.ndarray, names: np.ndarray, to_ll: Transformer) -> gpd.GeoDataFrame:
+    """The streets as the walking network: one edge between two junctions, its nodes
+    numbered, its length in metres, its street's name."""
     ends = np.vstack([shapely.get_coordinates(shapely.get_point(lines, 0)),
                       shapely.get_coordinates(shapely.get_point(lines, -1))])
     ends = np.round(ends, 3)
@@ -475,7 +608,7 @@ def _streets(cells: np.ndarray, to_ll: Transformer) -> gpd.GeoDataFrame:
     node_ids = node_ids.reshape(2, -1)
     edges = gpd.GeoDataFrame({
         "u": node_ids[0] + 1, "v": node_ids[1] + 1,
-        "length": np.round(shapely.length(lines), 2)},
+        "length": np.round(shapely.length(lines), 2), "name": names},
         geometry=lines, crs=UTM)
     edges.geometry = shapely.transform(edges.geometry.values, lambda xy: np.round(
         np.column_stack(to_ll.transform(xy[:, 0], xy[:, 1])), 7))

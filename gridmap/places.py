@@ -4,6 +4,15 @@ by pinyin initials; each hit with its similarity score; a warning, with the alte
 when the best hit is weak or the best hits lie far apart (a typo must not silently jump to
 another township).
 
+The caller's divisions come first. Townships, communities and grids are found within them
+only (outside them a division is not there for the caller, as everywhere else); public
+places — roads, facilities, buildings by name or compound address, none of them anyone's
+personal data — are found outside them too, but ranked as if their score were
+:data:`OUTSIDE_RANK` lower (so one of the caller's own comes before an equally good one
+elsewhere, while an exact name elsewhere still beats a weak guess at home), shown with their
+true score, flagged ``inside_scope: false`` with a note, and a best hit outside the
+caller's divisions is a warning of its own (``outside_scope``).
+
 The names (about 2,300 in the demo district) are read once and kept with their pinyin;
 a change notice of the tables they come from makes the next search read them again.
 """
@@ -21,17 +30,20 @@ from rapidfuzz import fuzz
 from sqlalchemy import Engine, text
 
 from gridmap.domain.access import Scope
+from gridmap.i18n import Language, _
 from gridmap.store.listen import Change
 from gridmap.store.sqlfiles import read_sql
 
-WATCHED = frozenset({"household", "division", "grid", "facility", "building"})
+WATCHED = frozenset({"household", "division", "grid", "facility", "building", "street_edge"})
 WEAK = 0.75       # a best score below this is a guess: say so
 APART_M = 1000.0  # near-equal best hits this far apart: say so
 NEAR_EQUAL = 0.05
+OUTSIDE_RANK = 0.1  # what being outside the caller's divisions costs a public place's rank
+PUBLIC = frozenset({"road", "facility", "building"})  # found outside the caller's divisions
 STREET_PART = 0.6  # what a match of the query's street part alone is worth: less than a
                    # place whose name holds the whole query (the house number too)
 LATIN = re.compile(r"^[a-z' ]+$")
-Warning_ = Literal["weak", "apart"]
+Warning_ = Literal["weak", "outside_scope", "apart"]
 
 
 @dataclass(frozen=True)
@@ -128,22 +140,36 @@ class PlaceIndex:
             with self._lock:
                 self._places = None
 
-    def search(self, query: str, *, scope: Scope, kinds: frozenset[str],
-               limit: int = 10) -> dict[str, Any]:
-        """The places of *kinds* within *scope* that *query* names best, with their score,
-        and ``warning`` (weak / apart, else None) when the best one should be checked."""
-        scored = sorted(
-            ((similarity(query, p), p) for p in self.places()
-             if p.kind in kinds and (scope.covers(p.area) or scope.overlaps(p.area))),
-            key=lambda sp: (-sp[0], len(sp[1].name), sp[1].name, sp[1].id))
-        hits = [(s, p) for s, p in scored if s >= 0.3][:limit]
+    def search(self, query: str, *, scope: Scope, kinds: frozenset[str], limit: int = 10,
+               language: Language | None = None) -> dict[str, Any]:
+        """The places of *kinds* that *query* names best, the caller's (within *scope*)
+        first, public places elsewhere after them (see the module's note), each with its
+        score and whether it lies inside *scope*; ``warning`` (weak, outside_scope, apart, else
+        None) when the best one should be checked; the notes in *language*."""
+        found: list[tuple[float, float, Place, bool]] = []
+        for place in self.places():
+            if place.kind not in kinds:
+                continue
+            inside = scope.covers(place.area) or scope.overlaps(place.area)
+            if not inside and place.kind not in PUBLIC:
+                continue
+            score = similarity(query, place)
+            if score >= 0.3:
+                rank = round(score - (0.0 if inside else OUTSIDE_RANK), 6)  # ties stay ties
+                found.append((rank, score, place, inside))
+        found.sort(key=lambda f: (-f[0], not f[3], len(f[2].name), f[2].name, f[2].id))
+        hits = found[:limit]
         warning: Warning_ | None = None
-        if hits and hits[0][0] < WEAK:
+        if hits and hits[0][1] < WEAK:
             warning = "weak"
-        elif len(hits) > 1 and hits[0][0] - hits[1][0] <= NEAR_EQUAL and \
-                _distance_m(hits[0][1], hits[1][1]) > APART_M:
+        elif hits and not hits[0][3]:
+            warning = "outside_scope"
+        elif len(hits) > 1 and hits[0][1] - hits[1][1] <= NEAR_EQUAL and \
+                _distance_m(hits[0][2], hits[1][2]) > APART_M:
             warning = "apart"
         return {"query": query, "warning": warning,
                 "hits": [{"kind": p.kind, "name": p.name, "id": p.id, "type": p.type,
                           "township_code": p.township_code, "lon": p.lon, "lat": p.lat,
-                          "score": round(s, 3)} for s, p in hits]}
+                          "score": round(s, 3), "inside_scope": inside,
+                          "note": None if inside else _("outside your divisions", language)}
+                         for _rank, s, p, inside in hits]}

@@ -21,6 +21,10 @@ def test_network_coverage_from_the_bundled_helsinki_extract(fresh_db: str, tmp_p
     assert imported.exit_code == 0, imported.output
     assert "walking network" in imported.output
     assert scalar(fresh_db, "SELECT count(*) FROM street_edge") > 5000
+    # the ways' names are the streets' names (the basemap's labels, the place search's roads)
+    assert scalar(fresh_db, "SELECT count(DISTINCT name) FROM street_edge") > 50
+    assert scalar(fresh_db, "SELECT count(*) FROM street_edge "
+                            "WHERE name = 'Mannerheimintie'") > 5
     assert scalar(fresh_db, "SELECT count(*) FROM household") > 300
     # every footprint is kept for the basemap (not only the residential ones), tagged names
     # and addresses with them; importing again changes none of them

@@ -31,7 +31,8 @@ def test_committed_files_are_what_the_seeded_script_makes(demo: dict) -> None:
 
 
 def test_committed_basemap_is_what_the_seeded_script_makes(demo: dict) -> None:
-    for name, key in (("buildings", ["id", "name"]), ("streets", ["u", "v", "length"])):
+    for name, key in (("buildings", ["id", "name", "address"]),
+                      ("streets", ["u", "v", "length", "name"])):
         committed = gpd.read_parquet(DEMO_DIR / BASEMAP_FILES[name])
         made = demo[name].reset_index(drop=True)
         assert len(committed) == len(made) > 500
@@ -58,6 +59,39 @@ def test_every_household_lives_in_a_building_and_the_streets_connect(demo: dict)
                        shape=(size, size))
     _, piece = connected_components(graph, directed=False)
     assert len(set(piece[ends.unique()])) == 1
+
+
+def test_streets_are_named_and_each_compound_lies_along_its_street(demo: dict) -> None:
+    streets = demo["streets"]
+    named = streets.dropna(subset=["name"])
+    assert named["name"].str.fullmatch(r"[\u4e00-\u9fff]{2,4}").all()
+    assert len(named) > len(streets) / 2 and named["name"].nunique() > 100
+    # a name is one street: its edges connected, end to end
+    for _, edges in named.groupby("name"):
+        nodes = pd.Index(pd.concat([edges["u"], edges["v"]]).unique())
+        graph = coo_matrix((np.ones(len(edges)), (nodes.get_indexer(edges["u"]),
+                                                  nodes.get_indexer(edges["v"]))),
+                           shape=(len(nodes), len(nodes)))
+        assert connected_components(graph, directed=False)[0] == 1, edges["name"].iat[0]
+    # a compound's address (翠华路152号…) names a street along the edge of its grid, and one
+    # compound only
+    blocks = demo["buildings"].dropna(subset=["address"])
+    parts = blocks["address"].str.extract(r"^(?P<road>\D+?)(?P<number>\d+)号")
+    assert parts.notna().all().all()
+    grids = demo["grids"][demo["grids"]["kind"] == "comprehensive"].to_crs(32649)
+    points = gpd.GeoDataFrame(parts, geometry=blocks.geometry.representative_point(),
+                              crs=4326).to_crs(32649)
+    placed = gpd.sjoin(points, grids[["code", "geometry"]], predicate="within")
+    assert len(placed) == len(blocks)
+    compounds = placed.drop_duplicates(["road", "number", "code"])
+    assert not compounds.duplicated(["road", "number"]).any()  # each number given once
+    metric = named.to_crs(32649)
+    edges_of = {road: shapely.union_all(e.geometry.values) for road, e in metric.groupby("name")}
+    rims = grids.set_index("code").boundary
+    for c in compounds.itertuples():
+        assert edges_of[c.road].intersection(rims[c.code].buffer(0.5)).length > 10, c
+    # numbers along a street: odd on one side, even on the other
+    assert compounds["number"].astype(int).mod(2).nunique() == 2
 
 
 def test_grids_partition_each_community_exactly(demo: dict) -> None:

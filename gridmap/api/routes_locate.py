@@ -26,6 +26,7 @@ from gridmap.api.deps import (
     caller_in_memory,
     client_of,
 )
+from gridmap.api.errors import language_of
 from gridmap.api.schemas import LocatePublic, SearchHit
 from gridmap.domain.access import (
     Resource,
@@ -238,13 +239,19 @@ class PlacePublic(BaseModel):
     lat: float
     score: float = Field(ge=0, le=1, description="similarity of the query to the name "
                          "(or to its pinyin), 1 for the name itself")
+    inside_scope: bool = Field(description="whether the place lies in the caller's "
+                               "divisions; false only for a public place (road, facility, "
+                               "building) elsewhere, ranked after the caller's own")
+    note: str | None = Field(description="why the place is flagged (outside the caller's "
+                             "divisions), in the caller's language; null when it is not")
 
 
 class PlacesPublic(BaseModel):
     query: str
-    warning: Literal["weak", "apart"] | None = Field(
-        description="weak: the best hit is a guess; apart: the best hits are about as good "
-        "and lie far apart — check the alternatives before acting on the first")
+    warning: Literal["weak", "outside_scope", "apart"] | None = Field(
+        description="weak: the best hit is a guess; outside_scope: the best hit lies outside "
+        "the caller's divisions; apart: the best hits are about as good and lie far apart — "
+        "check the alternatives before acting on the first")
     hits: list[PlacePublic]
 
 
@@ -257,11 +264,20 @@ def places(
                             "typos allowed; or its pinyin (cuihualu) or initials (chl)")],
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> Any:
-    """Named places of the caller's divisions: roads (from household addresses) and buildings
-    (by address or name; both for those who may read households or counts), townships,
-    communities, grids and facilities (for those who may read facilities), best first, each
-    with its similarity score; ``warning`` when the best hit is weak or the best hits lie far
-    apart."""
+    """Named places: roads (the named streets of the walking network, and the streets of
+    household addresses) and buildings (by address or name; both for those who may read
+    households or counts), townships, communities, grids and facilities (for those who may
+    read facilities), best first, each with its similarity score; ``warning`` when the best
+    hit is weak, lies outside the caller's divisions, or the best hits lie far apart.
+
+    The caller's divisions come first. Townships, communities and grids outside them are
+    not found (as everywhere, a division outside them is not there for the caller).
+    Roads, facilities and buildings — public places, no one's personal data — are found
+    outside them too, but ranked as if their score were 0.1 lower: one of the caller's own
+    comes before an equally good (or slightly better) one elsewhere, while an exact name
+    elsewhere still comes before a weak guess at home. Such a hit keeps its true ``score``
+    and carries ``inside_scope: false`` and a ``note`` saying so; households are never
+    found here (``GET /api/search`` keeps them to the caller's divisions)."""
     if "\x00" in q:
         raise HTTPException(422, "q must not contain a NUL character (\\x00): remove it")
     kinds = {"township", "community", "grid"}
@@ -270,4 +286,5 @@ def places(
     if caller.may(Resource.facilities):
         kinds.add("facility")
     return request.app.state.places.search(q.strip(), scope=caller.scope,
-                                           kinds=frozenset(kinds), limit=limit)
+                                           kinds=frozenset(kinds), limit=limit,
+                                           language=language_of(request))

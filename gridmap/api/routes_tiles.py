@@ -29,7 +29,7 @@ FIELDS = {
               "residents", "band_low", "band_high"],
     "facilities": ["id", "type", "name", "capacity", "grid_code"],
     "incidents": ["id", "category", "status", "reported_at", "grid_code"],
-    "streets": ["id", "length_m"],
+    "streets": ["id", "length_m", "name"],
     "buildings": ["id", "name"],
 }
 
@@ -194,7 +194,8 @@ async def get_tilejson(request: Request, caller: CallerDep, layer: str) -> TileJ
 # the layers with a name carry a second layer of one point per feature for its label
 LABELS = {"townships": ("townships_labels", ["code", "name", "population"]),
           "communities": ("communities_labels", ["code", "name", "population"]),
-          "grids": ("grid_labels", ["code", "name", "kind"])}
+          "grids": ("grid_labels", ["code", "name", "kind"]),
+          "streets": ("street_labels", ["name"])}
 
 
 def _vector_layers(layer: str) -> list[tuple[str, list[str]]]:

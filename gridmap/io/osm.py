@@ -25,7 +25,7 @@ class OsmLayers:
     households: gpd.GeoDataFrame
     facilities: gpd.GeoDataFrame
     nodes: gpd.GeoDataFrame
-    edges: gpd.GeoDataFrame
+    edges: gpd.GeoDataFrame      # u, v, length, name (the way's name tag), lines
     buildings: gpd.GeoDataFrame  # footprints: id, name, address, polygons
     fixes: list[Problem] = field(default_factory=list)  # buildings repaired or dropped
 
@@ -143,6 +143,16 @@ def facilities_from_pois(pois: gpd.GeoDataFrame, rules: OsmRules) -> gpd.GeoData
     return frame.drop_duplicates("id").reset_index(drop=True)
 
 
+def _edges(edges: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The walking network's edges: their ends, length and line, and the way's ``name`` tag
+    (the street's name on the basemap and in the place search; None where untagged)."""
+    name = edges["name"] if "name" in edges else pd.Series(None, index=edges.index,
+                                                           dtype=object)
+    out = edges[["u", "v", "length", "geometry"]].copy()
+    out.insert(3, "name", name.where(name.notna(), None).astype(object))
+    return out
+
+
 def read_osm(path: str | Path, *, rules: OsmRules | None = None) -> OsmLayers:
     """Households, facilities, building footprints and the walking network of an OSM
     extract."""
@@ -166,5 +176,5 @@ def read_osm(path: str | Path, *, rules: OsmRules | None = None) -> OsmLayers:
     footprints, fixes = footprints_from_buildings(buildings)
     households, _ = households_from_buildings(buildings, rules)  # the same repairs
     return OsmLayers(households, facilities_from_pois(pois, rules),
-                     nodes[["id", "geometry"]], edges[["u", "v", "length", "geometry"]],
+                     nodes[["id", "geometry"]], _edges(edges),
                      footprints, fixes)

@@ -14,7 +14,8 @@ from gridmap.analysis.network import WalkNetwork
 
 
 def save_network(conn: Connection, nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame) -> int:
-    """Replace the stored walking network (one transaction with the caller's)."""
+    """Replace the stored walking network (one transaction with the caller's); an edge's
+    ``name``, where the frame has the column, is its street's name (the basemap's label)."""
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
     raw.execute("TRUNCATE street_edge, street_node")
@@ -29,13 +30,28 @@ def save_network(conn: Connection, nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFr
     lines = np.array([g if g.geom_type == "LineString" else None for g in lines], dtype=object)
     wkb = [None if g is None else shapely.to_wkb(shapely.set_srid(g, 4326), hex=True,
                                                   include_srid=True) for g in lines]
+    names = street_names(edges)
     with raw.cursor() as cur, cur.copy(
-            "COPY street_edge (u, v, length_m, geom) FROM STDIN") as copy:
-        for u, v, length, g in zip(edges["u"].astype(np.int64).tolist(),
-                                   edges["v"].astype(np.int64).tolist(),
-                                   edges["length"].astype(float).tolist(), wkb, strict=True):
-            copy.write_row((u, v, length, g))
+            "COPY street_edge (u, v, length_m, geom, name) FROM STDIN") as copy:
+        for u, v, length, g, name in zip(edges["u"].astype(np.int64).tolist(),
+                                         edges["v"].astype(np.int64).tolist(),
+                                         edges["length"].astype(float).tolist(), wkb, names,
+                                         strict=True):
+            copy.write_row((u, v, length, g, name))
     return len(edges)
+
+
+def street_names(edges: pd.DataFrame) -> list[str | None]:
+    """Each edge's street name (its ``name`` column: OSM's ``name`` tag, the demo's
+    generated names), None where it has none (no column, a missing or blank value).
+
+    >>> street_names(pd.DataFrame({"name": ["翠华路", None, float("nan"), " ", 7]}))
+    ['翠华路', None, None, None, None]
+    """
+    if "name" not in edges:
+        return [None] * len(edges)
+    return [value.strip() if isinstance(value, str) and value.strip() else None
+            for value in edges["name"].tolist()]
 
 
 def read_network(conn: Connection) -> WalkNetwork:

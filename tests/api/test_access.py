@@ -233,19 +233,26 @@ def standard(c: Call) -> None:
 
 
 def places(c: Call) -> None:
-    """Names of the caller's divisions only; roads and facilities as the role may read."""
+    """Divisions of the caller's divisions only; public places (roads, facilities,
+    buildings) as the role may read them, those elsewhere flagged and ranked after."""
     res = c.get("/api/places", q="长乐街道中学", limit=50)
     assert res.status_code == 200, (c.role, res.text)  # the public reads boundaries
     hits = res.json()["hits"]
-    if c.role == "grid_worker":  # the township of its grid only
-        assert hits and all(h["township_code"] == TOWNSHIP for h in hits)
-    else:
-        assert all(c.mine(h["township_code"]) for h in hits), c.role
-    facilities = any(h["kind"] == "facility" for h in hits)
+    for h in hits:
+        if not h["inside_scope"]:
+            assert h["kind"] in ("road", "facility", "building") and h["note"], (c.role, h)
+        elif c.role == "grid_worker":  # the township of its grid only
+            assert h["township_code"] == TOWNSHIP, h
+        else:
+            assert c.mine(h["township_code"]), (c.role, h)
+    if c.role in ("admin", "public"):
+        assert all(h["inside_scope"] for h in hits), c.role
+    facilities = [h for h in hits if h["kind"] == "facility"]
     if c.role == "public":
         assert not facilities
-    elif c.role != "grid_worker":  # the school is in a grid of the township, not the worker's
-        assert facilities, c.role
+    else:  # the school: in the township; in another grid than the worker's (flagged)
+        assert facilities and facilities[0]["name"] == "长乐街道中学", c.role
+        assert facilities[0]["inside_scope"] == (c.role != "grid_worker"), c.role
 
 
 def locale(c: Call) -> None:

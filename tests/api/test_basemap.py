@@ -141,3 +141,29 @@ def test_each_grid_and_community_name_is_one_point_in_one_tile(client: TestClien
     assert all(n.endswith("社区") for n in seen["communities_labels"])
     body = client.get("/tiles/grids.json").json()
     assert [v["id"] for v in body["vector_layers"]] == ["grids", "grid_labels"]
+
+
+def test_streets_carry_their_names_and_each_named_street_is_one_label_line(
+        client: TestClient) -> None:
+    z, x, y = tile_of(*CENTRE, 15)
+    tile = mapbox_vector_tile.decode(client.get(f"/tiles/streets/{z}/{x}/{y}.mvt").content)
+    box = shapely.box(*tile_bounds(z, x, y))
+    edges = gpd.read_parquet(DEMO_DIR / BASEMAP_FILES["streets"])
+    here = edges[edges.intersects(box)]
+    # every edge with its street's name (the demo names every street of the town)
+    named = {f["properties"].get("name") for f in tile["streets"]["features"]}
+    assert set(here["name"]) <= named and None not in named
+    # one label line per named street in the tile, merged from its edges
+    labels = [f["properties"]["name"] for f in tile["street_labels"]["features"]]
+    assert len(labels) == len(set(labels)) >= 2
+    assert set(here["name"]) <= set(labels) <= named
+    assert all(f["geometry"]["type"] in ("LineString", "MultiLineString")
+               for f in tile["street_labels"]["features"])
+    # no labels at the district's zoom (the names would crowd it), the streets still drawn
+    z, x, y = tile_of(*CENTRE, 12)
+    far = mapbox_vector_tile.decode(client.get(f"/tiles/streets/{z}/{x}/{y}.mvt").content)
+    assert "street_labels" not in far and far["streets"]["features"]
+    body = client.get("/tiles/streets.json").json()
+    assert body["vector_layers"] == [
+        {"id": "streets", "fields": {"id": "", "length_m": "", "name": ""}},
+        {"id": "street_labels", "fields": {"name": ""}}]

@@ -1,18 +1,38 @@
 -- Named places a dispatcher may look for, each with a point and the township it lies in:
--- roads (the street part of household addresses, one place per road and township, at the
--- middle of its households), townships and communities, grids, facilities, and buildings
--- with a name or an address (by its address, else its name; in the grid that holds it). ``area`` is the
--- division or grid code the caller's scope is checked against (gridmap.places filters them,
--- so the list is read once per change, not per search).
+-- roads (the named streets of the walking network, one place per street and township, at
+-- the point of the street nearest its middle; and the street part of household addresses
+-- no named street of that township carries, at the middle of its households), townships
+-- and communities, grids, facilities, and buildings with a name or an address (by its
+-- address, else its name; in the grid that holds it). ``area`` is the division or grid code
+-- the caller's scope is checked against (gridmap.places ranks and filters by it, so the
+-- list is read once per change, not per search).
+WITH street AS (
+    SELECT e.name AS road, t.code AS township, e.geom
+    FROM street_edge AS e
+    JOIN LATERAL (SELECT d.code::text AS code FROM division AS d
+                  WHERE d.level = 'township'
+                    AND ST_Intersects(d.geom, ST_LineInterpolatePoint(e.geom, 0.5))
+                  ORDER BY d.code LIMIT 1) AS t ON true
+    WHERE e.name IS NOT NULL AND e.geom IS NOT NULL
+), addressed AS (
+    SELECT substring(address FROM '^[^0-9]+') AS road, geom,
+           left(grid_code, 9) || '000' AS township
+    FROM household
+    WHERE grid_code IS NOT NULL
+)
 SELECT 'road' AS kind, road AS name, township AS id, NULL AS type, township AS area,
-       ST_X(ST_Centroid(ST_Collect(geom))) AS lon, ST_Y(ST_Centroid(ST_Collect(geom))) AS lat,
-       township AS township_code
-FROM (SELECT substring(address FROM '^[^0-9]+') AS road, geom,
-             left(grid_code, 9) || '000' AS township
-      FROM household
-      WHERE grid_code IS NOT NULL) AS h
-WHERE road IS NOT NULL
-GROUP BY road, township
+       ST_X(pt) AS lon, ST_Y(pt) AS lat, township AS township_code
+FROM (SELECT road, township,
+             ST_ClosestPoint(ST_Collect(geom), ST_Centroid(ST_Collect(geom))) AS pt
+      FROM street
+      GROUP BY road, township) AS s
+UNION ALL
+SELECT 'road', road, township, NULL, township, ST_X(pt), ST_Y(pt), township
+FROM (SELECT road, township, ST_Centroid(ST_Collect(geom)) AS pt
+      FROM addressed
+      WHERE road IS NOT NULL
+      GROUP BY road, township) AS h
+WHERE NOT EXISTS (SELECT 1 FROM street AS s WHERE s.road = h.road AND s.township = h.township)
 UNION ALL
 SELECT d.level::text, d.name, d.code::text, NULL, d.code::text,
        ST_X(ST_PointOnSurface(d.geom)), ST_Y(ST_PointOnSurface(d.geom)),

@@ -88,6 +88,28 @@ function addBasemap(map) {
   });
 }
 
+// the streets' names along their lines (from zoom 13; one merged line per street and tile in
+// the `street_labels` layer), above what a page draws over the basemap so its fills do not
+// dim them: a page calls this after its own layers, before its other labels (the labels
+// added later win where they collide). Dark grey on a white halo, drawn from the local font.
+function addStreetLabels(map) {
+  if (map.getLayer("streets-label")) return;
+  map.addLayer({
+    id: "streets-label", type: "symbol", source: "streets", "source-layer": "street_labels",
+    minzoom: 13,
+    layout: {
+      "symbol-placement": "line",
+      "symbol-spacing": 320,
+      "text-field": ["get", "name"],
+      "text-font": LABEL_FONT,
+      "text-size": ["interpolate", ["linear"], ["zoom"], 13, 12, 17, 16],
+      "text-max-angle": 35,
+      "text-padding": 2,
+    },
+    paint: { "text-color": "#3d3d3d", "text-halo-color": "#ffffff", "text-halo-width": 2 },
+  });
+}
+
 // a new element with a class and a text (never HTML: text is text)
 function el(tag, className, text) {
   const node = document.createElement(tag);

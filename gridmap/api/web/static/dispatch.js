@@ -172,6 +172,7 @@ function addLayers() {
   map.addLayer({ id: "communities-line", type: "line", source: "communities",
                  "source-layer": "communities",
                  paint: { "line-color": "#1f3b57", "line-width": 2 } });
+  addStreetLabels(map);  // the streets' names above the grids' fill, under the cases
   // overdue: a thick black ring around the dot (a shape, not a colour)
   map.addLayer({ id: "incidents-overdue", type: "circle", source: "incidents",
                  "source-layer": "incidents", filter: ["in", ["get", "id"], ["literal", []]],

@@ -246,7 +246,8 @@ function addLayers(standard) {
   }
 }
 
-// community names from zoom 11, grid names from 14 (one point each in the tiles): dark text
+// street names along the streets from zoom 13, community names from zoom 11, grid names
+// from 14 (one point each in the tiles): dark text
 // on a white halo (AA contrast on any fill), placed where they do not collide
 function addLabels() {
   const text = (size) => ({
@@ -257,6 +258,7 @@ function addLabels() {
     "text-padding": 4,
   });
   const halo = { "text-color": "#1b1b1b", "text-halo-color": "#ffffff", "text-halo-width": 2 };
+  addStreetLabels(map);  // the streets' names, under the grids' and communities'
   map.addLayer({
     id: "grids-label", type: "symbol", source: "grids", "source-layer": "grid_labels",
     minzoom: 14,
@@ -402,7 +404,8 @@ function pickButton(text, lon, lat) {
 }
 
 // named places (roads, communities, grids, facilities; pinyin and initials too), with a
-// warning when the best one is a guess or the best ones lie far apart
+// warning when the best one is a guess, lies outside the caller's divisions, or the best
+// ones lie far apart; a place outside the caller's divisions says so (in words, not colour)
 function placeList(places) {
   const box = document.createDocumentFragment();
   if (places.warning) {
@@ -417,6 +420,10 @@ function placeList(places) {
     const item = document.createElement("li");
     const kind = hit.kind === "facility" ? label("facility_type", hit.type) : t(`place.${hit.kind}`);
     item.append(pickButton(hit.name, hit.lon, hit.lat), ` ${kind} `, scoreBadge(hit.score));
+    if (hit.inside_scope === false) {  // a public place elsewhere, ranked after the caller's
+      item.classList.add("elsewhere");
+      item.append(" ", el("span", "elsewhere-note", `⚠ ${t("place.elsewhere")}`));
+    }
     list.append(item);
   }
   box.append(list);

@@ -145,6 +145,7 @@ async function fitToGrid() {
                    paint: { "fill-color": "#b8c2cc", "fill-opacity": 0.35 } });
     map.addLayer({ id: "mine-line", type: "line", source: "mine",
                    paint: { "line-color": "#1f3b57", "line-width": 2 } });
+    addStreetLabels(map);  // the streets' names above my grid's fill
   }
 }
 
