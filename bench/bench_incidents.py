@@ -24,8 +24,8 @@ made with `gridmap user add` (POST /auth/token), and measures:
    one at a time (what a report costs when nothing queues), the database's share
    (intake.sql vs the same as six statements), routing as a batch job (`gridmap assign
    incidents`), and the PostgreSQL settings the run had (commit, WAL, checkpoints).
-   ``--trace`` keeps the server's log and the due time of every report over 20 ms, to line
-   up with PostgreSQL's log.
+   ``--trace`` keeps the server's log (with the phases of every report over 20 ms in the
+   app) and the due time of every report over 20 ms, to line up with PostgreSQL's log.
 2. The emergency view of the whole district (the county polygon): POST /api/emergency,
    median and max of N calls, as the admin (the vulnerable households listed) and as the
    dispatcher (counts only); beside it geopandas — read every household from PostGIS and
@@ -488,6 +488,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "GRIDMAP_DATABASE_URL": url, "GRIDMAP_DATA_DIR": tmp,
                    "GRIDMAP_PASSWORD": password}
+            if args.trace:  # where the server's time went for every report over 20 ms
+                env["GRIDMAP_SLOW_REPORT_MS"] = "20"
             subprocess.run([GRIDMAP, "load-demo"], env=env, check=True, capture_output=True)
             vacuum(url)
             for name, role, division in (("bench-dispatcher", "dispatcher", [COUNTY]),
