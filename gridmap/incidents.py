@@ -10,8 +10,9 @@ applies — the stage machine, who may act, deadlines in working time — live i
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,30 @@ from gridmap.store.photos import PhotoFiles, Staged
 from gridmap.store.scope import scope_param
 
 FINISHED = frozenset({rules.Stage.cancelled, rules.Stage.closed, rules.Stage.evaluated})
+
+
+@dataclass
+class Phases:
+    """Where a request's time went (ms per named phase, in order), for the slow-request
+    log; each :meth:`mark` ends the phase that began at the previous one."""
+
+    started: float = field(default_factory=time.perf_counter)
+    spans: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._last = self.started
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.spans[phase] = self.spans.get(phase, 0.0) + (now - self._last) * 1e3
+        self._last = now
+
+    @property
+    def total_ms(self) -> float:
+        return (self._last - self.started) * 1e3
+
+    def __str__(self) -> str:
+        return ", ".join(f"{phase} {ms:.1f}" for phase, ms in self.spans.items())
 
 
 class IncidentError(ValueError):
@@ -136,12 +161,15 @@ def report(engine: Engine, principal: Principal, sent: Report, workflow: Workflo
 
 
 async def report_async(pool: AsyncConnectionPool[Any], principal: Principal, sent: Report,
-                       workflow: Workflow, *, client: str | None
-                       ) -> tuple[dict[str, Any], list[str]]:
+                       workflow: Workflow, *, client: str | None,
+                       phases: Phases | None = None) -> tuple[dict[str, Any], list[str]]:
     """:func:`report` of a report without photos, on the event loop: the same statement,
     prepared, on an autocommit connection of *pool* (what most reports are, so they cost
-    no worker thread)."""
+    no worker thread). *phases* is told of the checks, the wait for a connection and the
+    statement."""
+    phases = phases or Phases()
     values = _report_values(principal, sent, workflow, client=client, photos=0)
+    phases.mark("checks")
     try:
         conn = await pool.getconn()
     except PoolTimeout:
@@ -150,10 +178,12 @@ async def report_async(pool: AsyncConnectionPool[Any], principal: Principal, sen
             raise IntakeBusy(f"too many reports at once: this one waited {pool.timeout:g} s "
                              "for the database; send it again shortly") from None
         raise  # no connection to be had: the database is away (503 as such)
+    phases.mark("connection")
     try:
         row = await store.intake_async(conn, values)
     finally:
         await pool.putconn(conn)
+    phases.mark("statement")
     return _reported(row, sent)
 
 

@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     overdue_warn_minutes: int = Field(
         default=60, ge=0, le=24 * 60,
         description="Warn the worker this long before a deadline.")
+    slow_report_ms: float = Field(
+        default=200, ge=0, description="A report (POST /api/incidents) that takes longer is "
+        "logged as a warning with where its time went (0: never).")
 
     def work_calendar(self) -> WorkCalendar:
         return WorkCalendar(periods=tuple(self.office_hours), tz=self.time_zone,

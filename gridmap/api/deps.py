@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
@@ -52,6 +53,7 @@ ConnDep = Annotated[Connection, Depends(get_connection)]
 async def get_caller(request: Request,
                      token: Annotated[str | None, Depends(bearer)] = None) -> Principal:
     """The principal behind the request (the public when no token or cookie is sent)."""
+    request.state.arrived = time.perf_counter()  # for the slow-request log
     state = request.app.state
     state.changes.poll()  # revocations and new grants first
     by_cookie = token is None

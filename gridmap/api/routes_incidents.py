@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -19,6 +21,7 @@ from gridmap.api.uploads import body_and_photos, openapi_body
 from gridmap.domain.access import Show
 from gridmap.domain.incidents import Action, Stage
 
+log = logging.getLogger("gridmap")
 router = APIRouter(prefix="/api", tags=["incidents"])
 # reports handled at once per process: connections of the intake pool, and (reports with
 # photos) worker threads; the rest wait on the event loop, where waiting costs nothing
@@ -168,8 +171,11 @@ async def create_incident(request: Request, response: Response, caller: CallerDe
     same fields and photos (``photo``, repeated). The answer carries the case's ``ETag``
     for the next step. A refused report stores nothing, photos included."""
     state = request.app.state
+    phases = incidents.Phases(getattr(request.state, "arrived", None) or time.perf_counter())
+    phases.mark("caller")  # signed in, the change notices applied (get_caller)
     body, photos = await body_and_photos(request, IncidentCreate,
                                          max_bytes=state.settings.photo_max_bytes)
+    phases.mark("body")
     sent = incidents.Report(lon=body.lon, lat=body.lat, crs=body.crs, category=body.category,
                             description=body.description, reporter=body.reporter,
                             urgent=body.urgent)
@@ -178,11 +184,20 @@ async def create_incident(request: Request, response: Response, caller: CallerDe
             case, warnings = await run_in_threadpool(
                 incidents.report, state.engine, caller, sent, state.workflow,
                 client=client_of(request), photos=photos)
+        phases.mark("report with photos")
     else:  # on the event loop, waiting for one of the pool's connections
         case, warnings = await incidents.report_async(
-            state.intake_pool, caller, sent, state.workflow, client=client_of(request))
+            state.intake_pool, caller, sent, state.workflow, client=client_of(request),
+            phases=phases)
     response.headers["Location"] = f"/api/incidents/{case['id']}"
-    return _answer(request, response, caller, case, sent_by_caller=True, warnings=warnings)
+    answer = _answer(request, response, caller, case, sent_by_caller=True, warnings=warnings)
+    phases.mark("answer")
+    if state.settings.slow_report_ms and phases.total_ms > state.settings.slow_report_ms:
+        # for operators: where a slow report's time went (ms); the event loop's own pauses
+        # and the queue before the request show as the gap to the client's figure
+        log.warning("slow report %s: %.0f ms in the app (%s)", case["id"], phases.total_ms,
+                    phases)
+    return answer
 
 
 @router.get("/incidents", response_model_exclude_unset=True)

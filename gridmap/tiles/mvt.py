@@ -45,9 +45,13 @@ AFFECTS = {"grid": ("grids",), "grid_load": ("grids",), "division": ("townships"
            "communities", "grids"), "facility": ("facilities",), "incident": ("incidents",),
            "street_edge": ("streets",), "building": ("buildings",)}
 MAX_ZOOM = 22
+PAD = 64 / 4096  # a tile's buffer (ST_AsMVTGeom's 64 of 4096), in tile widths
+MAX_LAT = 85.0511287798066  # web mercator's edge
+ENUMERATE = 64  # a stale range of at most this many tiles is looked up tile by tile
 View = tuple[tuple[str, ...] | None, bool]  # the caller's scope patterns, counts shown
 ALL: View = (None, True)
 Key = tuple[str, int, int, int, View]
+TileRange = tuple[int, int, int, int, int]  # z, x0, x1, y0, y1 (inclusive)
 
 
 class TileError(ValueError):
@@ -66,6 +70,46 @@ def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
         return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * t / n))))
 
     return x / n * 360.0 - 180.0, lat(y + 1), (x + 1) / n * 360.0 - 180.0, lat(y)
+
+
+def _mercator_y(lat: float, n: int) -> float:
+    """A latitude as a fractional tile row at a zoom of *n* tiles a side."""
+    r = math.radians(max(-MAX_LAT, min(MAX_LAT, lat)))
+    return (1 - math.asinh(math.tan(r)) / math.pi) / 2 * n
+
+
+def touching_tiles(bbox: tuple[float, float, float, float], z: int) -> TileRange:
+    """The tiles of zoom *z* whose bounds with their buffer (:func:`_padded`) touch *bbox*
+    (west, south, east, north in degrees): ``(z, x0, x1, y0, y1)``, inclusive, with the
+    tiles that only meet it at an edge (a few too many is a re-render, one too few a
+    stale tile).
+
+    >>> touching_tiles((109.0, 34.2, 109.0, 34.2), 10)
+    (10, 822, 822, 408, 408)
+    """
+    n = 2**z
+    pad = 360 / n * PAD  # in degrees, as _padded pads latitude too
+    west, south, east, north = bbox
+    fx0, fx1 = (west - pad + 180) / 360 * n, (east + pad + 180) / 360 * n
+    fy0, fy1 = _mercator_y(north + pad, n), _mercator_y(south - pad, n)
+    eps = 1e-6
+    return (z, max(0, math.ceil(fx0 - eps) - 1), min(n - 1, math.floor(fx1 + eps)),
+            max(0, math.ceil(fy0 - eps) - 1), min(n - 1, math.floor(fy1 + eps)))
+
+
+def stale_ranges(changes: list[Change]) -> dict[str, set[TileRange] | None]:
+    """The tiles a batch of changes makes stale: per layer, the ranges of tiles at every
+    zoom (None: the whole layer). A burst of reports is one batch: its ranges at low zooms
+    are mostly the same ones."""
+    stale: dict[str, set[TileRange] | None] = {}
+    for change in changes:
+        for layer in AFFECTS.get(change.table, ()):
+            ranges = stale.setdefault(layer, set())
+            if change.bbox is None:
+                stale[layer] = None
+            elif ranges is not None:
+                ranges.update(touching_tiles(change.bbox, z) for z in range(MAX_ZOOM + 1))
+    return stale
 
 
 def check_tile(layer: str, z: int, x: int, y: int) -> None:
@@ -135,6 +179,7 @@ class TileCache:
         self.max_tiles = max_tiles
         self.shared = shared if max_tiles else None
         self._tiles: OrderedDict[Key, Tile] = OrderedDict()
+        self._views: dict[tuple[str, int, int, int], set[View]] = {}  # what _tiles holds
         self._pending: dict[Key, asyncio.Task[Tile]] = {}
         self._epoch = 0  # counts evictions: a render that saw it change is not kept
         self._lock = threading.Lock()
@@ -212,25 +257,63 @@ class TileCache:
             if epoch != self._epoch or not self.max_tiles:
                 return False
             self._tiles[key] = tile
+            self._views.setdefault(key[:4], set()).add(key[4])
             while len(self._tiles) > self.max_tiles:
-                self._tiles.popitem(last=False)
+                self._forget(self._tiles.popitem(last=False)[0])
             return True
 
+    def _forget(self, key: Key) -> None:
+        """(Under the lock.) *key* has left ``_tiles``."""
+        views = self._views.get(key[:4])
+        if views is not None:
+            views.discard(key[4])
+            if not views:
+                del self._views[key[:4]]
+
+    def _stale_keys(self, stale: dict[str, set[TileRange] | None]) -> list[Key]:
+        """(Under the lock.) The cached tiles in *stale*: looked up tile by tile for small
+        ranges (a new incident: a few tiles a zoom), else by a pass over the cache."""
+        small = all(ranges is not None and all(
+            (x1 - x0 + 1) * (y1 - y0 + 1) <= ENUMERATE for _, x0, x1, y0, y1 in ranges)
+            for ranges in stale.values())
+        if small:
+            found: list[Key] = []
+            for layer, ranges in stale.items():
+                for z, x0, x1, y0, y1 in ranges or ():
+                    for x in range(x0, x1 + 1):
+                        for y in range(y0, y1 + 1):
+                            views = self._views.get((layer, z, x, y))
+                            if views:
+                                found.extend((layer, z, x, y, v) for v in views)
+            return found
+
+        def within(key: Key) -> bool:
+            ranges = stale[key[0]]
+            return ranges is None or any(
+                z == key[1] and x0 <= key[2] <= x1 and y0 <= key[3] <= y1
+                for z, x0, x1, y0, y1 in ranges)
+
+        return [k for k in self._tiles if k[0] in stale and within(k)]
+
     def apply(self, changes: list[Change]) -> None:
-        """Evict the cached tiles the changes make stale, here and in the shared store."""
-        for change in changes:
-            layers = AFFECTS.get(change.table, ())
-            if not layers:
-                continue
-            with self._lock:
-                self._epoch += 1
-                stale = [k for k in self._tiles if k[0] in layers
-                         and (change.bbox is None or _touches(k, change.bbox))]
-                for k in stale:
-                    del self._tiles[k]
-                self.stats.evicted += len(stale)
-            if self.shared is not None:
-                self.shared.evict(layers, change.bbox)
+        """Evict the cached tiles the changes make stale, here and in the shared store.
+
+        It runs on the event loop before the request that polled (a report's intake too),
+        so its cost does not grow with the cache: the tiles a batch touches are looked up
+        by their z/x/y (here and in the store's primary key), in one pass and one store
+        transaction for the whole batch."""
+        stale = stale_ranges(changes)
+        if not stale:
+            return
+        with self._lock:
+            self._epoch += 1
+            gone = self._stale_keys(stale)
+            for k in gone:
+                del self._tiles[k]
+                self._forget(k)
+            self.stats.evicted += len(gone)
+        if self.shared is not None:
+            self.shared.evict_ranges(stale)
 
 
 def _padded(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -239,9 +322,3 @@ def _padded(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     west, south, east, north = tile_bounds(z, x, y)
     pad = (east - west) * 64 / 4096
     return west - pad, south - pad, east + pad, north + pad
-
-
-def _touches(key: Key, bbox: tuple[float, float, float, float]) -> bool:
-    _, z, x, y, _ = key
-    west, south, east, north = _padded(z, x, y)
-    return not (bbox[2] < west or bbox[0] > east or bbox[3] < south or bbox[1] > north)

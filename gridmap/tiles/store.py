@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -110,6 +111,25 @@ class SharedTiles:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 gone = self._db.execute(f"DELETE FROM tile WHERE {where}", params).rowcount
+                self._db.execute("UPDATE epoch SET n = n + 1")
+            finally:
+                self._db.execute("COMMIT")
+        return int(gone)
+
+    def evict_ranges(self, stale: Mapping[str, Collection[tuple[int, int, int, int, int]] | None]
+                     ) -> int:
+        """Delete, per layer, the tiles in its ranges ``(z, x0, x1, y0, y1)`` (inclusive; all
+        of the layer's for None) in one transaction, through the primary key's index, and
+        move the epoch on; the number deleted."""
+        whole = [(layer,) for layer, ranges in stale.items() if ranges is None]
+        parts = [(layer, *r) for layer, ranges in stale.items() for r in ranges or ()]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                gone = self._db.executemany("DELETE FROM tile WHERE layer = ?", whole).rowcount
+                gone += self._db.executemany(
+                    "DELETE FROM tile WHERE layer = ? AND z = ? AND x BETWEEN ? AND ? "
+                    "AND y BETWEEN ? AND ?", parts).rowcount
                 self._db.execute("UPDATE epoch SET n = n + 1")
             finally:
                 self._db.execute("COMMIT")

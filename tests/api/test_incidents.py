@@ -4,6 +4,7 @@ who may do what, and the timeline."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -385,3 +386,18 @@ def test_a_report_that_waits_too_long_for_a_connection_is_told_to_retry(
         rows = conn.execute("SELECT id FROM incident WHERE description = 'waits too long'"
                             ).fetchall()
     assert rows == [(taken,)]
+
+
+def test_a_slow_report_is_logged_with_where_its_time_went(
+        database: str, who: dict[str, dict[str, str]], points: dict[str, tuple[float, float]],
+        caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(database_url=database, slow_report_ms=0.001)  # every report is slow
+    with TestClient(create_app(settings)) as client, \
+            caplog.at_level(logging.WARNING, logger="gridmap"):
+        case = report(client, who["dispatcher"], points["grid"])
+    assert case.status_code == 201, case.text
+    lines = [r.getMessage() for r in caplog.records
+             if r.getMessage().startswith(f"slow report {case.json()['id']}:")]
+    assert len(lines) == 1
+    for phase in ("caller", "body", "checks", "connection", "statement", "answer"):
+        assert f" {phase} " in lines[0] or f"({phase} " in lines[0], lines[0]
