@@ -185,7 +185,7 @@ def test_every_json_answer_has_its_schema_and_media_type() -> None:
 # Stateful: sequences of calls that follow the OpenAPI's links (a case reported, then read,
 # acted on and re-routed over the ETag it came with; a draft opened, then edited, undone,
 # compared and submitted; an account added, then changed), each answer held to the
-# document. Bounded: a few scenarios of a few steps (~20 s).
+# document. Bounded: a few scenarios of a few steps (~6 s on a loaded machine).
 SCENARIOS = 8
 STEPS = 6
 INSIDE = {"lon": 108.9446, "lat": 34.2603, "crs": "wgs84"}  # in a grid of the demo
