@@ -98,6 +98,11 @@ class ReportDatabaseUnavailable(ReportError):
     """The report's worker lost (or could not open) its database connection."""
 
 
+class ReportWorkerLost(ReportError):
+    """The worker process making the report ended before answering (killed, out of
+    memory); the pool replaces it."""
+
+
 # --- the use cases ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -399,14 +404,16 @@ def _serve(pipe: Pipe) -> None:
                 answer: tuple[str, Any] = ("ok", job.run(conn))
         except ReportError as exc:
             answer = ("error", exc)
-        except DBAPIError as exc:
-            if not (isinstance(exc, SQLAlchemyOperationalError) or exc.connection_invalidated):
-                raise
-            answer = ("error", ReportDatabaseUnavailable(
-                "the database is unavailable: retry shortly"))
-        except Exception as exc:  # a bug: a 500 for this request, the worker goes on
-            log.exception("report worker: %r failed", job)
-            answer = ("error", RuntimeError(f"the report failed: {type(exc).__name__}: {exc}"))
+        except Exception as exc:
+            if isinstance(exc, DBAPIError) and (isinstance(exc, SQLAlchemyOperationalError)
+                                                or exc.connection_invalidated):
+                answer = ("error", ReportDatabaseUnavailable(
+                    "the database is unavailable: retry shortly"))
+            else:  # a bug (any other database error included): a 500 for this request;
+                # the worker goes on — ending it left a dead worker in the pool
+                log.exception("report worker: %r failed", job)
+                answer = ("error", RuntimeError(
+                    f"the report failed: {type(exc).__name__}: {exc}"))
         pipe.send((number, *answer))
 
 
@@ -432,21 +439,36 @@ class _Worker:
         self.pipe = Pipe(ours.detach())
         self.pipe.send(database_url)  # not on the command line, where `ps` would show it
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def call(self, number: int, job: Job, timeout: float) -> tuple[str, Any]:
-        """Send *job*, wait at most *timeout* s for its answer (TimeoutError)."""
-        self.pipe.send((number, job))
+        """Send *job*, wait at most *timeout* s for its answer (TimeoutError); the worker
+        ending meanwhile is a :class:`ReportWorkerLost`."""
         deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self.pipe.poll(left):
-                raise TimeoutError
-            answer, *result = self.pipe.recv()
-            if answer == number:  # anything else is stale (cannot happen: see ReportPool.run)
-                return result[0], result[1]
+        try:
+            self.pipe.send((number, job))
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.pipe.poll(left):
+                    raise TimeoutError
+                answer, *result = self.pipe.recv()
+                if answer == number:  # anything else is stale (cannot happen: see run)
+                    return result[0], result[1]
+        except TimeoutError:  # an OSError too, but not the worker's end
+            raise
+        except (EOFError, OSError) as exc:  # the other end closed: the process ended
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(5)
+            raise ReportWorkerLost(
+                f"the report worker stopped (exit status {self.process.returncode}) while "
+                "making this report: retry shortly; if it happens again, narrow the report "
+                "(a division, one facility type)") from exc
 
     def stop(self) -> None:
         self.process.kill()
-        self.process.wait(5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)  # a kill ends it; a machine under load may be slow to say so
         self.pipe.close()
 
 
@@ -499,6 +521,12 @@ class ReportPool:
                               f"{self.timeout_s:g} s: retry shortly") from None
         worker: _Worker | None = None
         try:
+            if slot is not None and not slot.alive():
+                # it ended while idle (killed, out of memory): a job sent to it would fail
+                log.warning("a report worker had ended (exit status %s): starting another",
+                            slot.process.returncode)
+                self._stop(slot)
+                slot = None
             worker = slot or await asyncio.to_thread(self._start)
             left = self.timeout_s - (time.monotonic() - started)
             status, value = await asyncio.to_thread(worker.call,  # type: ignore[union-attr]
@@ -511,8 +539,8 @@ class ReportPool:
                 "stopped: narrow it (a division, one facility type) or ask the administrator "
                 "to raise GRIDMAP_REPORT_TIMEOUT_S") from None
         except BaseException:
-            # cancelled (the client went away) or the worker died: stop it, so that no
-            # answer for this job can reach the next one
+            # cancelled (the client went away) or the worker ended (ReportWorkerLost): stop
+            # it, so that no answer for this job can reach the next one
             if worker is not None:
                 self._stop(worker)
                 worker = None

@@ -32,6 +32,7 @@ from gridmap.api import (
     routes_open311,
     routes_plans,
     routes_tiles,
+    schemas,
 )
 from gridmap.api.locator import Locator
 from gridmap.api.security import SecurityHeaders
@@ -145,6 +146,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(pages.router)
     docs.install(app)
     errors.document(app)  # the errors common to every route, in the OpenAPI
+    schemas.document(app)  # the models of answers in a second media type (GeoJSON)
+    routes_incidents.document_categories(app)  # the category codes, as loaded
     pages.mount_assets(app)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

@@ -71,6 +71,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (reports.ReportsBusy, 503),
     (incidents.IntakeBusy, 503),
     (reports.ReportDatabaseUnavailable, 503),
+    (reports.ReportWorkerLost, 503),
     (reports.ReportTimeout, 504),
     (FilterError, 400),
     (UnknownLayer, 404),

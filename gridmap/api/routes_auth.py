@@ -21,6 +21,7 @@ from gridmap.api.deps import (
     client_of,
 )
 from gridmap.api.errors import error
+from gridmap.api.schemas import link
 from gridmap.domain.access import Resource, Role
 from gridmap.store import accounts
 
@@ -152,6 +153,9 @@ def list_users(conn: ConnDep, caller: ReadsUsers) -> list[UserPublic]:
 
 
 @router.post("/api/users", status_code=201, responses={
+    201: {"description": "the new account", "links": {"UpdateUser": link(
+        "/api/users/{name}", "patch", "disable it, set its password or divisions",
+        {"path.name": "$response.body#/name"})}},
     409: error("an account of that name exists already"),
     422: error("a bad field, or a division code of the right form that is not in the store")})
 def create_user(request: Request, caller: ReadsUsers, body: UserCreate) -> UserPublic:

@@ -9,9 +9,10 @@ from pydantic import BaseModel, Field
 
 from gridmap.api.deps import ReadsCounts
 from gridmap.api.schemas import (
-    GEOJSON,
     REPORT_ERRORS,
+    Feature,
     FeatureCollection,
+    GeoJSONResponse,
     report_output,
 )
 from gridmap.domain.access import Resource
@@ -40,8 +41,27 @@ class GridBalance(BaseModel):
     compactness: float | None = Field(description="Polsby-Popper: 1 is a circle")
 
 
+class DefectProperties(BaseModel):
+    defect: str = Field(description="invalid, gap, overlap, outside, multipart or sliver")
+    community_code: str | None
+    grid_code: str | None = Field(description="the grid at fault (null: a gap)")
+    other_code: str | None = Field(description="the other grid of an overlap")
+    area_m2: float | None
+    detail: str | None
+
+
+class DefectFeature(Feature):
+    properties: DefectProperties  # type: ignore[assignment]
+
+
+class DefectsPublic(FeatureCollection):
+    """Partition defects, each located by its geometry (WGS 84)."""
+
+    features: list[DefectFeature]  # type: ignore[assignment]
+
+
 class CheckPublic(BaseModel):
-    defects: FeatureCollection = Field(description="partition defects (gaps, overlaps, "
+    defects: DefectsPublic = Field(description="partition defects (gaps, overlaps, "
                                        "spill-over, pieces, slivers), located")
     balance: list[GridBalance]
     grids_outside_band: int
@@ -65,8 +85,8 @@ async def get_check(request: Request, caller: ReadsCounts, community: CommunityQ
     return await report_output(request, caller, job)
 
 
-@router.get("/api/check.geojson", response_model=FeatureCollection, responses={
-    200: {"content": {GEOJSON: {}}}, **REPORT_ERRORS})
+@router.get("/api/check.geojson", response_class=GeoJSONResponse, responses={
+    200: {"model": DefectsPublic}, **REPORT_ERRORS})
 async def get_check_geojson(request: Request, caller: ReadsCounts,
                             community: CommunityQuery = None) -> Any:
     """The partition defects alone, as GeoJSON to open in QGIS."""

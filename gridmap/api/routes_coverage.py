@@ -6,13 +6,20 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gridmap.access import Forbidden
 from gridmap.analysis.coverage import MAX_DISTANCE_M
 from gridmap.api.deps import ReadsCounts, ReadsHouseholds
 from gridmap.api.errors import error
-from gridmap.api.schemas import GEOJSON, REPORT_ERRORS, FeatureCollection, report_output
+from gridmap.api.schemas import (
+    REPORT_ERRORS,
+    Feature,
+    FeatureCollection,
+    GeoJSONResponse,
+    Link,
+    report_output,
+)
 from gridmap.domain.access import Resource, Show, household_fields_shown
 from gridmap.domain.lifecircle import FACILITY_TYPES
 from gridmap.reports import CoverageJob, CoverageMapJob, UncoveredJob
@@ -51,6 +58,29 @@ class CoveragePublic(BaseModel):
     vulnerable_share: float | None
 
 
+class UncoveredProperties(BaseModel):
+    """A household out of reach: its fields as the caller's role may see them (hidden ones
+    left out), and ``dist_<type>``, metres to the nearest facility of the type (null: none
+    within reach of the search)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+
+
+class UncoveredFeature(Feature):
+    properties: UncoveredProperties  # type: ignore[assignment]
+
+
+class UncoveredPage(FeatureCollection):
+    """A page of the households out of reach."""
+
+    features: list[UncoveredFeature]  # type: ignore[assignment]
+    numberMatched: int = Field(description="households out of reach in all pages")
+    numberReturned: int = Field(description="households in this page")
+    links: list[Link] = Field(description="self; next and prev where there are more")
+
+
 def _key(values: list[str] | list[float] | None) -> tuple:
     return tuple(values or ())
 
@@ -70,8 +100,8 @@ async def get_coverage(request: Request, caller: ReadsCounts, division: Division
     return await report_output(request, caller, job)
 
 
-@router.get("/api/coverage/uncovered.geojson", response_model=FeatureCollection, responses={
-    200: {"content": {GEOJSON: {}}}, **REPORT_ERRORS})
+@router.get("/api/coverage/uncovered.geojson", response_class=GeoJSONResponse, responses={
+    200: {"model": UncoveredPage}, **REPORT_ERRORS})
 async def get_uncovered(request: Request, caller: ReadsHouseholds,
                         type_: Annotated[FacilityType, Query(alias="type")],  # type: ignore[valid-type]
                         distance: Distance = None, division: Division = None,

@@ -22,6 +22,7 @@ from gridmap import drafts
 from gridmap.analysis.drafting import DraftGrid
 from gridmap.api.deps import CallerDep, ConnDep, client_of
 from gridmap.api.routes_plans import GridChange, Moved
+from gridmap.api.schemas import link
 
 router = APIRouter(prefix="/api/drafts", tags=["drafts"])
 DraftId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The draft's number")]
@@ -34,6 +35,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
                          "draft was published since it was opened"},
     412: {"description": "the draft changed since the caller read it (If-Match)"},
     422: {"description": "the request cannot be carried out as sent; the detail says why"}}
+DRAFT = "/api/drafts/{draft}"
+_HERE = {"path.draft": "$response.body#/draft/id"}
+_OVER = {**_HERE, "header.if-match": "$response.header.ETag"}
+# what a planner does next with a draft it was answered (its id, the ETag of this revision)
+DRAFT_LINKS = {
+    "GetDraft": link(DRAFT, "get", "the draft again", _HERE),
+    "EditDraft": link(f"{DRAFT}/edits", "post", "one more edit, over this revision", _OVER),
+    "GetEdits": link(f"{DRAFT}/edits", "get", "the edits so far", _HERE),
+    "UndoEdit": link(f"{DRAFT}/undo", "post", "undo the last edit", _OVER),
+    "RedoEdit": link(f"{DRAFT}/redo", "post", "redo the edit undone last", _OVER),
+    "DiffDraft": link(f"{DRAFT}/diff", "get", "what publishing would change", _HERE),
+    "SubmitDraft": link(f"{DRAFT}/submit", "post", "submit it for approval", _OVER),
+}
 
 
 class DraftSummary(BaseModel):
@@ -269,6 +283,7 @@ def list_drafts(conn: ConnDep, caller: CallerDep,
 
 
 @router.post("", status_code=201, responses={
+    201: {"description": "the new draft (Location, ETag)", "links": DRAFT_LINKS},
     404: {"description": "no such community or township among the caller's"},
     422: {"description": "not a community or township code, or a bad title"}})
 async def create_draft(request: Request, response: Response, caller: CallerDep,
@@ -288,7 +303,7 @@ async def create_draft(request: Request, response: Response, caller: CallerDep,
     return _answer(response, view)
 
 
-@router.get("/{draft}", responses={404: ERRORS[404]})
+@router.get("/{draft}", responses={200: {"links": DRAFT_LINKS}, 404: ERRORS[404]})
 def get_draft(request: Request, response: Response, conn: ConnDep, caller: CallerDep,
               draft: DraftId) -> DraftPublic:
     """A draft: its grids (GeoJSON), workers, statistics and defects; the ETag to send
@@ -297,7 +312,7 @@ def get_draft(request: Request, response: Response, conn: ConnDep, caller: Calle
     return _answer(response, view)
 
 
-@router.post("/{draft}/edits", responses={**ERRORS, 428: {
+@router.post("/{draft}/edits", responses={**ERRORS, 200: {"links": DRAFT_LINKS}, 428: {
     "description": "If-Match is missing"}})
 async def post_edit(request: Request, response: Response, caller: CallerDep, draft: DraftId,
                     body: Edit, if_match: IfMatch = None) -> DraftPublic:
@@ -331,14 +346,16 @@ async def _undo(request: Request, response: Response, caller: CallerDep, draft: 
     return _answer(response, view)
 
 
-@router.post("/{draft}/undo", responses={**ERRORS, 428: {"description": "If-Match missing"}})
+@router.post("/{draft}/undo", responses={**ERRORS, 200: {"links": DRAFT_LINKS},
+                                         428: {"description": "If-Match missing"}})
 async def post_undo(request: Request, response: Response, caller: CallerDep, draft: DraftId,
                     if_match: IfMatch = None) -> DraftPublic:
     """Undo the draft's last edit."""
     return await _undo(request, response, caller, draft, if_match, False)
 
 
-@router.post("/{draft}/redo", responses={**ERRORS, 428: {"description": "If-Match missing"}})
+@router.post("/{draft}/redo", responses={**ERRORS, 200: {"links": DRAFT_LINKS},
+                                         428: {"description": "If-Match missing"}})
 async def post_redo(request: Request, response: Response, caller: CallerDep, draft: DraftId,
                     if_match: IfMatch = None) -> DraftPublic:
     """Redo the edit undone last."""

@@ -15,6 +15,7 @@ from pydantic_core import to_json
 from gridmap import emergency
 from gridmap.access import Forbidden, Principal
 from gridmap.api.deps import ConnDep, ReadsHouseholds, client_of
+from gridmap.api.schemas import GEOJSON, FeatureCollection, content_of
 from gridmap.domain.layers import CARE_FLAGS
 from gridmap.io.write import rows_to_csv
 
@@ -140,9 +141,19 @@ class EmergencyPublic(BaseModel):
         description="null: the caller's role sees care flags as counts only")
 
 
+class EmergencyGeoJSON(FeatureCollection):
+    """``format=geojson``: a feature per grid (its polygon; counts flattened as
+    ``<flag>_households`` / ``<flag>_residents``, workers as the role may see them) or, with
+    ``rows=households``, per vulnerable household (a point); the area and the totals
+    beside them."""
+
+    area: AreaPublic
+    totals: TotalsPublic
+
+
 @router.post("/emergency", response_model=EmergencyPublic, responses={
     200: {"content": {"text/csv": {"schema": {"type": "string"}},
-                      "application/geo+json": {"schema": {"type": "object"}}},
+                      GEOJSON: content_of(EmergencyGeoJSON)},
           "description": "JSON; with format=csv or geojson, one row or feature per grid "
           "(rows=grids) or per vulnerable household (rows=households)"},
     403: {"description": "rows=households for a role that sees care flags as counts only"},
@@ -182,7 +193,7 @@ def post_emergency(
         return Response(rows_to_csv(table), media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="emergency-{rows}.csv"'})
     if format_ == "geojson":
-        return JSONResponse(_geojson(found, rows), media_type="application/geo+json")
+        return JSONResponse(_geojson(found, rows), media_type=GEOJSON)
     # the rows are the models' fields already: serialised directly, not validated again
     # (a district's answer holds some 10,000 households; the tests check it against the model)
     return Response(to_json({"area": _area(found.area).model_dump(), "totals": found.totals,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gridmap import i18n
 from gridmap.api.deps import ConnDep, ReadsBoundaries, ReadsCounts
@@ -18,10 +18,28 @@ from gridmap.store import features
 router = APIRouter(prefix="/api", tags=["layers"])
 
 
+Count = Annotated[int, Field(ge=0)]
+
+
+class SummaryPublic(BaseModel):
+    """Rows of each layer within the caller's divisions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    townships: Count
+    communities: Count
+    grids: Count
+    households: Count = Field(description="in the caller's grids (all, outside every grid "
+                              "included, for a caller holding everything)")
+    facilities: Count
+    incidents: Count
+    workers: Count
+
+
 @router.get("/summary")
-def get_summary(conn: ConnDep, caller: ReadsCounts) -> dict[str, int]:
+def get_summary(conn: ConnDep, caller: ReadsCounts) -> SummaryPublic:
     """Row counts of every layer, within the caller's divisions."""
-    return features.summary(conn, scope=caller.scope)
+    return SummaryPublic(**features.summary(conn, scope=caller.scope))
 
 
 Band = Annotated[list[int], Field(min_length=2, max_length=2,

@@ -24,12 +24,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from gridmap.api.errors import RETRY_AFTER_S, error_response
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("gridmap")
 UNAVAILABLE = "the database is unavailable: retry shortly"
+BUSY = "every database connection of the server is in use: retry shortly"
 DATABASE_TIMEOUT_S = 3.0
 
 
@@ -131,7 +133,8 @@ class _Outage:
 def install(app: FastAPI) -> None:
     """Answer 503 (``Retry-After``) for a lost or refused database connection:
     ``psycopg.OperationalError`` (a pool timeout included), SQLAlchemy's
-    ``OperationalError``, or any DBAPI error that invalidated its connection."""
+    ``OperationalError``, or any DBAPI error that invalidated its connection; and for
+    SQLAlchemy's pool running out of connections (its ``TimeoutError``)."""
     outage = _Outage()
 
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -142,5 +145,13 @@ def install(app: FastAPI) -> None:
         return error_response(request, 503, code="unavailable", detail=UNAVAILABLE,
                               headers={"Retry-After": str(RETRY_AFTER_S)})
 
+    async def connections_busy(request: Request, exc: Exception) -> JSONResponse:
+        outage.note(exc)
+        return error_response(request, 503, code="unavailable", detail=BUSY,
+                              headers={"Retry-After": str(RETRY_AFTER_S)})
+
     for kind in (psycopg.OperationalError, SQLAlchemyOperationalError, DBAPIError):
         app.add_exception_handler(kind, database_unavailable)
+    # every connection of the engine's pool in use for its whole timeout: a burst of
+    # requests, not a bug — a 503 to retry, not a 500
+    app.add_exception_handler(SQLAlchemyTimeoutError, connections_busy)

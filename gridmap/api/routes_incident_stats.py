@@ -26,6 +26,7 @@ from gridmap.analysis.incidents import (
     kpis,
 )
 from gridmap.api.deps import ConnDep, ReadsIncidents, client_of
+from gridmap.api.schemas import GEOJSON, Feature, FeatureCollection, content_of
 from gridmap.domain.access import Resource, Show, show
 from gridmap.domain.incidents import Stage
 from gridmap.io.write import rows_to_csv
@@ -92,6 +93,27 @@ class HotspotsPublic(BaseModel):
     units: list[HotspotPublic] = Field(description="flagged first, then by p_value")
 
 
+class HotspotFeature(Feature):
+    geometry: dict[str, Any] | None = Field(description="the grid's or the H3 cell's polygon "
+                                            "(null: a grid no longer among the caller's)")
+    properties: HotspotPublic  # type: ignore[assignment]
+
+
+class HotspotsGeoJSON(FeatureCollection):
+    """``format=geojson``: every unit as a feature, and the test's parameters beside them."""
+
+    features: list[HotspotFeature]  # type: ignore[assignment]
+    unit: Literal["grid", "h3"]
+    resolution: int | None
+    window_start: datetime
+    window_end: datetime
+    days: int
+    history: int
+    alpha: float
+    floor: float
+    rule: str
+
+
 @router.get("/incidents/kpis", response_model=list[KpiPublic], responses={
     200: {"content": {"text/csv": {"schema": {"type": "string"}}},
           "description": "indicators per unit (and period); CSV with format=csv"},
@@ -127,7 +149,7 @@ def get_kpis(
 
 
 @router.get("/incidents/hotspots", response_model=HotspotsPublic, responses={
-    200: {"content": {"application/geo+json": {"schema": {"type": "object"}}},
+    200: {"content": {GEOJSON: content_of(HotspotsGeoJSON)},
           "description": "every unit with a case in the windows; GeoJSON with "
           "format=geojson"},
     422: {"description": "a bad parameter; until outside 1970–2200"}})
@@ -170,7 +192,7 @@ def get_hotspots(
     if format_ == "geojson":
         body = json.loads(frame.to_json(drop_id=True, na="null"))
         body.update(answer.model_dump(mode="json", exclude={"units"}))
-        return JSONResponse(body, media_type="application/geo+json")
+        return JSONResponse(body, media_type=GEOJSON)
     rows = pd.DataFrame(frame.drop(columns=frame.geometry.name))
     answer.units = [HotspotPublic(**_clean(r)) for r in rows.to_dict("records")]
     return answer

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from gridmap import incidents
 from gridmap.access import NotVisible
 from gridmap.api.deps import CallerDep, ConnDep, ReadsIncidents, client_of
+from gridmap.api.schemas import link
 from gridmap.api.uploads import body_and_photos, openapi_body
 from gridmap.domain.access import Show
 from gridmap.domain.incidents import Action, Stage
@@ -120,6 +121,20 @@ class Category(BaseModel):
     closing_condition: str
 
 
+CASE = "/api/incidents/{incident_id}"
+# what a client does next with a case it was answered (the body's id, the ETag header)
+CASE_LINKS = {
+    "GetIncident": link(CASE, "get", "the case with its timeline",
+                        {"path.incident_id": "$response.body#/id"}),
+    "ActOnIncident": link(f"{CASE}/actions", "post", "its next step, over this version",
+                          {"path.incident_id": "$response.body#/id",
+                           "header.if-match": "$response.header.ETag"}),
+    "RouteIncident": link(f"{CASE}/route", "post", "route it to another grid, over this "
+                          "version", {"path.incident_id": "$response.body#/id",
+                                      "header.if-match": "$response.header.ETag"}),
+}
+
+
 def _etag(case: dict[str, Any]) -> str:
     return f'"v{case["version"]}"'
 
@@ -156,6 +171,7 @@ def _answer(request: Request, response: Response, caller: Any, case: dict[str, A
 
 
 @router.post("/incidents", status_code=201, response_model_exclude_unset=True, responses={
+    201: {"description": "the case as stored (Location, ETag)", "links": CASE_LINKS},
     400: {"description": "a form that cannot be parsed (too many files or fields, not "
                          "UTF-8)"},
     404: {"description": "the point is in none of the caller's divisions"},
@@ -217,7 +233,8 @@ def list_incidents(request: Request, conn: ConnDep, caller: ReadsIncidents,
     return [IncidentPublic(**incidents.present(r, caller)) for r in rows]
 
 
-@router.get("/incidents/{incident_id}", response_model_exclude_unset=True)
+@router.get("/incidents/{incident_id}", response_model_exclude_unset=True,
+            responses={200: {"links": CASE_LINKS}})
 def get_incident(request: Request, response: Response, conn: ConnDep,
                  caller: ReadsIncidents, incident_id: str) -> IncidentPublic:
     """One case with its timeline; the ``ETag`` to send as ``If-Match`` with its next
@@ -228,6 +245,7 @@ def get_incident(request: Request, response: Response, conn: ConnDep,
 
 
 @router.post("/incidents/{incident_id}/actions", response_model_exclude_unset=True, responses={
+    200: {"description": "the case after the step (ETag)", "links": CASE_LINKS},
     400: {"description": "a form that cannot be parsed (too many files or fields, not "
                          "UTF-8)"},
     409: {"description": "the step is not allowed from the case's stage"},
@@ -255,6 +273,7 @@ async def act(request: Request, response: Response, caller: CallerDep, incident_
 
 @router.post("/incidents/{incident_id}/route", response_model_exclude_unset=True,
              responses={
+    200: {"description": "the case, routed (ETag)", "links": CASE_LINKS},
     404: {"description": "no such case or grid among the caller's"},
     412: {"description": "the case changed since it was read"},
     428: {"description": "If-Match is missing"}})
@@ -293,3 +312,33 @@ def get_photo(request: Request, conn: ConnDep, caller: ReadsIncidents, incident_
     return FileResponse(path, media_type=media_type, headers={
         "Cache-Control": "private, max-age=86400, immutable",
         "Content-Disposition": f'inline; filename="{path.name}"'})
+
+
+# where a request names a category by its code: (path, method, field of the body)
+CATEGORY_FIELDS = (("/api/incidents", "post", "category"),
+                   ("/open311/v2/requests.json", "post", "service_code"))
+
+
+def document_categories(app: FastAPI) -> None:
+    """Make the OpenAPI list the category codes of the table this server loaded (the
+    deployment's own file, or the packaged one) as the ``enum`` of each field naming a
+    category, in JSON and form bodies alike."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = generate()
+        codes = sorted(app.state.workflow.categories)
+        components = spec.get("components", {}).get("schemas", {})
+        for path, method, field in CATEGORY_FIELDS:
+            operation = spec["paths"].get(path, {}).get(method, {})
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                schema = content.get("schema", {})
+                if "$ref" in schema:
+                    schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+                found = schema.get("properties", {}).get(field)
+                for branch in found.get("anyOf", [found]) if found else []:
+                    if branch.get("type") == "string":
+                        branch["enum"] = codes
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]

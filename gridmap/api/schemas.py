@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 
 from gridmap.access import Principal
 from gridmap.api.deps import client_of
@@ -47,11 +48,69 @@ class FeatureCollection(BaseModel):
     links: list[Link] | None = None
 
 
+# models of answers in a second media type (GeoJSON beside JSON): FastAPI documents one model
+# per answer, so these are added to the components by document()
+_OTHER_MEDIA: dict[str, type[BaseModel]] = {}
+
+
+def content_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The ``content`` entry of an answer in another media type than the route's own (e.g.
+    ``application/geo+json`` with ``format=geojson``), its schema *model*'s."""
+    _OTHER_MEDIA[model.__name__] = model
+    return {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+
+
+def document(app: FastAPI) -> None:
+    """Add the models named by :func:`content_of` (and the models they hold) to the
+    OpenAPI's components; a name FastAPI gave another schema is an error, not a silent
+    swap."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = generate()
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        _, top = models_json_schema([(m, "serialization") for m in _OTHER_MEDIA.values()],
+                                    ref_template="#/components/schemas/{model}")
+        for name, schema in top.get("$defs", {}).items():
+            if _shape(components.setdefault(name, schema)) != _shape(schema):
+                raise RuntimeError(f"two response schemas are named {name}: rename one")
+        # an error answer is JSON whatever the route answers with (FastAPI files a GeoJSON
+        # route's error models under its media type)
+        for methods in spec["paths"].values():
+            for operation in methods.values():
+                for status, answer in operation.get("responses", {}).items():
+                    content = answer.get("content", {})
+                    if status.startswith(("4", "5")) and GEOJSON in content:
+                        content.setdefault("application/json", content.pop(GEOJSON))
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _shape(schema: Any) -> Any:
+    """A schema without its defaults (FastAPI leaves out ``"default": null``)."""
+    if isinstance(schema, dict):
+        return {k: _shape(v) for k, v in schema.items() if k != "default"}
+    if isinstance(schema, list):
+        return [_shape(v) for v in schema]
+    return schema
+
+
+def link(path: str, method: str, description: str, parameters: dict[str, str]
+         ) -> dict[str, Any]:
+    """An OpenAPI link from an answer to the operation *method* *path*, its *parameters*
+    (``path.name``, ``header.If-Match``…) taken from the answer (``$response.body#/id``,
+    ``$response.header.ETag``): how a client — or a stateful test — goes on from it."""
+    pointer = path.replace("~", "~0").replace("/", "~1")
+    return {"operationRef": f"#/paths/{pointer}/{method}", "description": description,
+            "parameters": parameters}
+
+
 REPORT_ERRORS: dict[int | str, dict[str, Any]] = {
     404: error("no such division, or none among the caller's; no households there"),
     413: error("the answer would be larger than allowed: ask for a smaller page"),
-    503: error("every report worker is busy, or the database is unavailable",
-               retry_after=True),
+    503: error("every report worker is busy, the database is unavailable, or the worker "
+               "stopped while making the report", retry_after=True),
     504: error("the report ran past its time limit and was stopped: narrow it"),
 }
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -401,3 +403,25 @@ def test_a_slow_report_is_logged_with_where_its_time_went(
     assert len(lines) == 1
     for phase in ("caller", "body", "checks", "connection", "statement", "answer"):
         assert f" {phase} " in lines[0] or f"({phase} " in lines[0], lines[0]
+
+
+def test_the_openapi_lists_the_categories_this_server_loaded(tmp_path: Path) -> None:
+    """A category code is an enum of the OpenAPI, taken from the table the deployment
+    loaded (here a table of two), in the JSON and form bodies of a report and in Open311's
+    service_code."""
+    packaged = files("gridmap.domain.data").joinpath("categories.csv").read_text("utf-8-sig")
+    table = tmp_path / "categories.csv"
+    table.write_text("\n".join(packaged.splitlines()[:3]) + "\n", encoding="utf-8")
+    loaded = sorted(load_categories(table))
+    assert len(loaded) == 2
+    app = create_app(Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+                              incident_categories=table))
+    spec = app.openapi()
+    bodies = spec["paths"]["/api/incidents"]["post"]["requestBody"]["content"]
+    assert {media: body["schema"]["properties"]["category"]["enum"]
+            for media, body in bodies.items()} == {
+        "application/json": loaded, "multipart/form-data": loaded}
+    form = spec["paths"]["/open311/v2/requests.json"]["post"]["requestBody"]["content"]
+    ref = next(iter(form.values()))["schema"]["$ref"].rsplit("/", 1)[-1]
+    code = spec["components"]["schemas"][ref]["properties"]["service_code"]
+    assert [b["enum"] for b in code["anyOf"] if b.get("type") == "string"] == [loaded]

@@ -131,6 +131,51 @@ def test_a_cold_whole_district_check_answers_well_inside_its_limit(
     assert counted + body["households_outside_grids"] <= households
 
 
+def _kill(worker: object) -> None:
+    process = worker.process  # type: ignore[attr-defined]
+    process.kill()
+    process.wait(10)
+
+
+def test_a_worker_that_died_is_replaced_before_the_next_report(
+        demo_db: str, admin: dict[str, str]) -> None:
+    """The flaky first ``/api/check`` (issue 12), found: a report worker that had died
+    (killed, out of memory, or ended by a database error of an earlier job) stayed in the
+    pool's idle queue; the next report was sent to it and answered 500, and the one after
+    that, on a fresh worker, 200 — schemathesis' "failed on the first call but did not on a
+    subsequent one". A dead worker is now replaced before a job is sent to it."""
+    settings = Settings(database_url=demo_db, report_workers=1)
+    with TestClient(create_app(settings), headers=admin) as client:
+        pool = client.app.state.reports.pool
+        (worker,) = pool._all
+        _kill(worker)
+        res = client.get("/api/check", params={"community": "610199001001"})
+        assert res.status_code == 200, res.text
+        assert worker not in pool._all and len(pool._all) == 1
+
+
+def test_a_worker_dying_during_a_report_is_a_503_and_the_next_report_is_made(
+        demo_db: str, admin: dict[str, str]) -> None:
+    settings = Settings(database_url=demo_db, report_workers=1)
+    with TestClient(create_app(settings), headers=admin) as client:
+        pool = client.app.state.reports.pool
+        (worker,) = pool._all
+        sent = repr(pool._numbers)
+        results: list[httpx.Response] = []
+        thread = threading.Thread(target=lambda: results.append(client.get("/api/check")))
+        thread.start()
+        deadline = time.monotonic() + 30
+        while repr(pool._numbers) == sent and time.monotonic() < deadline:
+            time.sleep(0.005)  # until the whole-district check (seconds) is on its way
+        _kill(worker)
+        thread.join(60)
+        (res,) = results
+        assert res.status_code == 503, res.text
+        assert res.headers["Retry-After"] and "report worker" in res.json()["detail"]
+        again = client.get("/api/check", params={"community": "610199001001"})
+        assert again.status_code == 200, again.text
+
+
 def test_a_report_past_its_time_limit_is_stopped(demo_db: str, admin: dict[str, str]) -> None:
     settings = Settings(database_url=demo_db, report_timeout_s=0.5, report_workers=1)
     with TestClient(create_app(settings), headers=admin) as client:

@@ -23,7 +23,7 @@ import pytest
 import shapely
 import shapely.affinity
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import create_engine, event
 
 from gridmap.analysis.assign import GridIndexError
 from gridmap.api.app import create_app
@@ -584,3 +584,19 @@ def test_a_page_is_counted_without_testing_every_geometry(client: TestClient) ->
     counts = [s for s in statements if "count(" in s.lower() and "household" in s]
     assert len([s for s in statements[:counted] if s in counts]) == 1
     assert not [s for s in statements[counted:] if s in counts]
+
+
+def test_a_server_out_of_database_connections_answers_503_to_retry(
+        district: str, admin: dict[str, str]) -> None:
+    """Pool exhaustion under load: every connection of the engine's pool in use past its
+    timeout raised SQLAlchemy's ``TimeoutError`` — a 500 with a traceback — where a burst
+    of requests deserves a 503 to retry; the next request, a connection free, is a 200."""
+    engine = create_engine(district, pool_size=2, max_overflow=0, pool_timeout=1)
+    with TestClient(create_app(Settings(database_url=district), engine=engine),
+                    headers=admin) as client:
+        with engine.connect(), engine.connect():  # every connection of the pool, held
+            busy = client.get("/api/summary")
+        assert busy.status_code == 503, busy.text
+        assert busy.headers["Retry-After"] and "in use" in busy.json()["detail"]
+        assert busy.json()["code"] == "unavailable"
+        assert client.get("/api/summary").status_code == 200
