@@ -1,4 +1,5 @@
-"""Backups of the database: ``pg_dump --format=custom`` and ``pg_restore``.
+"""Backups of the database: ``pg_dump --format=custom``, and ``pg_restore``'s script run by
+``psql``.
 
 A restore goes into an empty database (one holding no rows in gridmap's tables: a new one,
 or one just migrated) and refuses a non-empty one unless forced. It runs in one transaction:
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -21,6 +23,19 @@ from gridmap.store.db import libpq_dsn
 
 # the tables whose rows are not the user's data
 NOT_DATA = frozenset({"alembic_version", "spatial_ref_sys"})
+# Run first in a restore's transaction: the partitioned tables (households by county) go
+# whole, partitions with them. pg_restore's --clean drops a partition's key on its own, which
+# PostgreSQL refuses ("cannot drop inherited constraint") while the parent's stands.
+DROP_PARTITIONED = """DO $$
+DECLARE
+    t text;
+BEGIN
+    FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relkind = 'p' AND NOT c.relispartition LOOP
+        EXECUTE format('DROP TABLE public.%I', t);
+    END LOOP;
+END $$;
+"""
 
 
 class BackupError(Exception):
@@ -59,7 +74,9 @@ def data_rows(database_url: str) -> dict[str, int]:
     """Tables of the public schema that hold rows, and how many."""
     with psycopg.connect(libpq_dsn(database_url)) as conn:
         tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+            "ORDER BY 1")]  # a partitioned table counts its partitions' rows
         counts = {}
         for table in tables:
             if table in NOT_DATA:
@@ -88,5 +105,15 @@ def restore(database_url: str, path: Path, *, force: bool = False) -> None:
         raise BackupError(f"the database is not empty ({shown}{', …' if len(held) > 6 else ''}):"
                           " restore into a new database, or add --force to replace what it "
                           "holds")
-    _run(database_url, "pg_restore", "--clean", "--if-exists", "--no-owner",
-         "--single-transaction", "--exit-on-error", str(path))
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "restore.sql"
+        res = subprocess.run([_tool("pg_restore"), "--clean", "--if-exists", "--no-owner",
+                              f"--file={script}", str(path)], capture_output=True, text=True)
+        if res.returncode:
+            raise BackupError(f"pg_restore failed: {(res.stderr or res.stdout).strip()}")
+        first = Path(tmp) / "partitioned.sql"
+        first.write_text(DROP_PARTITIONED, encoding="utf-8")
+        # one transaction (BEGIN before the first file, COMMIT after the last), stopped by
+        # the first error: a failed restore leaves the database as it was
+        _run(database_url, "psql", "--no-psqlrc", "--quiet", "--single-transaction",
+             "--set=ON_ERROR_STOP=1", f"--file={first}", f"--file={script}")

@@ -27,6 +27,13 @@ from gridmap.i18n import CHANGES, label
 from gridmap.i18n import gettext as _t
 from gridmap.io.errors import ImportRejected, Problem
 from gridmap.store.binary_copy import OutOfRange, column_kind, frame_to_copy
+from gridmap.store.partitions import (
+    PARTITION_KEYS,
+    conflict_key,
+    move_changed_partitions,
+    place_households_in_counties,
+    with_partition_key,
+)
 from gridmap.store.sqlfiles import read_sql
 
 STAGE = "gm_stage"
@@ -98,6 +105,8 @@ def _table_columns(spec: LayerSpec) -> list[str]:
         cols += ["level", "parent_code"]
     if spec.table == "grid":
         cols += ["community_code"]
+    if spec.table in PARTITION_KEYS:
+        cols.append(PARTITION_KEYS[spec.table])
     if spec.geometry != "none":
         cols.append("geom")
     return cols
@@ -256,26 +265,38 @@ def _reference_problems(conn: Connection, spec: LayerSpec) -> list[Problem]:
 
 
 def _upsert(conn: Connection, spec: LayerSpec, columns: list[str]) -> tuple[int, int]:
-    key = sql.Identifier(spec.key)
+    keys = conflict_key(spec.table, spec.key)  # a partitioned table's key holds its partition's
+    moved = move_changed_partitions(conn, spec.table, spec.key, columns, STAGE,
+                                    points=spec.geometry == "point")
+    key = sql.SQL(", ").join(map(sql.Identifier, keys))
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     values = _select_list(spec, columns)
-    others = [c for c in columns if c != spec.key]
+    others = [c for c in columns if c not in keys]
     sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
                               for c in others)
     target = sql.Identifier(spec.table)
     changed = sql.SQL(" OR ").join(
         sql.SQL("{t}.{c} IS DISTINCT FROM EXCLUDED.{c}").format(t=target, c=sql.Identifier(c))
         for c in others)
+    counts: sql.Composable = sql.SQL("SELECT count(*) FILTER (WHERE ins), count(*) FILTER "
+                                     "(WHERE NOT ins) FROM up")
+    if len(keys) > 1:  # a partitioned table's RETURNING has no xmax: count the staged rows
+        # new to the table in the statement's snapshot, taken before its insert
+        counts = sql.SQL(
+            "SELECT n.new, (SELECT count(*) FROM up) - n.new FROM (SELECT count(*) AS new "
+            "FROM {stage} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {match})) "
+            "AS n").format(stage=sql.Identifier(STAGE), target=target, match=sql.SQL(
+                " AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in keys))
     query = sql.SQL(
         "WITH up AS (INSERT INTO {target} ({cols}) SELECT {values} FROM {stage} "
-        "ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {changed} RETURNING (xmax = 0) AS ins) "
-        "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
+        "ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {changed} RETURNING {ins} AS ins) "
+        "{counts}"
     ).format(target=target, cols=cols, values=values, stage=sql.Identifier(STAGE), key=key,
-             sets=sets,
-             changed=changed)
+             sets=sets, changed=changed, counts=counts,
+             ins=sql.SQL("true" if len(keys) > 1 else "(xmax = 0)"))
     row = _raw(conn).execute(query).fetchone()
     assert row is not None
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]) + moved
 
 
 def _select_list(spec: LayerSpec, columns: list[str]) -> sql.Composed:
@@ -312,8 +333,11 @@ def _bulk_load(conn: Connection, spec: LayerSpec, frame: pd.DataFrame, columns: 
     pkey = raw.execute(
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE conrelid = %s::regclass AND contype = 'p'", (spec.table,)).fetchone()
+    # a partitioned table's index reads "ON ONLY" (the parent alone): rebuilt without it, so
+    # that every partition gets its own index
     indexes = raw.execute(
-        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "SELECT i.indexrelid::regclass::text, replace(pg_get_indexdef(i.indexrelid), "
+        "' ON ONLY ', ' ON ') FROM pg_index i "
         "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary", (spec.table,)).fetchall()
     trigger = f"{spec.table}_notify_ins"
     notifies = raw.execute("SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND "
@@ -359,22 +383,62 @@ def _bulk_load(conn: Connection, spec: LayerSpec, frame: pd.DataFrame, columns: 
 def build_deferred_indexes(engine: Engine, result: LoadResult) -> None:
     """Build the indexes a bulk load left for after its commit (``CREATE INDEX
     CONCURRENTLY``: reads and writes go on meanwhile). An index left invalid by an earlier
-    interrupted build is dropped first."""
+    interrupted build is dropped first. A partitioned table's index cannot be built
+    concurrently: it is declared on the parent alone, built concurrently on each partition
+    and attached, partition by partition (the parent's becomes valid with the last)."""
     for definition in result.deferred:
         name = definition.split(" ON ", 1)[0].rsplit(" ", 1)[1]
         with engine.connect() as conn:
             raw = _raw(conn)
             raw.autocommit = True  # CONCURRENTLY runs outside a transaction block
             try:
-                invalid = raw.execute("SELECT 1 FROM pg_index WHERE indexrelid = "
-                                      "to_regclass(%s) AND NOT indisvalid", (name,)).fetchone()
-                if invalid:
-                    raw.execute(sql.SQL("DROP INDEX CONCURRENTLY {}").format(
-                        sql.Identifier(name)))
-                raw.execute(sql.SQL(definition.replace(
-                    "CREATE INDEX ", "CREATE INDEX CONCURRENTLY IF NOT EXISTS ", 1)))
+                table, partitions = _partitions_of(raw, definition)
+                if partitions:
+                    _build_partitioned_index(raw, name, definition, table, partitions)
+                    continue
+                _build_concurrently(raw, name, definition)
             finally:
                 raw.autocommit = False  # the connection goes back to the pool
+
+
+def _build_concurrently(raw: psycopg.Connection, name: str, definition: str) -> None:
+    invalid = raw.execute("SELECT 1 FROM pg_index WHERE indexrelid = to_regclass(%s) AND NOT "
+                          "indisvalid", (name,)).fetchone()
+    if invalid:
+        raw.execute(sql.SQL("DROP INDEX CONCURRENTLY {}").format(sql.Identifier(name)))
+    raw.execute(sql.SQL(definition.replace(
+        "CREATE INDEX ", "CREATE INDEX CONCURRENTLY IF NOT EXISTS ", 1)))
+
+
+def _partitions_of(raw: psycopg.Connection, definition: str) -> tuple[str, list[str]]:
+    """The table an index definition is on, and its partitions (none: not partitioned)."""
+    table = definition.split(" ON ", 1)[1].removeprefix("ONLY ").split(" USING ", 1)[0]
+    rows = raw.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = "
+                       "i.inhrelid WHERE i.inhparent = %s::regclass ORDER BY 1",
+                       (table,)).fetchall()
+    return table, [str(r[0]) for r in rows]
+
+
+def _build_partitioned_index(raw: psycopg.Connection, name: str, definition: str,
+                             table: str, partitions: list[str]) -> None:
+    """*definition* on a partitioned *table*: ``ON ONLY`` the parent, then concurrently on
+    each partition and attached (PostgreSQL's documented way, "CREATE INDEX", partitioned
+    tables)."""
+    head, using = definition.split(" USING ", 1)
+    raw.execute(sql.SQL(head.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1)
+                        .replace(f" ON {table}", f" ON ONLY {table}", 1) + " USING " + using))
+    suffix = name.removeprefix(table.rsplit(".", 1)[-1] + "_")
+    for partition in partitions:
+        attached = raw.execute(
+            "SELECT 1 FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass AND x.indrelid = %s::regclass AND x.indisvalid",
+            (name, partition)).fetchone()
+        if attached:  # built by an earlier run, or with a partition made since
+            continue
+        child = f"{partition}_{suffix}"
+        _build_concurrently(raw, child, f"CREATE INDEX {child} ON {partition} USING {using}")
+        raw.execute(sql.SQL("ALTER INDEX {} ATTACH PARTITION {}").format(
+            sql.Identifier(name), sql.Identifier(child)))
 
 
 BLOCKING = ("invalid", "gap", "overlap", "outside")
@@ -501,6 +565,7 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
     frame, problems = _prepare(frame, spec)
     if problems:
         raise ImportRejected(source, f"{len(problems)} code(s) of the wrong level", problems)
+    frame = with_partition_key(conn, spec.table, frame)  # households: their county
     columns = _table_columns(spec)
     if spec.table == "grid":
         columns = [c for c in columns if c != "version"]
@@ -523,6 +588,8 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
     else:
         inserted, updated = _upsert(conn, spec, columns)
         result = LoadResult(layer_name, len(frame), inserted, updated)
+    if spec.division_level == "county":  # households imported before their county join it
+        place_households_in_counties(conn)
     _raw(conn).execute(
         sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(STAGE)))
     return result

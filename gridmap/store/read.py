@@ -25,10 +25,11 @@ _TABLES = {
 
 
 def layer_query(layer_name: str) -> Select:
-    """The SELECT of one layer, without generated columns."""
+    """The SELECT of one layer, without generated columns or the households' partition key
+    (the store's own, not the layer's)."""
     spec = LAYERS[layer_name]
     table = _TABLES[spec.table]
-    cols = [c for c in table.columns if c.name != "geom_3857"]
+    cols = [c for c in table.columns if c.name not in ("geom_3857", "county_code")]
     query = select(*cols)
     if spec.division_level:
         query = query.where(table.c.level == spec.division_level)

@@ -107,6 +107,8 @@ household = Table(
     Column("head_name", Text),
     Column("phone", Text),
     Column("geom", _point(), nullable=False),
+    # the partition key (migration 0015): the county the point lies in, '000000' for none
+    Column("county_code", String(6), primary_key=True),
 )
 
 facility = Table(

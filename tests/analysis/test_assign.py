@@ -291,6 +291,8 @@ def test_reassignment_plan_keeps_grids_outer_and_no_parallel_gather(demo_db: str
         assert "max_parallel_workers_per_gather = 0" in assign_query("household").as_string(raw)
         select = join_query("household").as_string(raw)
         plan = raw.execute("EXPLAIN (FORMAT JSON) " + select).fetchone()[0]  # type: ignore[index]
+        held = {r[0] for r in raw.execute(
+            "SELECT tableoid::regclass::text FROM household GROUP BY 1").fetchall()}
     engine.dispose()
     text_plan = json.dumps(plan)
     assert "Gather" not in text_plan
@@ -299,7 +301,11 @@ def test_reassignment_plan_keeps_grids_outer_and_no_parallel_gather(demo_db: str
         node = node["Plans"][0]
     outer, inner = node["Plans"]
     assert outer.get("Relation Name") == "grid"
-    assert inner.get("Relation Name") == "household" and "Index" in inner["Node Type"]
+    # households are partitioned by county: the inner side probes the index of every
+    # partition that holds rows (an empty one may be read as it is)
+    scans = inner["Plans"] if inner["Node Type"] == "Append" else [inner]
+    probed = {s.get("Relation Name") for s in scans if "Index" in s["Node Type"]}
+    assert held and held <= probed
 
 
 @pytest.mark.parametrize("grids", [awkward_grids, lambda: make_city(300, exclusive=6)])
