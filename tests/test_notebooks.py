@@ -4,7 +4,6 @@ run, no cell's output is large (a map inlines its scripts: ~0.5 MB; 9,000 dots w
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -17,36 +16,14 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 MAX_CELL_OUTPUT = 600_000  # bytes
 
 
-@pytest.fixture(scope="module")
-def executed(demo_db: str) -> dict[Path, nbformat.NotebookNode | BaseException]:
-    """Every notebook run top to bottom, all at once: each in a kernel (a process) of its
-    own, so together they take about as long as the longest alone. What each notebook holds
-    after its run, or what its run raised."""
-
-    async def run(path: Path) -> nbformat.NotebookNode:
-        nb = nbformat.read(path, as_version=4)
-        await NotebookClient(nb, timeout=600, kernel_name="python3",
-                             resources={"metadata": {"path": str(path.parent)}}
-                             ).async_execute()
-        return nb
-
-    async def run_all() -> list[nbformat.NotebookNode | BaseException]:
-        return await asyncio.gather(*map(run, NOTEBOOKS), return_exceptions=True)
-
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setenv("GRIDMAP_DATABASE_URL", demo_db)  # the kernels' environment
-        return dict(zip(NOTEBOOKS, asyncio.run(run_all()), strict=True))
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path: Path, executed: dict[Path, nbformat.NotebookNode | BaseException]
-                       ) -> None:
-    stored = nbformat.read(path, as_version=4)
-    assert not any(c.get("outputs") for c in stored.cells if c.cell_type == "code"), \
+def test_notebook_runs(path: Path, demo_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRIDMAP_DATABASE_URL", demo_db)
+    nb = nbformat.read(path, as_version=4)
+    assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
         "store notebooks without outputs"
-    nb = executed[path]
-    if isinstance(nb, BaseException):
-        raise nb  # the cell that failed, with its traceback
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
     code = [c for c in nb.cells if c.cell_type == "code"]
     sizes = [len(json.dumps(c.get("outputs", []))) for c in code]
     assert max(sizes) < MAX_CELL_OUTPUT, sizes
