@@ -8,7 +8,9 @@ Library tests run in a transaction that is rolled back. In CI a skipped test fai
 
 from __future__ import annotations
 
+import itertools
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -37,6 +39,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    helpers = sys.modules.get("tests.helpers")
+    if helpers is not None:
+        helpers.chromium.close()  # the page tests' browser, if they ran
     if os.environ.get("CI") and _skipped:
         print(f"\nCI: {len(_skipped)} skipped test(s) count as failures: {_skipped[:5]}")
         session.exitstatus = 1
@@ -63,6 +68,11 @@ def _url(server_url: str, dbname: str) -> str:
     return make_url(server_url).set(database=dbname).render_as_string(hide_password=False)
 
 
+# template databases holding demo layers imported through the CLI, by the migrated template
+# they were copied from and the layers (in order): see loaded_database
+_LOADED: dict[str, dict[tuple[str, ...], DatabaseJanitor]] = {}
+
+
 @pytest.fixture(scope="session")
 def template_db(server_url: str) -> Iterator[str]:
     name = f"gridmap_tmpl_{uuid.uuid4().hex[:8]}"
@@ -72,6 +82,8 @@ def template_db(server_url: str) -> Iterator[str]:
             migrate(conn)
         engine.dispose()
         yield name
+        for janitor in reversed(list(_LOADED.pop(name, {}).values())):  # copies of it
+            janitor.drop()
 
 
 def _fresh(server_url: str, template_db: str) -> Iterator[str]:
@@ -152,18 +164,48 @@ def serve_in_thread(database_url: str, **settings: Any) -> Iterator[str]:
     thread.join(10)
 
 
-def loaded_database(server_url: str, template_db: str, layers: tuple[str, ...],
-                    files: dict[str, object] | None = None) -> Iterator[str]:
-    """A database of its own with demo *layers* imported through the CLI (a file per layer
-    from *files* instead of the demo's, where given)."""
+def _import(url: str, layers: tuple[str, ...], files: dict[str, object]) -> None:
     from gridmap.demodata import DEMO_DIR, DEMO_FILES
     from tests.helpers import import_layer
 
-    for url in _fresh(server_url, template_db):
-        for layer in layers:
-            path = (files or {}).get(layer, DEMO_DIR / DEMO_FILES[layer])
-            result = import_layer(url, layer, path)
-            assert result.exit_code == 0, result.output
+    for layer in layers:
+        path = files.get(layer, DEMO_DIR / DEMO_FILES[layer])
+        result = import_layer(url, layer, path)
+        assert result.exit_code == 0, result.output
+
+
+def _loaded_template(server_url: str, template_db: str, layers: tuple[str, ...]) -> str:
+    """A template database holding the demo's *layers* imported through the CLI, made once
+    per session: a copy of the longest run of them already made, with the rest imported.
+    The boundaries up to the grids, which most callers start with, are kept on their own."""
+    made = _LOADED.setdefault(template_db, {})
+    if layers not in made:
+        if "grids" in layers[:-1]:
+            _loaded_template(server_url, template_db, layers[:layers.index("grids") + 1])
+        done = max((k for k in made if layers[:len(k)] == k), key=len, default=())
+        name = f"gridmap_tmpl_{uuid.uuid4().hex[:8]}"
+        janitor = _janitor(server_url, name, as_template=True,
+                           template_dbname=made[done].dbname if done else template_db)
+        janitor.init()
+        try:
+            _import(_url(server_url, name), layers[len(done):], {})
+        except BaseException:
+            janitor.drop()
+            raise
+        made[layers] = janitor  # dropped with template_db
+    return made[layers].dbname
+
+
+def loaded_database(server_url: str, template_db: str, layers: tuple[str, ...],
+                    files: dict[str, object] | None = None) -> Iterator[str]:
+    """A database of its own with demo *layers* imported through the CLI (a file per layer
+    from *files* instead of the demo's, where given). The layers before the first one from
+    *files* are imported once per session into a template, which each caller copies."""
+    files = files or {}
+    demo = tuple(itertools.takewhile(lambda layer: layer not in files, layers))
+    source = _loaded_template(server_url, template_db, demo) if demo else template_db
+    for url in _fresh(server_url, source):
+        _import(url, layers[len(demo):], files)
         yield url
 
 

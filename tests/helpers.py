@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,64 @@ def assigned_district(server_url: str, template_db: str, area: Any, folder: Path
             {"households": households}):
         assert run_cli(url, "assign").exit_code == 0
         yield url
+
+
+class _Chromium:
+    """One Playwright driver and one headless chromium for the whole session, started by the
+    first page test: each page gets a browser context of its own (its own cookies, storage,
+    cache, viewport, touch and locale — what a browser started for it would give), without
+    the seconds a driver and a browser take to start.
+
+    The sync API marks its event loop as running in this thread while it is in use; between
+    uses the mark is taken off (and put back before the next use), so that the tests that
+    run in between may start event loops of their own (``asyncio.run``, nbclient)."""
+
+    def __init__(self) -> None:
+        self.playwright: Any = None
+        self.browser: Any = None
+        self.loop: Any = None
+        self.depth = 0  # contexts open
+
+    @contextmanager
+    def context(self, executable: str, args: list[str], **options: Any) -> Iterator[Any]:
+        """A new browser context with *options* (``Browser.new_context``), closed after."""
+        import asyncio
+
+        if self.depth == 0 and self.loop is not None:
+            asyncio._set_running_loop(self.loop)  # as the sync API left it
+        self.depth += 1
+        try:
+            if self.browser is None or not self.browser.is_connected():
+                self._start(executable, args)
+            context = self.browser.new_context(**options)
+            try:
+                yield context
+            finally:
+                context.close()
+        finally:
+            self.depth -= 1
+            if self.depth == 0:
+                asyncio._set_running_loop(None)
+
+    def _start(self, executable: str, args: list[str]) -> None:
+        import asyncio
+
+        from playwright.sync_api import sync_playwright
+
+        self.close()
+        self.playwright = sync_playwright().start()
+        self.loop = asyncio.get_running_loop()
+        self.browser = self.playwright.chromium.launch(executable_path=executable, args=args)
+
+    def close(self) -> None:
+        """Stop the browser and the driver (at the end of the session)."""
+        import asyncio
+
+        playwright, self.playwright, self.browser = self.playwright, None, None
+        if playwright is not None:
+            asyncio._set_running_loop(self.loop)
+            playwright.stop()  # closes the browser; the loop is closed and unmarked
+        self.loop = None
+
+
+chromium = _Chromium()

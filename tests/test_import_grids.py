@@ -19,16 +19,17 @@ from fastapi.testclient import TestClient
 from gridmap.api.app import create_app
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.settings import Settings
-from tests.conftest import loaded_database
+from tests.conftest import copy_of, loaded_database
 from tests.helpers import bearer, fingerprint, run_cli, token_for
 
 COMMUNITY = "610199001001"
 
 
-@pytest.fixture
-def district(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[str]:
-    """Boundaries, grids, workers and the households of one township, assigned."""
+@pytest.fixture(scope="module")
+def loaded(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[str]:
+    """Boundaries, grids, workers and the households of one township, assigned: made once,
+    the template of each test's own copy (nobody connects to it)."""
     some = tmp_path_factory.mktemp("hh") / "households.parquet"
     households = gpd.read_parquet(DEMO_DIR / DEMO_FILES["households"])
     grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"])
@@ -39,6 +40,13 @@ def district(server_url: str, template_db: str, tmp_path_factory: pytest.TempPat
             {"households": some}):
         assert run_cli(url, "assign").exit_code == 0
         yield url
+
+
+@pytest.fixture
+def district(server_url: str, loaded: str) -> Iterator[str]:
+    """Boundaries, grids, workers and the households of one township, assigned: a database
+    of the test's own."""
+    yield from copy_of(server_url, loaded)
 
 
 @pytest.fixture(scope="module")

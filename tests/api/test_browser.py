@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page
 
 from tests.conftest import serve_in_thread
-from tests.helpers import token_for
+from tests.helpers import chromium, token_for
 
 SHOT_DIR = Path(os.environ.get("GRIDMAP_SCREENSHOT_DIR", "/nonexistent"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -75,25 +75,21 @@ def _console(seen: Browsed, message: ConsoleMessage) -> None:
 @contextmanager
 def browse(base_url: str, width: int, height: int, *, locale: str = "en-US",
            bypass_csp: bool = False) -> Iterator[Browsed]:
-    """A page in Debian's headless chromium that records errors and outside requests; a
-    touch screen when phone-sized; a browser set to *locale* (it sends Accept-Language, so
-    the pages and the API speak its language). *bypass_csp*: so that axe-core can be put
-    into the page."""
+    """A page in Debian's headless chromium (a context of its own: a fresh profile) that
+    records errors and outside requests; a touch screen when phone-sized; a browser set to
+    *locale* (it sends Accept-Language, so the pages and the API speak its language).
+    *bypass_csp*: so that axe-core can be put into the page."""
     touch = width < 700
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": width, "height": height},
-                                has_touch=touch, is_mobile=touch, locale=locale,
-                                bypass_csp=bypass_csp)
+    with chromium.context(CHROMIUM, FLAGS, viewport={"width": width, "height": height},
+                          has_touch=touch, is_mobile=touch, locale=locale,
+                          bypass_csp=bypass_csp) as context:
+        page = context.new_page()
         seen = Browsed(page, touch)
         page.on("console", lambda m: _console(seen, m))
         page.on("pageerror", lambda e: seen.errors.append(str(e)))
         page.on("request", lambda r: seen.external.append(r.url)
                 if not r.url.startswith((base_url, "data:", "blob:")) else None)
-        try:
-            yield seen
-        finally:
-            browser.close()
+        yield seen
 
 
 def wait_until(page: Page, expression: str, timeout: float = 90.0) -> Any:
