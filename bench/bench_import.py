@@ -67,7 +67,8 @@ def copy_ceiling(engine: Engine, frame: gpd.GeoDataFrame) -> tuple[float, float]
         for _ in frame_to_copy(_binary_source(frame, columns), columns, kinds):
             pass
         encode = time.perf_counter() - start
-        conn.execute(text("CREATE TEMP TABLE household_raw (LIKE household) ON COMMIT DROP"))
+        conn.execute(text("CREATE TEMP TABLE household_raw (LIKE household INCLUDING DEFAULTS)"
+                          " ON COMMIT DROP"))  # a partitioned household's county default
         start = time.perf_counter()
         copy_into(conn, "household_raw", frame, columns)
         return encode, time.perf_counter() - start

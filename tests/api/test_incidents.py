@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -292,6 +292,34 @@ def test_overdue_cases_are_warned_then_escalated_once_across_a_holiday(
     assert "2026-10-08 16:00" in escalation["note"]
     warning = next(e for e in timeline if e["action"] == "warn_handling")
     assert warning["assignee"] == case.json()["assignee"]
+
+
+def test_a_short_deadline_warns_in_its_last_quarter_not_on_arrival(
+        client: TestClient, who: dict[str, dict[str, str]],
+        points: dict[str, tuple[float, float]], database: str) -> None:
+    """A dispatch deadline (10 or 30 minutes) is shorter than the hour's warning: the case is
+    warned when a quarter of its time is left, not the moment it arrives (which would warn
+    every new case and make each round of the job one large insert)."""
+    from sqlalchemy import create_engine
+
+    from gridmap.incidents import escalate_overdue
+
+    case = report(client, who["dispatcher"], points["grid"]).json()
+    cid = case["id"]
+    reported = datetime.fromisoformat(case["reported_at"])
+    due = datetime.fromisoformat(case["dispatch_due"])
+    allowed = due - reported
+    assert allowed <= timedelta(minutes=30)
+    engine = create_engine(database)
+
+    def round_at(at: datetime) -> list[str]:
+        return [action for i, action in escalate_overdue(engine, now=at) if i == cid]
+
+    assert round_at(reported + timedelta(seconds=30)) == []      # just arrived
+    assert round_at(due - allowed / 4 - timedelta(seconds=5)) == []  # three quarters gone, not yet
+    assert round_at(due - allowed / 4 + timedelta(seconds=5)) == ["warn_dispatch"]
+    assert round_at(due + timedelta(seconds=1)) == ["escalate_dispatch"]
+    engine.dispose()
 
 
 

@@ -1,10 +1,12 @@
 -- One round of the overdue job (the stages and their deadlines as STAGE_DEADLINES in
--- gridmap/domain/incidents.py): for every case past (or, for a warning, within :warn_minutes
--- of) the deadline of the stage it is in, append a timeline event once — 'warn_<deadline>' to
--- the worker responsible, 'escalate_<deadline>' (超期督办) to the supervisor of the case's
--- township. The events since the case last entered its stage are the job's state: a case is
--- warned and escalated once per deadline and stage, whichever process runs the round, and a
--- restart forgets nothing.
+-- gridmap/domain/incidents.py): for every case past the deadline of the stage it is in, or
+-- near it, append a timeline event once — 'warn_<deadline>' to the worker responsible,
+-- 'escalate_<deadline>' (超期督办) to the supervisor of the case's township. Near means within
+-- :warn_minutes and within the last quarter of the time the stage allows (from the moment the
+-- case entered the stage): a 10-minute dispatch deadline warns 2.5 minutes before, not the
+-- moment the case arrives. The events since the case last entered its stage are the job's
+-- state: a case is warned and escalated once per deadline and stage, whichever process runs
+-- the round, and a restart forgets nothing.
 WITH due AS (
     SELECT i.id, i.status, i.grid_code, i.assignee, i.township_code, d.kind, d.at
     FROM incident i
@@ -19,6 +21,14 @@ WITH due AS (
     SELECT due.*, CASE WHEN due.at < CAST(:now AS timestamptz) THEN 'escalate_' ELSE 'warn_' END
                   || due.kind AS action
     FROM due
+    WHERE due.at < CAST(:now AS timestamptz)
+       OR due.at - CAST(:now AS timestamptz) < (
+           SELECT CASE WHEN max(e.at) < due.at
+                       THEN least(make_interval(mins => :warn_minutes), (due.at - max(e.at)) / 4)
+                       ELSE make_interval(mins => :warn_minutes) END
+           FROM incident_event e
+           WHERE e.incident_id = due.id AND e.to_stage = due.status
+             AND e.action NOT LIKE 'warn\_%' AND e.action NOT LIKE 'escalate\_%')
 )
 INSERT INTO incident_event (incident_id, at, actor, role, action, from_stage, to_stage,
                             grid_code, assignee, note)
