@@ -499,6 +499,7 @@ def main() -> None:
                                env=env, check=True, capture_output=True)
             port = free_port()
             log = (args.trace or Path(tmp)) / "serve.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "wb") as out:
                 proc = subprocess.Popen([GRIDMAP, "serve", "--port", str(port),
                                          "--log-level", "warning", "--workers",

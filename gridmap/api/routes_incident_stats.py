@@ -80,7 +80,9 @@ class HotspotPublic(BaseModel):
     flagged: bool = Field(description="current > threshold (p_value <= alpha)")
 
 
-class HotspotsPublic(BaseModel):
+class HotspotTest(BaseModel):
+    """The parameters of the hotspot test, beside its units in either form."""
+
     unit: Literal["grid", "h3"]
     resolution: int | None
     window_start: datetime
@@ -90,6 +92,9 @@ class HotspotsPublic(BaseModel):
     alpha: float
     floor: float
     rule: str
+
+
+class HotspotsPublic(HotspotTest):
     units: list[HotspotPublic] = Field(description="flagged first, then by p_value")
 
 
@@ -99,19 +104,10 @@ class HotspotFeature(Feature):
     properties: HotspotPublic  # type: ignore[assignment]
 
 
-class HotspotsGeoJSON(FeatureCollection):
+class HotspotsGeoJSON(FeatureCollection, HotspotTest):
     """``format=geojson``: every unit as a feature, and the test's parameters beside them."""
 
     features: list[HotspotFeature]  # type: ignore[assignment]
-    unit: Literal["grid", "h3"]
-    resolution: int | None
-    window_start: datetime
-    window_end: datetime
-    days: int
-    history: int
-    alpha: float
-    floor: float
-    rule: str
 
 
 @router.get("/incidents/kpis", response_model=list[KpiPublic], responses={

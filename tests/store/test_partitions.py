@@ -42,7 +42,7 @@ def _counties(conn: Connection) -> None:
 def _partitions(conn: Connection) -> dict[str, int]:
     """Rows per (non-empty) partition of household."""
     return dict(conn.execute(text(
-        "SELECT tableoid::regclass::text, count(*) FROM household GROUP BY 1")).tuples().all())
+        "SELECT tableoid::regclass::text, count(*) FROM household GROUP BY 1")).all())
 
 
 @pytest.fixture
@@ -179,7 +179,7 @@ def test_an_import_routes_households_to_their_counties(conn: Connection) -> None
     frame = _households(["a", "b", "c", "d"], [109.05, 109.15, 109.1, 111], [34.05] * 4)
     first = load_layer(conn, "households", frame)
     assert (first.inserted, first.updated) == (4, 0)
-    assert dict(conn.execute(text("SELECT id, county_code FROM household")).tuples().all()) \
+    assert dict(conn.execute(text("SELECT id, county_code FROM household")).all()) \
         == {"a": "610112", "b": "610113", "c": "610112", "d": "000000"}
     again = load_layer(conn, "households", frame)
     assert (again.inserted, again.updated) == (0, 0)
@@ -214,7 +214,7 @@ def test_households_imported_before_their_county_join_it(conn: Connection) -> No
                                  "name": ["west", "east"]},
                                 geometry=gpd.GeoSeries.from_wkt([WEST, EAST]), crs=4326)
     load_layer(conn, "counties", counties)
-    assert dict(conn.execute(text("SELECT id, county_code FROM household")).tuples().all()) \
+    assert dict(conn.execute(text("SELECT id, county_code FROM household")).all()) \
         == {"p": "610112", "q": "610113"}
 
 
@@ -256,7 +256,7 @@ def test_a_bulk_load_indexes_every_partition(fresh_db: str) -> None:
             indexes = conn.execute(text(
                 "SELECT c.relname, count(*) FILTER (WHERE x.indisvalid) FROM pg_index x "
                 "JOIN pg_class c ON c.oid = x.indrelid WHERE c.relname LIKE 'household%' "
-                "GROUP BY 1")).tuples().all()
+                "GROUP BY 1")).all()
             assert dict(indexes) == {"household": 4, "household_000000": 4,
                                      "household_610112": 4, "household_610113": 4}
             hits = conn.execute(text("SELECT count(*) FROM household WHERE address % "
