@@ -405,8 +405,7 @@ def _serve(pipe: Pipe) -> None:
         except ReportError as exc:
             answer = ("error", exc)
         except Exception as exc:
-            if isinstance(exc, DBAPIError) and (isinstance(exc, SQLAlchemyOperationalError)
-                                                or exc.connection_invalidated):
+            if database_away(exc):
                 answer = ("error", ReportDatabaseUnavailable(
                     "the database is unavailable: retry shortly"))
             else:  # a bug (any other database error included): a 500 for this request;
@@ -415,6 +414,37 @@ def _serve(pipe: Pipe) -> None:
                 answer = ("error", RuntimeError(
                     f"the report failed: {type(exc).__name__}: {exc}"))
         pipe.send((number, *answer))
+
+
+def database_away(exc: BaseException) -> bool:
+    """Whether *exc* — or what it was raised from, as pandas' ``read_sql`` wraps the driver's
+    error in its own ``DatabaseError`` — says the database went away (shut down, restarted,
+    unreachable) rather than that the report is wrong.
+
+    >>> import psycopg
+    >>> try:
+    ...     try:
+    ...         raise psycopg.errors.AdminShutdown("terminating connection")
+    ...     except psycopg.Error as inner:
+    ...         raise RuntimeError("Execution failed on sql 'SELECT 1'") from inner
+    ... except RuntimeError as outer:
+    ...     database_away(outer)
+    True
+    >>> database_away(ValueError("no such facility type"))
+    False
+    """
+    import psycopg
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (SQLAlchemyOperationalError, psycopg.OperationalError)):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _warm_up() -> None:
