@@ -16,8 +16,9 @@ apt_install() {
       echo "gridmap setup: please install as root: apt-get install $*" >&2; exit 1; fi
   else SUDO=""; fi
   echo "gridmap setup: installing $* from Debian's packages"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+  # wait for another apt (an unattended upgrade, a second set-up) rather than fail
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@" >/dev/null
 }
 
 # PostgreSQL server and PostGIS (the local cluster runs on these)
