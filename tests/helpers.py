@@ -4,6 +4,7 @@ nothing, and a CLI runner bound to one database."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -228,3 +229,11 @@ class _Chromium:
 
 
 chromium = _Chromium()
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
+    """(z, x, y) of the web-mercator tile holding a point."""
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return z, x, y

@@ -42,7 +42,7 @@ from gridmap.incidents import OverdueJob, Workflow
 from gridmap.places import PlaceIndex
 from gridmap.reports import ReportCache, ReportPool, Reports
 from gridmap.settings import Settings, get_settings
-from gridmap.store.db import libpq_dsn
+from gridmap.store.db import check_pooled, libpq_dsn
 from gridmap.store.listen import ChangeHub
 from gridmap.store.photos import PhotoFiles
 from gridmap.tiles.mvt import TileCache
@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.intake_pool = AsyncConnectionPool(
             libpq_dsn(url), min_size=1, max_size=routes_incidents.INTAKE_SLOTS, open=False,
             kwargs={"autocommit": True}, timeout=15,
-            check=AsyncConnectionPool.check_connection)
+            check=check_pooled)
         await app.state.intake_pool.open()
         app.state.overdue = OverdueJob(app.state.engine, interval=settings.overdue_interval_s,
                                        warn_minutes=settings.overdue_warn_minutes,

@@ -13,21 +13,27 @@ query overlapped a change is served but not kept (it may predate the change).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache, partial
 from typing import Literal
 
+import numpy as np
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from gridmap.domain.access import Scope
 from gridmap.domain.standards import GridStandard
+from gridmap.store.db import check_pooled
 from gridmap.store.listen import Change
 from gridmap.store.sqlfiles import read_sql
 from gridmap.tiles.store import SharedTiles, Tile
+
+log = logging.getLogger("gridmap")
 
 LAYERS = {
     "townships": ("divisions", {"level": "township", "layer": "townships"}),
@@ -48,6 +54,7 @@ MAX_ZOOM = 22
 PAD = 64 / 4096  # a tile's buffer (ST_AsMVTGeom's 64 of 4096), in tile widths
 MAX_LAT = 85.0511287798066  # web mercator's edge
 ENUMERATE = 64  # a stale range of at most this many tiles is looked up tile by tile
+FLUSH_AT = 256  # changes noted before they are evicted even if no tile is asked for
 View = tuple[tuple[str, ...] | None, bool]  # the caller's scope patterns, counts shown
 ALL: View = (None, True)
 Key = tuple[str, int, int, int, View]
@@ -72,12 +79,6 @@ def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     return x / n * 360.0 - 180.0, lat(y + 1), (x + 1) / n * 360.0 - 180.0, lat(y)
 
 
-def _mercator_y(lat: float, n: int) -> float:
-    """A latitude as a fractional tile row at a zoom of *n* tiles a side."""
-    r = math.radians(max(-MAX_LAT, min(MAX_LAT, lat)))
-    return (1 - math.asinh(math.tan(r)) / math.pi) / 2 * n
-
-
 def touching_tiles(bbox: tuple[float, float, float, float], z: int) -> TileRange:
     """The tiles of zoom *z* whose bounds with their buffer (:func:`_padded`) touch *bbox*
     (west, south, east, north in degrees): ``(z, x0, x1, y0, y1)``, inclusive, with the
@@ -87,14 +88,28 @@ def touching_tiles(bbox: tuple[float, float, float, float], z: int) -> TileRange
     >>> touching_tiles((109.0, 34.2, 109.0, 34.2), 10)
     (10, 822, 822, 408, 408)
     """
+    x0, x1, y0, y1 = (int(v) for v in _touching(np.array([bbox], dtype=np.float64), z)[0])
+    return z, x0, x1, y0, y1
+
+
+def _touching(boxes: np.ndarray, z: int) -> np.ndarray:
+    """:func:`touching_tiles` of many boxes (rows of west, south, east, north) at zoom *z*:
+    rows of x0, x1, y0, y1. Vectorised: a burst of 256 reports at 23 zooms was 33 ms of
+    Python a tile at a time, ~1 ms this way."""
     n = 2**z
     pad = 360 / n * PAD  # in degrees, as _padded pads latitude too
-    west, south, east, north = bbox
-    fx0, fx1 = (west - pad + 180) / 360 * n, (east + pad + 180) / 360 * n
-    fy0, fy1 = _mercator_y(north + pad, n), _mercator_y(south - pad, n)
+    west, south, east, north = boxes.T
     eps = 1e-6
-    return (z, max(0, math.ceil(fx0 - eps) - 1), min(n - 1, math.floor(fx1 + eps)),
-            max(0, math.ceil(fy0 - eps) - 1), min(n - 1, math.floor(fy1 + eps)))
+
+    def row(lat: np.ndarray) -> np.ndarray:  # a latitude as a fractional tile row
+        r = np.radians(np.clip(lat, -MAX_LAT, MAX_LAT))
+        return (1 - np.arcsinh(np.tan(r)) / np.pi) / 2 * n
+
+    return np.stack([
+        np.maximum(0, np.ceil((west - pad + 180) / 360 * n - eps) - 1),
+        np.minimum(n - 1, np.floor((east + pad + 180) / 360 * n + eps)),
+        np.maximum(0, np.ceil(row(north + pad) - eps) - 1),
+        np.minimum(n - 1, np.floor(row(south - pad) + eps))], axis=1).astype(np.int64)
 
 
 def stale_ranges(changes: list[Change]) -> dict[str, set[TileRange] | None]:
@@ -102,13 +117,22 @@ def stale_ranges(changes: list[Change]) -> dict[str, set[TileRange] | None]:
     zoom (None: the whole layer). A burst of reports is one batch: its ranges at low zooms
     are mostly the same ones."""
     stale: dict[str, set[TileRange] | None] = {}
+    boxes: dict[str, list[tuple[float, float, float, float]]] = {}
     for change in changes:
         for layer in AFFECTS.get(change.table, ()):
-            ranges = stale.setdefault(layer, set())
+            stale.setdefault(layer, set())
             if change.bbox is None:
                 stale[layer] = None
-            elif ranges is not None:
-                ranges.update(touching_tiles(change.bbox, z) for z in range(MAX_ZOOM + 1))
+            else:
+                boxes.setdefault(layer, []).append(change.bbox)
+    for layer, found in boxes.items():
+        ranges = stale[layer]
+        if ranges is None:
+            continue
+        unique = np.array(list(set(found)), dtype=np.float64)
+        for z in range(MAX_ZOOM + 1):
+            ranges.update((z, x0, x1, y0, y1) for x0, x1, y0, y1
+                          in _touching(unique, z).tolist())
     return stale
 
 
@@ -174,7 +198,7 @@ class TileCache:
         # waits at most 3 s for one (then the caller gets the 503 of a missing database)
         self.pool = AsyncConnectionPool(dsn, min_size=1, max_size=connections, open=False,
                                         kwargs={"autocommit": True}, timeout=3,
-                                        check=AsyncConnectionPool.check_connection)
+                                        check=check_pooled)
         self.standard = standard
         self.max_tiles = max_tiles
         self.shared = shared if max_tiles else None
@@ -182,6 +206,10 @@ class TileCache:
         self._views: dict[tuple[str, int, int, int], set[View]] = {}  # what _tiles holds
         self._pending: dict[Key, asyncio.Task[Tile]] = {}
         self._epoch = 0  # counts evictions: a render that saw it change is not kept
+        self._unapplied: list[Change] = []  # noted by apply, evicted by flush
+        self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridmap-tiles")
+        self._flushing: Future[None] | None = None
+        self._flushing_lock = threading.Lock()  # held by a flush: a tile read waits for it
         self._lock = threading.Lock()
         self.stats = TileStats()
         if self.shared is not None:  # notices sent before this process listened are lost
@@ -192,6 +220,7 @@ class TileCache:
 
     async def close(self) -> None:
         await self.pool.close()
+        self._flusher.shutdown(wait=True)
         if self.shared is not None:
             self.shared.close()
 
@@ -206,6 +235,8 @@ class TileCache:
     def cached(self, layer: str, z: int, x: int, y: int, view: View = ALL) -> Tile | None:
         """The tile held in this process's memory, or None."""
         check_tile(layer, z, x, y)
+        if self._unapplied or self._flushing_lock.locked():
+            self.flush()
         key = (layer, z, x, y, view)
         with self._lock:
             tile = self._tiles.get(key)
@@ -296,24 +327,56 @@ class TileCache:
         return [k for k in self._tiles if k[0] in stale and within(k)]
 
     def apply(self, changes: list[Change]) -> None:
-        """Evict the cached tiles the changes make stale, here and in the shared store.
+        """Take note of changes: the tiles they make stale are evicted, here and in the
+        shared store, before the next tile is read (:meth:`flush`), not now.
 
-        It runs on the event loop before the request that polled (a report's intake too),
-        so its cost does not grow with the cache: the tiles a batch touches are looked up
-        by their z/x/y (here and in the store's primary key), in one pass and one store
-        transaction for the whole batch."""
-        stale = stale_ranges(changes)
-        if not stale:
+        It runs on the event loop before every request that polled — a report's intake
+        too — so it only moves the epoch on (a render under way is not kept) and keeps the
+        changes: a burst of reports is evicted as one batch (one pass, one store
+        transaction, its ranges at low zooms merged) when a tile is asked for, or when
+        :data:`FLUSH_AT` changes have gathered."""
+        changes = [c for c in changes if c.table in AFFECTS]
+        if not changes:
             return
         with self._lock:
             self._epoch += 1
-            gone = self._stale_keys(stale)
-            for k in gone:
-                del self._tiles[k]
-                self._forget(k)
-            self.stats.evicted += len(gone)
-        if self.shared is not None:
-            self.shared.evict_ranges(stale)
+            self._unapplied += changes
+            due = len(self._unapplied) >= FLUSH_AT
+        if due and (self._flushing is None or self._flushing.done()):
+            # a batch of FLUSH_AT reports is a few ms of work: not on the event loop
+            self._flushing = self._flusher.submit(self._flush_logged)
+
+    def _flush_logged(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # the changes stay noted: the next tile read evicts them
+            log.exception("tile cache: evicting stale tiles failed; tried again before the "
+                          "next tile is read")
+
+    def flush(self) -> None:
+        """Evict what the changes noted since the last flush make stale (the tiles a batch
+        touches looked up by their z/x/y, here and in the store's primary key); if a flush
+        is under way, wait for it first. Only the dictionary's part holds the lock that
+        :meth:`apply` takes, so noting changes never waits for the store."""
+        with self._flushing_lock:
+            with self._lock:
+                changes, self._unapplied = self._unapplied, []
+            if not changes:
+                return
+            try:
+                stale = stale_ranges(changes)
+                with self._lock:
+                    gone = self._stale_keys(stale)
+                    for k in gone:
+                        del self._tiles[k]
+                        self._forget(k)
+                    self.stats.evicted += len(gone)
+                if self.shared is not None:
+                    self.shared.evict_ranges(stale)
+            except BaseException:
+                with self._lock:
+                    self._unapplied[:0] = changes
+                raise
 
 
 def _padded(z: int, x: int, y: int) -> tuple[float, float, float, float]:

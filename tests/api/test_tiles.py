@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,16 +27,10 @@ from tests.helpers import (
     import_merged,
     neighbours_in_community,
     run_cli,
+    tile_of,
     token_for,
     wait_for_notice,
 )
-
-
-def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
-    n = 2**z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return z, x, y
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,24 @@
-"""Which cached tiles a change makes stale (no database: tile arithmetic only)."""
+"""Which cached tiles a change makes stale, and when they are evicted (no database: tile
+arithmetic and the cache's bookkeeping only)."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
+from gridmap.domain.standards import GridStandard
 from gridmap.store.listen import Change
-from gridmap.tiles.mvt import MAX_ZOOM, _padded, stale_ranges, touching_tiles
+from gridmap.tiles.mvt import (
+    ALL,
+    FLUSH_AT,
+    MAX_ZOOM,
+    TileCache,
+    _padded,
+    stale_ranges,
+    touching_tiles,
+)
+from gridmap.tiles.store import SharedTiles, Tile
+from tests.helpers import tile_of
 
 
 def _touches(z: int, x: int, y: int, bbox: tuple[float, float, float, float]) -> bool:
@@ -45,3 +58,45 @@ def test_a_batch_of_changes_is_one_set_of_ranges_per_layer() -> None:
     whole = stale_ranges([Change("incident", point), Change("division", None)])
     assert whole["townships"] is None and whole["grids"] is None
     assert whole["incidents"] is not None and len(whole["incidents"]) == MAX_ZOOM + 1
+
+
+def _cache_holding(shared: SharedTiles, *tiles: tuple[int, int, int]) -> TileCache:
+    """A cache (never connected: nothing here renders) holding *tiles* of the incidents
+    layer in memory and in *shared*."""
+    cache = TileCache("postgresql://127.0.0.1:1/none", GridStandard(), shared=shared)
+    for z, x, y in tiles:
+        tile = Tile.of(f"{z}/{x}/{y}".encode())
+        assert cache._remember(("incidents", z, x, y, ALL), cache._epoch, tile)
+        assert shared.put("incidents", z, x, y, repr(ALL), tile, _padded(z, x, y),
+                          epoch=shared.epoch())
+    return cache
+
+
+def test_changes_are_noted_on_the_event_loop_and_evicted_before_the_next_tile_read(
+        tmp_path: Path) -> None:
+    here, far = tile_of(109.0512, 34.2051, 15), tile_of(109.2, 34.4, 15)
+    shared = SharedTiles(tmp_path / "tiles.db")
+    cache = _cache_holding(shared, here, far)
+    point = (109.0512, 34.2051, 109.0512, 34.2051)
+    cache.apply([Change("incident", point)])
+    assert cache.stats.evicted == 0  # noted, not yet evicted: a report pays nothing more
+    assert cache.cached("incidents", *here) is None  # the read evicts first
+    assert cache.cached("incidents", *far) is not None
+    assert shared.get("incidents", *here, repr(ALL)) is None
+    assert shared.get("incidents", *far, repr(ALL)) is not None
+    assert cache.stats.evicted == 1
+
+
+def test_a_burst_of_changes_is_evicted_in_the_background_without_a_tile_read(
+        tmp_path: Path) -> None:
+    here = tile_of(109.0512, 34.2051, 15)
+    shared = SharedTiles(tmp_path / "tiles.db")
+    cache = _cache_holding(shared, here)
+    point = (109.0512, 34.2051, 109.0512, 34.2051)
+    cache.apply([Change("incident", point)] * (FLUSH_AT - 1))
+    assert cache._flushing is None
+    cache.apply([Change("incident", point), Change("household", point)])
+    assert cache._flushing is not None
+    cache._flushing.result(timeout=10)
+    assert cache.stats.evicted == 1 and not cache._unapplied
+    assert shared.get("incidents", *here, repr(ALL)) is None
