@@ -43,6 +43,7 @@ from gridmap.places import PlaceIndex
 from gridmap.reports import ReportCache, ReportPool, Reports
 from gridmap.settings import Settings, get_settings
 from gridmap.store.db import check_pooled, libpq_dsn
+from gridmap.store.incidents import INTAKE_CONNECTION
 from gridmap.store.listen import ChangeHub
 from gridmap.store.photos import PhotoFiles
 from gridmap.tiles.mvt import TileCache
@@ -70,7 +71,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         # a report waits its turn under load (a tile gives up after 3 s, a report after 15)
         app.state.intake_pool = AsyncConnectionPool(
             libpq_dsn(url), min_size=1, max_size=routes_incidents.INTAKE_SLOTS, open=False,
-            kwargs={"autocommit": True}, timeout=15,
+            kwargs=INTAKE_CONNECTION, timeout=15,
             check=check_pooled)
         await app.state.intake_pool.open()
         app.state.overdue = OverdueJob(app.state.engine, interval=settings.overdue_interval_s,
