@@ -70,7 +70,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         # reports without photos: a prepared statement on the event loop (see incidents);
         # a report waits its turn under load (a tile gives up after 3 s, a report after 15)
         app.state.intake_pool = AsyncConnectionPool(
-            libpq_dsn(url), min_size=1, max_size=routes_incidents.INTAKE_SLOTS, open=False,
+            libpq_dsn(url), min_size=routes_incidents.INTAKE_SLOTS,
+            max_size=routes_incidents.INTAKE_SLOTS, open=False,
             kwargs=INTAKE_CONNECTION, timeout=15,
             check=check_pooled)
         await app.state.intake_pool.open()
