@@ -569,13 +569,14 @@ def test_the_audit_log_reads_its_details_in_the_readers_language(
         log = client.get("/api/audit", params={"user": "inc-dispatcher", "limit": 50},
                          headers={**admin, "Accept-Language": language})
         assert log.status_code == 200, log.text
-        return next(e["detail"] for e in log.json()
-                    if e["target"] == f"POST /api/incidents/{case.json()['id']}/actions")
+        return next(e["detail"] for e in log.json() if e["action"] == "write"
+                    and e["target"] == f"POST /api/incidents/{case.json()['id']}/actions")
 
     assert detail("zh-CN") == "信息收集 → 案件建立"
     assert detail("en") == "collected → registered"
     with psycopg.connect(database.replace("+psycopg", "")) as conn:
-        row = conn.execute("SELECT detail, detail_notes FROM audit_log WHERE target = %s",
+        row = conn.execute("SELECT detail, detail_notes FROM audit_log WHERE target = %s "
+                           "AND action = 'write'",
                            (f"POST /api/incidents/{case.json()['id']}/actions",)).fetchone()
     assert row == ("collected → registered", [{
         "key": "step", "values": {"stage": "collected", "stage2": "registered"}}])
