@@ -147,7 +147,8 @@ def test_a_worker_feeds_back_with_a_photo_and_reports_at_their_position(
     with httpx.Client(base_url=base_url, headers=desk) as api:
         seen_case = api.get(f"/api/incidents/{cid}").json()
         assert seen_case["status"] == "reported"
-        step = seen_case["timeline"][-1]
+        # (the last step taken: the overdue job's entries above are dated in the future)
+        step = next(e for e in reversed(seen_case["timeline"]) if e["role"] != "system")
         assert step["action"] == "feed_back" and step["actor"] == WORKER
         assert step["note"] == "已清理完毕" and len(step["photos"]) == 1
         photo = next(p for p in seen_case["photos"] if p["id"] == step["photos"][0])
