@@ -942,7 +942,7 @@ def _siting_status(result: SitingResult) -> str:
     """What the solver proved, in the deployment's language: the status's sentence and the
     sources it names (H3 cells, the caller's sites) from the catalogue."""
     template, values = result.status_message()
-    return _(template, **{name: i18n.translate(value) for name, value in values.items()})
+    return _(template).format(**{name: i18n.translate(value) for name, value in values.items()})
 
 
 @app.command("site")

@@ -62,27 +62,27 @@ STATUS_TIME_LIMIT_LSCP = ("time limit hit: the best found, gap {gap}; the optimu
                           "least {bound} sites " + WHERE)
 # HiGHS' model statuses, in words of the catalogue (context "solver_status"), not HiGHS' own
 # English (modelStatusToString): what a run that found no solution says
-SOLVER_STATUS: dict[highspy.HighsModelStatus, str] = {
-    highspy.HighsModelStatus.kNotset: "the solver did not run",
-    highspy.HighsModelStatus.kLoadError: "the model could not be loaded",
-    highspy.HighsModelStatus.kModelError: "the model is not valid",
-    highspy.HighsModelStatus.kPresolveError: "presolve failed",
-    highspy.HighsModelStatus.kSolveError: "the solve failed",
-    highspy.HighsModelStatus.kPostsolveError: "postsolve failed",
-    highspy.HighsModelStatus.kModelEmpty: "the model is empty",
-    highspy.HighsModelStatus.kOptimal: "optimal",
-    highspy.HighsModelStatus.kInfeasible: "infeasible",
-    highspy.HighsModelStatus.kUnboundedOrInfeasible: "unbounded or infeasible",
-    highspy.HighsModelStatus.kUnbounded: "unbounded",
-    highspy.HighsModelStatus.kObjectiveBound: "the objective bound was reached",
-    highspy.HighsModelStatus.kObjectiveTarget: "the objective target was reached",
-    highspy.HighsModelStatus.kTimeLimit: "the time limit was reached",
-    highspy.HighsModelStatus.kIterationLimit: "the iteration limit was reached",
-    highspy.HighsModelStatus.kSolutionLimit: "the solution limit was reached",
-    highspy.HighsModelStatus.kInterrupt: "interrupted",
-    highspy.HighsModelStatus.kHighsInterrupt: "interrupted",
-    highspy.HighsModelStatus.kMemoryLimit: "the memory limit was reached",
-    highspy.HighsModelStatus.kUnknown: "unknown",
+SOLVER_STATUS: dict[str, str] = {  # by the status's name (kHighsInterrupt is not typed)
+    "kNotset": "the solver did not run",
+    "kLoadError": "the model could not be loaded",
+    "kModelError": "the model is not valid",
+    "kPresolveError": "presolve failed",
+    "kSolveError": "the solve failed",
+    "kPostsolveError": "postsolve failed",
+    "kModelEmpty": "the model is empty",
+    "kOptimal": "optimal",
+    "kInfeasible": "infeasible",
+    "kUnboundedOrInfeasible": "unbounded or infeasible",
+    "kUnbounded": "unbounded",
+    "kObjectiveBound": "the objective bound was reached",
+    "kObjectiveTarget": "the objective target was reached",
+    "kTimeLimit": "the time limit was reached",
+    "kIterationLimit": "the iteration limit was reached",
+    "kSolutionLimit": "the solution limit was reached",
+    "kInterrupt": "interrupted",
+    "kHighsInterrupt": "interrupted",
+    "kMemoryLimit": "the memory limit was reached",
+    "kUnknown": "unknown",
 }
 
 
@@ -365,7 +365,7 @@ def solve(program: Program, *, time_limit: float = 60) -> Solution:
     if status == highspy.HighsModelStatus.kTimeLimit:
         raise ValueError(f"no solution found within the time limit of {time_limit:g} s: "
                          "give the solver more time, or fewer candidates")
-    said = SOLVER_STATUS.get(status, h.modelStatusToString(status))
+    said = SOLVER_STATUS.get(status.name, h.modelStatusToString(status))
     raise ValueError(f"the solver stopped without a solution ({said})")
 
 

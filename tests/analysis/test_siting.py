@@ -193,3 +193,6 @@ def test_a_solve_without_a_solution_says_why_in_catalogue_words() -> None:
     assert said in {f"the solver stopped without a solution ({s})"
                     for s in SOLVER_STATUS.values()}, said
     assert "unbounded" in said
+    import highspy  # every status this HiGHS can report has gridmap's words
+
+    assert set(SOLVER_STATUS) == {s for s in dir(highspy.HighsModelStatus) if s.startswith("k")}
