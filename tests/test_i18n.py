@@ -303,7 +303,8 @@ def test_every_note_gridmap_writes_reads_wholly_chinese() -> None:
     from gridmap.domain.notes import NOTES, note
 
     samples = {"stage": "collected", "stage2": "registered", "deadline": "verification",
-               "role": "dispatcher", "edit_op": "move_vertex", "grids": ["610199001001002"]}
+               "role": "dispatcher", "edit_op": "move_vertex", "grids": ["610199001001002"],
+               "facility_type": "kindergarten"}
     zh = i18n._messages("zh-CN")
     for key, template in NOTES.items():
         assert (None, template) in zh, key

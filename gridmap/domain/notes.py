@@ -38,6 +38,8 @@ NOTES: dict[str, str] = {
     "account_disabled": "the account {name} is disabled",
     "read_reporter": "incident reporter",
     "read_worker_names": "worker names (incident KPIs)",
+    "read_uncovered": "uncovered {facility_type}@{distance}",
+    "read_uncovered_vulnerable": "uncovered {facility_type}@{distance} vulnerable",
     "draft_edit": "edit {seq} ({edit_op})",
     # notes of grid versions (and the audit entries of their publishing)
     "version_import": "import {source}",
