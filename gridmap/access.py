@@ -37,6 +37,7 @@ from pwdlib import PasswordHash
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from gridmap.domain import notes
 from gridmap.domain.access import (
     EVERYTHING,
     FIELDS,
@@ -47,6 +48,7 @@ from gridmap.domain.access import (
     Scope,
     code_prefix,
 )
+from gridmap.domain.notes import Note, note
 from gridmap.settings import Settings
 from gridmap.store import accounts
 from gridmap.store.listen import Change
@@ -232,14 +234,20 @@ CLI = Actor(None, None, "cli")
 
 def audit_entry(actor: Actor, action: str, target: str, *, divisions: Iterable[str] = (),
                 row_ids: Sequence[str] | None = None, row_count: int | None = None,
-                detail: str | None = None) -> dict[str, Any]:
+                detail: str | Note | Sequence[Note] | None = None) -> dict[str, Any]:
+    """A row of the audit log. A *detail* gridmap composes is a note (or several): kept as
+    keys and values beside its English text, and read in the reader's language; a text
+    (a draft's title, a person's note) is kept and shown as written."""
     if row_ids is not None and len(row_ids) > 1000:  # ids for small reads, a count for big
         row_count, row_ids = len(row_ids), None
+    said = None if detail is None or isinstance(detail, str) else notes.stored(detail)
     return {"user_name": actor.name, "role": actor.role, "action": action, "target": target,
             "divisions": list(divisions), "row_ids": list(row_ids) if row_ids else None,
             "row_count": row_count if row_count is not None else
             (len(row_ids) if row_ids is not None else None),
-            "client": actor.client, "detail": detail}
+            "client": actor.client,
+            "detail": detail if isinstance(detail, str | None) else notes.english(detail),
+            "detail_notes": said}
 
 
 def add_user(conn: Connection, name: str, role: str, divisions: Sequence[str], password: str,
@@ -252,7 +260,8 @@ def add_user(conn: Connection, name: str, role: str, divisions: Sequence[str], p
         raise AccountExists(f"an account named {name!r} exists already")
     accounts.insert_user(conn, name, parsed.value, _hasher.hash(password), codes)
     accounts.insert_audit(conn, [audit_entry(actor, "write", "user add", divisions=codes,
-                                             row_ids=[name], detail=f"role {parsed.value}")])
+                                             row_ids=[name],
+                                             detail=note("user_role", role=parsed.value))])
     user = accounts.find_user(conn, name)
     assert user is not None
     return user
@@ -331,7 +340,8 @@ def add_api_key(conn: Connection, account: str, label: str, *, actor: Actor) -> 
     key_id = accounts.insert_api_key(conn, user.id, label, key_hash(key))
     accounts.insert_audit(conn, [audit_entry(actor, "write", "key add",
                                              divisions=user.divisions, row_ids=[str(key_id)],
-                                             detail=f"for {account}: {label}")])
+                                             detail=note("key_for", account=account,
+                                                         label=label))])
     return IssuedKey(key_id, key, user.name, label)
 
 
@@ -344,7 +354,8 @@ def revoke_api_key(conn: Connection, key_id: int, *, actor: Actor) -> accounts.A
         raise AccountError(f"API key {key_id} is revoked already")
     accounts.insert_audit(conn, [audit_entry(actor, "write", "key revoke",
                                              row_ids=[str(key_id)],
-                                             detail=f"of {row.account}: {row.label}")])
+                                             detail=note("key_of", account=row.account,
+                                                         label=row.label))])
     return row
 
 
@@ -376,6 +387,7 @@ def sign_in(engine: Engine, name: str, password: str, *, settings: Settings,
     key = name.replace("\x00", "").strip().lower()[:200]  # text in PostgreSQL holds no NUL
     actor = Actor(name if NAME.match(name) else None, None, client or "unknown")
     refusal: AccessError | None = None
+    why: Note | None = None  # the refusal, as the audit log keeps it
     with engine.begin() as conn:  # committed before anything is raised
         failed, since = accounts.failures(conn, key)
         over = failed - settings.sign_in_free_failures
@@ -386,15 +398,16 @@ def sign_in(engine: Engine, name: str, password: str, *, settings: Settings,
                 f"too many failed sign-ins for {name!r}: try again in "
                 f"{math.ceil(wait - since)} s", retry_after=math.ceil(wait - since))
             accounts.insert_audit(conn, [audit_entry(actor, "refused", "sign in",
-                                                     detail="too many failed sign-ins")])
+                                                     detail=note("too_many_sign_ins"))])
         elif not _hasher.verify(password, user.password_hash if user else _DUMMY_HASH):
-            refusal = NotSignedIn("wrong account name or password")
+            refusal, why = NotSignedIn("wrong account name or password"), note("wrong_password")
         elif user is not None and user.disabled_at is not None:
             refusal = NotSignedIn(f"the account {name!r} is disabled")
+            why = note("account_disabled", name=repr(name))
         if isinstance(refusal, NotSignedIn):
             accounts.record_failure(conn, key)
             accounts.insert_audit(conn, [audit_entry(actor, "sign_in_failed", "sign in",
-                                                     detail=str(refusal))])
+                                                     detail=why)])
     if refusal is not None:
         raise refusal
     assert user is not None
@@ -519,7 +532,8 @@ class AuditLog:
 
     def read(self, principal: Principal, target: str, client: str | None, *,
              divisions: Iterable[str] = (), row_ids: Sequence[str] | None = None,
-             row_count: int | None = None, detail: str | None = None) -> None:
+             row_count: int | None = None, detail: str | Note | Sequence[Note] | None = None
+             ) -> None:
         with self._flushed:
             self._pending += 1
         self._queue.put(audit_entry(Actor.of(principal, client), "read", target,

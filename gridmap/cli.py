@@ -20,6 +20,7 @@ from tqdm import tqdm
 from gridmap import i18n
 from gridmap.cli_language import LocalizedGroup
 from gridmap.domain.layers import LAYERS
+from gridmap.domain.notes import note as system_note
 from gridmap.i18n import _
 from gridmap.io.errors import ImportRejected
 from gridmap.settings import Settings, get_settings
@@ -27,6 +28,8 @@ from gridmap.store.cluster import ClusterError, LocalCluster
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+    from gridmap.analysis.siting import SitingResult
 
 T = TypeVar("T")
 
@@ -502,7 +505,8 @@ def _audit_line(entry: dict[str, Any]) -> str:
     rows = ",".join(ids) if ids else (_("{n} rows", n=count) if count is not None else "-")
     fields = [_local(entry["at"]), entry["user_name"] or "-", entry["role"] or "-",
               entry["action"], entry["target"], ",".join(entry["divisions"] or []) or "-",
-              rows, entry["client"] or "-", entry["detail"] or ""]
+              rows, entry["client"] or "-",
+              i18n.render_notes(entry.get("detail_notes"), entry["detail"]) or ""]
     return "  ".join(_printable(f) for f in fields).rstrip()
 
 
@@ -658,7 +662,8 @@ def _import_draft(engine: Engine, settings: Settings, frame: Any, *, source: str
         return
     try:
         done = _draft_call(drafts.publish_imported, engine, CLI_PRINCIPAL,
-                           [d.draft for d in made], cache, note=f"import {source}"[:2000],
+                           [d.draft for d in made], cache,
+                           note=system_note("version_import", source=source[:1900]),
                            client="cli", **_draft_options(settings))
     except typer.Exit:
         if not replace:
@@ -933,6 +938,13 @@ def coverage(
                      column=column, path=uncovered_out))
 
 
+def _siting_status(result: SitingResult) -> str:
+    """What the solver proved, in the deployment's language: the status's sentence and the
+    sources it names (H3 cells, the caller's sites) from the catalogue."""
+    template, values = result.status_message()
+    return _(template).format(**{name: i18n.translate(value) for name, value in values.items()})
+
+
 @app.command("site")
 def site(
     type_: Annotated[str, typer.Option("--type", help="Facility type to place.")],
@@ -991,7 +1003,8 @@ def site(
                  type=ftype if i18n.current() == "en" else i18n.label("facility_type", ftype),
                  distance=f"{dist:.0f}", metric=i18n.pgettext("metric", metric),
                  covered=f"{result.covered_residents:,}", total=f"{result.total_residents:,}",
-                 whom=whom, sites=len(result.sites), model=result.model, status=result.status))
+                 whom=whom, sites=len(result.sites),
+                 model=i18n.pgettext("model", result.model), status=_siting_status(result)))
     if result.served_residents is not None:
         typer.echo(_("served within capacity: {served} {whom}",
                      served=f"{result.served_residents:,}", whom=whom))
@@ -1166,7 +1179,7 @@ def grids_history(community: CommunityArg) -> None:
             rows = plans.history(conn, CLI_PRINCIPAL, community)
         except (NotVisible, ValueError) as exc:
             raise fail(str(exc)) from exc
-    for v in rows:
+    for v in rows:  # each note in the deployment's language (what gridmap wrote)
         until = _local(v["valid_to"]) if v["valid_to"] else _("current")
         restored = _(" (restores {version})", version=v["restored_from"]) \
             if v["restored_from"] else ""

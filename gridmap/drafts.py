@@ -39,6 +39,8 @@ from gridmap.analysis import drafting
 from gridmap.analysis.drafting import DraftGrid, EditError, Households, Measure
 from gridmap.domain.access import Role, code_prefix
 from gridmap.domain.codes import division_level
+from gridmap.domain.notes import Note
+from gridmap.domain.notes import note as system_note
 from gridmap.domain.standards import GridStandard
 from gridmap.io.errors import ImportRejected
 from gridmap.store import accounts, versions
@@ -517,7 +519,8 @@ def undo(engine: Engine, principal: Principal, draft: int, cache: DraftCache, *,
         store.bump(conn, draft)
         accounts.insert_audit(conn, [audit_entry(
             Actor.of(principal, client), "write", f"draft {draft} {what}",
-            divisions=[row["area_code"]], detail=f"edit {target['seq']} ({target['op']})")])
+            divisions=[row["area_code"]],
+            detail=system_note("draft_edit", seq=target["seq"], edit_op=target["op"]))])
         row = _draft(conn, principal, draft, whole=True)
         return _view(conn, row, cache, standard=standard, tolerance=tolerance,
                      min_area=min_area, changed=sorted(changes))
@@ -856,11 +859,12 @@ def publish(engine: Engine, principal: Principal, draft: int, cache: DraftCache,
             raise DraftError(f"draft {draft} does not partition its communities: "
                              + "; ".join(view.stats.blocking[:20]))
         store.stage_draft(conn, draft)
-        note = f"draft {draft}: {row['title']}" + (f" — {row['submit_note']}"
-                                                   if row["submit_note"] else "")
+        said = (system_note("version_draft_noted", draft=draft, title=row["title"],
+                            note=row["submit_note"]) if row["submit_note"] else
+                system_note("version_draft", draft=draft, title=row["title"]))
         try:
             published, diff = publish_stage(
-                conn, source=f"draft {draft}", note=note[:2000], author=row["author"],
+                conn, source=f"draft {draft}", note=said, author=row["author"],
                 approver=row["approved_by"], tolerance=tolerance, min_area=min_area)
         except ImportRejected as exc:
             raise DraftError(str(exc)) from exc
@@ -870,20 +874,22 @@ def publish(engine: Engine, principal: Principal, draft: int, cache: DraftCache,
         accounts.insert_audit(conn, [audit_entry(
             Actor.of(principal, client), "write", f"draft {draft} publish",
             divisions=[row["area_code"]], row_ids=[c for c, _ in diff.grids] or None,
-            detail=note[:2000])])
+            detail=said)])
     return Published(draft, published, diff, moved)
 
 
 def publish_imported(engine: Engine, principal: Principal, drafts: list[int],
-                     cache: DraftCache, *, note: str, client: str | None,
+                     cache: DraftCache, *, note: str | Note, client: str | None,
                      standard: GridStandard, tolerance: float = 0.1, min_area: float = 1.0
                      ) -> Published:
     """Publish the drafts an import made, all in one transaction, when every one of them
     partitions its communities: submitted and approved with *note* (the command line's
     ``--publish`` says the warnings were read), then one publish of all their communities.
-    Nothing is published when one is refused; the drafts stay open to be fixed."""
+    Nothing is published when one is refused; the drafts stay open to be fixed. A *note*
+    gridmap composed (an import's) is kept as a note, read in the reader's language."""
     _editor(principal, "publish drafts")
-    clean = _text(note, "note")
+    clean = _text(note if isinstance(note, str) else note.english(), "note")
+    said = clean[:2000] if isinstance(note, str) else note
     with engine.begin() as conn:
         blocking = []
         rows = []
@@ -901,7 +907,7 @@ def publish_imported(engine: Engine, principal: Principal, drafts: list[int],
         store.stage_drafts(conn, drafts)
         try:
             published, changes = publish_stage(
-                conn, source=f"drafts {', '.join(map(str, drafts))}", note=clean[:2000],
+                conn, source=f"drafts {', '.join(map(str, drafts))}", note=said,
                 author=principal.name or "cli", approver=principal.name or "cli",
                 tolerance=tolerance, min_area=min_area)
         except ImportRejected as exc:
@@ -917,7 +923,7 @@ def publish_imported(engine: Engine, principal: Principal, drafts: list[int],
                        published_by=who, published_at=now)
         accounts.insert_audit(conn, [audit_entry(
             Actor.of(principal, client), "write", f"draft {int(r['id'])} publish",
-            divisions=[r["area_code"]], detail=clean[:2000]) for r in rows])
+            divisions=[r["area_code"]], detail=said) for r in rows])
     return Published(drafts[0] if len(drafts) == 1 else 0, published, changes, moved)
 
 

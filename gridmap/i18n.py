@@ -20,13 +20,14 @@ The CLI speaks the setting's language.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from babel.messages.pofile import read_po
 
@@ -34,6 +35,7 @@ from gridmap.domain.access import Resource, Role
 from gridmap.domain.incidents import Action, Stage
 from gridmap.domain.layers import WORKER_ROLES
 from gridmap.domain.lifecircle import FACILITY_TYPES, LEVEL_DISTANCE_M
+from gridmap.domain.notes import NOTES, SEPARATOR, Note
 
 Language = Literal["zh-CN", "en"]
 LANGUAGES: tuple[Language, ...] = get_args(Language)
@@ -44,7 +46,7 @@ _FOLDER: dict[Language, str] = {"zh-CN": "zh_CN", "en": "en"}
 
 LabelKind = Literal["role", "resource", "worker_role", "stage", "action", "facility_type", "band",
                     "defect", "change", "draft_status", "column", "urban_rural", "level",
-                    "unit", "compliance"]
+                    "unit", "compliance", "deadline", "solver_status", "model"]
 BANDS = ("below", "within", "above", "over_residents")
 CHANGES = ("added", "reshaped", "renamed", "retired")  # what a new grids version does to a grid
 DRAFT_STATUSES = ("open", "submitted", "approved", "published", "abandoned")
@@ -194,6 +196,44 @@ def _value(name: str, value: str, language: Language) -> str:
         return "".join(messages[("separator", part)] if i % 2 else messages[(kind, part)]
                        for i, part in enumerate(parts))
     return value
+
+
+def render_notes(notes: Sequence[Mapping[str, Any]] | None, text: str | None,
+                 language: Language | None = None) -> str | None:
+    """What a record says, in *language*: its notes (what gridmap wrote, as keys and values:
+    :mod:`gridmap.domain.notes`) rendered, else its *text* as it was stored (a person's
+    note, or a record written before notes were kept).
+
+    >>> render_notes([{"key": "on_edge", "values": {"grids": ["610102001001002"]}}],
+    ...              "on the edge of grids 610102001001002 too: check the routing", "zh-CN")
+    '也位于网格 610102001001002 的边线上：请核对分派'
+    >>> render_notes(None, "门口有积水", "en")
+    '门口有积水'
+    """
+    if not notes:
+        return text
+    language = language or _current.get()
+    separator = _messages(language).get(("separator", SEPARATOR), SEPARATOR)
+    return separator.join(_render_note(n, language) for n in notes)
+
+
+def _render_note(stored: Mapping[str, Any], language: Language) -> str:
+    """One stored note: its catalogue text with the values' labels; without a translation
+    (English) the template with the values as written, the text the record keeps. A key
+    this version does not know shows as key and values."""
+    key, values = str(stored.get("key")), stored.get("values") or {}
+    template = NOTES.get(key)
+    if template is None:
+        return f"{key} {json.dumps(values, ensure_ascii=False)}"
+    messages = _messages(language)
+    text = messages.get((None, template))
+    if text is None:
+        return Note(key, values).english()
+    separator = messages.get(("separator", ", "), ", ")
+    return text.format(**{
+        name: separator.join(_value(name, str(v), language) for v in value)
+        if isinstance(value, list) else _value(name, str(value), language)
+        for name, value in values.items()})
 
 
 def label(kind: LabelKind, value: str, language: Language | None = None) -> str:

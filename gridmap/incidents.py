@@ -21,10 +21,12 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from gridmap import i18n
 from gridmap.access import Actor, Forbidden, NotVisible, Principal, audit_entry
 from gridmap.domain import incidents as rules
 from gridmap.domain.access import Show
 from gridmap.domain.chinacrs import to_wgs84
+from gridmap.domain.notes import note as system_note
 from gridmap.domain.photos import MAX_PHOTOS, Photo
 from gridmap.domain.worktime import WorkCalendar, deadline
 from gridmap.store import accounts
@@ -294,11 +296,13 @@ def _act(engine: Engine, principal: Principal, incident_id: str, action: rules.A
             "grid_code": case["grid_code"], "assignee": values.get("assignee",
                                                                      case["assignee"]),
             "note": note})
-        photo_note = f"; {len(staged.ids)} photo(s)" if staged else ""
+        said = [system_note("step", stage=stage.value, stage2=after.value)]
+        if staged:
+            said.append(system_note("photos", count=len(staged.ids)))
         accounts.insert_audit(conn, [audit_entry(
             Actor.of(principal, client), "write", f"POST /api/incidents/{incident_id}/actions",
             divisions=[case["grid_code"] or case["township_code"]], row_ids=[incident_id],
-            detail=f"{stage.value} → {after.value}{photo_note}")])
+            detail=said)])
         updated = store.read_incident(conn, incident_id, principal.scope)
         if staged is not None:
             photo_store.insert_photos(conn, staged.rows(incident_id, event_id,
@@ -382,19 +386,30 @@ def present(case: dict[str, Any], principal: Principal) -> dict[str, Any]:
     return out
 
 
-def read(conn: Connection, principal: Principal, incident_id: str
+def read(conn: Connection, principal: Principal, incident_id: str, *,
+         language: i18n.Language | None = None
          ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A case and its timeline, each step with the ids of the photos taken with it; the
-    case's ``photos`` (for a role that may see them, see :func:`sees_photos`)."""
+    """A case and its timeline, each step with the ids of the photos taken with it and its
+    note in *language* (:func:`timeline_notes`); the case's ``photos`` (for a role that may
+    see them, see :func:`sees_photos`)."""
     case = store.read_incident(conn, incident_id, principal.scope)
     if case is None:
         raise NotVisible(f"no case {incident_id!r} among yours")
-    timeline = store.read_timeline(conn, incident_id)
+    timeline = timeline_notes(store.read_timeline(conn, incident_id), language)
     photos = photo_store.read_photos(conn, [incident_id]) if sees_photos(principal) else []
     for event in timeline:
         event["photos"] = [p["id"] for p in photos if p["event_id"] == event["id"]]
     case["photos"] = photos
     return case, timeline
+
+
+def timeline_notes(timeline: list[dict[str, Any]], language: i18n.Language | None = None
+                   ) -> list[dict[str, Any]]:
+    """The steps of a timeline with their ``note`` for a reader of *language* (the current
+    one by default): what gridmap wrote in that language, a person's note as written."""
+    for event in timeline:
+        event["note"] = i18n.render_notes(event.pop("notes", None), event["note"], language)
+    return timeline
 
 
 def sees_photos(principal: Principal) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from gridmap import i18n
 from gridmap.access import Actor, Forbidden, NotSignedIn, NotVisible, Principal, audit_entry
 from gridmap.domain.access import Role
 from gridmap.io.errors import ImportRejected
@@ -51,9 +52,16 @@ def _community(conn: Connection, principal: Principal, community: str, *, whole:
         raise NotVisible(f"no village/community {community} in the store")
 
 
-def history(conn: Connection, principal: Principal, community: str) -> list[dict[str, Any]]:
+def history(conn: Connection, principal: Principal, community: str, *,
+            language: i18n.Language | None = None) -> list[dict[str, Any]]:
+    """The versions of *community*, newest first, each ``note`` for a reader of *language*
+    (what gridmap wrote — an import, a draft's publishing — in that language, a person's
+    note as written)."""
     _community(conn, principal, community, whole=False)
-    return versions.versions(conn, community)
+    rows = versions.versions(conn, community)
+    for row in rows:
+        row["note"] = i18n.render_notes(row.pop("note_notes"), row["note"], language)
+    return rows
 
 
 def diff(conn: Connection, principal: Principal, community: str, a: int, b: int | None

@@ -48,6 +48,8 @@ from gridmap.analysis.coverage import (
 from gridmap.analysis.network import network_report
 from gridmap.analysis.report import CheckReport, check_communities
 from gridmap.domain.access import EVERYTHING, FieldRules, Scope, household_view
+from gridmap.domain.notes import Note
+from gridmap.domain.notes import note as system_note
 from gridmap.domain.standards import GridStandard
 from gridmap.store.network import read_network
 from gridmap.store.read import division_exists, read_check_inputs, read_coverage_inputs
@@ -208,7 +210,7 @@ class Output:
     body: bytes
     media_type: str
     row_ids: tuple[str, ...] = ()
-    detail: str = ""
+    detail: str | Note = ""  # for the audit log: gridmap's words as a note
 
 
 def _records(frame: pd.DataFrame) -> Any:
@@ -327,7 +329,9 @@ class UncoveredJob:
                 f"this page of {len(page)} households is {len(data) / 1e6:.1f} MB, over the "
                 f"limit of {self.max_bytes / 1e6:g} MB: ask for fewer at a time (limit=, "
                 "then the next link) or narrow the report (division=, vulnerable=true)")
-        detail = f"uncovered {column}{' vulnerable' if self.vulnerable else ''}"
+        ftype, _, distance = column.rpartition("@")
+        detail = system_note("read_uncovered_vulnerable" if self.vulnerable else
+                             "read_uncovered", facility_type=ftype, distance=distance)
         ids = tuple(str(v) for v in page["id"]) if self.audited else ()
         return Output(data, GEOJSON, ids, detail)
 

@@ -150,3 +150,13 @@ def test_coverage_by_unit_without_divisions_says_why(fresh_db: str, tmp_path: Pa
     every = run_cli(fresh_db, "coverage", "--type", "kindergarten")
     assert every.exit_code == 0, every.output
     assert "300 of 300 households are outside every grid" in every.output
+
+
+def test_site_says_what_the_solver_proved_in_chinese(demo_db: str) -> None:
+    result = run_cli(demo_db, "site", "--type", "elderly_daycare", "--k", "2",
+                     "--division", "610199001001", env={"GRIDMAP_LANGUAGE": "zh-CN"})
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert "在候选集上最优" in first and "最大覆盖模型" in first, first
+    assert "有人居住的 H3 9 级单元的中心" in first, first
+    assert "optimal" not in first and "resolution" not in first and "demand" not in first

@@ -292,3 +292,58 @@ def test_refused_steps_read_wholly_chinese() -> None:
         "草案 5 现为已发布：不能放弃（仅限编辑中或已提交或已批准时）"
     assert i18n.translate("the analyst role may not draw grids", "zh-CN") == \
         "分析员角色无权绘制网格"
+
+
+def test_every_note_gridmap_writes_reads_wholly_chinese() -> None:
+    """Each note of :mod:`gridmap.domain.notes` has its Chinese, naming the same values; said
+    with sample values (labels where the value names a kind of label) no English is left;
+    in English it is the text the record keeps."""
+    import re
+
+    from gridmap.domain.notes import NOTES, note
+
+    samples = {"stage": "collected", "stage2": "registered", "deadline": "verification",
+               "role": "dispatcher", "edit_op": "move_vertex", "grids": ["610199001001002"],
+               "facility_type": "kindergarten"}
+    zh = i18n._messages("zh-CN")
+    for key, template in NOTES.items():
+        assert (None, template) in zh, key
+        values = {name: samples.get(name, "7")
+                  for name in re.findall(r"\{(\w+)\}", template)}
+        said = i18n.render_notes([note(key, **values).stored()], "x", "zh-CN")
+        assert said and not re.search("[A-Za-z]", said), (key, said)
+        assert i18n.render_notes([note(key, **values).stored()], "x", "en") == \
+            note(key, **values).english()
+    assert i18n.render_notes([note("step", stage="collected", stage2="registered").stored(),
+                              note("photos", count=2).stored()], None, "zh-CN") == \
+        "信息收集 → 案件建立；2 张照片"
+
+
+def test_the_siting_solvers_words_are_chinese() -> None:
+    """What HiGHS reports (every model status) and what a siting run proved are catalogue
+    texts: in Chinese no English is left."""
+    import re
+
+    import geopandas as gpd
+
+    from gridmap.analysis.siting import SOLVER_STATUS, SitingResult
+
+    for status in set(SOLVER_STATUS.values()):
+        said = i18n.translate(f"the solver stopped without a solution ({status})", "zh-CN")
+        assert not re.search("[A-Za-z]", said), said
+    sources = [("centres of the H3 resolution-9 cells where people live",
+                "H3 resolution-10 cells"), ("sites given by the caller",
+                                            "distinct household locations")]
+    for (candidates, demand), optimal, bound, model in zip(
+            sources * 3, (True, False, False, False, False, False),
+            (None, None, 1234.0, 5.0, None, 7.0), ("mclp", "mclp", "mclp", "lscp", "lscp",
+                                                    "lscp"), strict=True):
+        result = SitingResult(gpd.GeoDataFrame(), 1, 2, model, optimal,  # type: ignore[arg-type]
+                              gap=None if optimal else 0.0123, bound=bound, candidates=400,
+                              candidate_source=candidates, demand_points=120,
+                              demand_source=demand)
+        template, values = result.status_message()
+        assert template.format(**values) == result.status
+        said = i18n.gettext(template, "zh-CN", **{
+            name: i18n.translate(value, "zh-CN") for name, value in values.items()})
+        assert not re.search("[A-Za-z]", said.replace("H3", "")), said  # H3: a name

@@ -106,6 +106,15 @@ def test_the_api_as_planner_and_others(redrawn: tuple[str, dict[str, object]],
         assert versions.status_code == 200
         current = versions.json()[0]["version"]
         assert {v["version"] for v in versions.json()} >= {1, 2}
+        # version 2's note is gridmap's (an import): read in the reader's language
+        said = {language: {v["version"]: v["note"] for v in client.get(
+            f"/api/communities/{community}/versions",
+            headers={**planner, "Accept-Language": language}).json()}
+            for language in ("zh-CN", "en")}
+        assert said["en"][2].startswith("import ") and said["en"][2].endswith("m.geojson")
+        assert said["zh-CN"][2] == "导入 " + said["en"][2].removeprefix("import ")
+        assert said["en"][2] == count(url, "SELECT note FROM grid_version WHERE "
+                                      "community_code = %s AND version = 2", community)
         diff = client.get(f"/api/communities/{community}/diff", params={"from": 1, "to": 2},
                           headers=planner).json()
         assert {"code": b, "change": "retired"} in diff["grids"]

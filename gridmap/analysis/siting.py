@@ -50,6 +50,41 @@ from gridmap.domain.layers import CARE_FLAGS
 Model = Literal["mclp", "lscp"]
 Metric = Literal["straight", "network"]
 
+# What the solver proved, as whole sentences of the catalogue (the CLI says them in the
+# deployment's language with gridmap.i18n; the sources they name are catalogue texts too).
+WHERE = ("over the candidate set ({candidates} {candidate_source}; demand: {demand_points} "
+         "{demand_source})")
+STATUS_OPTIMAL = "optimal " + WHERE
+STATUS_TIME_LIMIT = "time limit hit: the best found, gap {gap} " + WHERE
+STATUS_TIME_LIMIT_MCLP = ("time limit hit: the best found, gap {gap}; the optimum reaches at "
+                          "most {bound} of the people counted " + WHERE)
+STATUS_TIME_LIMIT_LSCP = ("time limit hit: the best found, gap {gap}; the optimum needs at "
+                          "least {bound} sites " + WHERE)
+# HiGHS' model statuses, in words of the catalogue (context "solver_status"), not HiGHS' own
+# English (modelStatusToString): what a run that found no solution says
+SOLVER_STATUS: dict[str, str] = {  # by the status's name (kHighsInterrupt is not typed)
+    "kNotset": "the solver did not run",
+    "kLoadError": "the model could not be loaded",
+    "kModelError": "the model is not valid",
+    "kPresolveError": "presolve failed",
+    "kSolveError": "the solve failed",
+    "kPostsolveError": "postsolve failed",
+    "kModelEmpty": "the model is empty",
+    "kOptimal": "optimal",
+    "kInfeasible": "infeasible",
+    "kUnboundedOrInfeasible": "unbounded or infeasible",
+    "kUnbounded": "unbounded",
+    "kObjectiveBound": "the objective bound was reached",
+    "kObjectiveTarget": "the objective target was reached",
+    "kTimeLimit": "the time limit was reached",
+    "kIterationLimit": "the iteration limit was reached",
+    "kSolutionLimit": "the solution limit was reached",
+    "kInterrupt": "interrupted",
+    "kHighsInterrupt": "interrupted",
+    "kMemoryLimit": "the memory limit was reached",
+    "kUnknown": "unknown",
+}
+
 
 @dataclass
 class SitingResult:
@@ -70,16 +105,23 @@ class SitingResult:
     @property
     def status(self) -> str:
         """What the solver proved, in words."""
-        where = (f"over the candidate set ({self.candidates:,} {self.candidate_source}; "
-                 f"demand: {self.demand_points:,} {self.demand_source})")
+        template, values = self.status_message()
+        return template.format(**values)
+
+    def status_message(self) -> tuple[str, dict[str, str]]:
+        """:attr:`status` as a catalogue message (one of the ``STATUS_*`` templates) and
+        its values, for a caller that says it in another language."""
+        values = {"candidates": f"{self.candidates:,}", "candidate_source":
+                  self.candidate_source, "demand_points": f"{self.demand_points:,}",
+                  "demand_source": self.demand_source}
         if self.optimal:
-            return f"optimal {where}"
-        gap = "unknown" if self.gap is None else f"{self.gap:.2%}"
-        bound = "" if self.bound is None else (
-            f"; the optimum reaches at most {self.bound:,.0f} of the people counted"
-            if self.model == "mclp" else
-            f"; the optimum needs at least {self.bound:,.0f} sites")
-        return f"time limit hit: the best found, gap {gap}{bound} {where}"
+            return STATUS_OPTIMAL, values
+        values["gap"] = "unknown" if self.gap is None else f"{self.gap:.2%}"
+        if self.bound is None:
+            return STATUS_TIME_LIMIT, values
+        values["bound"] = f"{self.bound:,.0f}"
+        return (STATUS_TIME_LIMIT_MCLP if self.model == "mclp" else STATUS_TIME_LIMIT_LSCP,
+                values)
 
 
 @dataclass
@@ -323,7 +365,8 @@ def solve(program: Program, *, time_limit: float = 60) -> Solution:
     if status == highspy.HighsModelStatus.kTimeLimit:
         raise ValueError(f"no solution found within the time limit of {time_limit:g} s: "
                          "give the solver more time, or fewer candidates")
-    raise ValueError(f"the solver stopped without a solution ({h.modelStatusToString(status)})")
+    said = SOLVER_STATUS.get(status.name, h.modelStatusToString(status))
+    raise ValueError(f"the solver stopped without a solution ({said})")
 
 
 # ----------------------------------------------------------------------------- the call

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
-from gridmap import access
+from gridmap import access, i18n
 from gridmap.api.deps import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -20,7 +20,7 @@ from gridmap.api.deps import (
     ReadsUsers,
     client_of,
 )
-from gridmap.api.errors import error
+from gridmap.api.errors import error, language_of
 from gridmap.api.schemas import link
 from gridmap.domain.access import Resource, Role
 from gridmap.store import accounts
@@ -81,7 +81,8 @@ class AuditEntry(BaseModel):
     row_ids: list[str] | None
     row_count: int | None
     client: str | None
-    detail: str | None
+    detail: str | None = Field(description="what gridmap noted, in the caller's language; "
+                               "a text a person gave (a draft's title, a note) as written")
 
 
 async def _sign_in(request: Request, username: str, password: str) -> access.Issued:
@@ -196,5 +197,12 @@ def audit(request: Request, conn: ConnDep, caller: ReadsUsers,
     """The audit log, newest first (admins only): every change and every read of unmasked
     personal data, with who, when, what and from where."""
     request.app.state.audit.flush()
-    return [AuditEntry(**row) for row in accounts.read_audit(conn, user=user, since=since,
-                                                             limit=limit)]
+    language = language_of(request)
+    return [_audit_entry(row, language)
+            for row in accounts.read_audit(conn, user=user, since=since, limit=limit)]
+
+
+def _audit_entry(row: dict[str, Any], language: i18n.Language) -> AuditEntry:
+    """A row of the audit log with its detail in *language* (what gridmap wrote)."""
+    notes = row.pop("detail_notes")
+    return AuditEntry(**row | {"detail": i18n.render_notes(notes, row["detail"], language)})

@@ -29,6 +29,7 @@ from gridmap.api.deps import ConnDep, ReadsIncidents, client_of
 from gridmap.api.schemas import GEOJSON, Feature, FeatureCollection, content_of
 from gridmap.domain.access import Resource, Show, show
 from gridmap.domain.incidents import Stage
+from gridmap.domain.notes import note as system_note
 from gridmap.io.write import rows_to_csv
 from gridmap.store.incident_stats import (
     read_case_points,
@@ -215,7 +216,7 @@ def _worker_names(request: Request, caller: Principal, names: pd.Series) -> pd.S
         request.app.state.audit.read(caller, f"GET {request.url.path}", client_of(request),
                                      divisions=caller.divisions,
                                      row_count=int(shown.notna().sum()),
-                                     detail="worker names (incident KPIs)")
+                                     detail=system_note("read_worker_names"))
     return shown
 
 

@@ -14,13 +14,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from gridmap import incidents
+from gridmap import i18n, incidents
 from gridmap.access import NotVisible
 from gridmap.api.deps import CallerDep, ConnDep, ReadsIncidents, client_of
+from gridmap.api.errors import language_of
 from gridmap.api.schemas import link
 from gridmap.api.uploads import body_and_photos, openapi_body
 from gridmap.domain.access import Show
 from gridmap.domain.incidents import Action, Stage
+from gridmap.domain.notes import note as system_note
 
 log = logging.getLogger("gridmap")
 router = APIRouter(prefix="/api", tags=["incidents"])
@@ -75,7 +77,8 @@ class Event(BaseModel):
     to_stage: str
     grid_code: str | None
     assignee: str | None
-    note: str | None
+    note: str | None = Field(description="what gridmap noted, in the caller's language; a "
+                             "person's note as written")
     photos: list[str] = Field([], description="ids of the photos taken with this step")
 
 
@@ -166,7 +169,8 @@ def _answer(request: Request, response: Response, caller: Any, case: dict[str, A
     if case.get("reporter") and caller.fields.reporter == Show.full and not sent_by_caller:
         request.app.state.audit.read(caller, f"{request.method} {request.url.path}",
                                      client_of(request), divisions=caller.divisions,
-                                     row_ids=[case["id"]], detail="incident reporter")
+                                     row_ids=[case["id"]],
+                                     detail=system_note("read_reporter"))
     return IncidentPublic(**shown, **extra)
 
 
@@ -206,6 +210,8 @@ async def create_incident(request: Request, response: Response, caller: CallerDe
             state.intake_pool, caller, sent, state.workflow, client=client_of(request),
             phases=phases)
     response.headers["Location"] = f"/api/incidents/{case['id']}"
+    if warnings:  # the routing's, in the caller's language (rare: near an edge, off-grid)
+        warnings = [i18n.translate(w, language_of(request)) for w in warnings]
     answer = _answer(request, response, caller, case, sent_by_caller=True, warnings=warnings)
     phases.mark("answer")
     if state.settings.slow_report_ms and phases.total_ms > state.settings.slow_report_ms:
@@ -237,9 +243,9 @@ def list_incidents(request: Request, conn: ConnDep, caller: ReadsIncidents,
             responses={200: {"links": CASE_LINKS}})
 def get_incident(request: Request, response: Response, conn: ConnDep,
                  caller: ReadsIncidents, incident_id: str) -> IncidentPublic:
-    """One case with its timeline; the ``ETag`` to send as ``If-Match`` with its next
-    step."""
-    case, timeline = incidents.read(conn, caller, incident_id)
+    """One case with its timeline (what gridmap noted in the caller's language, a person's
+    note as written); the ``ETag`` to send as ``If-Match`` with its next step."""
+    case, timeline = incidents.read(conn, caller, incident_id, language=language_of(request))
     return _answer(request, response, caller, case,
                    timeline=[Event(**e) for e in timeline])
 

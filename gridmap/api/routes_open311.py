@@ -26,9 +26,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridmap import incidents
+from gridmap import i18n, incidents
 from gridmap.access import AccessError, AccountError, NotVisible, Principal
 from gridmap.api.deps import ConnDep, client_of
+from gridmap.api.errors import language_of
 from gridmap.api.uploads import read_photos
 from gridmap.domain.access import Resource
 from gridmap.domain.incidents import Category, Stage
@@ -302,14 +303,14 @@ def _as_request(case: dict[str, Any], timeline: list[dict[str, Any]], caller: Pr
         lat=case["lat"], long=case["lon"], media_url=media.get(case["id"]), **extra)
 
 
-def _read_visible(conn: Connection, caller: Principal, ids: Iterable[str]
-                  ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+def _read_visible(conn: Connection, caller: Principal, ids: Iterable[str],
+                  language: i18n.Language) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     found = []
     for incident_id in ids:
         if not REQUEST_ID.match(incident_id):
             continue  # no case has such an id
         try:
-            found.append(incidents.read(conn, caller, incident_id))
+            found.append(incidents.read(conn, caller, incident_id, language=language))
         except NotVisible:
             continue
     return found
@@ -330,10 +331,11 @@ def _newest_first(conn: Connection, caller: Principal, stages: list[str] | None
 
 
 def _search(conn: Connection, caller: Principal, *, stages: list[str] | None,
-            codes: set[str] | None, start: datetime, end: datetime
+            codes: set[str] | None, start: datetime, end: datetime, language: i18n.Language
             ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """The caller's cases reported between *start* and *end*, of some categories (all:
-    None), newest first, at most :data:`MAX_RESULTS`."""
+    None), newest first, at most :data:`MAX_RESULTS`; their timelines' notes in
+    *language*."""
     from gridmap.store.incidents import read_timeline
 
     found: dict[str, dict[str, Any]] = {}  # by id: a case a page shifted onto the next once
@@ -342,7 +344,8 @@ def _search(conn: Connection, caller: Principal, *, stages: list[str] | None,
             break
         if case["reported_at"] <= end and (codes is None or case["category"] in codes):
             found.setdefault(case["id"], case)
-    return [(case, read_timeline(conn, case["id"])) for case in found.values()]
+    return [(case, incidents.timeline_notes(read_timeline(conn, case["id"]), language))
+            for case in found.values()]
 
 
 # --- routes ------------------------------------------------------------------------------
@@ -443,7 +446,9 @@ async def create_request(
     if _given(media_url):
         warnings.append("media_url was not kept: send the image itself as media")
     response.headers["Location"] = f"{router.prefix}/v2/requests/{case['id']}.json"
-    return [RequestCreated(service_request_id=case["id"], service_notice="; ".join(warnings))]
+    language = language_of(request)  # the routing's warnings, as the timeline says them
+    return [RequestCreated(service_request_id=case["id"], service_notice="; ".join(
+        i18n.translate(w, language) for w in warnings))]
 
 
 @router.get("/v2/requests.json", response_model_exclude_unset=True, responses=ERRORS)
@@ -464,12 +469,13 @@ def list_requests(
     caller = _caller(request, api_key).require(Resource.incidents)
     categories = request.app.state.workflow.categories
     if service_request_id is not None:
-        found = _read_visible(conn, caller, _list(service_request_id, "service_request_id"))
+        found = _read_visible(conn, caller, _list(service_request_id, "service_request_id"),
+                              language_of(request))
     else:
         codes = set(_list(service_code, "service_code")) or None
         start, end = _window(start_date, end_date)
         found = _search(conn, caller, stages=_stages(status), codes=codes, start=start,
-                        end=end)
+                        end=end, language=language_of(request))
     media = _media(request, conn, caller, found)
     return [_as_request(case, timeline, caller, categories, media)
             for case, timeline in found]
@@ -482,7 +488,7 @@ def get_request(request: Request, conn: ConnDep, service_request_id: str,
                 ) -> list[ServiceRequest]:
     """One service request (a list of one, as the spec says)."""
     caller = _caller(request, api_key).require(Resource.incidents)
-    found = _read_visible(conn, caller, [service_request_id])
+    found = _read_visible(conn, caller, [service_request_id], language_of(request))
     if not found:
         raise Open311Error(404, f"service_request_id {service_request_id[:64]!r} was not "
                            "found among the key's divisions")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from gridmap import plans
 from gridmap.api.deps import CallerDep, ConnDep, ReadsBoundaries, client_of
+from gridmap.api.errors import language_of
 from gridmap.domain.access import Resource
 
 router = APIRouter(prefix="/api/communities", tags=["plans"])
@@ -70,11 +71,12 @@ class Restored(BaseModel):
 
 
 @router.get("/{community}/versions")
-def get_versions(conn: ConnDep, caller: ReadsBoundaries, community: Community
-                 ) -> list[VersionPublic]:
-    """Every published version of a community's grids, newest first, with its note and
-    author."""
-    return [VersionPublic(**v) for v in plans.history(conn, caller, community)]
+def get_versions(request: Request, conn: ConnDep, caller: ReadsBoundaries,
+                 community: Community) -> list[VersionPublic]:
+    """Every published version of a community's grids, newest first, with its note (what
+    gridmap wrote in the caller's language) and author."""
+    return [VersionPublic(**v) for v in plans.history(conn, caller, community,
+                                                      language=language_of(request))]
 
 
 @router.get("/{community}/diff")

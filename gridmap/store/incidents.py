@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from gridmap.domain.access import Scope
 from gridmap.domain.incidents import STAGE_DEADLINES
+from gridmap.domain.notes import NOTES
 from gridmap.store import tables
 from gridmap.store.scope import in_scope
 from gridmap.store.sqlfiles import read_sql
@@ -70,10 +71,10 @@ def scope_column() -> Any:
     return func.coalesce(incident_t.c.grid_code, incident_t.c.township_code)
 
 
-# Warnings of a report's routing, as its first timeline entry notes them and the answer
-# says them (printf templates: the same text from Python and from intake.sql's format()).
-OUTSIDE_NOTE = "outside every grid: registered to township %s; route it to a grid (POST …/route)"
-EDGE_NOTE = "on the edge of grids %s too: check the routing"
+# Warnings of a report's routing, as its first timeline entry notes them in English and the
+# answer says them (printf templates of the notes intake.sql also stores as keys and values)
+OUTSIDE_NOTE = NOTES["outside_grid"].replace("{township}", "%s")
+EDGE_NOTE = NOTES["on_edge"].replace("{grids}", "%s")
 
 
 def _intake_params(values: dict[str, Any], photos: list[dict[str, Any]]) -> dict[str, Any]:
@@ -168,6 +169,8 @@ def read_incident(conn: Connection, incident_id: str, scope: Scope) -> dict[str,
 
 
 def read_timeline(conn: Connection, incident_id: str) -> list[dict[str, Any]]:
+    """The steps of a case, oldest first; ``note`` is the text stored, ``notes`` what
+    gridmap wrote as keys and values (None: a person's note, or a row from before)."""
     rows = conn.execute(select(event_t).where(event_t.c.incident_id == incident_id)
                         .order_by(event_t.c.at, event_t.c.id)).mappings()
     return [{**dict(r), "grid_code": _strip(r["grid_code"])} for r in rows]

@@ -18,11 +18,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
+from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection, Engine
 from tqdm import tqdm
 
+from gridmap.domain import notes
 from gridmap.domain.codes import division_level
 from gridmap.domain.layers import LAYERS, LayerSpec
+from gridmap.domain.notes import Note
 from gridmap.i18n import CHANGES, label
 from gridmap.i18n import gettext as _t
 from gridmap.io.errors import ImportRejected, Problem
@@ -445,7 +448,7 @@ BLOCKING = ("invalid", "gap", "overlap", "outside")
 
 
 def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: float,
-                   min_area: float, note: str = "import", author: str | None = None,
+                   min_area: float, note: str | Note = "import", author: str | None = None,
                    approver: str | None = None, restored_from: int | None = None
                    ) -> tuple[int, int, GridDiff]:
     """Check, publish and re-assign: (grid rows written to history, versions, the diff)."""
@@ -484,9 +487,11 @@ def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: f
     raw.execute("DROP TABLE IF EXISTS gm_area")
     raw.execute(read_sql("assign_area.sql"))
     raw.execute(read_sql("publish_grids.sql"))
-    raw.execute("UPDATE grid_version SET note = %s, author = %s, approver = %s, "
-                "restored_from = %s WHERE id IN (SELECT id FROM gm_new_version)",
-                (note, author, approver, restored_from))
+    said = None if isinstance(note, str) else Jsonb(notes.stored(note))  # gridmap's words
+    raw.execute("UPDATE grid_version SET note = %s, note_notes = %s, author = %s, "
+                "approver = %s, restored_from = %s WHERE id IN (SELECT id FROM gm_new_version)",
+                (note if isinstance(note, str) else note.english()[:2000], said, author,
+                 approver, restored_from))
     versions = raw.execute("SELECT count(*) FROM gm_new_version").fetchone()
     after = raw.execute("SELECT count(*) FROM grid_history").fetchone()
     assert before is not None and versions is not None and after is not None
@@ -581,8 +586,9 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
         raise ImportRejected(source, f"{len(problems)} row(s) refer to what the store does not "
                              "hold; nothing was imported", problems)
     if spec.table == "grid":
+        said = notes.note("version_import", source=source)
         inserted, versions, diff = _publish_grids(conn, source=source, replace=replace,
-                                                  note=f"import {source}", author=author,
+                                                  note=said, author=author,
                                                   tolerance=tolerance, min_area=min_area)
         result = LoadResult(layer_name, len(frame), inserted, 0, versions, diff)
     else:
@@ -620,7 +626,7 @@ def restore_version(conn: Connection, community: str, version: int, *, note: str
     return versions, diff
 
 
-def publish_stage(conn: Connection, *, source: str, note: str, author: str | None,
+def publish_stage(conn: Connection, *, source: str, note: str | Note, author: str | None,
                   approver: str | None, tolerance: float = 0.1, min_area: float = 1.0
                   ) -> tuple[int, GridDiff]:
     """Publish the grids staged in ``gm_stage`` as the whole of their communities (a draft):

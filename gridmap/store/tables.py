@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
@@ -72,6 +73,8 @@ grid_version = Table(
     Column("author", Text),
     Column("approver", Text),
     Column("restored_from", Integer),
+    # what gridmap wrote, as keys and values (domain/notes.py); NULL: a person's note
+    Column("note_notes", JSONB(none_as_null=True)),
 )
 
 grid_history = Table(
@@ -156,6 +159,8 @@ incident_event = Table(
     Column("grid_code", String(15)),
     Column("assignee", Text),
     Column("note", Text),
+    # what gridmap wrote, as keys and values (domain/notes.py); NULL: a person's note
+    Column("notes", JSONB(none_as_null=True)),
 )
 
 incident_photo = Table(
@@ -262,4 +267,6 @@ audit_log = Table(
     Column("row_count", Integer),
     Column("client", Text),
     Column("detail", Text),
+    # what gridmap wrote, as keys and values (domain/notes.py); NULL: a text as written
+    Column("detail_notes", JSONB(none_as_null=True)),
 )

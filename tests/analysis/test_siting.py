@@ -174,3 +174,25 @@ def test_status_says_what_was_proved() -> None:
     cover = site_facilities(homes, existing, distance=1000)
     assert cover.status.startswith("optimal over the candidate set (4 centres")
     assert "distinct household locations" in cover.status and cover.covered_residents == 115
+
+
+def test_a_solve_without_a_solution_says_why_in_catalogue_words() -> None:
+    """An unbounded program (nothing keeps the one column down): the error names HiGHS'
+    status in gridmap's words (which the catalogue translates), not HiGHS' own text."""
+    import scipy.sparse as sp
+
+    from gridmap.analysis.siting import SOLVER_STATUS, Program, solve
+
+    program = Program("mclp", 1, cost=np.array([1.0]), lower=np.array([0.0]),
+                      upper=np.array([np.inf]), integer=np.array([False]),
+                      a=sp.csc_matrix((0, 1)), row_lower=np.zeros(0), row_upper=np.zeros(0),
+                      maximize=True)
+    with pytest.raises(ValueError) as caught:
+        solve(program)
+    said = str(caught.value)
+    assert said in {f"the solver stopped without a solution ({s})"
+                    for s in SOLVER_STATUS.values()}, said
+    assert "unbounded" in said
+    import highspy  # every status this HiGHS can report has gridmap's words
+
+    assert set(SOLVER_STATUS) == {s for s in dir(highspy.HighsModelStatus) if s.startswith("k")}

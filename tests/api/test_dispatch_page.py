@@ -13,9 +13,11 @@ import pandas as pd
 import psycopg
 import pytest
 from PIL import Image
+from sqlalchemy import create_engine
 
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain.incidents import ACTION_LABELS, STAGE_LABELS
+from gridmap.incidents import escalate_overdue
 from tests.api.test_browser import (
     DESKTOP,
     PHONE,
@@ -143,6 +145,11 @@ def test_a_dispatcher_takes_reports_and_moves_cases(
         with psycopg.connect(grids_db.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute("UPDATE incident SET dispatch_due = now() - interval '1 hour' "
                          "WHERE id = %s", (second,))
+        engine = create_engine(grids_db)  # the overdue job's round: 超期督办 in the timeline
+        try:
+            assert (second, "escalate_dispatch") in escalate_overdue(engine)
+        finally:
+            engine.dispose()
         wait_until(page, f"document.querySelector(\"#queue-list .case-item.overdue"
                          f"[data-id='{second}'] .overdue-mark\")", timeout=6)
         ring = page.evaluate("JSON.stringify(map.getFilter('incidents-overdue'))")
@@ -206,6 +213,9 @@ def test_a_dispatcher_takes_reports_and_moves_cases(
     assert "案件建立" in registered
     assert "在您读取后已被修改" in stale, stale  # the server's words, in the page's language
     assert "立案" in timeline and DISPATCHER in timeline
+    # what gridmap noted (the overdue job's escalation), in the page's language
+    assert "超期督办：派遣时限" in timeline and "已过" in timeline, timeline
+    assert "deadline" not in timeline and "has passed" not in timeline, timeline
     assert "派遣" in timeline and ELSEWHERE in timeline
     assert "请在说明中写明原因" in refused, refused
     assert same_document  # the queue changed without a reload

@@ -453,3 +453,130 @@ def test_the_openapi_lists_the_categories_this_server_loaded(tmp_path: Path) -> 
     ref = next(iter(form.values()))["schema"]["$ref"].rsplit("/", 1)[-1]
     code = spec["components"]["schemas"][ref]["properties"]["service_code"]
     assert [b["enum"] for b in code["anyOf"] if b.get("type") == "string"] == [loaded]
+
+
+def _stored_events(database: str, incident_id: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database.replace("+psycopg", "")) as conn:
+        return conn.execute("SELECT action, note, notes FROM incident_event WHERE "
+                            "incident_id = %s ORDER BY id", (incident_id,)).fetchall()
+
+
+def _timeline(client: TestClient, headers: dict[str, str], incident_id: str,
+              language: str) -> dict[str, str | None]:
+    res = client.get(f"/api/incidents/{incident_id}",
+                     headers={**headers, "Accept-Language": language})
+    assert res.status_code == 200, res.text
+    return {e["action"]: e["note"] for e in res.json()["timeline"]}
+
+
+def test_what_gridmap_notes_is_read_in_the_readers_language(
+        client: TestClient, database: str) -> None:
+    """A case outside every grid: the routing warning of its first step, the overdue job's
+    warning and escalation (超期督办) are stored as keys and values and read in Chinese or
+    English; a person's notes (a reason, a note that happens to be a catalogue text) are
+    shown as written in both; the English is what the record keeps as text."""
+    import re
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import create_engine
+
+    from gridmap.incidents import escalate_overdue
+
+    township = "610199008000"  # a township whose grids are not drawn yet
+    with psycopg.connect(database.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("INSERT INTO division (code, name, level, parent_code, geom) VALUES "
+                     "(%s, '东新街道', 'township', '610199000000', ST_Multi(ST_MakeEnvelope("
+                     "109.53, 34.53, 109.55, 34.55, 4326)))", (township,))
+    county = bearer(token_for(database, "notes-county", "dispatcher", ("610199000000",)))
+    zh = report(client, {**county, "Accept-Language": "zh-CN"}, (109.54, 34.54))
+    assert zh.status_code == 201, zh.text
+    cid = zh.json()["id"]
+    chinese_warning = f"不在任何网格内：已登记到乡镇（街道）{township}；请改派到网格"
+    assert zh.json()["warnings"] == [chinese_warning]
+    english = (f"outside every grid: registered to township {township}; route it to a grid "
+               "(POST …/route)")
+    en = report(client, {**county, "Accept-Language": "en"}, (109.54, 34.54))
+    assert en.json()["warnings"] == [english]
+
+    # a person's words: a reason, and a note that reads like one of gridmap's own texts
+    case = step(client, county, zh, "register", note="wrong account name or password")
+    case = client.post(f"/api/incidents/{cid}/route", headers={
+        **county, "If-Match": case.headers["etag"]},
+        json={"grid_code": GRID, "reason": "新区尚未划网格，暂归该网格"})
+    assert case.status_code == 200, case.text
+    case = step(client, county, case, "dispatch")
+    assert case.status_code == 200, case.text
+    due = datetime.fromisoformat(case.json()["handle_due"])
+    engine = create_engine(database)
+    try:
+        for at in (due - timedelta(minutes=1), due + timedelta(minutes=1)):
+            assert (cid, "escalate_handling" if at > due else "warn_handling") in \
+                escalate_overdue(engine, now=at)
+    finally:
+        engine.dispose()
+    local = due.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+
+    chinese = _timeline(client, county, cid, "zh-CN")
+    assert chinese["collect"] == chinese_warning
+    assert chinese["warn_handling"] == f"处置时限 {local} 即将到期"
+    assert chinese["escalate_handling"] == f"超期督办：处置时限 {local} 已过"
+    for action in ("collect", "warn_handling", "escalate_handling"):
+        assert not re.search("[A-Za-z]", chinese[action] or ""), chinese[action]
+    assert chinese["register"] == "wrong account name or password"  # as written
+    assert chinese["route"] == "新区尚未划网格，暂归该网格" and chinese["dispatch"] is None
+
+    in_english = _timeline(client, county, cid, "en")
+    assert in_english["collect"] == english
+    assert in_english["warn_handling"] == f"the handling deadline {local} is near"
+    assert in_english["escalate_handling"] == \
+        f"超期督办: the handling deadline {local} has passed"
+    assert in_english["register"] == "wrong account name or password"
+    assert in_english["route"] == "新区尚未划网格，暂归该网格"
+
+    # the record: the English text and the keys with their values; a person's note has no keys
+    stored = {action: (note, notes) for action, note, notes in _stored_events(database, cid)}
+    assert stored["collect"] == (english, [{"key": "outside_grid",
+                                            "values": {"township": township}}])
+    assert stored["escalate_handling"] == (in_english["escalate_handling"], [{
+        "key": "deadline_passed", "values": {"deadline": "handling", "at": local}}])
+    assert stored["register"] == ("wrong account name or password", None)
+    assert stored["route"] == ("新区尚未划网格，暂归该网格", None)
+
+
+def test_a_note_from_before_keys_were_kept_is_shown_as_it_is(
+        client: TestClient, who: dict[str, dict[str, str]],
+        points: dict[str, tuple[float, float]], database: str) -> None:
+    """A timeline row written before migration 0018 holds its text alone: every reader
+    sees that text, in either language."""
+    cid = report(client, who["dispatcher"], points["grid"]).json()["id"]
+    old = "the dispatch deadline 2025-06-01 09:30 is near"
+    with psycopg.connect(database.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("INSERT INTO incident_event (incident_id, at, actor, role, action, "
+                     "from_stage, to_stage, note) VALUES (%s, now(), NULL, 'system', "
+                     "'warn_dispatch', 'collected', 'collected', %s)", (cid, old))
+    for language in ("zh-CN", "en"):
+        assert _timeline(client, who["dispatcher"], cid, language)["warn_dispatch"] == old
+
+
+def test_the_audit_log_reads_its_details_in_the_readers_language(
+        client: TestClient, who: dict[str, dict[str, str]],
+        points: dict[str, tuple[float, float]], database: str) -> None:
+    case = report(client, who["dispatcher"], points["grid"])
+    assert step(client, who["dispatcher"], case, "register").status_code == 200
+    admin = bearer(token_for(database, "notes-admin", "admin"))
+
+    def detail(language: str) -> str:
+        log = client.get("/api/audit", params={"user": "inc-dispatcher", "limit": 50},
+                         headers={**admin, "Accept-Language": language})
+        assert log.status_code == 200, log.text
+        return next(e["detail"] for e in log.json() if e["action"] == "write"
+                    and e["target"] == f"POST /api/incidents/{case.json()['id']}/actions")
+
+    assert detail("zh-CN") == "信息收集 → 案件建立"
+    assert detail("en") == "collected → registered"
+    with psycopg.connect(database.replace("+psycopg", "")) as conn:
+        row = conn.execute("SELECT detail, detail_notes FROM audit_log WHERE target = %s "
+                           "AND action = 'write'",
+                           (f"POST /api/incidents/{case.json()['id']}/actions",)).fetchone()
+    assert row == ("collected → registered", [{
+        "key": "step", "values": {"stage": "collected", "stage2": "registered"}}])

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
+from sqlalchemy import create_engine
 
 from gridmap.domain.incidents import ACTION_LABELS, STAGE_LABELS
+from gridmap.incidents import escalate_overdue
 from tests.api.test_browser import browse, shot, sign_in, wait_until
 from tests.helpers import bearer, inside_grid, size_check, token_for
 
@@ -61,6 +64,14 @@ def test_a_worker_feeds_back_with_a_photo_and_reports_at_their_position(
             case = api.post(f"/api/incidents/{cid}/actions", json={"action": action},
                             headers={"If-Match": case.headers["etag"]})
             assert case.status_code == 200, case.text
+    # the overdue job warns the worker near the deadline, then escalates (超期督办)
+    due = datetime.fromisoformat(case.json()["handle_due"])
+    engine = create_engine(grids_db)
+    try:
+        for at in (due - timedelta(minutes=1), due + timedelta(minutes=1)):
+            escalate_overdue(engine, now=at)
+    finally:
+        engine.dispose()
     before, after = jpeg(tmp_path, "before.jpg", (120, 90, 60)), jpeg(tmp_path, "after.jpg",
                                                                       (60, 160, 60))
     here = (point[0] + 0.0002, point[1] + 0.0001)
@@ -88,6 +99,7 @@ def test_a_worker_feeds_back_with_a_photo_and_reports_at_their_position(
         # accept, then feed back with a note and a photo
         seen.press(item)
         wait_until(page, "document.querySelector('#case-actions [data-action=accept]')")
+        warned = page.text_content("#case-timeline") or ""
         seen.press("#case-actions [data-action=accept]")
         wait_until(page, "document.querySelector('#case-actions [data-action=feed_back]')",
                    timeout=10)
@@ -127,11 +139,16 @@ def test_a_worker_feeds_back_with_a_photo_and_reports_at_their_position(
     assert "任务派遣" in listed and "小区门口垃圾堆积" in listed and pin
     assert not problem_shown
     assert "反馈" in status, status
+    # what gridmap noted in the timeline, in the page's language
+    assert "处置时限" in warned and "即将到期" in warned, warned
+    assert "超期督办：处置时限" in warned and "已过" in warned, warned
+    assert "deadline" not in warned and "is near" not in warned, warned
     # the dispatcher's API: the new stage, the note and the photo with the feed-back
     with httpx.Client(base_url=base_url, headers=desk) as api:
         seen_case = api.get(f"/api/incidents/{cid}").json()
         assert seen_case["status"] == "reported"
-        step = seen_case["timeline"][-1]
+        # (the last step taken: the overdue job's entries above are dated in the future)
+        step = next(e for e in reversed(seen_case["timeline"]) if e["role"] != "system")
         assert step["action"] == "feed_back" and step["actor"] == WORKER
         assert step["note"] == "已清理完毕" and len(step["photos"]) == 1
         photo = next(p for p in seen_case["photos"] if p["id"] == step["photos"][0])

@@ -332,3 +332,39 @@ def test_only_json_is_served(http: httpx.Client, keys: dict[str, str],
                                                              points["grid"])), 400, "JSON only")
     open311_error(http.get(f"{V2}/tokens/abc.json"), 404)
     assert incidents(database) == before
+
+
+def test_what_gridmap_noted_reads_in_the_callers_language(
+        http: httpx.Client, keys: dict[str, str], points: dict[str, tuple[float, float]],
+        database: str) -> None:
+    """The notice of a report and a request's last note when gridmap wrote it (the overdue
+    job's 超期督办), by id and in a search, in Chinese or English as the caller asks."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import create_engine
+
+    from gridmap.incidents import escalate_overdue
+
+    res = http.post(f"{V2}/requests.json", headers={"Accept-Language": "zh-CN"},
+                    data=form(keys["dispatcher"], points["grid"],
+                              media_url="https://example.com/a.jpg"))
+    assert res.status_code == 201, res.text
+    [created] = res.json()
+    assert created["service_notice"] == "media_url 未保存：请把图片本身作为 media 发送"
+    rid = created["service_request_id"]
+    engine = create_engine(database)
+    try:  # two days on, the case was never dispatched
+        assert (rid, "escalate_dispatch") in escalate_overdue(
+            engine, now=datetime.now(UTC) + timedelta(days=2))
+    finally:
+        engine.dispose()
+    for language, says in (("zh-CN", "超期督办：派遣时限 "),
+                           ("en", "超期督办: the dispatch deadline ")):
+        headers = {"Accept-Language": language}
+        [one] = http.get(f"{V2}/requests/{rid}.json", headers=headers,
+                         params={"api_key": keys["dispatcher"]}).json()
+        found = http.get(f"{V2}/requests.json", headers=headers,
+                         params={"api_key": keys["dispatcher"]}).json()
+        listed = next(r for r in found if r["service_request_id"] == rid)
+        assert one["status_notes"].startswith(says), one["status_notes"]
+        assert listed["status_notes"] == one["status_notes"]

@@ -207,6 +207,14 @@ def test_households_out_of_reach_come_a_page_at_a_time(client: TestClient) -> No
                       params={**params, "offset": body["numberMatched"] - 1}).json()
     assert last["numberReturned"] == 1
     assert not [link for link in last["links"] if link["rel"] == "next"]
+    # the read is audited in words the audit log's reader sees in their language
+    said = {language: {e["detail"] for e in client.get(
+        "/api/audit", params={"user": "admin", "limit": 100},
+        headers={"Accept-Language": language}).json()
+        if e["target"] == "GET /api/coverage/uncovered.geojson"}
+        for language in ("zh-CN", "en")}
+    assert "幼儿园（300 米）未覆盖的住户" in said["zh-CN"]
+    assert "uncovered kindergarten@300" in said["en"]
 
 
 def test_a_page_over_the_size_limit_is_413_saying_how_to_narrow(

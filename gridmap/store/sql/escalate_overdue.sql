@@ -31,7 +31,7 @@ WITH due AS (
              AND e.action NOT LIKE 'warn\_%' AND e.action NOT LIKE 'escalate\_%')
 )
 INSERT INTO incident_event (incident_id, at, actor, role, action, from_stage, to_stage,
-                            grid_code, assignee, note)
+                            grid_code, assignee, note, notes)
 SELECT s.id, CAST(:now AS timestamptz), NULL, 'system', s.action, s.status, s.status,
        s.grid_code,
        CASE WHEN s.action LIKE 'escalate_%' THEN (
@@ -42,7 +42,14 @@ SELECT s.id, CAST(:now AS timestamptz), NULL, 'system', s.action, s.status, s.st
        CASE WHEN s.action LIKE 'escalate_%' THEN '超期督办: the ' || s.kind || ' deadline '
                  || to_char(s.at AT TIME ZONE :tz, 'YYYY-MM-DD HH24:MI') || ' has passed'
             ELSE 'the ' || s.kind || ' deadline ' || to_char(s.at AT TIME ZONE :tz,
-                 'YYYY-MM-DD HH24:MI') || ' is near' END
+                 'YYYY-MM-DD HH24:MI') || ' is near' END,
+       -- the same as a note (gridmap/domain/notes.py), shown in the reader's language
+       jsonb_build_array(jsonb_build_object(
+           'key', CASE WHEN s.action LIKE 'escalate_%' THEN 'deadline_passed'
+                       ELSE 'deadline_near' END,
+           'values', jsonb_build_object(
+               'deadline', s.kind,
+               'at', to_char(s.at AT TIME ZONE :tz, 'YYYY-MM-DD HH24:MI'))))
 FROM steps s
 WHERE NOT EXISTS (
     SELECT 1 FROM incident_event e

@@ -2,9 +2,10 @@
 -- grids before comprehensive ones, then the lowest code; outside every grid, the township
 -- whose boundary holds it), and — when the place is in the caller's scope — insert the case
 -- routed to its grid, community, township and worker, its first timeline entry ('collect',
--- noting the routing warnings), its photos and the audit entry. One round trip, atomic as
--- every statement is. Returns one row per place found (none: outside the district), with
--- the new case's columns when it was inserted (id NULL: not in the caller's scope).
+-- noting the routing warnings, as English text and as notes each reader sees in their own
+-- language), its photos and the audit entry. One round trip, atomic as every statement is.
+-- Returns one row per place found (none: outside the district), with the new case's
+-- columns when it was inserted (id NULL: not in the caller's scope).
 WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom),
 grids AS (
     SELECT g.code AS grid_code, g.community_code, c.parent_code AS township_code,
@@ -61,9 +62,17 @@ new AS (
 ),
 event AS (
     INSERT INTO incident_event (incident_id, actor, role, action, from_stage, to_stage,
-                                grid_code, assignee, note)
+                                grid_code, assignee, note, notes)
     SELECT new.id, :actor, :role, 'collect', NULL, 'collected', r.grid_code, r.assignee,
-           nullif(array_to_string(r.warnings, '; '), '')
+           nullif(array_to_string(r.warnings, '; '), ''),
+           -- the same warnings as keys and values (gridmap/domain/notes.py), for the reader
+           (SELECT jsonb_agg(n) FROM (VALUES
+               (CASE WHEN r.grid_code IS NULL THEN jsonb_build_object(
+                    'key', 'outside_grid', 'values', jsonb_build_object('township',
+                                                                        r.township_code)) END),
+               (CASE WHEN cardinality(r.candidates) > 0 THEN jsonb_build_object(
+                    'key', 'on_edge', 'values', jsonb_build_object('grids', r.candidates)) END)
+            ) AS w (n) WHERE n IS NOT NULL)
     FROM new, route r
     RETURNING id, incident_id
 ),
