@@ -546,7 +546,7 @@ class AuditLog:
     def _write(self, batch: list[dict[str, Any]]) -> None:
         try:
             with self.engine.begin() as conn:
-                accounts.insert_audit(conn, batch)
+                accounts.copy_audit(conn, batch)
         except Exception:  # the database is away: keep the entries for a later round
             for entry in batch:
                 self._queue.put(entry)
