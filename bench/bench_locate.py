@@ -1,6 +1,7 @@
 """Locate over HTTP on loopback: gridmap's in-process index vs a PostGIS query per request.
 
 Run: .venv/bin/python bench/bench_locate.py [--seconds 10] [--connections 1 2 4 8]
+[--rate 2000] [--no-pin]
 
 Needs wrk (Debian package wrk). Loads the demo district into the local database if it is not
 there, starts `gridmap serve` and, for comparison, the same endpoint answered by PostGIS
@@ -11,9 +12,17 @@ centre can put on one process at a given p99, and on `serve --workers N` for the
 allow (how it scales per core), and the server's CPU time per request (psutil, over its
 processes) — the figure a loaded machine disturbs least. gridmap is measured twice: as the public
 (grid and names, no workers) and as a signed-in dispatcher of the county (bearer token,
-workers with phones, each answer an entry of the audit log). Points outside every grid are
-404 for the dispatcher ("none of your divisions' grids"), so every line uses the points
-inside a grid only: the places a dispatcher locates.
+workers with phones, each answer an entry of the audit log), each on one process and on
+`--workers N`. Points outside every grid are 404 for the dispatcher ("none of your divisions'
+grids"), so every line uses the points inside a grid only: the places a dispatcher locates.
+
+Two things keep the figures about the server rather than the machine: a one-process server
+runs on core 0 and wrk on core 1 (taskset; `--no-pin` to leave them to the scheduler), so the
+two do not take turns on one core — with more server processes than cores left over they are
+not pinned —; and besides the closed loops (each connection sends its next request the moment
+an answer arrives, so at 8 connections 8 requests are always queued and the median latency is
+about 8 × the time per request), a paced line: 8 connections sending about `--rate` requests
+a second in all, the latency a dispatch centre at that load sees.
 """
 
 from __future__ import annotations
@@ -109,14 +118,14 @@ def cpu_seconds(port: int) -> float:
 
 
 def run_wrk(port: int, script: Path, seconds: int, connections: int,
-            headers: tuple[str, ...] = ()) -> dict[str, float]:
+            headers: tuple[str, ...] = (), pin: list[str] | None = None) -> dict[str, float]:
     """Requests/s, latency percentiles (ms), non-2xx/3xx answers, and the server's CPU
     time per request in µs (its processes only: not wrk's, not PostgreSQL's) — the figure
-    the machine's load disturbs least."""
+    the machine's load disturbs least. *pin*: the taskset prefix wrk runs under."""
     extra = [arg for h in headers for arg in ("-H", h)]
     cpu = cpu_seconds(port)
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          *extra, "-s", str(script), f"http://127.0.0.1:{port}"],
+    out = subprocess.run([*(pin or []), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+                          "--latency", *extra, "-s", str(script), f"http://127.0.0.1:{port}"],
                          capture_output=True, text=True, check=True).stdout
     cpu = cpu_seconds(port) - cpu
     unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -135,6 +144,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--rate", type=int, default=2000, help="the paced line's total "
+                        "requests/s over 8 connections (0: no paced line)")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                        help="one-process servers on core 0, wrk on core 1 (taskset), so "
+                        "they do not take turns on one core")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -161,33 +175,55 @@ def main() -> None:
         script.write_text(f"local paths = {{{paths}}}\nlocal i = 0\n"
                           "request = function()\n  i = i % #paths + 1\n"
                           "  return wrk.format('GET', paths[i])\nend\n")
+        # the same requests, each connection pausing between its requests so that 8 send
+        # about --rate a second: the latency a dispatch centre at that load sees, without the
+        # queue a closed loop at full speed builds (the pause is from an answer to the next
+        # request, so ~0.5 ms of answer is left out of it; wrk's pauses are whole
+        # milliseconds: alternate the two around the pause wanted). The line prints the rate
+        # it reached.
+        paced = Path(tmp) / "paced.lua"
+        pause = max(8 / max(args.rate, 1) * 1000 - 0.5, 0)
+        low = math.floor(pause)
+        paced.write_text(script.read_text() + f"local n = 0\ndelay = function()\n"
+                         f"  n = n + 1\n  if (n * {pause - low:.3f}) % 1 < {pause - low:.3f} "
+                         f"then return {low + 1} end\n  return {low}\nend\n")
         app_file = Path(tmp) / "postgis_app.py"
         app_file.write_text(POSTGIS_APP.format(url=url))
         results: dict[tuple[str, int], dict[str, float]] = {}
         env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
         serve = [gridmap, "serve", "--port", "{port}", "--log-level", "warning"]
         workers = [w for w in (2, 4) if w <= (os.cpu_count() or 1)]
-        for name, cmd in (
-            ("gridmap (in-process index)", serve),
-            *((f"gridmap, {w} worker processes", [*serve, "--workers", str(w)])
-              for w in workers),
-            ("gridmap as a dispatcher", serve),
-            ("PostGIS per request", [sys.executable, "-m", "uvicorn", "postgis_app:app",
-                                     "--port", "{port}", "--log-level", "warning"]),
-        ):
+        pinned = args.pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset")
+        server_pin = ["taskset", "-c", "0"] if pinned else []
+        wrk_pin = ["taskset", "-c", "1"] if pinned else None
+        lines = [("gridmap (in-process index)", [*server_pin, *serve], wrk_pin)]
+        lines += [(f"gridmap, {w} worker processes", [*serve, "--workers", str(w)], None)
+                  for w in workers]
+        lines += [("gridmap as a dispatcher", [*server_pin, *serve], wrk_pin)]
+        lines += [(f"dispatcher, {w} worker processes", [*serve, "--workers", str(w)], None)
+                  for w in workers]
+        lines += [("PostGIS per request", [*server_pin, sys.executable, "-m", "uvicorn",
+                                           "postgis_app:app", "--port", "{port}",
+                                           "--log-level", "warning"], wrk_pin)]
+        for name, cmd, pin in lines:
             with running(cmd, env, cwd=tmp) as port:
                 headers: tuple[str, ...] = ()
                 if "dispatcher" in name:
                     token = httpx.post(f"http://127.0.0.1:{port}/auth/token", data={
                         "username": "bench-dispatcher", "password": password}).json()
                     headers = (f"Authorization: Bearer {token['access_token']}",)
-                run_wrk(port, script, 2, 4, headers)  # warm up
+                # warm up (every worker process resolves the token once)
+                run_wrk(port, script, 2, 8, headers, pin)
                 for c in args.connections:
-                    results[name, c] = run_wrk(port, script, args.seconds, c, headers)
+                    results[name, c] = run_wrk(port, script, args.seconds, c, headers, pin)
+                if args.rate and not name.startswith("PostGIS"):
+                    results[name, -8] = run_wrk(port, paced, args.seconds, 8, headers, pin)
     print(f"{inside.sum()} random points inside the district's grids, wrk for {args.seconds} s "
-          "per line:")
+          f"per line; one-process servers {'on core 0, wrk on core 1' if pinned else 'unpinned'}"
+          f"; paced: 8 connections at about {args.rate} req/s in all:")
     for (name, c), r in results.items():
-        print(f"  {name:30s} {c} conn {r['rps']:8.0f} req/s   p50 {r['p50']:.2f} ms   "
+        conns = f"{c} conn" if c > 0 else "paced "
+        print(f"  {name:33s} {conns} {r['rps']:8.0f} req/s   p50 {r['p50']:.2f} ms   "
               f"p90 {r['p90']:.2f} ms   p99 {r['p99']:.2f} ms   server CPU "
               f"{r['cpu_us']:5.0f} µs/req   errors {r['errors']:.0f}")
     c = max(args.connections)
@@ -195,6 +231,10 @@ def main() -> None:
     print(f"  server CPU per request at {c} connections: gridmap {ours['cpu_us']:.0f} µs, "
           f"PostGIS per request {theirs['cpu_us']:.0f} µs in its app process (its "
           f"database's work on top): {theirs['cpu_us'] / ours['cpu_us']:.1f}x")
+    them = results["gridmap as a dispatcher", c]
+    print(f"  the dispatcher (workers' phones, each answer audited) at {c} connections: "
+          f"{them['cpu_us']:.0f} µs CPU per request, {them['rps'] / ours['rps']:.2f}x the "
+          f"public's requests/s")
     one = ours["rps"]
     for w in workers:
         print(f"  {w} worker processes at {c} connections: "

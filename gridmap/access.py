@@ -516,6 +516,9 @@ class Sessions:
             self._forgotten += 1
 
 
+_WRITE_NOW: dict[str, Any] = {}  # in the audit queue: write what you have (a flush waits)
+
+
 class AuditLog:
     """Reads of unmasked personal data, written in batches by a background thread (a
     request does not wait for the insert; at most ``interval`` seconds of entries are in
@@ -541,26 +544,34 @@ class AuditLog:
                                     row_count=row_count, detail=detail))
 
     def _run(self) -> None:
+        """A batch is what arrives within ``interval`` seconds of its first entry (or until a
+        flush asks for it), written in one transaction: under a stream of reads — a dispatch
+        centre locating, each answer an entry — one COPY a round, not a transaction (and a
+        commit to wait for) every few entries."""
         stop = False
         while not stop:
             batch: list[dict[str, Any]] = []
-            try:
-                item = self._queue.get(timeout=self.interval)
-                while True:
-                    if item is None:
-                        stop = True
-                    else:
-                        batch.append(item)
-                    item = self._queue.get_nowait()
-            except queue.Empty:
-                pass
+            item = self._queue.get()
+            deadline = time.monotonic() + self.interval
+            while True:
+                if item is None:
+                    stop = True
+                elif item is not _WRITE_NOW:
+                    batch.append(item)
+                left = deadline - time.monotonic()
+                if stop or item is _WRITE_NOW or left <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=left)
+                except queue.Empty:
+                    break
             if batch:
                 self._write(batch)
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         try:
             with self.engine.begin() as conn:
-                accounts.insert_audit(conn, batch)
+                accounts.copy_audit(conn, batch)
         except Exception:  # the database is away: keep the entries for a later round
             for entry in batch:
                 self._queue.put(entry)
@@ -572,6 +583,7 @@ class AuditLog:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every entry recorded so far is in the table."""
+        self._queue.put(_WRITE_NOW)
         with self._flushed:
             return self._flushed.wait_for(lambda: self._pending <= 0, timeout)
 

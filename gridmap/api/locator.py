@@ -189,10 +189,12 @@ class Locator:
         # exactly below; most points have none but their own
         pad = self.margin_m / min(kx, M_PER_DEG_LAT)
         near = index.tree.query(shapely.box(x - pad, y - pad, x + pad, y + pad))
+        near = near[near != pos]
+        if near.size:  # of those, the ones within pad degrees, in one call: a superset still
+            near = near[shapely.dwithin(index.geoms[near], shapely.Point(x, y),
+                                        pad * (1 + 1e-9))]
         candidates = []
         for j in sorted(near.tolist()):
-            if j == pos:
-                continue
             d = float(shapely.distance(metres(index.geoms[j]), ORIGIN))
             if d <= self.margin_m:
                 candidates.append({**self._grid(index, j), "distance_m": round(d, 2)})

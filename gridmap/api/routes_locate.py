@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -14,8 +15,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.datastructures import State
-from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
+from starlette.types import Send
 
 from gridmap.access import AuditLog, NotVisible, Principal
 from gridmap.api.deps import (
@@ -28,6 +29,7 @@ from gridmap.api.deps import (
 )
 from gridmap.api.errors import language_of
 from gridmap.api.schemas import LocatePublic, SearchHit
+from gridmap.api.security import PAGE_HEADERS
 from gridmap.domain.access import (
     Resource,
     Show,
@@ -40,6 +42,7 @@ from gridmap.store.search import search_addresses
 from gridmap.store.versions import locate_at
 
 router = APIRouter(prefix="/api", tags=["locate"])
+log = logging.getLogger("gridmap")
 
 
 @router.get("/locate", responses={200: {"model": LocatePublic}})
@@ -92,53 +95,61 @@ FAST_PARAMS = {"lon", "lat", "crs"}
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?")
 
 
-class FastLocate:
-    """Locate without the framework: a pure ASGI middleware that answers ``GET /api/locate``
-    with plain, valid lon/lat (and crs) from the in-memory index, for a caller known without
-    I/O who may read boundaries. Anything else — ``at``, a value out of range, a token to
-    check, an answer to refuse — goes on to :func:`locate`, which answers it."""
+# the fast answer's headers, encoded once: its type and those every answer carries
+FAST_HEADERS = [(b"content-type", b"application/json"), *PAGE_HEADERS]
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
-        body = self._answer(scope) if scope["type"] == "http" and scope["method"] == "GET" \
-            and scope["path"] == "/api/locate" else None
-        if body is None:
-            await self.app(scope, receive, send)
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+async def answer_fast(scope: AsgiScope, send: Send) -> bool:
+    """Locate without the framework (:class:`gridmap.api.app.Gridmap` asks first): the
+    answer of :func:`fast_answer`, sent; False when there is none."""
+    body = fast_answer(scope)
+    if body is None:
+        return False
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [*FAST_HEADERS, (b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
+    return True
 
-    @staticmethod
-    def _answer(scope: AsgiScope) -> bytes | None:
-        try:
-            params = dict(parse_qsl(scope["query_string"].decode("latin-1"),
-                                    strict_parsing=True))
-            if not (NUMBER.fullmatch(params["lon"]) and NUMBER.fullmatch(params["lat"])):
-                return None
-            lon, lat = float(params["lon"]), float(params["lat"])
-        except (ValueError, KeyError):
+
+def fast_answer(scope: AsgiScope) -> bytes | None:
+    """The JSON of a ``GET /api/locate`` with plain, valid lon/lat (and crs), from the
+    in-memory index, for a caller known without I/O — the public or a session already
+    resolved — who may read boundaries; None for anything else — ``at``, a value out of
+    range, a token to check, an answer to refuse, an error — which :func:`locate` answers.
+    Both fast paths (:func:`answer_fast`, :mod:`gridmap.api.fastproto`) answer with it."""
+    try:
+        return _fast_body(scope)
+    except Exception:  # a bug: logged, and the framework's way answers (or reports) it
+        log.exception("locate's fast path failed; the framework answers the request")
+        return None
+
+
+def _fast_body(scope: AsgiScope) -> bytes | None:
+    try:
+        params = dict(parse_qsl(scope["query_string"].decode("latin-1"), strict_parsing=True))
+        if not (NUMBER.fullmatch(params["lon"]) and NUMBER.fullmatch(params["lat"])):
             return None
-        crs = params.get("crs", "wgs84")
-        if params.keys() - FAST_PARAMS or crs not in CRS_CHOICES \
-                or not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            return None
-        state = scope["app"].state
-        headers = dict(scope["headers"])
-        state.changes.poll()  # revocations, new grants and redraws first
-        caller = caller_in_memory(state, headers.get(b"authorization"), headers.get(b"cookie"))
-        if caller is None or not caller.may(Resource.boundaries):
-            return None
-        client = scope["client"][0] if scope.get("client") else "unknown"
-        try:
-            answer = answer_for(state, caller, lon, lat, crs, client=client,
-                                path=scope["path"])
-        except NotVisible:
-            return None
-        return JSON.encode(answer).encode()
+        lon, lat = float(params["lon"]), float(params["lat"])
+    except (ValueError, KeyError):
+        return None
+    crs = params.get("crs", "wgs84")
+    if params.keys() - FAST_PARAMS or crs not in CRS_CHOICES \
+            or not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        return None
+    state = scope["app"].state
+    headers = dict(scope["headers"])
+    if b"origin" in headers and state.settings.cors_origins:
+        return None  # a cross-origin call: the CORS middleware's headers are wanted
+    state.changes.poll()  # revocations, new grants and redraws first
+    caller = caller_in_memory(state, headers.get(b"authorization"), headers.get(b"cookie"))
+    if caller is None or not caller.may(Resource.boundaries):
+        return None
+    client = scope["client"][0] if scope.get("client") else "unknown"
+    try:
+        answer = answer_for(state, caller, lon, lat, crs, client=client, path=scope["path"])
+    except NotVisible:
+        return None
+    return JSON.encode(answer).encode()
 
 
 def _locate_at(request: Request, caller: Principal, lon: float, lat: float, crs: str,

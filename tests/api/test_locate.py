@@ -3,18 +3,27 @@ a redraw visible to the very next request."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import geopandas as gpd
 import pytest
 import shapely
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
+from gridmap import access
+from gridmap.api import routes_locate
 from gridmap.api.app import create_app
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.domain import chinacrs
 from gridmap.settings import Settings
+from gridmap.store import accounts
 from tests.helpers import (
     bearer,
     import_merged,
@@ -119,7 +128,7 @@ def test_a_redraw_is_seen_by_the_next_request(client: TestClient, grids_db: str,
 
 def test_the_fast_path_answers_as_the_framework_does(client: TestClient,
                                                      grids: gpd.GeoDataFrame) -> None:
-    """A plain locate is answered before the framework (routes_locate.FastLocate); a request
+    """A plain locate is answered before the framework (routes_locate.answer_fast); a request
     with a parameter it does not take goes through FastAPI. Both say the same, per caller."""
     ex = grids[grids["kind"] == "exclusive"].iloc[1]
     points = [ex.geometry.representative_point(), shapely.Point(116.4, 39.9)]
@@ -137,3 +146,74 @@ def test_the_fast_path_answers_as_the_framework_does(client: TestClient,
         assert inside.json()["inside"] and inside.json()["workers"] == []  # no phones
         assert public.get("/api/locate", params={"lon": points[0].x, "lat": points[0].y},
                           headers={"Authorization": "Bearer nonsense"}).status_code == 401
+
+
+def _fast(app: Any, params: dict[str, float], token: str) -> bytes | None:
+    """The body :func:`routes_locate.answer_fast` sends for a bearer *token*, None when it
+    leaves the request to the framework."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/api/locate", "app": app,
+             "query_string": urlencode(params).encode(), "client": ("testclient", 50000),
+             "headers": [(b"host", b"testserver"),
+                         (b"authorization", f"Bearer {token}".encode())]}
+    if not asyncio.run(routes_locate.answer_fast(scope, send)):
+        assert sent == []
+        return None
+    assert sent[0]["status"] == 200
+    assert (b"x-content-type-options", b"nosniff") in sent[0]["headers"]
+    return b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_a_signed_in_caller_is_answered_fast_masked_audited_and_revocable(
+        grids_db: str, grids: gpd.GeoDataFrame) -> None:
+    """A session already resolved is answered before the framework, with the workers'
+    phones as its role may see them (whole for a dispatcher, masked for an analyst), the
+    same bytes' meaning as the framework's answer, and a full view audited as the framework
+    audits it; a session revoked elsewhere (another process: the store here) is refused on
+    the next request after its notice."""
+    grid = grids[grids["kind"] == "comprehensive"].iloc[60]
+    p = grid.geometry.buffer(-0.001).representative_point()
+    params = {"lon": p.x, "lat": p.y}
+    county = grid["code"][:6] + "000000"
+    with TestClient(create_app(Settings(database_url=grids_db))) as client:
+        _signed_in_fast(client, grids_db, params, county)
+
+
+def _signed_in_fast(client: TestClient, grids_db: str, params: dict[str, float],
+                    county: str) -> None:
+    audit = client.app.state.audit
+    engine = create_engine(grids_db, poolclass=NullPool)
+    for role, name in (("dispatcher", "fast-dispatcher"), ("analyst", "fast-analyst")):
+        token = token_for(grids_db, name, role, (county,))
+        assert _fast(client.app, params, token) is None  # not resolved yet: the framework's
+        framework = client.get("/api/locate", params={**params, "via": "fastapi"},
+                               headers=bearer(token))
+        audit.flush()
+        with engine.connect() as conn:
+            before = len(accounts.read_audit(conn, user=name))
+        fast = _fast(client.app, params, token)
+        assert fast is not None and json.loads(fast) == framework.json()
+        phones = [w["phone"] for w in json.loads(fast)["workers"]]
+        assert phones and all(phones)
+        assert all("*" in phone for phone in phones) == (role == "analyst")
+        assert audit.flush()
+        with engine.connect() as conn:
+            entries = accounts.read_audit(conn, user=name)
+        if role == "dispatcher":  # a read of workers' phones, one entry per answer
+            assert len(entries) == before + 1
+            assert entries[0]["target"] == "GET /api/locate"
+            assert entries[0]["divisions"] == [json.loads(fast)["grid"]["code"]]
+            assert entries[0]["detail"] == "worker phones" and entries[0]["row_ids"] is None
+        else:  # masked phones are no read of personal data
+            assert len(entries) == before
+    with engine.begin() as conn:
+        access.set_disabled(conn, "fast-analyst", True, actor=access.CLI)
+    engine.dispose()
+    wait_for_notice(client.app)
+    assert _fast(client.app, params, token) is None
+    res = client.get("/api/locate", params=params, headers=bearer(token))
+    assert res.status_code == 401 and "revoked" in res.json()["detail"]

@@ -4,6 +4,7 @@ takes the request after a redraw sees it."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -84,3 +85,59 @@ def test_every_worker_sees_a_redraw(served: str, grids_db: str, tmp_path: Path) 
     with httpx.Client(timeout=10) as client:  # the browser's copy is stale: the new tile
         assert client.get(served + tile, headers={"If-None-Match": etag}).status_code == 200
     assert b["code"].encode() not in tiles[0].content and a["code"].encode() in tiles[0].content
+
+
+def _answers(sock: socket.socket, n: int) -> list[tuple[list[str], dict[str, str], bytes]]:
+    """*n* HTTP/1.1 answers read off *sock*: status line and headers, and body (by its
+    Content-Length)."""
+    data, out = b"", []
+    while len(out) < n:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if sep:
+            lines = head.decode("latin-1").split("\r\n")
+            headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+            size = int(headers["content-length"])
+            if len(rest) >= size:
+                out.append((lines[0].split(" ", 2), headers, rest[:size]))
+                data = rest[size:]
+                continue
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection before answering"
+        data += chunk
+    assert data == b""
+    return out
+
+
+def test_the_protocol_answers_a_locate_as_the_framework_does(served: str) -> None:
+    """`gridmap serve` answers a plain locate in its HTTP protocol (gridmap.api.fastproto),
+    without the ASGI machinery: the same answer as the framework's, in order with the
+    requests pipelined around it, with the server's headers, keeping or closing the
+    connection as HTTP/1.1 and 1.0 say; a proxy's forwarded client goes the ASGI way."""
+    grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"])
+    p = grids[grids["kind"] == "comprehensive"].iloc[50].geometry.representative_point()
+    target = f"/api/locate?lon={p.x:.7f}&lat={p.y:.7f}"
+    host, port = served.removeprefix("http://").split(":")
+    get = "GET {} HTTP/1.1\r\nHost: x\r\n{}\r\n"
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall("".join([get.format(target, ""), get.format(target + "&via=asgi", ""),
+                              get.format("/healthz", ""),
+                              get.format(target, "X-Forwarded-For: 10.1.2.3\r\n")]).encode())
+        answers = _answers(sock, 4)
+        sock.sendall((get.format(target, "") + get.format(target, "Connection: close\r\n"))
+                     .encode())
+        answers += _answers(sock, 2)
+        assert sock.recv(1) == b""  # closed after the answer to "Connection: close"
+    assert [status[1] for status, _, _ in answers] == ["200"] * 6
+    fast, framework, health, forwarded, _, last = answers
+    assert json.loads(fast[2]) == json.loads(framework[2]) == json.loads(forwarded[2]) \
+        == json.loads(last[2])
+    assert json.loads(fast[2])["inside"] and "status" in json.loads(health[2])
+    for _, headers, _ in (fast, last):
+        assert headers["content-type"] == "application/json" and "date" in headers
+        assert headers["x-content-type-options"] == "nosniff"
+    assert "connection" not in fast[1] and last[1]["connection"] == "close"
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.0\r\n\r\n".encode())
+        ((status, _, body),) = _answers(sock, 1)
+        assert status[1] == "200" and json.loads(body) == json.loads(fast[2])
+        assert sock.recv(1) == b""  # HTTP/1.0 without keep-alive: closed
