@@ -312,7 +312,9 @@ def _coerce(frame: pd.DataFrame, spec: LayerSpec, keys: pd.Series) -> list[Probl
                                         f"{col} not a {width}-digit code"))
         elif kind == "int":
             nums = pd.to_numeric(values, errors="coerce")
-            bad = nums.isna() & values.notna() & (values.astype("string") != "")
+            bad = nums.isna() & values.notna()
+            if bad.any():  # only then spell the values out: a million numbers as text is slow
+                bad &= values.astype("string") != ""
             bad |= (nums < 0) | (nums.round() != nums) & nums.notna()
             if col in spec.required:
                 bad |= nums.isna()

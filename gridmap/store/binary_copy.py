@@ -200,6 +200,25 @@ def encode_rows(fields: Sequence[_Field]) -> memoryview:
     return buf.data
 
 
+def check_ranges(frame: pd.DataFrame, columns: Sequence[str], kinds: Sequence[str]) -> None:
+    """Raise :class:`OutOfRange` naming every row of the first integer column whose value
+    does not fit its type — over the whole frame, before anything is sent (the encoder
+    finds them batch by batch, once the earlier batches are on their way)."""
+    for column, kind in zip(columns, kinds, strict=True):
+        if kind not in FIXED or np.dtype(FIXED[kind]).kind != "i" or kind.startswith("time"):
+            continue
+        values = frame[column]
+        if values.dtype.kind not in "iuf" and not pd.api.types.is_integer_dtype(values.dtype):
+            continue
+        info = np.iinfo(np.dtype(FIXED[kind]))
+        if kind == "bigint" and values.dtype.kind == "i":
+            continue  # every signed 64-bit value fits
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = (numbers < info.min) | (numbers > info.max)
+        if bad.any():
+            raise OutOfRange(column, kind, np.flatnonzero(bad))
+
+
 def frame_to_copy(frame: pd.DataFrame, columns: Sequence[str], kinds: Sequence[str], *,
                   srid: int = 4326, batch_rows: int = 250_000) -> Iterator[bytes | memoryview]:
     """*frame*'s *columns* (encoded as *kinds*, from :func:`column_kind`) as the blocks of
