@@ -379,9 +379,10 @@ def _map_columns(frame: pd.DataFrame, spec: LayerSpec, mapping: dict[str, str],
     for col, default in spec.defaults.items():
         if col not in frame:
             frame[col] = default
-    for col in spec.optional:
-        if col not in frame:
-            frame[col] = None
+    for col, kind in spec.optional.items():
+        if col not in frame:  # missing text made as text: not a million None to convert
+            frame[col] = pd.Series(pd.NA, index=frame.index, dtype="string") \
+                if kind == "text" else None
     keep = list(spec.columns) + (["geometry"] if spec.geometry != "none" else [])
     return frame[keep], ignored
 
