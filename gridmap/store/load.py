@@ -409,7 +409,11 @@ def _bulk_load(conn: Connection, spec: LayerSpec, frame: pd.DataFrame, columns: 
                     "ST_Point(%s, %s)))", (spec.table, x0, y0, x1, y1))
     clock = time.perf_counter()
     raw.execute("SET LOCAL max_parallel_maintenance_workers = 2")
-    raw.execute("SET LOCAL maintenance_work_mem = '256MB'")
+    # at least 256 MB (a parallel build splits it between its workers), never less than
+    # the server gives (the local cluster: 1 GB)
+    raw.execute("SELECT set_config('maintenance_work_mem', greatest(setting::bigint, "
+                "262144)::text || 'kB', true) FROM pg_settings "
+                "WHERE name = 'maintenance_work_mem'")
     if pkey:
         raw.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(
             target, sql.Identifier(pkey[0])) + sql.SQL(pkey[1]))

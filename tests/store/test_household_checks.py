@@ -1,5 +1,6 @@
 """Migration 0017: the household checks a bulk load pays for on every row are cheaper and let
-nothing more in than those of 0015 did, and the migration goes both ways."""
+nothing more in than those of 0015 did, the id sorts byte by byte, and the migration goes
+both ways."""
 
 from __future__ import annotations
 
@@ -70,23 +71,29 @@ def _migrate(url: str, direction: str, revision: str) -> None:
         engine.dispose()
 
 
-def _checks(url: str) -> dict[str, str]:
+def _checks(url: str) -> dict[str, str | None]:
+    """household's checks by name, and the id's collation (None: the database's)."""
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            return dict(conn.execute(text(
+            checks: dict[str, str | None] = dict(conn.execute(text(
                 "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE "
                 "conrelid = 'household'::regclass AND contype = 'c'")).all())
+            checks["id collation"] = conn.execute(text(
+                "SELECT collation_name FROM information_schema.columns WHERE table_name = "
+                "'household' AND column_name = 'id'")).scalar()
+            return checks
     finally:
         engine.dispose()
 
 
 def test_the_migration_goes_both_ways(db_at_0015: str) -> None:
     before = _checks(db_at_0015)
-    assert "household_county_code_check" in before
+    assert "household_county_code_check" in before and before["id collation"] is None
     _migrate(db_at_0015, "upgrade", "0017")
     after = _checks(db_at_0015)
     assert "household_county_code_check" not in after
-    assert "&&" in after["household_geom_lonlat"]
+    assert "&&" in str(after["household_geom_lonlat"])
+    assert after["id collation"] == "C"
     _migrate(db_at_0015, "downgrade", "0015")
     assert _checks(db_at_0015) == before

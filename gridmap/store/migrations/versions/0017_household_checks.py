@@ -1,7 +1,8 @@
 """Household checks a bulk load pays for on every row made cheaper, letting nothing more in:
 the lon/lat check answers by bounding box for points well inside the limits (the exact test
 for the rest), and the county code, the partition key checked when its partition is made,
-is no longer matched against a regular expression on every row.
+is no longer matched against a regular expression on every row; the id compared byte by
+byte (``COLLATE "C"``), which halves sorting it for the primary key.
 
 Revision ID: 0017
 Revises: 0015
