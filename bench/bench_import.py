@@ -4,9 +4,10 @@ Run: .venv/bin/python bench/bench_import.py [--rows N]
 
 Both load the same file into databases of the same server (the local cluster, or the server
 of GRIDMAP_DATABASE_URL), each into a fresh database migrated to head. gridmap's figure is
-end to end — read, validate (CRS, geometry, columns, values), binary COPY straight into the
-empty table, primary key, constraints and indexes built after the load, commit, then the
-trigram (search) index built concurrently — as `gridmap import` does it; each phase is
+end to end — read, validate (CRS, geometry, columns, values), binary COPY ... FREEZE of each
+county's rows into a table made for them and attached as its partition, primary key,
+constraints and indexes built after the load, commit, then the trigram (search) index built
+concurrently — as `gridmap import` does it; each phase is
 printed, and the time to the commit beside the whole. to_postgis writes into an empty
 table with no constraints and no index and validates nothing, so it is the lower bound of
 effort, not a like-for-like job.

@@ -312,7 +312,9 @@ def _coerce(frame: pd.DataFrame, spec: LayerSpec, keys: pd.Series) -> list[Probl
                                         f"{col} not a {width}-digit code"))
         elif kind == "int":
             nums = pd.to_numeric(values, errors="coerce")
-            bad = nums.isna() & values.notna() & (values.astype("string") != "")
+            bad = nums.isna() & values.notna()
+            if bad.any():  # only then spell the values out: a million numbers as text is slow
+                bad &= values.astype("string") != ""
             bad |= (nums < 0) | (nums.round() != nums) & nums.notna()
             if col in spec.required:
                 bad |= nums.isna()
@@ -377,9 +379,10 @@ def _map_columns(frame: pd.DataFrame, spec: LayerSpec, mapping: dict[str, str],
     for col, default in spec.defaults.items():
         if col not in frame:
             frame[col] = default
-    for col in spec.optional:
-        if col not in frame:
-            frame[col] = None
+    for col, kind in spec.optional.items():
+        if col not in frame:  # missing text made as text: not a million None to convert
+            frame[col] = pd.Series(pd.NA, index=frame.index, dtype="string") \
+                if kind == "text" else None
     keep = list(spec.columns) + (["geometry"] if spec.geometry != "none" else [])
     return frame[keep], ignored
 

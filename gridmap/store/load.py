@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection, Engine
 from tqdm import tqdm
@@ -29,7 +30,7 @@ from gridmap.domain.notes import Note
 from gridmap.i18n import CHANGES, label
 from gridmap.i18n import gettext as _t
 from gridmap.io.errors import ImportRejected, Problem
-from gridmap.store.binary_copy import OutOfRange, column_kind, frame_to_copy
+from gridmap.store.binary_copy import OutOfRange, check_ranges, column_kind, frame_to_copy
 from gridmap.store.partitions import (
     PARTITION_KEYS,
     conflict_key,
@@ -161,27 +162,37 @@ def column_types(conn: Connection, table: str, columns: list[str]) -> list[str]:
 
 
 def copy_into(conn: Connection, table: str, frame: pd.DataFrame, columns: list[str], *,
-              batch_rows: int = 500_000, progress: bool = False) -> None:
+              batch_rows: int = 500_000, progress: bool = False, freeze: bool = False) -> None:
     """``COPY`` *frame*'s *columns* into *table*: in PostgreSQL's binary format, built column
     by column (:mod:`gridmap.store.binary_copy`), when every column's type has an encoder;
-    otherwise as CSV with geometry as hex EWKB. A frame's geometry column is ``geom``."""
+    otherwise as CSV with geometry as hex EWKB. A frame's geometry column is ``geom``.
+
+    A thread sends each block while the next is encoded (psycopg's ``QueuedLibpqWriter``),
+    so the server parses one batch while Python builds the next. With *freeze* the rows are
+    written frozen (``COPY … FREEZE``: *table* must have been created or emptied in the
+    current subtransaction), so no reader after the commit rewrites every page to set its
+    hint bits."""
     raw = _raw(conn)
     kinds = [column_kind(t) for t in column_types(conn, table, columns)]
     binary = all(k is not None for k in kinds)
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {}{})").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.SQL("binary" if binary else "csv"))
+        sql.SQL("binary" if binary else "csv"), sql.SQL(", FREEZE" if freeze else ""))
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     bar = tqdm(total=len(frame), unit=_t("rows"), disable=not progress,
                desc=_t("copy {table}", table=table))
-    with raw.cursor() as cur, cur.copy(stmt) as copy:
+    with raw.cursor() as cur:
         if binary:
             named = _binary_source(frame, columns)
-            for block in frame_to_copy(named, columns, [k for k in kinds if k is not None],
-                                       batch_rows=batch_rows):
-                copy.write(block)
+            encoded = [k for k in kinds if k is not None]
+            check_ranges(named, columns, encoded)  # every bad row, before the first byte
+            with cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as copy:
+                for block in frame_to_copy(named, columns, encoded, batch_rows=batch_rows):
+                    copy.write(block)
             bar.update(len(frame))
-        else:
+            bar.close()
+            return
+        with cur.copy(stmt) as copy:
             for start in range(0, len(frame), batch_rows):
                 part = frame.iloc[start:start + batch_rows]
                 sink = pa.BufferOutputStream()
@@ -202,6 +213,29 @@ def _binary_source(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         out["gx"] = pd.Series(xy[:, 0], index=frame.index)
         out["gy"] = pd.Series(xy[:, 1], index=frame.index)
     return pd.DataFrame(out, index=frame.index)[columns]
+
+
+def _check_points(frame: pd.DataFrame, spec: LayerSpec, source: str) -> None:
+    """Refuse, naming every such row, points the table's check would refuse: missing, empty,
+    or with a coordinate that is not a finite longitude/latitude — before the first byte is
+    sent, so a bulk load never starts on a file it would roll back, and every bad row is
+    named rather than the first the database meets."""
+    if spec.geometry != "point" or not isinstance(frame, gpd.GeoDataFrame):
+        return
+    geoms = np.asarray(frame.geometry.values)
+    x, y = np.full(len(geoms), np.nan), np.full(len(geoms), np.nan)  # NaN: no coordinates
+    points = (shapely.get_type_id(geoms) == 0) & ~shapely.is_empty(geoms)
+    x[points], y[points] = shapely.get_x(geoms[points]), shapely.get_y(geoms[points])
+    with np.errstate(invalid="ignore"):
+        bad = ~((np.abs(x) <= 180) & (np.abs(y) <= 90))
+    if not bad.any():
+        return
+    keys = frame[spec.key].astype("string") if spec.key in frame else None
+    problems = [Problem(int(i), None if keys is None else keys.iat[i],
+                        f"({x[i]}, {y[i]}) is not a longitude/latitude",
+                        "not a longitude/latitude") for i in np.flatnonzero(bad)]
+    raise ImportRejected(source, f"{len(problems)} problem(s) in {len(problems)} feature(s); "
+                         "nothing was imported", problems)
 
 
 def _stage_columns(spec: LayerSpec, columns: list[str]) -> list[str]:
@@ -313,9 +347,12 @@ def _bulk_load(conn: Connection, spec: LayerSpec, frame: pd.DataFrame, columns: 
                batch_rows: int, progress: bool, defer_search_index: bool
                ) -> LoadResult | None:
     """Fill an empty point table fast: its indexes and primary key dropped, the frame sent by
-    binary ``COPY`` straight into the table (no stage, no per-row index maintenance, no WAL
-    where the server allows it: ``wal_level = minimal``, as in the local cluster), then the
-    key and indexes built again with parallel maintenance workers. Inside the caller's
+    binary ``COPY … FREEZE`` straight into the table — a partitioned one's rows into new
+    partitions, attached after (:func:`_fill_partitions`) — with no stage, no per-row index
+    maintenance and no WAL where the server allows it (``wal_level = minimal``, as in the
+    local cluster), then the key and indexes built again with parallel maintenance workers.
+    Frozen rows are visible at once to other transactions' older snapshots too, as after a
+    ``TRUNCATE``: the table was empty before. Inside the caller's
     transaction like everything else, so a failure leaves the table, and its indexes, as they
     were. With *defer_search_index* the trigram (search) indexes are not built here but
     returned in ``LoadResult.deferred`` for :func:`build_deferred_indexes` to build
@@ -343,28 +380,43 @@ def _bulk_load(conn: Connection, spec: LayerSpec, frame: pd.DataFrame, columns: 
         "' ON ONLY ', ' ON ') FROM pg_index i "
         "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary", (spec.table,)).fetchall()
     trigger = f"{spec.table}_notify_ins"
-    notifies = raw.execute("SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND "
-                           "tgname = %s", (spec.table, trigger)).fetchone() is not None
+    notify = raw.execute("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = "
+                         "%s::regclass AND tgname = %s", (spec.table, trigger)).fetchone()
+    notifies = notify is not None
     raw.execute(sql.SQL("TRUNCATE {}").format(target))
     for name, _ in indexes:
         raw.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
     if pkey:
         raw.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
             target, sql.Identifier(pkey[0])))
-    if notifies:  # one notice with the frame's extent instead of a 1M-row transition table
-        raw.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(
-            target, sql.Identifier(trigger)))
-    copy_into(conn, spec.table, frame, columns, batch_rows=batch_rows, progress=progress)
-    phases["copy"] = time.perf_counter() - clock
+    phases["prepare"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    key = PARTITION_KEYS.get(spec.table)
+    if key is not None:  # a partitioned table's statement triggers never see these rows
+        phases.update(_fill_partitions(conn, spec.table, key, frame, columns,
+                                       batch_rows=batch_rows, progress=progress))
+    else:
+        # one notice with the frame's extent instead of the trigger's; dropped, not
+        # disabled: PostgreSQL fills a disabled trigger's transition table all the same
+        if notify is not None:
+            raw.execute(sql.SQL("DROP TRIGGER {} ON {}").format(
+                sql.Identifier(trigger), target))
+        copy_into(conn, spec.table, frame, columns, batch_rows=batch_rows, progress=progress,
+                  freeze=_may_freeze(raw))
+        if notify is not None:
+            raw.execute(sql.SQL(notify[0]))
+        phases["copy"] = time.perf_counter() - clock
     if notifies:
-        raw.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(
-            target, sql.Identifier(trigger)))
         x0, y0, x1, y1 = (float(v) for v in frame.geometry.total_bounds)
         raw.execute("SELECT gridmap_send_change(%s, ST_MakeBox2D(ST_Point(%s, %s), "
                     "ST_Point(%s, %s)))", (spec.table, x0, y0, x1, y1))
     clock = time.perf_counter()
     raw.execute("SET LOCAL max_parallel_maintenance_workers = 2")
-    raw.execute("SET LOCAL maintenance_work_mem = '256MB'")
+    # at least 256 MB (a parallel build splits it between its workers), never less than
+    # the server gives (the local cluster: 1 GB)
+    raw.execute("SELECT set_config('maintenance_work_mem', greatest(setting::bigint, "
+                "262144)::text || 'kB', true) FROM pg_settings "
+                "WHERE name = 'maintenance_work_mem'")
     if pkey:
         raw.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(
             target, sql.Identifier(pkey[0])) + sql.SQL(pkey[1]))
@@ -381,6 +433,74 @@ def _bulk_load(conn: Connection, spec: LayerSpec, frame: pd.DataFrame, columns: 
     raw.execute(sql.SQL("ANALYZE {}").format(target))
     phases["analyze"] = time.perf_counter() - clock
     return LoadResult(spec.name, len(frame), len(frame), 0, phases=phases, deferred=deferred)
+
+
+def _may_freeze(raw: psycopg.Connection) -> bool:
+    """Whether ``COPY … FREEZE`` may run now: PostgreSQL refuses it while the transaction
+    holds a snapshot of its own (repeatable read, serializable)."""
+    row = raw.execute("SELECT current_setting('transaction_isolation')").fetchone()
+    return row is not None and row[0] == "read committed"
+
+
+def _fill_partitions(conn: Connection, table: str, key: str, frame: pd.DataFrame,
+                     columns: list[str], *, batch_rows: int, progress: bool
+                     ) -> dict[str, float]:
+    """Load *frame* into the emptied, partitioned *table*: each partition key's rows by
+    ``COPY … FREEZE`` straight into a table made for them in this transaction, then
+    attached as the partition of that key (replacing the empty one there was).
+
+    Why not ``COPY`` into the parent: PostgreSQL then inserts row by row (the parent has a
+    statement trigger with a transition table, even a disabled one) and routes every row;
+    into a partition it still queues a foreign-key check per row. A table that is not yet a
+    partition has neither; attaching it checks its rows once, by a query per constraint
+    (the foreign key's takes a lock that stops writers, not readers, of the referenced
+    table until the commit). The partition key is checked on every row as it is copied (a
+    ``CHECK`` that lets the attach skip its scan), then dropped. All in the caller's
+    transaction: a failure leaves the old, empty partitions as they were. Returns the
+    seconds of each step."""
+    raw = _raw(conn)
+    phases: dict[str, float] = {"copy": 0.0, "attach": 0.0}
+    freeze = _may_freeze(raw)
+    codes, values = pd.factorize(frame[key], sort=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(values) + 1))
+    for code, value in enumerate(values):
+        clock = time.perf_counter()
+        part = _fresh_partition(raw, table, key, str(value))
+        rows = frame if len(values) == 1 else \
+            frame.iloc[order[bounds[code]:bounds[code + 1]]]
+        copy_into(conn, part, rows, columns, batch_rows=batch_rows, progress=progress,
+                  freeze=freeze)
+        phases["copy"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        raw.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
+            sql.Identifier(table), sql.Identifier(part), sql.Literal(str(value))))
+        raw.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+            sql.Identifier(part), sql.Identifier(f"{part}_bulk_key")))
+        phases["attach"] += time.perf_counter() - clock
+    return phases
+
+
+def _fresh_partition(raw: psycopg.Connection, table: str, key: str, value: str) -> str:
+    """A new, unattached table for *table*'s rows whose *key* is *value*, with the parent's
+    columns, defaults and checks (and one of the key), named as the partition it replaces;
+    the empty partition holding *value*, if any, is detached and dropped."""
+    old = raw.execute(
+        "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = %s::regclass AND pg_get_expr(c.relpartbound, c.oid) = "
+        "format('FOR VALUES IN (%%L)', %s::text)", (table, value)).fetchone()
+    if old is not None:
+        raw.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
+            sql.Identifier(table), sql.SQL(old[0])))
+        raw.execute(sql.SQL("DROP TABLE {}").format(sql.SQL(old[0])))
+    part = f"{table}_{value}"
+    raw.execute(sql.SQL(
+        "CREATE TABLE {part} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS, "
+        "CONSTRAINT {check} CHECK ({key} IS NOT NULL AND {key} = {value}))").format(
+            part=sql.Identifier(part), table=sql.Identifier(table),
+            check=sql.Identifier(f"{part}_bulk_key"), key=sql.Identifier(key),
+            value=sql.Literal(value)))
+    return part
 
 
 def build_deferred_indexes(engine: Engine, result: LoadResult) -> None:
@@ -570,6 +690,7 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
     frame, problems = _prepare(frame, spec)
     if problems:
         raise ImportRejected(source, f"{len(problems)} code(s) of the wrong level", problems)
+    _check_points(frame, spec, source)
     frame = with_partition_key(conn, spec.table, frame)  # households: their county
     columns = _table_columns(spec)
     if spec.table == "grid":

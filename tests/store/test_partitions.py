@@ -10,6 +10,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from alembic import command
@@ -234,9 +235,11 @@ def test_points_to_counties_agrees_with_the_store(conn: Connection) -> None:
 
 
 def test_a_bulk_load_indexes_every_partition(fresh_db: str) -> None:
-    """The bulk path (empty table, ≥ 50,000 rows) COPYs into the partitioned parent and
-    builds the key and indexes on every partition; the deferred search index is built
-    concurrently partition by partition and attached, so the parent's is valid."""
+    """The bulk path (empty table, ≥ 50,000 rows) COPYs each county's rows, frozen, into a
+    table made for them and attaches it, then builds the key and indexes on every
+    partition; the deferred search index is built concurrently partition by partition and
+    attached, so the parent's is valid. The rows read back as sent, and importing the same
+    file again changes nothing."""
     engine = create_engine(fresh_db, poolclass=NullPool)
     try:
         with engine.begin() as conn:
@@ -262,7 +265,63 @@ def test_a_bulk_load_indexes_every_partition(fresh_db: str) -> None:
             hits = conn.execute(text("SELECT count(*) FROM household WHERE address % "
                                      "'addr H000123'")).scalar()
             assert hits and hits >= 1
-            again = load_layer(conn, "households", frame.iloc[:10])
-            assert (again.inserted, again.updated) == (0, 0)
+            # written frozen: every page all-visible, no reader rewrites them for hint bits
+            assert conn.execute(text(
+                "SELECT bool_and(relallvisible = relpages AND relpages > 0) FROM pg_class "
+                "WHERE relname IN ('household_610112', 'household_610113')")).scalar()
+            stored = pd.read_sql("SELECT id, address, residents, ST_X(geom) AS x, "
+                                 "ST_Y(geom) AS y FROM household ORDER BY id", conn)
+            assert stored["id"].tolist() == frame["id"].tolist()
+            assert stored["address"].tolist() == frame["address"].tolist()
+            assert (stored["residents"].to_numpy() == 1).all()
+            assert np.array_equal(stored["x"].to_numpy(), frame.geometry.x.to_numpy())
+            assert np.array_equal(stored["y"].to_numpy(), frame.geometry.y.to_numpy())
+        with engine.begin() as conn:
+            again = load_layer(conn, "households", frame)
+        assert not again.phases and (again.inserted, again.updated) == (0, 0)
+        with engine.connect() as conn:
+            assert _partitions(conn) == parts
     finally:
         engine.dispose()
+
+
+def test_a_refused_bulk_load_leaves_every_partition_as_it_was(conn: Connection) -> None:
+    """A row the database refuses (a phone its check does not accept) in the last county's
+    rows: the partitions replaced and the one made for a new county go with the import's
+    transaction, the old ones and their indexes are back, and the refusal names the row."""
+    _counties(conn)
+    layout = ("SELECT c.relname, (SELECT string_agg(x.indexrelid::regclass::text, ',' "
+              "ORDER BY 1) FROM pg_index x WHERE x.indrelid = c.oid) FROM pg_inherits i "
+              "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = "
+              "'household'::regclass ORDER BY 1")
+    load_layer(conn, "households", _households(["w"], [109.05], [34.05]))
+    conn.execute(text("DELETE FROM household"))  # household_610112 exists, and is empty
+    before = conn.execute(text(layout)).all()
+    n = 60_000
+    rng = np.random.default_rng(3)
+    xs = np.r_[111.0, rng.uniform(109.0, 109.2, n - 2), 109.15]  # the first in no county
+    frame = _households([f"R{i:06d}" for i in range(n)], xs, rng.uniform(34.0, 34.1, n))
+    frame["phone"] = None
+    frame.loc[n - 1, "phone"] = "call me"
+    with pytest.raises(ImportRejected) as refused, conn.begin_nested():
+        load_layer(conn, "households", frame)
+    assert "household_phone_check" in str(refused.value)
+    assert f"R{n - 1:06d}" in str(refused.value)
+    assert conn.execute(text("SELECT to_regclass('household_610113')")).scalar() is None
+    assert conn.execute(text(layout)).all() == before
+    assert conn.execute(text("SELECT count(*) FROM household")).scalar() == 0
+
+
+def test_points_that_are_not_longitude_latitude_are_refused_every_one(
+        conn: Connection) -> None:
+    """Refused before anything is sent, each bad row named by its number and key: out of
+    range, not a number, empty."""
+    frame = _households(["ok", "far", "nan", "empty"], [109.05, 200.0, np.nan, 0.0],
+                        [34.05, 34.0, 34.0, 0.0])
+    frame.loc[3, "geometry"] = shapely.Point()
+    with pytest.raises(ImportRejected) as refused:
+        load_layer(conn, "households", frame)
+    assert [(p.row, p.key) for p in refused.value.problems] == \
+        [(1, "far"), (2, "nan"), (3, "empty")]
+    assert "is not a longitude/latitude" in str(refused.value)
+    assert conn.execute(text("SELECT count(*) FROM household")).scalar() == 0

@@ -13,7 +13,7 @@ from alembic import op
 from gridmap.store.sqlfiles import read_sql
 
 revision = "0018"
-down_revision = "0015"  # 0016 and 0017 come from other branches: the merge chains them
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
