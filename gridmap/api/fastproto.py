@@ -18,11 +18,23 @@ from __future__ import annotations
 from typing import Any, cast
 
 import httptools
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from gridmap.api import routes_locate
 from gridmap.api.app import Gridmap
+
+# the uvicorn releases whose protocol internals this class was tested against: another
+# release is served by uvicorn's own protocol (the framework's fast path still answers)
+TESTED_UVICORN = ("0.54.",)
+
+
+def http_protocol() -> type[HttpToolsProtocol] | str:
+    """What ``gridmap serve`` gives uvicorn as ``http``: this module's protocol on a tested
+    uvicorn, uvicorn's own ("auto") on any other, so an upgrade cannot break serving."""
+    return LocateProtocol if uvicorn.__version__.startswith(TESTED_UVICORN) else "auto"
+
 
 PATH = b"/api/locate"
 # what a fast answer cannot be: a body to read, a client to take from a proxy's headers

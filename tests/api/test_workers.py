@@ -141,3 +141,15 @@ def test_the_protocol_answers_a_locate_as_the_framework_does(served: str) -> Non
         ((status, _, body),) = _answers(sock, 1)
         assert status[1] == "200" and json.loads(body) == json.loads(fast[2])
         assert sock.recv(1) == b""  # HTTP/1.0 without keep-alive: closed
+
+
+def test_serve_takes_the_protocol_only_on_a_uvicorn_it_was_tested_with(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    from gridmap.api.fastproto import LocateProtocol, http_protocol
+
+    # the installed uvicorn is a tested one: if this fails, check fastproto against it
+    assert http_protocol() is LocateProtocol
+    monkeypatch.setattr(uvicorn, "__version__", "0.99.0")
+    assert http_protocol() == "auto"
