@@ -206,7 +206,7 @@ def insert_audit(conn: Connection, entries: Sequence[dict[str, Any]]) -> None:
 
 AUDIT_COPY = {"user_name": "text", "role": "text", "action": "text", "target": "text",
               "divisions": "text[]", "row_ids": "text[]", "row_count": "int4",
-              "client": "text", "detail": "text"}
+              "client": "text", "detail": "text", "detail_notes": "jsonb"}
 
 
 def copy_audit(conn: Connection, entries: Sequence[dict[str, Any]]) -> None:
