@@ -126,7 +126,8 @@ def fast_answer(scope: AsgiScope) -> bytes | None:
 
 def _fast_body(scope: AsgiScope) -> bytes | None:
     try:
-        params = dict(parse_qsl(scope["query_string"].decode("latin-1"), strict_parsing=True))
+        params = dict(parse_qsl(scope["query_string"].decode("latin-1"), strict_parsing=True,
+                                keep_blank_values=True))  # "at=" is the framework's 422
         if not (NUMBER.fullmatch(params["lon"]) and NUMBER.fullmatch(params["lat"])):
             return None
         lon, lat = float(params["lon"]), float(params["lat"])

@@ -146,6 +146,10 @@ def test_the_fast_path_answers_as_the_framework_does(client: TestClient,
         assert inside.json()["inside"] and inside.json()["workers"] == []  # no phones
         assert public.get("/api/locate", params={"lon": points[0].x, "lat": points[0].y},
                           headers={"Authorization": "Bearer nonsense"}).status_code == 401
+        # a parameter sent empty is the framework's to refuse, not the fast path's to drop
+        for blank in ("at", "crs"):
+            res = public.get(f"/api/locate?lon={points[0].x}&lat={points[0].y}&{blank}=")
+            assert res.status_code == 422, (blank, res.text)
 
 
 def _fast(app: Any, params: dict[str, float], token: str) -> bytes | None:
