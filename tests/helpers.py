@@ -237,3 +237,37 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
     x = int((lon + 180) / 360 * n)
     y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
     return z, x, y
+
+
+def migrate(url: str, direction: str, revision: str) -> None:
+    """Alembic ``upgrade``/``downgrade`` of the database at *url* to *revision*."""
+    from alembic import command
+
+    from gridmap.store.db import alembic_config
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            getattr(command, direction)(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def database_at(server_url: str, revision: str, prefix: str) -> Iterator[str]:
+    """A database of its own (named *prefix* and a random suffix, dropped after) migrated to
+    *revision*: the state a migration test starts from."""
+    import uuid
+
+    from pytest_postgresql.janitor import DatabaseJanitor
+    from sqlalchemy import make_url
+
+    url = make_url(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with DatabaseJanitor(user=url.username or "postgres", host=url.host or "127.0.0.1",
+                         port=url.port or 5432, password=url.password, dbname=name):
+        db = url.set(database=name).render_as_string(hide_password=False)
+        migrate(db, "upgrade", revision)
+        yield db

@@ -4,18 +4,15 @@ both ways."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from alembic import command
-from pytest_postgresql.janitor import DatabaseJanitor
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from gridmap.store.db import alembic_config
+from tests.helpers import database_at, migrate
 
 OLD = ("NOT ST_IsEmpty(g) AND ST_X(g) BETWEEN -180 AND 180 AND ST_Y(g) BETWEEN -90 AND 90")
 # on and just past each limit, just inside the box the new check answers by, NaN, infinity
@@ -51,24 +48,9 @@ def test_an_empty_point_is_refused(conn: Connection) -> None:
 
 @pytest.fixture
 def db_at_0015(server_url: str) -> Iterator[str]:
-    url = make_url(server_url)
-    name = f"gridmap_checks_{uuid.uuid4().hex[:8]}"
-    with DatabaseJanitor(user=url.username or "postgres", host=url.host or "127.0.0.1",
-                         port=url.port or 5432, password=url.password, dbname=name):
-        db = url.set(database=name).render_as_string(hide_password=False)
-        _migrate(db, "upgrade", "0015")
+    with database_at(server_url, "0015", "gridmap_checks") as db:
         yield db
 
-
-def _migrate(url: str, direction: str, revision: str) -> None:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = conn
-            getattr(command, direction)(cfg, revision)
-    finally:
-        engine.dispose()
 
 
 def _checks(url: str) -> dict[str, str | None]:
@@ -90,10 +72,10 @@ def _checks(url: str) -> dict[str, str | None]:
 def test_the_migration_goes_both_ways(db_at_0015: str) -> None:
     before = _checks(db_at_0015)
     assert "household_county_code_check" in before and before["id collation"] is None
-    _migrate(db_at_0015, "upgrade", "0017")
+    migrate(db_at_0015, "upgrade", "0017")
     after = _checks(db_at_0015)
     assert "household_county_code_check" not in after
     assert "&&" in str(after["household_geom_lonlat"])
     assert after["id collation"] == "C"
-    _migrate(db_at_0015, "downgrade", "0015")
+    migrate(db_at_0015, "downgrade", "0015")
     assert _checks(db_at_0015) == before

@@ -5,19 +5,17 @@ is shown as is); down drops the keys and keeps the English text of each row."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from alembic import command
 from alembic.script import ScriptDirectory
-from pytest_postgresql.janitor import DatabaseJanitor
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
 from gridmap.store.db import alembic_config
+from tests.helpers import database_at, migrate
 
 AUDIT = "SELECT id, action, target, detail FROM audit_log ORDER BY id"
 COLUMNS = ("SELECT table_name || '.' || column_name FROM information_schema.columns "
@@ -33,24 +31,9 @@ def _before_0018() -> str:
 @pytest.fixture
 def db_before(server_url: str) -> Iterator[str]:
     """A database of its own, migrated to the revision before 0018."""
-    url = make_url(server_url)
-    name = f"gridmap_notes_{uuid.uuid4().hex[:8]}"
-    with DatabaseJanitor(user=url.username or "postgres", host=url.host or "127.0.0.1",
-                         port=url.port or 5432, password=url.password, dbname=name):
-        db = url.set(database=name).render_as_string(hide_password=False)
-        _migrate(db, "upgrade", _before_0018())
+    with database_at(server_url, _before_0018(), "gridmap_notes") as db:
         yield db
 
-
-def _migrate(url: str, direction: str, revision: str) -> None:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = conn
-            getattr(command, direction)(cfg, revision)
-    finally:
-        engine.dispose()
 
 
 def _rows(url: str, query: str, values: dict[str, Any] | None = None) -> list[Any]:
@@ -69,7 +52,7 @@ def test_the_migration_keeps_every_row_both_ways(db_before: str) -> None:
     before = _rows(db_before, AUDIT)
     assert _rows(db_before, COLUMNS) == []
 
-    _migrate(db_before, "upgrade", "0018")
+    migrate(db_before, "upgrade", "0018")
     assert _rows(db_before, COLUMNS) == [("audit_log.detail_notes",),
                                          ("incident_event.notes",)]
     assert _rows(db_before, AUDIT) == before
@@ -84,8 +67,8 @@ def test_the_migration_keeps_every_row_both_ways(db_before: str) -> None:
                          "VALUES ('write', 'x', '{}', CAST('{\"key\": 1}' AS jsonb))")
     after = _rows(db_before, AUDIT)
 
-    _migrate(db_before, "downgrade", "-1")
+    migrate(db_before, "downgrade", "-1")
     assert _rows(db_before, COLUMNS) == []
     assert _rows(db_before, AUDIT) == after  # the English text of each note stays
-    _migrate(db_before, "upgrade", "head")
+    migrate(db_before, "upgrade", "head")
     assert _rows(db_before, AUDIT) == after

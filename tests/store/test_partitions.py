@@ -4,7 +4,6 @@ county filter reads one partition, and the bulk path builds every partition's in
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,16 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from alembic import command
-from pytest_postgresql.janitor import DatabaseJanitor
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from gridmap.analysis.counties import points_to_counties
 from gridmap.io.errors import ImportRejected
-from gridmap.store.db import alembic_config
 from gridmap.store.load import build_deferred_indexes, load_layer
+from tests.helpers import database_at, migrate
 
 # two counties side by side (west 610112, east 610113) sharing the edge x = 109.1
 WEST = "MULTIPOLYGON(((109 34, 109.1 34, 109.1 34.1, 109 34.1, 109 34)))"
@@ -49,24 +46,9 @@ def _partitions(conn: Connection) -> dict[str, int]:
 @pytest.fixture
 def db_at_0014(server_url: str) -> Iterator[str]:
     """A database of its own migrated to 0014 (before households were partitioned)."""
-    url = make_url(server_url)
-    name = f"gridmap_part_{uuid.uuid4().hex[:8]}"
-    with DatabaseJanitor(user=url.username or "postgres", host=url.host or "127.0.0.1",
-                         port=url.port or 5432, password=url.password, dbname=name):
-        db = url.set(database=name).render_as_string(hide_password=False)
-        _migrate(db, "upgrade", "0014")
+    with database_at(server_url, "0014", "gridmap_part") as db:
         yield db
 
-
-def _migrate(url: str, direction: str, revision: str) -> None:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = conn
-            getattr(command, direction)(cfg, revision)
-    finally:
-        engine.dispose()
 
 
 def _rows(url: str, query: str = ROWS) -> list[Any]:
@@ -110,7 +92,7 @@ def test_the_migration_moves_every_household_both_ways(db_at_0014: str) -> None:
     before = _rows(db_at_0014)
     assert len(before) == 6
 
-    _migrate(db_at_0014, "upgrade", "0015")
+    migrate(db_at_0014, "upgrade", "0015")
     assert _rows(db_at_0014) == before
     counties = dict(_rows(db_at_0014, "SELECT id, county_code FROM household"))
     assert counties == {"w1": "610112", "w2": "610112", "edge": "610112",  # the lowest code
@@ -127,13 +109,13 @@ def test_the_migration_moves_every_household_both_ways(db_at_0014: str) -> None:
                             ).scalar() == "610112001001001"
     engine.dispose()
 
-    _migrate(db_at_0014, "downgrade", "0014")
+    migrate(db_at_0014, "downgrade", "0014")
     assert _rows(db_at_0014) == before
     assert _rows(db_at_0014, "SELECT relkind::text FROM pg_class WHERE relname = "
                              "'household'") == [("r",)]
     assert _rows(db_at_0014, "SELECT count(*) FROM pg_class WHERE relname LIKE "
                              "'household\\_0%' OR relname LIKE 'household\\_6%'") == [(0,)]
-    _migrate(db_at_0014, "upgrade", "head")
+    migrate(db_at_0014, "upgrade", "head")
     assert _rows(db_at_0014) == before
 
 
