@@ -30,8 +30,9 @@ async def check_pooled(conn: psycopg.AsyncConnection[Any]) -> None:
     """
     if conn.closed or conn.broken:
         raise psycopg.OperationalError("the connection is closed")
-    ready, _, _ = select.select([conn.fileno()], [], [], 0)
-    if ready:
+    socket = select.poll()  # not select(): a server past 1,024 open files has fds beyond it
+    socket.register(conn.fileno(), select.POLLIN)
+    if socket.poll(0):
         await AsyncConnectionPool.check_connection(conn)
 
 
