@@ -49,6 +49,7 @@ def postgis(grids: gpd.GeoDataFrame, points: gpd.GeoSeries, codes_in_rule_order:
         with engine.connect() as conn:
             raw = conn.connection.driver_connection
             raw.autocommit = True
+            raw.execute("UPDATE household SET grid_code = NULL")  # the import assigned them
             raw.execute("VACUUM ANALYZE household")
             join = join_query("household").as_string(raw)
             for workers in (0, 2):  # the rule's join: grids outer, then the planner's default

@@ -7,11 +7,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
 import shapely
 from sqlalchemy import Engine, create_engine, make_url
+
+if TYPE_CHECKING:
+    from gridmap.store.load import LoadResult
 
 CRS = "EPSG:32650"
 ORIGIN = (400_000.0, 3_500_000.0)
@@ -89,9 +93,10 @@ def make_points(grids: gpd.GeoDataFrame, n: int, *, seed: int = 5,
     return gpd.GeoSeries(gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=grids.crs)
 
 
-def store_city(engine: Engine, grids: gpd.GeoDataFrame, points: gpd.GeoSeries) -> None:
+def store_city(engine: Engine, grids: gpd.GeoDataFrame, points: gpd.GeoSeries) -> LoadResult:
     """Load the city into a migrated database: its county, townships and communities (the
-    grids' code prefixes, dissolved), the grids, and the points as households (unassigned)."""
+    grids' code prefixes, dissolved), the grids, and the points as households (assigned to
+    the grids as they are imported); returns the households' import result."""
     from gridmap.store.load import load_layer
 
     coms = grids.assign(code=grids["code"].str[:12]).dissolve("code").reset_index()
@@ -113,7 +118,7 @@ def store_city(engine: Engine, grids: gpd.GeoDataFrame, points: gpd.GeoSeries) -
                                "residents": 1}, geometry=points.values, crs=points.crs)
         for flag in ("elderly_alone", "disabled", "left_behind_child", "low_income"):
             hh[flag] = False
-        load_layer(conn, "households", hh)
+        return load_layer(conn, "households", hh)
 
 
 @contextmanager

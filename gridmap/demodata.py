@@ -629,11 +629,11 @@ def write_demo(demo: Demo, out: Path = DEMO_DIR) -> list[Path]:
 
 
 def load_demo_files(engine: Engine, folder: Path = DEMO_DIR) -> Iterator[str]:
-    """Import every demo layer, in dependency order, each in its own transaction; then assign
-    households, facilities and incidents to their grids; then the basemap (buildings and
-    the streets, which are the walking network)."""
+    """Import every demo layer, in dependency order, each in its own transaction (the
+    households, facilities and incidents are stored assigned to their grids as they are
+    imported); then the basemap (buildings and the streets, which are the walking
+    network)."""
     from gridmap.io.read import read_layer
-    from gridmap.store.assign import POINT_TABLES, assign_layer, grid_index
     from gridmap.store.basemap import save_buildings
     from gridmap.store.load import load_layer
     from gridmap.store.network import save_network
@@ -643,10 +643,6 @@ def load_demo_files(engine: Engine, folder: Path = DEMO_DIR) -> Iterator[str]:
         result = read_layer(path, name)
         with engine.begin() as conn:
             yield str(load_layer(conn, name, result.frame, source=str(path)))
-    with engine.begin() as conn:
-        index = grid_index(conn)
-        for name in POINT_TABLES:
-            yield str(assign_layer(conn, name, index=index))
     buildings = gpd.read_parquet(folder / BASEMAP_FILES["buildings"])
     edges = gpd.read_parquet(folder / BASEMAP_FILES["streets"])
     with engine.begin() as conn:

@@ -10,6 +10,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
+import shapely
 from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -71,8 +72,8 @@ def read_grids(conn: Connection) -> gpd.GeoDataFrame:
         conn, geom_col="geom", crs=4326)
 
 
-def grid_index(conn: Connection) -> GridIndex:
-    return build_grid_index(read_grids(conn))
+def grid_index(conn: Connection, *, max_cells: int = 16_000_000) -> GridIndex:
+    return build_grid_index(read_grids(conn), max_cells=max_cells)
 
 
 def _counts(conn: Connection, table: str) -> tuple[int, int]:
@@ -151,6 +152,15 @@ def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
         changed, touched = _assign_in_python(conn, table, index, area=area)
     raw.execute("DROP TABLE IF EXISTS gm_assigned")
     rows, inside = _counts(conn, table)
+    follow_assignment(conn, table, touched)
+    return AssignResult(layer, rows, inside, changed)
+
+
+def follow_assignment(conn: Connection, table: str, touched: list[str] | None = None) -> None:
+    """What follows the grids stored for *table*'s points: the households and residents
+    counted per grid (of the *touched* grids only, when given) and a case's community and
+    township, which follow its grid."""
+    raw = _raw(conn)
     if table == "household" and touched is None:
         raw.execute(read_sql("refresh_grid_load.sql"))
     elif table == "household" and touched:
@@ -158,9 +168,37 @@ def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
                     "SELECT unnest(%s::text[])::char(15) AS code", (touched,))
         raw.execute(read_sql("refresh_grid_load_touched.sql"))
         raw.execute("DROP TABLE gm_touched")
-    if table == "incident":  # a case's community and township follow its grid
+    if table == "incident":
         raw.execute(read_sql("incident_divisions.sql"))
-    return AssignResult(layer, rows, inside, changed)
+
+
+def assign_frame(conn: Connection, geometry: np.ndarray) -> np.ndarray | None:
+    """The grid code (None: in no grid) of each WGS84 point of *geometry* by gridmap's rule,
+    from the grids stored now, for rows about to be written — so an import stores its
+    points already assigned instead of rewriting every row after. None when no grid is
+    stored yet (every point in no grid). Takes a ``SHARE`` lock on ``grid`` until the
+    commit (readers go on; a redraw waits), so no publish can change the grids between this
+    answer and the rows' commit: take it before writing to the point table.
+
+    Raises
+    ------
+    GridIndexError
+        when the stored grids cannot be indexed (e.g. two that overlap): assign the written
+        points in PostGIS instead (:func:`assign_layer` with ``engine="postgis"``).
+    """
+    raw = _raw(conn)
+    raw.execute("LOCK TABLE grid IN SHARE MODE")
+    row = raw.execute("SELECT EXISTS (SELECT 1 FROM grid "
+                      "WHERE kind IN ('exclusive', 'comprehensive'))").fetchone()
+    if row is None or not row[0]:
+        return None
+    # a raster of about four cells a point (at most 16M): a small import does not pay for
+    # painting a city's 16M cells; more points in a cell's border only cost exact tests
+    index = grid_index(conn, max_cells=int(min(16_000_000, max(250_000, 4 * len(geometry)))))
+    xy = shapely.get_coordinates(geometry)
+    pos = index.lookup(xy[:, 0], xy[:, 1])
+    codes = np.array([*index.codes, None], dtype=object)  # position -1: in no grid
+    return codes[pos]
 
 
 def locate(conn: Connection, lon: float, lat: float) -> list[dict[str, str]]:

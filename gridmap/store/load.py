@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection, Engine
 from tqdm import tqdm
 
+from gridmap.analysis.assign import GridIndexError
 from gridmap.domain import notes
 from gridmap.domain.codes import division_level
 from gridmap.domain.layers import LAYERS, LayerSpec
@@ -30,6 +31,13 @@ from gridmap.domain.notes import Note
 from gridmap.i18n import CHANGES, label
 from gridmap.i18n import gettext as _t
 from gridmap.io.errors import ImportRejected, Problem
+from gridmap.store.assign import (
+    POINT_TABLES,
+    assign_frame,
+    assign_layer,
+    follow_assignment,
+    grid_index,
+)
 from gridmap.store.binary_copy import OutOfRange, check_ranges, column_kind, frame_to_copy
 from gridmap.store.partitions import (
     PARTITION_KEYS,
@@ -57,12 +65,16 @@ class LoadResult:
     diff: GridDiff | None = None
     phases: dict[str, float] = field(default_factory=dict)  # seconds per step of a bulk load
     deferred: list[str] = field(default_factory=list)  # index definitions to build after commit
+    inside: int | None = None  # points: how many of the file's lie in a grid (stored so)
 
     def __str__(self) -> str:
         text = _t("{layer}: {rows} rows read, {inserted} inserted, {updated} updated, "
                  "{unchanged} unchanged", layer=label("resource", self.layer), rows=self.rows,
                  inserted=self.inserted, updated=self.updated,
                  unchanged=self.rows - self.inserted - self.updated)
+        if self.inside is not None:
+            text += _t("; {inside} in a grid, {outside} outside every grid",
+                       inside=self.inside, outside=self.rows - self.inside)
         if self.layer == "grids":
             text += _t("; {versions} community grid version(s) published",
                       versions=self.versions)
@@ -573,7 +585,6 @@ def _publish_grids(conn: Connection, *, source: str, replace: bool, tolerance: f
                    ) -> tuple[int, int, GridDiff]:
     """Check, publish and re-assign: (grid rows written to history, versions, the diff)."""
     from gridmap.analysis.partition import check_partition
-    from gridmap.store.assign import POINT_TABLES, assign_layer, grid_index
 
     raw = _raw(conn)
     raw.execute("DROP TABLE IF EXISTS gm_next, gm_changed")
@@ -695,9 +706,28 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
     columns = _table_columns(spec)
     if spec.table == "grid":
         columns = [c for c in columns if c != "version"]
+    assign_after, inside, clock = False, None, time.perf_counter()
+    if layer_name in POINT_TABLES and len(frame):
+        # stored already assigned to their grids, so every view counts them at once and no
+        # pass rewrites every row after (before the point table is touched: see assign_frame)
+        try:
+            grids = assign_frame(conn, np.asarray(frame.geometry.values))
+        except GridIndexError:
+            assign_after = True
+        else:
+            inside = 0 if grids is None else int(pd.notna(grids).sum())
+            if grids is not None:
+                frame = frame.assign(grid_code=grids)
+                columns.append("grid_code")
+    assigning = time.perf_counter() - clock
     bulk = _bulk_load(conn, spec, frame, columns, batch_rows=batch_rows, progress=progress,
                       defer_search_index=defer_search_index)
     if bulk is not None:
+        clock = time.perf_counter()
+        _follow(conn, spec, layer_name, assigned="grid_code" in columns, assign=assign_after)
+        bulk.phases = {"assign": assigning, **bulk.phases,
+                       "grid counts": time.perf_counter() - clock}
+        bulk.inside = inside
         return bulk
     _stage(conn, spec, columns)
     copy_into(conn, STAGE, frame, _stage_columns(spec, columns), batch_rows=batch_rows,
@@ -714,12 +744,24 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
         result = LoadResult(layer_name, len(frame), inserted, 0, versions, diff)
     else:
         inserted, updated = _upsert(conn, spec, columns)
-        result = LoadResult(layer_name, len(frame), inserted, updated)
+        result = LoadResult(layer_name, len(frame), inserted, updated, inside=inside)
+        _follow(conn, spec, layer_name, assigned="grid_code" in columns, assign=assign_after)
     if spec.division_level == "county":  # households imported before their county join it
         place_households_in_counties(conn)
     _raw(conn).execute(
         sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(STAGE)))
     return result
+
+
+def _follow(conn: Connection, spec: LayerSpec, layer_name: str, *, assigned: bool,
+            assign: bool) -> None:
+    """After points are written: their grids' counts and a case's divisions follow the grids
+    written with them (*assigned*), or the points are assigned in PostGIS now (*assign*:
+    the stored grids could not be indexed, e.g. two that overlap)."""
+    if assigned:
+        follow_assignment(conn, spec.table)
+    elif assign:
+        assign_layer(conn, layer_name, engine="postgis")
 
 
 def restore_version(conn: Connection, community: str, version: int, *, note: str,

@@ -1,14 +1,18 @@
-"""Stored assignment: only the rows whose grid changes are rewritten, and a publish looks
-only at the households its redraw can move — with every count agreeing afterwards."""
+"""Stored assignment: an import stores its points assigned, only the rows whose grid changes
+are rewritten, and a publish looks only at the households its redraw can move — with every
+count agreeing afterwards."""
 
 from __future__ import annotations
 
+import geopandas as gpd
+import pytest
 import shapely
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, Engine, create_engine
 
 from bench.city import make_city, make_points, merge_neighbours, store_city
-from gridmap.store.assign import assign_layer
-from gridmap.store.load import load_layer
+from gridmap.analysis.assign import GridIndexError
+from gridmap.store.assign import assign_frame, assign_layer
+from gridmap.store.load import BULK_MIN_ROWS, load_layer
 
 LOAD = "SELECT grid_code, households, residents FROM grid_load ORDER BY 1"
 RECOUNT = ("SELECT grid_code, count(*), sum(residents) FROM household "
@@ -21,8 +25,12 @@ def test_a_publish_rewrites_only_the_households_that_change_grid(fresh_db: str) 
     engine = create_engine(fresh_db)
     try:
         store_city(engine, grids, make_points(grids, 4000))
-        with engine.begin() as conn:
-            first = assign_layer(conn, "households")
+        with engine.begin() as conn:  # the import stored each household's grid already
+            raw = conn.connection.driver_connection
+            assert raw.execute(LOAD).fetchall() == raw.execute(RECOUNT).fetchall()
+            assert assign_layer(conn, "households").changed == 0
+            raw.execute("UPDATE household SET grid_code = NULL")
+            first = assign_layer(conn, "households")  # every row written
         assert first.changed == first.inside > 2000
         with engine.begin() as conn:
             assert assign_layer(conn, "households").changed == 0  # nothing to write
@@ -43,5 +51,67 @@ def test_a_publish_rewrites_only_the_households_that_change_grid(fresh_db: str) 
             # the incremental answer is the full one: a full pass finds nothing to change
             assert assign_layer(conn, "households").changed == 0
             assert assign_layer(conn, "households", engine="postgis").changed == 0
+    finally:
+        engine.dispose()
+
+
+def _city(fresh_db: str, points: int) -> tuple[Engine, gpd.GeoDataFrame, gpd.GeoSeries]:
+    grids = make_city(16).to_crs(4326)
+    grids["geometry"] = shapely.set_precision(grids.geometry.values, 0)
+    return create_engine(fresh_db), grids, make_points(grids, points,
+                                                       on_edges=min(2000, points // 4))
+
+
+def _stored(conn: Connection) -> dict[str, str | None]:
+    raw = conn.connection.driver_connection
+    return dict(raw.execute("SELECT id, rtrim(grid_code) FROM household"))
+
+
+@pytest.mark.parametrize("points", [4000, BULK_MIN_ROWS + 1000])
+def test_an_import_stores_the_grid_postgis_finds(fresh_db: str, points: int) -> None:
+    """Both import paths (an upsert through a stage, the bulk COPY into empty partitions)
+    store each household's grid by the rule — the same answer as the join in PostGIS, on
+    points exactly on vertices and shared edges too — and the per-grid counts with it."""
+    engine, grids, hh = _city(fresh_db, points)
+    try:
+        store_city(engine, grids, hh)
+        with engine.begin() as conn:
+            imported = _stored(conn)
+            assert sum(c is not None for c in imported.values()) > points // 4
+            raw = conn.connection.driver_connection
+            assert raw.execute(LOAD).fetchall() == raw.execute(RECOUNT).fetchall()
+            assert assign_layer(conn, "households", engine="postgis").changed == 0
+            assert _stored(conn) == imported
+            conn.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_grids_the_index_refuses_still_get_their_points_assigned(fresh_db: str) -> None:
+    """Stored grids the index cannot take (two comprehensive grids overlapping, written past
+    the import's checks): the import assigns its points in PostGIS instead, by the same rule
+    (a full pass finds nothing to change)."""
+    engine, grids, hh = _city(fresh_db, 600)
+    try:
+        store_city(engine, grids, hh.iloc[:0])
+        with engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            a, b = raw.execute("SELECT code FROM grid WHERE kind = 'comprehensive' "
+                               "ORDER BY code LIMIT 2").fetchall()
+            raw.execute("UPDATE grid SET geom = ST_Multi(ST_Union(geom, (SELECT geom FROM grid "
+                        "WHERE code = %s))) WHERE code = %s", (a[0], b[0]))
+        households = gpd.GeoDataFrame(
+            {"id": [f"h{i}" for i in range(len(hh))], "address": "", "residents": 1},
+            geometry=hh.values, crs=hh.crs)
+        with engine.begin() as conn, pytest.raises(GridIndexError, match="overlap"):
+            assign_frame(conn, households.geometry.values)
+        with engine.begin() as conn:
+            load_layer(conn, "households", households)
+            raw = conn.connection.driver_connection
+            stored = _stored(conn)
+            assert assign_layer(conn, "households", engine="postgis").changed == 0
+            assert raw.execute(LOAD).fetchall() == raw.execute(RECOUNT).fetchall()
+        assert sum(c is not None for c in stored.values()) > 150
+        assert a[0].rstrip() in set(stored.values())  # the lower code keeps the overlap
     finally:
         engine.dispose()
