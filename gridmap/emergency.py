@@ -35,6 +35,7 @@ from gridmap.access import Principal
 from gridmap.domain.access import Resource, Show, household_view, worker_view
 from gridmap.domain.chinacrs import bd09_to_wgs84, gcj02_to_wgs84, to_wgs84
 from gridmap.domain.layers import CARE_FLAGS
+from gridmap.domain.notes import Note, note
 from gridmap.store.emergency import read_area_by_grid
 
 Crs = Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
@@ -83,6 +84,20 @@ class Area:
         assert self.polygon is not None
         return (f"{self.polygon.geom_type} of {shapely.get_num_coordinates(self.polygon)} "
                 f"vertices, {self.km2:.3f} km²")
+
+    def note(self) -> Note:
+        """:meth:`describe` as a note of the audit log, shown in its reader's language.
+
+        >>> area_around(109.0, 34.2, 500).note().english()
+        'emergency 500 m around (109.0000000, 34.2000000)'
+        """
+        if self.center is not None:
+            return note("emergency_circle", radius=f"{self.radius_m:g}",
+                        lon=f"{self.center[0]:.7f}", lat=f"{self.center[1]:.7f}")
+        assert self.polygon is not None
+        return note("emergency_polygon", shape=self.polygon.geom_type,
+                    vertices=int(shapely.get_num_coordinates(self.polygon)),
+                    km2=f"{self.km2:.3f}")
 
 
 @dataclass(frozen=True)

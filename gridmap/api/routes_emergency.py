@@ -17,6 +17,7 @@ from gridmap.access import Forbidden, Principal
 from gridmap.api.deps import ConnDep, ReadsHouseholds, client_of
 from gridmap.api.schemas import GEOJSON, FeatureCollection, content_of
 from gridmap.domain.layers import CARE_FLAGS
+from gridmap.domain.notes import note
 from gridmap.io.write import rows_to_csv
 
 router = APIRouter(prefix="/api", tags=["emergency"])
@@ -212,14 +213,16 @@ def _audit(request: Request, caller: Principal, found: emergency.Survey, *,
     workers = found.workers_in_full if with_workers else 0
     if not (listed and found.households) and not workers:
         return
-    what = [f"{len(found.households or [])} vulnerable households"] if listed else []
-    what += [f"{workers} worker phones"] if workers else []
+    said = [found.area.note()]
+    said += [note("emergency_households", count=len(found.households or []))] if listed else []
+    said += [note("emergency_worker_phones", count=workers)] if workers else []
+    said.append(note("emergency_export", export=export))
     request.app.state.audit.read(
         caller, "POST /api/emergency", client_of(request),
         divisions=sorted({g["code"] for g in found.grids if g["code"]}) or caller.divisions,
         row_ids=found.household_ids if listed else None,
         row_count=None if listed else workers,
-        detail=f"emergency {found.area.describe()}: {', '.join(what)} ({export})")
+        detail=said)
 
 
 def _area(area: emergency.Area) -> AreaPublic:

@@ -38,11 +38,13 @@ from gridmap.domain.access import (
     worker_view,
 )
 from gridmap.domain.chinacrs import to_wgs84
+from gridmap.domain.notes import note
 from gridmap.store.search import search_addresses
 from gridmap.store.versions import locate_at
 
 router = APIRouter(prefix="/api", tags=["locate"])
 log = logging.getLogger("gridmap")
+WORKER_PHONES = note("read_worker_phones")  # a full view of a grid's workers, audited
 
 
 @router.get("/locate", responses={200: {"model": LocatePublic}})
@@ -185,7 +187,7 @@ def _workers(audit: AuditLog, caller: Principal, workers: list[dict[str, Any]],
     shown = [w for w in (worker_view(w, caller.fields) for w in workers) if w is not None]
     if shown and caller.fields.worker_contact == Show.full:
         audit.read(caller, target, client, divisions=[grid_code], row_count=len(shown),
-                   detail="worker phones")
+                   detail=WORKER_PHONES)
     return shown
 
 
@@ -236,7 +238,7 @@ def search(
             caller, f"GET {request.url.path}", client_of(request),
             divisions=sorted(grids),
             row_ids=[h["id"] for h in hits if h["id"]] or None, row_count=len(hits),
-            detail="address search")
+            detail=note("read_address_search"))
     return hits
 
 

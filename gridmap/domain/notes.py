@@ -41,6 +41,13 @@ NOTES: dict[str, str] = {
     "read_uncovered": "uncovered {facility_type}@{distance}",
     "read_uncovered_vulnerable": "uncovered {facility_type}@{distance} vulnerable",
     "draft_edit": "edit {seq} ({edit_op})",
+    "read_worker_phones": "worker phones",
+    "read_address_search": "address search",
+    "emergency_circle": "emergency {radius} m around ({lon}, {lat})",
+    "emergency_polygon": "emergency {shape} of {vertices} vertices, {km2} km²",
+    "emergency_households": "{count} vulnerable households",
+    "emergency_worker_phones": "{count} worker phones",
+    "emergency_export": "exported as {export}",
     # notes of grid versions (and the audit entries of their publishing)
     "version_import": "import {source}",
     "version_draft": "draft {draft}: {title}",

@@ -255,7 +255,12 @@ def test_a_planner_gets_the_vulnerable_households(
                      headers=headers["admin"]).json()
     entry = next(e for e in log if e["target"] == "POST /api/emergency")
     assert entry["action"] == "read" and set(entry["row_ids"]) == {h["id"] for h in listed}
-    assert "vulnerable households" in entry["detail"]
+    assert f"{len(listed)} vulnerable households" in entry["detail"]
+    # and said in the reader's language (the record keeps notes, not only English)
+    chinese = client.get("/api/audit", params={"user": "emergency-planner", "limit": 100},
+                         headers={**headers["admin"], "Accept-Language": "zh-CN"}).json()
+    said = next(e for e in chinese if e["id"] == entry["id"])["detail"]
+    assert f"{len(listed)} 户重点关爱住户" in said and "应急" in said, said
 
 
 def test_counts_only_reads_with_masked_contacts_are_not_audited(

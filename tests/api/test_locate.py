@@ -212,6 +212,7 @@ def _signed_in_fast(client: TestClient, grids_db: str, params: dict[str, float],
             assert entries[0]["target"] == "GET /api/locate"
             assert entries[0]["divisions"] == [json.loads(fast)["grid"]["code"]]
             assert entries[0]["detail"] == "worker phones" and entries[0]["row_ids"] is None
+            assert entries[0]["detail_notes"] == [{"key": "read_worker_phones", "values": {}}]
         else:  # masked phones are no read of personal data
             assert len(entries) == before
     with engine.begin() as conn:
