@@ -163,11 +163,9 @@ def assigned_district(server_url: str, template_db: str, area: Any, folder: Path
     from tests.conftest import loaded_database
 
     households = demo_households_within(area, folder)
-    for url in loaded_database(server_url, template_db, (
+    yield from loaded_database(server_url, template_db, (
             "counties", "townships", "communities", "grids", "workers", "households"),
-            {"households": households}):
-        assert run_cli(url, "assign").exit_code == 0
-        yield url
+            {"households": households})
 
 
 class _Chromium:

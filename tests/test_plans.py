@@ -43,7 +43,6 @@ def redrawn(server_url: str, template_db: str, tmp_path_factory: pytest.TempPath
     for url in loaded_database(server_url, template_db, (
             "counties", "townships", "communities", "grids", "workers", "households"),
             {"households": some}):
-        assert run_cli(url, "assign").exit_code == 0
         before = datetime.now(UTC)
         merged = import_merged(url, grids, a, b, tmp_path_factory.mktemp("v2") / "m.geojson")
         assert merged.exit_code == 0, merged.output

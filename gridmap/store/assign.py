@@ -102,9 +102,9 @@ def _read_points(raw: psycopg.Connection, table: str, *, area: bool
 
 
 def _assign_in_python(conn: Connection, table: str, index: GridIndex, *, area: bool
-                      ) -> tuple[int, list[str]]:
+                      ) -> tuple[int, list[str], tuple[int, int]]:
     """Look the points up in *index* and write only those whose grid changed; returns
-    (rows written, the grids they left or joined)."""
+    (rows written, the grids they left or joined, (points read, of which in a grid))."""
     from gridmap.store.load import copy_into
 
     raw = _raw(conn)
@@ -124,7 +124,8 @@ def _assign_in_python(conn: Connection, table: str, index: GridIndex, *, area: b
     written = raw.execute(_sql("store_assigned_changed.sql", points=sql.Identifier(table))
                           ).rowcount if len(moved) else 0
     touched = set(new[changed]) | set(old[changed])
-    return written, sorted(str(c) for c in touched if isinstance(c, str))
+    return (written, sorted(str(c) for c in touched if isinstance(c, str)),
+            (len(new), int(pd.notna(new).sum())))
 
 
 def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
@@ -142,6 +143,7 @@ def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
     table = POINT_TABLES[layer]
     raw = _raw(conn)
     touched: list[str] | None = None
+    counted: tuple[int, int] | None = None
     if engine == "postgis":
         raw.execute(_stage_query(table))
         # the same two statements as ever: they touch only changed rows
@@ -149,9 +151,10 @@ def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",
     else:
         if index is None:
             index = grid_index(conn)
-        changed, touched = _assign_in_python(conn, table, index, area=area)
+        changed, touched, counted = _assign_in_python(conn, table, index, area=area)
     raw.execute("DROP TABLE IF EXISTS gm_assigned")
-    rows, inside = _counts(conn, table)
+    # a full pass read every point: its counts are the table's
+    rows, inside = counted if counted is not None and not area else _counts(conn, table)
     follow_assignment(conn, table, touched)
     return AssignResult(layer, rows, inside, changed)
 
@@ -166,6 +169,7 @@ def follow_assignment(conn: Connection, table: str, touched: list[str] | None = 
     elif table == "household" and touched:
         raw.execute("CREATE TEMP TABLE gm_touched ON COMMIT DROP AS "
                     "SELECT unnest(%s::text[])::char(15) AS code", (touched,))
+        raw.execute("ANALYZE gm_touched")  # else a guess of its size plans a scan of them all
         raw.execute(read_sql("refresh_grid_load_touched.sql"))
         raw.execute("DROP TABLE gm_touched")
     if table == "incident":

@@ -18,7 +18,7 @@ from owslib.ogcapi.features import Features
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.store.ogc import COLLECTIONS
 from tests.conftest import loaded_database, serve_in_thread
-from tests.helpers import bearer, run_cli, token_for
+from tests.helpers import bearer, token_for
 
 PUBLIC = ("townships", "communities", "grids")
 TOWNSHIP = "610199001000"
@@ -29,11 +29,9 @@ def database(server_url: str, template_db: str, tmp_path_factory: pytest.TempPat
              ) -> Iterator[str]:
     some = tmp_path_factory.mktemp("hh") / "households.parquet"
     gpd.read_parquet(DEMO_DIR / DEMO_FILES["households"]).iloc[:700].to_parquet(some)
-    for url in loaded_database(server_url, template_db, (
+    yield from loaded_database(server_url, template_db, (
             "counties", "townships", "communities", "grids", "facilities", "incidents",
-            "households"), {"households": some}):
-        assert run_cli(url, "assign").exit_code == 0
-        yield url
+            "households"), {"households": some})
 
 
 @pytest.fixture(scope="module")

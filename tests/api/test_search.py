@@ -13,7 +13,7 @@ from gridmap.api.app import create_app
 from gridmap.demodata import DEMO_DIR, DEMO_FILES
 from gridmap.settings import Settings
 from tests.conftest import loaded_database
-from tests.helpers import bearer, run_cli, token_for
+from tests.helpers import bearer, token_for
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,6 @@ def client(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathF
     for url in loaded_database(server_url, template_db, (
             "counties", "townships", "communities", "grids", "households"),
             {"households": some}):
-        assert run_cli(url, "assign", "households").exit_code == 0
         with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute(  # a Latin-script address, as OpenStreetMap imports give
                 "INSERT INTO household (id, address, residents, geom) VALUES ('L1', "

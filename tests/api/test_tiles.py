@@ -26,7 +26,6 @@ from tests.helpers import (
     bearer,
     import_merged,
     neighbours_in_community,
-    run_cli,
     tile_of,
     token_for,
     wait_for_notice,
@@ -35,11 +34,9 @@ from tests.helpers import (
 
 @pytest.fixture(scope="module")
 def district(server_url: str, template_db: str) -> Iterator[str]:
-    for url in loaded_database(server_url, template_db, (
+    yield from loaded_database(server_url, template_db, (
             "counties", "townships", "communities", "grids", "workers", "households",
-            "facilities", "incidents")):
-        assert run_cli(url, "assign").exit_code == 0
-        yield url
+            "facilities", "incidents"))
 
 
 @pytest.fixture(scope="module")
