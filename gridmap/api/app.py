@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -49,6 +50,9 @@ from gridmap.store.listen import ChangeHub
 from gridmap.store.photos import PhotoFiles
 from gridmap.tiles.mvt import TileCache
 from gridmap.tiles.store import SharedTiles, store_path
+
+# how long a thread may keep the GIL while another waits for it (see the lifespan)
+SWITCH_INTERVAL_S = 0.0005
 
 
 class Gridmap(FastAPI):
@@ -112,6 +116,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         # garbage; freezing it keeps full collections from pausing requests for ~100 ms.
         gc.collect()
         gc.freeze()
+        # Threads beside the event loop (the audit writer's COPY, the tile cache's eviction,
+        # the change listener) hold the GIL for up to the switch interval before the loop
+        # may take it back: 5 ms by default, a request's whole budget. 0.5 ms bounds the wait.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         # each is told of every change; one that fails holds up none of the others
         app.state.changes.subscribe(app.state.locator.apply, name="the locate index")
         app.state.changes.subscribe(app.state.tiles.apply, name="the tile cache")
