@@ -10,24 +10,20 @@ ANALYZE household;
 ANALYZE facility;
 ANALYZE incident;
 
-UPDATE household AS p SET grid_code = a.code
-FROM (SELECT DISTINCT ON (p.id) p.id, g.code
-      FROM grid AS g JOIN household AS p ON ST_Intersects(g.geom, p.geom)
-      WHERE p.grid_code IS NULL AND g.kind IN ('exclusive', 'comprehensive')
-      ORDER BY p.id, (g.kind <> 'exclusive'), g.code) AS a
-WHERE p.grid_code IS NULL AND p.id = a.id;
-UPDATE facility AS p SET grid_code = a.code
-FROM (SELECT DISTINCT ON (p.id) p.id, g.code
-      FROM grid AS g JOIN facility AS p ON ST_Intersects(g.geom, p.geom)
-      WHERE p.grid_code IS NULL AND g.kind IN ('exclusive', 'comprehensive')
-      ORDER BY p.id, (g.kind <> 'exclusive'), g.code) AS a
-WHERE p.grid_code IS NULL AND p.id = a.id;
-UPDATE incident AS p SET grid_code = a.code
-FROM (SELECT DISTINCT ON (p.id) p.id, g.code
-      FROM grid AS g JOIN incident AS p ON ST_Intersects(g.geom, p.geom)
-      WHERE p.grid_code IS NULL AND g.kind IN ('exclusive', 'comprehensive')
-      ORDER BY p.id, (g.kind <> 'exclusive'), g.code) AS a
-WHERE p.grid_code IS NULL AND p.id = a.id;
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['household', 'facility', 'incident'] LOOP
+        EXECUTE format(
+            'UPDATE %I AS p SET grid_code = a.code '
+            'FROM (SELECT DISTINCT ON (p.id) p.id, g.code '
+            '      FROM grid AS g JOIN %I AS p ON ST_Intersects(g.geom, p.geom) '
+            '      WHERE p.grid_code IS NULL AND g.kind IN (''exclusive'', ''comprehensive'') '
+            '      ORDER BY p.id, (g.kind <> ''exclusive''), g.code) AS a '
+            'WHERE p.grid_code IS NULL AND p.id = a.id', t, t);
+    END LOOP;
+END $$;
 
 INSERT INTO grid_load (grid_code, households, residents)
 SELECT grid_code, count(*), sum(residents) FROM household
