@@ -717,7 +717,7 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
         else:
             inside = 0 if grids is None else int(pd.notna(grids).sum())
             if grids is not None:
-                frame = frame.assign(grid_code=grids)
+                frame["grid_code"] = grids  # frame is _prepare's copy: no second one
                 columns.append("grid_code")
     assigning = time.perf_counter() - clock
     bulk = _bulk_load(conn, spec, frame, columns, batch_rows=batch_rows, progress=progress,
