@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import psycopg
 import shapely
-from psycopg import sql
+from psycopg import pq, sql
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -83,22 +85,55 @@ def _counts(conn: Connection, table: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+class _Raw(Loader):
+    """A binary value as PostgreSQL sent it, for numpy to read."""
+
+    format = pq.Format.BINARY
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+NO_GRID = b" " * 15  # the stored grid of a point in none, as read (a char(15) of spaces)
+_ARRAY = 20  # header of a one-dimensional binary array: dimensions, flags, type, length, base
+
+
+def _fixed(data: bytes, dtype: str) -> np.ndarray:
+    """The elements of a binary one-dimensional array of non-null fixed-width values: each is
+    its length (4 bytes) then its bytes, so the whole is one strided view for numpy."""
+    if len(data) < _ARRAY:  # no dimension: empty
+        return np.zeros(0, dtype)
+    return np.frombuffer(data, np.dtype([("length", ">i4"), ("value", dtype)]),
+                         offset=_ARRAY)["value"]
+
+
 def _read_points(raw: psycopg.Connection, table: str, *, area: bool
                  ) -> dict[str, np.ndarray]:
-    """(id, x, y, grid_code) of the points to re-assign, each column as one array fetched in
-    a single binary row (a row per point would cost a Python round per point)."""
+    """(id, x, y, grid_code) of the points to re-assign, each column fetched whole in one
+    row and read by numpy without a Python object per point: x and y as float8 arrays, the
+    stored grids as a char(15) array (:data:`NO_GRID` for none), the ids as one byte string
+    of NUL-separated UTF-8 (a text holds no NUL) — ``id`` is a list of their bytes, decoded
+    only for the rows written. Parsing the arrays into Python values took half the read
+    (0.55 of 1.0 s a million)."""
     query = _sql("assign_read_area.sql" if area else "assign_read_all.sql",
                  points=sql.Identifier(table))
-    whole = sql.SQL("SELECT coalesce(array_agg(id), '{{}}'), coalesce(array_agg(x), '{{}}'), "
-                    "coalesce(array_agg(y), '{{}}'), coalesce(array_agg(grid_code), '{{}}') "
-                    "FROM ({}) AS q").format(query)
+    whole = sql.SQL(
+        "SELECT coalesce(string_agg(convert_to(id, 'UTF8'), '\\x00'::bytea), ''::bytea), "
+        "coalesce(array_agg(x), '{{}}'), coalesce(array_agg(y), '{{}}'), "
+        "coalesce(array_agg(coalesce(grid_code, %s)::char(15)), '{{}}') "
+        "FROM ({}) AS q").format(query)
     with raw.cursor(binary=True) as cur:
-        row = cur.execute(whole).fetchone()
+        types = cur.adapters.types
+        for oid in (types["float8"].array_oid, types["bpchar"].array_oid, types["bytea"].oid):
+            cur.adapters.register_loader(oid, _Raw)
+        row = cur.execute(whole, (NO_GRID.decode(),)).fetchone()
     assert row is not None
     ids, xs, ys, codes = row
-    return {"id": np.array(ids, dtype=object), "x": np.array(xs, dtype=np.float64),
-            "y": np.array(ys, dtype=np.float64),
-            "grid_code": np.array(codes, dtype=object)}  # char(15): codes fill it, no pad
+    x, y = _fixed(xs, ">f8").astype(np.float64), _fixed(ys, ">f8").astype(np.float64)
+    split = ids.split(b"\x00") if len(x) else []
+    assert len(split) == len(x), "one id a point"
+    return {"id": np.array(split, dtype=object), "x": x, "y": y,
+            "grid_code": _fixed(codes, "S15")}
 
 
 def _assign_in_python(conn: Connection, table: str, index: GridIndex, *, area: bool
@@ -111,21 +146,21 @@ def _assign_in_python(conn: Connection, table: str, index: GridIndex, *, area: b
     points = _read_points(raw, table, area=area)
     x, y = points["x"], points["y"]
     pos = index.lookup(x, y) if len(x) else np.zeros(0, dtype=np.int32)
-    codes = np.array([*index.codes, None], dtype=object)  # position -1: in no grid
-    new = codes[pos]
+    stored = np.array([*(c.encode() for c in index.codes), NO_GRID], dtype="S15")
     old = points["grid_code"]
-    changed = np.flatnonzero(new != old)
+    changed = np.flatnonzero(stored[pos] != old)  # position -1: in no grid
+    names = np.array([*index.codes, None], dtype=object)
+    new = names[pos[changed]]
+    left = [c.decode() for c in old[changed] if c != NO_GRID]
     raw.execute("CREATE TEMP TABLE gm_assigned (id text, code char(15)) ON COMMIT DROP")
-    moved = pd.DataFrame({"id": points["id"][changed],
-                          "code": new[changed]})
+    moved = pd.DataFrame({"id": [i.decode() for i in points["id"][changed]], "code": new})
     if len(moved):
         copy_into(conn, "gm_assigned", moved, ["id", "code"])
         raw.execute("ANALYZE gm_assigned")
     written = raw.execute(_sql("store_assigned_changed.sql", points=sql.Identifier(table))
                           ).rowcount if len(moved) else 0
-    touched = set(new[changed]) | set(old[changed])
-    return (written, sorted(str(c) for c in touched if isinstance(c, str)),
-            (len(new), int(pd.notna(new).sum())))
+    touched = {c for c in new if c is not None} | set(left)
+    return written, sorted(touched), (len(pos), int((pos >= 0).sum()))
 
 
 def assign_layer(conn: Connection, layer: str, *, engine: Engine = "python",

@@ -115,3 +115,32 @@ def test_grids_the_index_refuses_still_get_their_points_assigned(fresh_db: str) 
         assert a[0].rstrip() in set(stored.values())  # the lower code keeps the overlap
     finally:
         engine.dispose()
+
+
+def test_a_full_pass_reads_any_id(fresh_db: str) -> None:
+    """The full pass reads ids as NUL-separated UTF-8 and grids as fixed-width bytes: ids
+    with tabs, newlines, backslashes, quotes, commas and Chinese, left unassigned, are
+    written back by id — the same grids as the PostGIS join."""
+    engine, grids, hh = _city(fresh_db, 600)
+    odd = ["户\t1", "a\\b", 'q"uote', "line\nbreak", "逗,号", " 空格 ", "x" * 200]
+    try:
+        store_city(engine, grids, hh)
+        with engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            inside = [r[0] for r in raw.execute(
+                "SELECT id FROM household WHERE grid_code IS NOT NULL ORDER BY id LIMIT %s",
+                (len(odd),))]
+            for old, new in zip(inside, odd, strict=True):
+                raw.execute("UPDATE household SET id = %s, grid_code = NULL WHERE id = %s",
+                            (new, old))
+            expected = _stored(conn)
+            result = assign_layer(conn, "households")
+            assert result.changed == len(odd)
+            got = _stored(conn)
+            assert all(got[i] is not None for i in odd)
+            assert {i: c for i, c in got.items() if i not in odd} == \
+                {i: c for i, c in expected.items() if i not in odd}
+            assert assign_layer(conn, "households", engine="postgis").changed == 0
+            assert raw.execute(LOAD).fetchall() == raw.execute(RECOUNT).fetchall()
+    finally:
+        engine.dispose()
