@@ -10,14 +10,13 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
-import shapely
 from psycopg import pq, sql
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gridmap.analysis.assign import GridIndex, build_grid_index
+from gridmap.analysis.assign import GridIndex, build_grid_index, points_to_grids
 from gridmap.i18n import _, label
 from gridmap.store.sqlfiles import read_sql
 
@@ -211,8 +210,8 @@ def follow_assignment(conn: Connection, table: str, touched: list[str] | None = 
         raw.execute(read_sql("incident_divisions.sql"))
 
 
-def assign_frame(conn: Connection, geometry: np.ndarray) -> np.ndarray | None:
-    """The grid code (None: in no grid) of each WGS84 point of *geometry* by gridmap's rule,
+def assign_frame(conn: Connection, points: gpd.GeoSeries) -> np.ndarray | None:
+    """The grid code (None: in no grid) of each WGS84 point of *points* by gridmap's rule,
     from the grids stored now, for rows about to be written — so an import stores its
     points already assigned instead of rewriting every row after. None when no grid is
     stored yet (every point in no grid). Takes a ``SHARE`` lock on ``grid`` until the
@@ -233,11 +232,8 @@ def assign_frame(conn: Connection, geometry: np.ndarray) -> np.ndarray | None:
         return None
     # a raster of about four cells a point (at most 16M): a small import does not pay for
     # painting a city's 16M cells; more points in a cell's border only cost exact tests
-    index = grid_index(conn, max_cells=int(min(16_000_000, max(250_000, 4 * len(geometry)))))
-    xy = shapely.get_coordinates(geometry)
-    pos = index.lookup(xy[:, 0], xy[:, 1])
-    codes = np.array([*index.codes, None], dtype=object)  # position -1: in no grid
-    return codes[pos]
+    index = grid_index(conn, max_cells=int(min(16_000_000, max(250_000, 4 * len(points)))))
+    return points_to_grids(points, index).to_numpy(dtype=object, na_value=None)
 
 
 def locate(conn: Connection, lon: float, lat: float) -> list[dict[str, str]]:

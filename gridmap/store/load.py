@@ -711,7 +711,7 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
         # stored already assigned to their grids, so every view counts them at once and no
         # pass rewrites every row after (before the point table is touched: see assign_frame)
         try:
-            grids = assign_frame(conn, np.asarray(frame.geometry.values))
+            grids = assign_frame(conn, frame.geometry)
         except GridIndexError:
             assign_after = True
         else:

@@ -104,7 +104,7 @@ def test_grids_the_index_refuses_still_get_their_points_assigned(fresh_db: str) 
             {"id": [f"h{i}" for i in range(len(hh))], "address": "", "residents": 1},
             geometry=hh.values, crs=hh.crs)
         with engine.begin() as conn, pytest.raises(GridIndexError, match="overlap"):
-            assign_frame(conn, households.geometry.values)
+            assign_frame(conn, households.geometry)
         with engine.begin() as conn:
             load_layer(conn, "households", households)
             raw = conn.connection.driver_connection
