@@ -65,6 +65,18 @@ def report(client: TestClient, headers: dict[str, str], point: tuple[float, floa
         "reporter": "王先生 13812345678", **extra})
 
 
+def township_without_grids(database: str, code: str, name: str,
+                           corner: tuple[float, float]) -> str:
+    """A township of the county whose grids are not drawn yet: a 0.02° square north-east of
+    *corner* (lon, lat), beside the demo's grids. Returns its code."""
+    with psycopg.connect(database.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("INSERT INTO division (code, name, level, parent_code, geom) VALUES "
+                     "(%s, %s, 'township', '610199000000', ST_Multi(ST_MakeEnvelope("
+                     "%s, %s, %s, %s, 4326)))",
+                     (code, name, *corner, corner[0] + 0.02, corner[1] + 0.02))
+    return code
+
+
 def step(client: TestClient, headers: dict[str, str], case: Any, action: str,
          **body: Any) -> Any:
     etag = case.headers["etag"] if hasattr(case, "headers") else case
@@ -185,11 +197,7 @@ def test_who_may_do_what(client: TestClient, who: dict[str, dict[str, str]],
 
 def test_outside_every_grid_the_township_gets_it_and_it_can_be_routed(
         client: TestClient, database: str) -> None:
-    new_township = "610199009000"  # a township whose grids are not drawn yet
-    with psycopg.connect(database.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute("INSERT INTO division (code, name, level, parent_code, geom) VALUES "
-                     "(%s, '新区街道', 'township', '610199000000', ST_Multi(ST_MakeEnvelope("
-                     "109.50, 34.50, 109.52, 34.52, 4326)))", (new_township,))
+    new_township = township_without_grids(database, "610199009000", "新区街道", (109.50, 34.50))
     county = bearer(token_for(database, "inc-county", "dispatcher", ("610199000000",)))
     res = report(client, county, (109.51, 34.51))
     assert res.status_code == 201, res.text
@@ -482,11 +490,7 @@ def test_what_gridmap_notes_is_read_in_the_readers_language(
 
     from gridmap.incidents import escalate_overdue
 
-    township = "610199008000"  # a township whose grids are not drawn yet
-    with psycopg.connect(database.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute("INSERT INTO division (code, name, level, parent_code, geom) VALUES "
-                     "(%s, '东新街道', 'township', '610199000000', ST_Multi(ST_MakeEnvelope("
-                     "109.53, 34.53, 109.55, 34.55, 4326)))", (township,))
+    township = township_without_grids(database, "610199008000", "东新街道", (109.53, 34.53))
     county = bearer(token_for(database, "notes-county", "dispatcher", ("610199000000",)))
     zh = report(client, {**county, "Accept-Language": "zh-CN"}, (109.54, 34.54))
     assert zh.status_code == 201, zh.text
