@@ -25,24 +25,26 @@ GRIDMAP = str(Path(sys.executable).parent / "gridmap")
 
 
 @pytest.fixture(scope="module")
-def served(grids_db: str) -> Iterator[str]:
+def served(grids_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Two worker processes, both started: a process that starts empties the tile store they
+    share (notices sent before it listened are lost), so a test must not begin while the
+    second is still starting — on a busy machine it came up after the first had served
+    (and stored) a tile, and the tile was a miss again."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([GRIDMAP, "serve", "--workers", "2", "--port", str(port),
-                             "--log-level", "warning"],
-                            env={**os.environ, "GRIDMAP_DATABASE_URL": grids_db})
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([GRIDMAP, "serve", "--workers", "2", "--port", str(port),
+                                 "--log-level", "info"], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "GRIDMAP_DATABASE_URL": grids_db})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180  # two processes on a busy machine
-        while True:
-            try:
-                if httpx.get(base + "/api/standard", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+        while log.read_text().count("Application startup complete") < 2:
             assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
             time.sleep(0.2)
+        assert httpx.get(base + "/api/standard", timeout=10).status_code == 200
         yield base
     finally:
         proc.terminate()
