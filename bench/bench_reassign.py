@@ -31,7 +31,7 @@ import shapely
 from sqlalchemy import Engine
 
 from bench.city import make_city, make_points, merge_neighbours, scratch_database, store_city
-from gridmap.store.assign import assign_layer, grid_index
+from gridmap.store.assign import assign_layer
 from gridmap.store.load import load_layer
 
 
@@ -108,8 +108,7 @@ def main() -> None:
               f"households moved = {n / publish_s / 1e6:.2f} M households/s of the store")
         after_publish = stored(engine)
         py_s, changed = timed(engine, "   full re-assignment afterwards, gridmap", n,
-                              lambda c: assign_layer(c, "households",
-                                                     index=grid_index(c)).changed)
+                              lambda c: assign_layer(c, "households").changed)
         same = same and changed == 0
         sql_s, changed = timed(engine, "   full re-assignment afterwards, SQL", n,
                                lambda c: assign_layer(c, "households",

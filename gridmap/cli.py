@@ -749,7 +749,7 @@ def assign(
 ) -> None:
     """Re-assign point layers in the database to their grids."""
     from gridmap.analysis.assign import GridIndexError
-    from gridmap.store.assign import POINT_TABLES, assign_layer, grid_index
+    from gridmap.store.assign import POINT_TABLES, assign_layer
 
     names = layers or list(POINT_TABLES)
     for name in names:
@@ -758,17 +758,14 @@ def assign(
     if engine_ not in ("python", "postgis"):
         raise fail("--engine is python or postgis")
     engine = _engine(get_settings())
-    with engine.begin() as conn, progress(_("assign"), total=len(names) + 1) as bar:
-        bar.set_postfix_str(_("index the grids"))
-        try:
-            index = grid_index(conn) if engine_ == "python" else None
-        except GridIndexError as exc:
-            raise fail(str(exc)) from exc
-        bar.update()
+    with engine.begin() as conn, progress(_("assign"), total=len(names)) as bar:
         for name in names:
             start = time.perf_counter()
             bar.set_postfix_str(_named("resource", name))
-            result = assign_layer(conn, name, engine=engine_, index=index)  # type: ignore[arg-type]
+            try:  # each layer's grid index is sized to its points
+                result = assign_layer(conn, name, engine=engine_)  # type: ignore[arg-type]
+            except GridIndexError as exc:
+                raise fail(str(exc)) from exc
             bar.update()
             say(_("{done} in {seconds} s", done=result,
                   seconds=f"{time.perf_counter() - start:.2f}"))

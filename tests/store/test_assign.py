@@ -4,6 +4,8 @@ count agreeing afterwards."""
 
 from __future__ import annotations
 
+import itertools
+
 import geopandas as gpd
 import pytest
 import shapely
@@ -11,7 +13,8 @@ from sqlalchemy import Connection, Engine, create_engine
 
 from bench.city import make_city, make_points, merge_neighbours, store_city
 from gridmap.analysis.assign import GridIndexError
-from gridmap.store.assign import assign_frame, assign_layer
+from gridmap.store import assign
+from gridmap.store.assign import assign_frame, assign_layer, cut_pages
 from gridmap.store.load import BULK_MIN_ROWS, load_layer
 
 LOAD = "SELECT grid_code, households, residents FROM grid_load ORDER BY 1"
@@ -144,3 +147,52 @@ def test_a_full_pass_reads_any_id(fresh_db: str) -> None:
             assert raw.execute(LOAD).fetchall() == raw.execute(RECOUNT).fetchall()
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_a_full_pass_read_by_several_connections_reads_every_point_once(
+        fresh_db: str, parts: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full pass of a big table is read by several connections, each a run of its pages
+    (here forced on a small one: runs cut inside a county's partition and across
+    partitions): every household is read once — counted once, stored the grid the PostGIS
+    join finds — and the counts per grid agree."""
+    monkeypatch.setattr(assign, "SPLIT_PAGES", 1)
+    monkeypatch.setattr(assign, "READ_PARTS", parts)
+    engine, grids, hh = _city(fresh_db, 3000)
+    try:
+        store_city(engine, grids, hh)
+        with engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            pages = raw.execute("SELECT count(*), sum(pg_relation_size(relid)) / 8192 FROM "
+                                "pg_partition_tree('household') WHERE isleaf AND "
+                                "pg_relation_size(relid) > 0").fetchone()
+            assert pages[0] >= 2 and pages[1] >= parts  # two counties' pages to share out
+            assert len(assign._page_ranges(raw, "household", parts)) == parts
+            expected = _stored(conn)
+            raw.execute("UPDATE household SET grid_code = NULL WHERE id::int % 3 = 0")
+        with engine.begin() as conn:  # a transaction that wrote nothing: read in parts
+            result = assign_layer(conn, "households")
+            assert (result.rows, result.changed) == (3000, sum(
+                int(i) % 3 == 0 and c is not None for i, c in expected.items()))
+            assert result.inside == sum(c is not None for c in expected.values())
+            assert _stored(conn) == expected
+            raw = conn.connection.driver_connection
+            assert raw.execute(LOAD).fetchall() == raw.execute(RECOUNT).fetchall()
+            assert assign_layer(conn, "households", engine="postgis").changed == 0
+    finally:
+        engine.dispose()
+
+
+def test_pages_are_cut_into_runs_that_cover_each_page_once() -> None:
+    tables = [("a", 7), ("b", 0), ("c", 30), ("d", 1), ("e", 12)]
+    for parts in range(1, 8):
+        runs = cut_pages(tables, parts)
+        assert 1 <= len(runs) <= parts
+        sizes = []
+        for name, _ in tables:
+            pieces = sorted((first, last) for run in runs for t, first, last in run if t == name)
+            assert pieces[0][0] == 0 and pieces[-1][1] == assign._LAST_BLOCK  # past the end
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))  # no gap, no overlap
+        for run in runs:
+            sizes.append(sum(min(last, dict(tables)[t]) - first for t, first, last in run))
+        assert sum(sizes) == 50 and max(sizes) - min(sizes) <= 50 // parts + 1
