@@ -1118,6 +1118,7 @@ def serve(
 
     from gridmap.api.app import create_app
     from gridmap.api.fastproto import http_protocol
+    from gridmap.api.logs import log_config
 
     settings = get_settings()
     engine = _engine(settings)
@@ -1128,7 +1129,7 @@ def serve(
     if workers == 1:
         uvicorn.run(create_app(settings, engine=engine), host=host, port=port,
                     log_level=log_level.value, access_log=access_log,
-                    http=http_protocol(), timeout_graceful_shutdown=5)
+                    log_config=log_config(), http=http_protocol(), timeout_graceful_shutdown=5)
         return
     # the database is resolved (the local cluster started) once, here; the workers inherit it
     os.environ["GRIDMAP_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
@@ -1138,6 +1139,7 @@ def serve(
     # uvicorn's default 5 s, and every restart would start the build again
     uvicorn.run("gridmap.api.app:app_from_environment", factory=True, workers=workers,
                 host=host, port=port, log_level=log_level.value, access_log=access_log,
+                log_config=log_config(),
                 http=http_protocol(), timeout_worker_healthcheck=60,
                 timeout_graceful_shutdown=5)  # open live streams end within 5 s
 

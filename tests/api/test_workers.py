@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,7 +26,8 @@ GRIDMAP = str(Path(sys.executable).parent / "gridmap")
 
 
 @pytest.fixture(scope="module")
-def served(grids_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(grids_db: str, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[str, Path]]:
     """Two worker processes, both started: a process that starts empties the tile store they
     share (notices sent before it listened are lost), so a test must not begin while the
     second is still starting — on a busy machine it came up after the first had served
@@ -45,10 +47,16 @@ def served(grids_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
             time.sleep(0.2)
         assert httpx.get(base + "/api/standard", timeout=10).status_code == 200
-        yield base
+        yield base, log
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+@pytest.fixture(scope="module")
+def served(server: tuple[str, Path]) -> str:
+    """The base address of :func:`server`."""
+    return server[0]
 
 
 def fresh_get(url: str, **params: object) -> httpx.Response:
@@ -110,11 +118,13 @@ def _answers(sock: socket.socket, n: int) -> list[tuple[list[str], dict[str, str
     return out
 
 
-def test_the_protocol_answers_a_locate_as_the_framework_does(served: str) -> None:
+def test_the_protocol_answers_a_locate_as_the_framework_does(server: tuple[str, Path]) -> None:
     """`gridmap serve` answers a plain locate in its HTTP protocol (gridmap.api.fastproto),
     without the ASGI machinery: the same answer as the framework's, in order with the
     requests pipelined around it, with the server's headers, keeping or closing the
-    connection as HTTP/1.1 and 1.0 say; a proxy's forwarded client goes the ASGI way."""
+    connection as HTTP/1.1 and 1.0 say; a proxy's forwarded client goes the ASGI way. Both
+    ways write uvicorn's access line."""
+    served, log = server
     grids = gpd.read_file(DEMO_DIR / DEMO_FILES["grids"])
     p = grids[grids["kind"] == "comprehensive"].iloc[50].geometry.representative_point()
     target = f"/api/locate?lon={p.x:.7f}&lat={p.y:.7f}"
@@ -143,6 +153,10 @@ def test_the_protocol_answers_a_locate_as_the_framework_does(served: str) -> Non
         ((status, _, body),) = _answers(sock, 1)
         assert status[1] == "200" and json.loads(body) == json.loads(fast[2])
         assert sock.recv(1) == b""  # HTTP/1.0 without keep-alive: closed
+    lines = log.read_text().splitlines()
+    for path in (target, target + "&via=asgi"):
+        assert any(re.fullmatch(rf'INFO: +127\.0\.0\.1:\d+ - "GET {re.escape(path)} '
+                                r'HTTP/1\.1" 200 OK', line) for line in lines), path
 
 
 def test_serve_takes_the_protocol_only_on_a_uvicorn_it_was_tested_with(
