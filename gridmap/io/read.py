@@ -10,6 +10,7 @@ required columns present, values of the right type and vocabulary.
 from __future__ import annotations
 
 import difflib
+import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pyogrio
 import shapely
 from pyproj import CRS
@@ -76,7 +78,8 @@ def _read_any(path: Path, layer: str | None, x: str | None, y: str | None,
         if suffix in (".parquet", ".geoparquet"):
             if spec.geometry == "none":
                 return pd.read_parquet(path)
-            return gpd.read_parquet(path)
+            return _read_point_parquet(path) if spec.geometry == "point" else \
+                gpd.read_parquet(path)
         if suffix == ".csv" and spec.geometry == "none":
             return pd.read_csv(path, dtype=str, keep_default_na=False)
         if suffix == ".csv":
@@ -97,6 +100,44 @@ def _read_any(path: Path, layer: str | None, x: str | None, y: str | None,
         raise ImportRejected(
             str(path), f"cannot be read ({first}); is it complete (not truncated) and of the "
             "format its name says?") from exc
+
+
+_WKB_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
+
+
+def _read_point_parquet(path: Path) -> gpd.GeoDataFrame:
+    """A GeoParquet file of points, as ``geopandas.read_parquet`` reads it — without a
+    WKB parser call per point when every geometry is a 2D point in little-endian WKB (what
+    geopandas and GDAL write): x and y are then at fixed places in the column's buffer, read
+    by numpy (``from_wkb`` took 1.0 s of a million households' 2.0 s read and check). Any
+    other file — another encoding, null, empty or 3D points, another geometry column — is
+    read by geopandas."""
+    table = pq.read_table(path)
+    try:
+        geo = json.loads((table.schema.metadata or {})[b"geo"])
+        name = geo["primary_column"]
+        column = geo["columns"][name]
+        declared = column.get("crs", "OGC:CRS84")  # absent: the spec's default
+        crs = None if declared is None else CRS.from_user_input(declared)
+    except (KeyError, TypeError, ValueError, CRSError):
+        return gpd.read_parquet(path)
+    values = table[name].combine_chunks() if name in table.column_names else None
+    if len(geo["columns"]) != 1 or column.get("encoding") != "WKB" or values is None \
+            or values.type != pa.binary() or values.null_count:
+        return gpd.read_parquet(path)
+    _, offsets, data = values.buffers()
+    ends = np.frombuffer(offsets, np.int32, len(values) + 1, values.offset * 4)
+    if not (np.diff(ends) == _WKB_POINT.itemsize).all():
+        return gpd.read_parquet(path)
+    points = np.frombuffer(data, _WKB_POINT, len(values), int(ends[0]) if len(values) else 0)
+    if not ((points["order"] == 1).all() and (points["type"] == 1).all()) \
+            or np.isnan(points["x"]).any() or np.isnan(points["y"]).any():  # NaN: empty
+        return gpd.read_parquet(path)
+    frame = table.drop_columns([name]).to_pandas()
+    # where geopandas puts it: among the columns as pandas reads them (an index aside)
+    frame.insert(list(table.slice(0, 0).to_pandas().columns).index(name), name,
+                 gpd.points_from_xy(points["x"], points["y"], crs=crs))
+    return gpd.GeoDataFrame(frame, geometry=name)
 
 
 def _read_csv(path: Path, x: str | None, y: str | None) -> gpd.GeoDataFrame:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 
@@ -136,3 +137,72 @@ def test_every_row_of_a_repeated_key_is_reported(tmp_path: Path) -> None:
     distinct = tmp_path / "distinct.parquet"
     frame.iloc[[0, 1, 3]].to_parquet(distinct)
     assert read_layer(distinct, "households").frame["id"].tolist() == ["h1", "h2", "h3"]
+
+
+def _frames_for_the_point_reader() -> dict[str, gpd.GeoDataFrame]:
+    rng = np.random.default_rng(3)
+    n = 500
+    base = gpd.GeoDataFrame({"id": [f"h{i}" for i in range(n)], "residents": rng.integers(
+        1, 6, n), "address": ["长安路"] * n},
+        geometry=gpd.points_from_xy(rng.uniform(108.9, 109.2, n), rng.uniform(34.1, 34.3, n)),
+        crs=4326)
+    moved = base[["id", "geometry", "residents"]].set_index("id")  # an index, geometry 1st
+    return {"plain": base, "index": moved, "cgcs2000": base.set_crs(4490, allow_override=True),
+            "utm": base.to_crs(32649), "no crs": base.set_crs(None, allow_override=True),
+            "empty": base.iloc[:0]}
+
+
+@pytest.mark.parametrize("case", list(_frames_for_the_point_reader()))
+def test_points_from_geoparquet_read_as_geopandas_reads_them(
+        tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Points in little-endian 2D WKB are read from the column's bytes by numpy: the same
+    frame as geopandas.read_parquet — columns in their order, index, CRS (declared,
+    absent, projected) — and anything else (3D, empty, null, big-endian points, polygons)
+    is left to geopandas."""
+    from geopandas.testing import assert_geodataframe_equal
+
+    from gridmap.io.read import _read_point_parquet
+
+    frame = _frames_for_the_point_reader()[case]
+    path = tmp_path / "points.parquet"
+    frame.to_parquet(path)
+    theirs = gpd.read_parquet(path)
+
+    def not_geopandas(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the points were read by geopandas")
+
+    monkeypatch.setattr(gpd, "read_parquet", not_geopandas)
+    ours = _read_point_parquet(path)
+    assert_geodataframe_equal(ours, theirs)
+    assert ours.crs == theirs.crs and list(ours.columns) == list(theirs.columns)
+
+
+@pytest.mark.parametrize("odd", ["3d", "empty", "null", "big-endian", "polygon"])
+def test_points_the_fast_reader_cannot_take_go_to_geopandas(tmp_path: Path, odd: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gridmap.io.read import _read_point_parquet
+
+    points = [shapely.Point(109.0, 34.2), shapely.Point(109.1, 34.25)]
+    if odd == "3d":
+        points[1] = shapely.Point(109.1, 34.25, 400)
+    elif odd == "empty":
+        points[1] = shapely.Point()
+    elif odd == "null":
+        points[1] = None
+    elif odd == "polygon":
+        points[1] = shapely.box(109, 34, 109.1, 34.1)
+    frame = gpd.GeoDataFrame({"id": ["a", "b"]}, geometry=points, crs=4326)
+    path = tmp_path / "odd.parquet"
+    frame.to_parquet(path)
+    if odd == "big-endian":
+        table = pq.read_table(path)
+        wkb = pa.array(shapely.to_wkb(frame.geometry.values, byte_order=0), pa.binary())
+        pq.write_table(table.set_column(table.column_names.index("geometry"), "geometry",
+                                        wkb), path)
+    read = _read_point_parquet(path)
+    expected = gpd.read_parquet(path)
+    assert list(shapely.to_wkt(read.geometry.values)) == \
+        list(shapely.to_wkt(expected.geometry.values))
+    assert read.crs == expected.crs
