@@ -894,8 +894,8 @@ def coverage(
     if (compliance_ or level != "all") and not in_grids:
         raise fail(f"none of the {len(households):,} households is in a grid, so there is no "
                    f"{'community' if compliance_ else level} to report on: import the "
-                   "communities and grids (gridmap import communities|grids FILE) and run "
-                   "gridmap assign — or use --level all")
+                   "communities and grids (gridmap import communities|grids FILE; publishing "
+                   "grids assigns the households in them) — or use --level all")
     if result.network_pieces is not None:
         typer.echo(result.network_pieces)
     for said in result.warnings:

@@ -150,6 +150,16 @@ def test_coverage_by_unit_without_divisions_says_why(fresh_db: str, tmp_path: Pa
     every = run_cli(fresh_db, "coverage", "--type", "kindergarten")
     assert every.exit_code == 0, every.output
     assert "300 of 300 households are outside every grid" in every.output
+    # as the refusal says: importing the divisions and publishing the grids is enough, the
+    # publish assigns the households already stored to the grids they lie in
+    for layer in ("counties", "townships", "communities", "grids"):
+        publish = ["--publish"] if layer == "grids" else []
+        imported = run_cli(fresh_db, "import", layer, str(DEMO_DIR / DEMO_FILES[layer]),
+                           *publish)
+        assert imported.exit_code == 0, imported.output
+    by_grid = run_cli(fresh_db, "coverage", "--type", "kindergarten", "--level", "grid")
+    assert by_grid.exit_code == 0, by_grid.output
+    assert "none of the" not in by_grid.output
 
 
 def test_site_says_what_the_solver_proved_in_chinese(demo_db: str) -> None:
