@@ -17,9 +17,9 @@ _STATUS = {s.value: f"{s.value} {s.phrase}" for s in http.HTTPStatus}
 class AccessFormatter(uvicorn.logging.AccessFormatter):
     """uvicorn's access line, the same text, made without copying the record twice
     (``copy.copy`` of a ``LogRecord`` in each of uvicorn's two formatters) and without
-    looking the status phrase up for every line: 21 of the 24 µs a line took, against
-    ~190 µs of CPU for a whole locate answer. Coloured lines (a terminal) are uvicorn's
-    own."""
+    looking the status phrase up for every line: its formatter took 12 of the 26 µs a line
+    cost (4.7 µs now), beside ~190 µs of CPU for a whole locate answer. Coloured lines (a
+    terminal) are uvicorn's own."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         if self.use_colors:

@@ -16,6 +16,7 @@ from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 
 from gridmap.analysis.assign import GridIndex, build_grid_index, points_to_grids
@@ -131,23 +132,25 @@ class _Points:
     grid_code: np.ndarray
     ids: bytes
     ends: np.ndarray  # where each id ends in *ids*
+    encoding: str  # of the ids: the connection's (textsend sends the client encoding)
 
     @classmethod
-    def of(cls, x: np.ndarray, y: np.ndarray, grid_code: np.ndarray, ids: bytes) -> _Points:
+    def of(cls, x: np.ndarray, y: np.ndarray, grid_code: np.ndarray, ids: bytes,
+           encoding: str) -> _Points:
         ends = np.append(np.flatnonzero(np.frombuffer(ids, np.uint8) == 0), len(ids))
         assert len(ends) == len(x) or not len(x), "one id a point"
-        return cls(x, y, grid_code, ids, ends[:len(x)])
+        return cls(x, y, grid_code, ids, ends[:len(x)], encoding)
 
     @classmethod
     def concat(cls, parts: list[_Points]) -> _Points:
         return cls.of(np.concatenate([p.x for p in parts]),
                       np.concatenate([p.y for p in parts]),
                       np.concatenate([p.grid_code for p in parts]),
-                      b"\x00".join(p.ids for p in parts if len(p.x)))
+                      b"\x00".join(p.ids for p in parts if len(p.x)), parts[0].encoding)
 
     def id_at(self, positions: np.ndarray) -> list[str]:
         starts = np.concatenate([[0], self.ends[:-1] + 1])
-        return [self.ids[a:b].decode() for a, b in zip(
+        return [self.ids[a:b].decode(self.encoding) for a, b in zip(
             starts[positions].tolist(), self.ends[positions].tolist(), strict=True)]
 
 
@@ -158,9 +161,10 @@ _LAST_BLOCK = 4_294_967_295  # beyond every page of a table
 
 def _aggregate(query: sql.Composable) -> sql.Composed:
     """*query*'s (id, x, y, grid_code) rows as one row of four values numpy reads whole:
-    the ids and stored grids as the bytes PostgreSQL keeps (``textsend``, ``bpcharsend``:
-    no conversion on the server, where ``convert_to`` and a ``char(15)[]`` cost 0.1 and
-    0.2 s a million), x and y as float8 arrays."""
+    the ids and stored grids as the bytes PostgreSQL sends them (``textsend``: the client
+    encoding's; ``bpcharsend``: a code's 15 digits) — no conversion on the server, where
+    ``convert_to`` and a ``char(15)[]`` cost 0.1 and 0.2 s a million — and x and y as
+    float8 arrays."""
     return sql.SQL(
         "SELECT coalesce(string_agg(textsend(id), '\\x00'::bytea), ''::bytea), "
         "coalesce(array_agg(x), '{{}}'), coalesce(array_agg(y), '{{}}'), "
@@ -180,7 +184,7 @@ def _fetch_points(raw: psycopg.Connection, query: sql.Composable) -> _Points:
     x, y = _fixed(xs, ">f8").astype(np.float64), _fixed(ys, ">f8").astype(np.float64)
     # a grid code is 15 digits, and the foreign key to grid holds only codes
     assert len(codes) == 15 * len(x), "a stored grid of 15 bytes a point"
-    return _Points.of(x, y, np.frombuffer(codes, "S15"), ids)
+    return _Points.of(x, y, np.frombuffer(codes, "S15"), ids, raw.info.encoding)
 
 
 def cut_pages(pages: list[tuple[str, int]], parts: int) -> list[list[tuple[str, int, int]]]:
@@ -227,13 +231,18 @@ def _run_query(run: list[tuple[str, int, int]]) -> sql.Composed:
         for name, first, last in run)
 
 
+HELPER_LOCK_WAIT = "100ms"  # a helper that cannot read at once leaves its run to the caller
+
+
 def _read_points(conn: Connection, table: str, *, area: bool) -> _Points:
     """The points to re-assign (:class:`_Points`). A full pass of a big table is read by
     :data:`READ_PARTS` connections at once, each a run of the table's pages: building the
     arrays is the server's work (0.4 s a million on one core). Safe because the pass holds
     a lock no writer passes (``SHARE ROW EXCLUSIVE``, taken by the caller) and its own
-    transaction has written nothing yet: every connection sees the same rows. Otherwise
-    one connection reads them all."""
+    transaction has written nothing yet: every connection sees the same rows. Otherwise —
+    and for any run a helper connection cannot read (none to be had, or a lock it would
+    wait for: a waiting helper would hold the caller up where PostgreSQL sees no deadlock)
+    — the caller's connection reads."""
     raw = _raw(conn)
     if area:
         return _fetch_points(raw, _sql("assign_read_area.sql", points=sql.Identifier(table)))
@@ -241,17 +250,34 @@ def _read_points(conn: Connection, table: str, *, area: bool) -> _Points:
     runs = _page_ranges(raw, table, READ_PARTS if row is not None and row[0] else 1)
     if len(runs) == 1:
         return _fetch_points(raw, _sql("assign_read_all.sql", points=sql.Identifier(table)))
-    helpers = [conn.engine.raw_connection() for _ in runs[1:]]
+    helpers: list[PoolProxiedConnection] = []
     try:
-        with ThreadPoolExecutor(len(helpers)) as pool:
-            reads = [pool.submit(_fetch_points, _driver(helper), _run_query(run))
-                     for helper, run in zip(helpers, runs[1:], strict=True)]
-            first = _fetch_points(raw, _run_query(runs[0]))
-            return _Points.concat([first, *(r.result() for r in reads)])
+        for _ in runs[1:]:
+            try:
+                helpers.append(conn.engine.raw_connection())
+            except (DBAPIError, TimeoutError):  # no connection to spare: fewer helpers
+                break
+        with ThreadPoolExecutor(max(1, len(helpers))) as pool:
+            reads = {k: pool.submit(_help_read, _driver(helper), _run_query(runs[k]))
+                     for k, helper in enumerate(helpers, start=1)}
+            parts = [_fetch_points(raw, _run_query(runs[0]))]
+            for k in range(1, len(runs)):
+                got = reads[k].result() if k in reads else None
+                parts.append(got if got is not None else _fetch_points(raw, _run_query(runs[k])))
+            return _Points.concat(parts)
     finally:
         for helper in helpers:
-            helper.rollback()
-            helper.close()
+            helper.close()  # the pool rolls it back
+
+
+def _help_read(helper: psycopg.Connection, query: sql.Composed) -> _Points | None:
+    """*query*'s points read on a helper connection, or None if it would wait for a lock."""
+    try:
+        helper.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(
+            sql.Literal(HELPER_LOCK_WAIT)))
+        return _fetch_points(helper, query)
+    except psycopg.errors.LockNotAvailable:
+        return None
 
 
 def _assign_in_python(conn: Connection, table: str, index: GridIndex | None, *, area: bool
@@ -262,7 +288,10 @@ def _assign_in_python(conn: Connection, table: str, index: GridIndex | None, *, 
     from gridmap.store.load import copy_into
 
     raw = _raw(conn)
-    if not area:  # no writer may change a point between its read and its write
+    if not area:
+        # no redraw may change the grids, and no writer a point, between the read and the
+        # write; the grids first, as an import and a publish take them (no deadlock)
+        raw.execute("LOCK TABLE grid IN SHARE MODE")
         raw.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
             sql.Identifier(table)))
     points = _read_points(conn, table, area=area)
@@ -275,9 +304,9 @@ def _assign_in_python(conn: Connection, table: str, index: GridIndex | None, *, 
     names = np.array([*index.codes, None], dtype=object)
     new = names[pos[changed]]
     left = [c.decode() for c in old[changed] if c != NO_GRID]
-    raw.execute("CREATE TEMP TABLE gm_assigned (id text, code char(15)) ON COMMIT DROP")
     moved = pd.DataFrame({"id": points.id_at(changed), "code": new})
-    if len(moved):
+    if len(moved):  # (no table made for none: the transaction writes nothing then)
+        raw.execute("CREATE TEMP TABLE gm_assigned (id text, code char(15)) ON COMMIT DROP")
         copy_into(conn, "gm_assigned", moved, ["id", "code"])
         raw.execute("ANALYZE gm_assigned")
     written = raw.execute(_sql("store_assigned_changed.sql", points=sql.Identifier(table))

@@ -187,6 +187,20 @@ def copy_into(conn: Connection, table: str, frame: pd.DataFrame, columns: list[s
     raw = _raw(conn)
     kinds = [column_kind(t) for t in column_types(conn, table, columns)]
     binary = all(k is not None for k in kinds)
+    # the text built here (Arrow's strings, its CSV) is UTF-8: a connection speaking another
+    # encoding (GBK, say) speaks UTF-8 for the COPY; its rollback undoes this on a failure
+    spoken = raw.info.parameter_status("client_encoding")
+    if spoken not in (None, "UTF8"):
+        raw.execute("SET LOCAL client_encoding = 'UTF8'")
+    _copy(raw, table, frame, columns, kinds, binary=binary, batch_rows=batch_rows,
+          progress=progress, freeze=freeze)
+    if spoken not in (None, "UTF8"):
+        raw.execute(sql.SQL("SET LOCAL client_encoding = {}").format(sql.Literal(spoken)))
+
+
+def _copy(raw: psycopg.Connection, table: str, frame: pd.DataFrame, columns: list[str],
+          kinds: list[str | None], *, binary: bool, batch_rows: int, progress: bool,
+          freeze: bool) -> None:
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {}{})").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
         sql.SQL("binary" if binary else "csv"), sql.SQL(", FREEZE" if freeze else ""))

@@ -152,20 +152,20 @@ def _frames_for_the_point_reader() -> dict[str, gpd.GeoDataFrame]:
             "empty": base.iloc[:0]}
 
 
-@pytest.mark.parametrize("case", list(_frames_for_the_point_reader()))
+@pytest.mark.parametrize("case", [*_frames_for_the_point_reader(), "row groups"])
 def test_points_from_geoparquet_read_as_geopandas_reads_them(
         tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Points in little-endian 2D WKB are read from the column's bytes by numpy: the same
     frame as geopandas.read_parquet — columns in their order, index, CRS (declared,
-    absent, projected) — and anything else (3D, empty, null, big-endian points, polygons)
-    is left to geopandas."""
+    absent, projected), a column in several chunks."""
     from geopandas.testing import assert_geodataframe_equal
 
     from gridmap.io.read import _read_point_parquet
 
-    frame = _frames_for_the_point_reader()[case]
+    frames = _frames_for_the_point_reader()
+    frame = frames.get(case, frames["plain"])
     path = tmp_path / "points.parquet"
-    frame.to_parquet(path)
+    frame.to_parquet(path, row_group_size=128 if case == "row groups" else None)
     theirs = gpd.read_parquet(path)
 
     def not_geopandas(*args: object, **kwargs: object) -> None:

@@ -5,8 +5,11 @@ count agreeing afterwards."""
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 
 import geopandas as gpd
+import psycopg
 import pytest
 import shapely
 from sqlalchemy import Connection, Engine, create_engine
@@ -120,11 +123,14 @@ def test_grids_the_index_refuses_still_get_their_points_assigned(fresh_db: str) 
         engine.dispose()
 
 
-def test_a_full_pass_reads_any_id(fresh_db: str) -> None:
-    """The full pass reads ids as NUL-separated UTF-8 and grids as fixed-width bytes: ids
-    with tabs, newlines, backslashes, quotes, commas and Chinese, left unassigned, are
-    written back by id — the same grids as the PostGIS join."""
-    engine, grids, hh = _city(fresh_db, 600)
+@pytest.mark.parametrize("encoding", ["UTF8", "GBK"])
+def test_a_full_pass_reads_any_id(fresh_db: str, encoding: str) -> None:
+    """The full pass reads ids as NUL-separated bytes of the client encoding and grids as
+    fixed-width bytes: ids with tabs, newlines, backslashes, quotes, commas and Chinese,
+    left unassigned, are written back by id — the same grids as the PostGIS join — whether
+    the connection speaks UTF-8 or GBK."""
+    _, grids, hh = _city(fresh_db, 600)
+    engine = create_engine(fresh_db, connect_args={"options": f"-c client_encoding={encoding}"})
     odd = ["户\t1", "a\\b", 'q"uote', "line\nbreak", "逗,号", " 空格 ", "x" * 200]
     try:
         store_city(engine, grids, hh)
@@ -196,3 +202,51 @@ def test_pages_are_cut_into_runs_that_cover_each_page_once() -> None:
         for run in runs:
             sizes.append(sum(min(last, dict(tables)[t]) - first for t, first, last in run))
         assert sum(sizes) == 50 and max(sizes) - min(sizes) <= 50 // parts + 1
+
+
+def test_a_helper_that_would_wait_for_a_lock_leaves_its_run_to_the_caller(
+        fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A helper connection asks for its lock behind any request queued before it: with an
+    ACCESS EXCLUSIVE request waiting on the pass's own lock, the helper would wait for the
+    request, the request for the pass and the pass for the helper — a wait PostgreSQL cannot
+    see. The helper gives up after a moment and the caller reads its run itself."""
+    monkeypatch.setattr(assign, "SPLIT_PAGES", 1)
+    engine, grids, hh = _city(fresh_db, 3000)
+    store_city(engine, grids, hh)
+    with engine.begin() as conn:
+        expected = _stored(conn)
+        conn.connection.driver_connection.execute(
+            "UPDATE household SET grid_code = NULL WHERE id::int % 2 = 0")
+    blocker = psycopg.connect(fresh_db.replace("+psycopg", ""))
+    ranges, helped, waiting = assign._page_ranges, [], []
+
+    def queue_a_lock_then_cut(raw: psycopg.Connection, table: str, parts: int
+                              ) -> list[list[tuple[str, int, int]]]:
+        runs = ranges(raw, table, parts)
+        last = runs[-1][-1][0]  # a partition the helper reads
+        waiting.append(threading.Thread(target=lambda: blocker.execute(
+            f"LOCK TABLE {last} IN ACCESS EXCLUSIVE MODE")))
+        waiting[0].start()
+        while not raw.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND "
+                              "mode = 'AccessExclusiveLock'").fetchone()[0]:
+            time.sleep(0.01)
+        return runs
+
+    def help_read(*args: object) -> object:
+        helped.append(read(*args))
+        return helped[-1]
+
+    read = assign._help_read
+    monkeypatch.setattr(assign, "_page_ranges", queue_a_lock_then_cut)
+    monkeypatch.setattr(assign, "_help_read", help_read)
+    try:
+        with engine.begin() as conn:
+            result = assign_layer(conn, "households")
+            assert helped == [None]  # the helper gave up; the caller read its run
+            assert result.rows == 3000 and _stored(conn) == expected
+    finally:
+        for thread in waiting:  # it gets its lock once the pass has ended
+            thread.join(30)
+        blocker.rollback()
+        blocker.close()
+        engine.dispose()

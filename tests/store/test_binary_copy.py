@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
 from gridmap.io.errors import ImportRejected
@@ -85,3 +86,25 @@ def test_a_value_too_large_for_its_column_is_refused_not_wrapped(conn: Connectio
         load_layer(conn, "households", frame)
     assert "out of range for smallint" in str(refused.value)
     assert [p.key for p in refused.value.problems] == ["h2", "h3"]
+
+
+def test_text_travels_whatever_encoding_the_connection_speaks(fresh_db: str) -> None:
+    """The bytes COPY sends are UTF-8 (Arrow's strings, its CSV): a connection speaking GBK
+    speaks UTF-8 for the COPY, binary or CSV, and GBK again after it."""
+    engine = create_engine(fresh_db, connect_args={"options": "-c client_encoding=GBK"})
+    try:
+        with engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            assert raw.info.parameter_status("client_encoding") == "GBK"
+            raw.execute("CREATE TEMP TABLE gm_words (id text, note text, day date)")
+            words = pd.DataFrame({"id": ["王曲村", "户\t1"], "note": ["长安路 1 号", None]})
+            copy_into(conn, "gm_words", words, ["id", "note"])  # binary
+            dated = words.assign(id=["杜陵镇", "逗,号"], day=["2026-11-22", None])
+            copy_into(conn, "gm_words", dated, ["id", "note", "day"])  # a date: CSV
+            assert raw.info.parameter_status("client_encoding") == "GBK"
+            rows = raw.execute("SELECT id, note, day::text FROM gm_words").fetchall()
+        assert sorted(rows, key=str) == sorted([
+            ("王曲村", "长安路 1 号", None), ("户\t1", None, None),
+            ("杜陵镇", "长安路 1 号", "2026-11-22"), ("逗,号", None, None)], key=str)
+    finally:
+        engine.dispose()
