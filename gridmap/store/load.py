@@ -450,7 +450,10 @@ def _bulk_load(conn: Connection, spec: LayerSpec, frame: pd.DataFrame, columns: 
     deferred = []
     for name, definition in indexes:
         if defer_search_index and DEFERRED_INDEX in definition:
-            deferred.append(definition)
+            deferred.append(definition)  # and recorded, in case the build never comes
+            raw.execute("INSERT INTO pending_index (name, definition) VALUES (%s, %s) "
+                        "ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition, "
+                        "since = now()", (_index_name(definition), definition))
             continue
         clock = time.perf_counter()
         raw.execute(sql.SQL(definition))
@@ -529,14 +532,21 @@ def _fresh_partition(raw: psycopg.Connection, table: str, key: str, value: str) 
     return part
 
 
-def build_deferred_indexes(engine: Engine, result: LoadResult) -> None:
+def build_deferred_indexes(engine: Engine, result: LoadResult | None = None) -> None:
     """Build the indexes a bulk load left for after its commit (``CREATE INDEX
-    CONCURRENTLY``: reads and writes go on meanwhile). An index left invalid by an earlier
+    CONCURRENTLY``: reads and writes go on meanwhile) — *result*'s and any an earlier import
+    recorded in ``pending_index`` and did not get to build (it was stopped after its
+    commit) — each struck off the record once built. An index left invalid by an earlier
     interrupted build is dropped first. A partitioned table's index cannot be built
     concurrently: it is declared on the parent alone, built concurrently on each partition
     and attached, partition by partition (the parent's becomes valid with the last)."""
-    for definition in result.deferred:
-        name = definition.split(" ON ", 1)[0].rsplit(" ", 1)[1]
+    with engine.connect() as conn:
+        pending: dict[str, str] = {str(name): str(definition) for name, definition in _raw(
+            conn).execute("SELECT name, definition FROM pending_index ORDER BY since")}
+        conn.rollback()
+    for definition in result.deferred if result is not None else []:
+        pending.setdefault(_index_name(definition), definition)
+    for name, definition in pending.items():
         with engine.connect() as conn:
             raw = _raw(conn)
             raw.autocommit = True  # CONCURRENTLY runs outside a transaction block
@@ -544,10 +554,16 @@ def build_deferred_indexes(engine: Engine, result: LoadResult) -> None:
                 table, partitions = _partitions_of(raw, definition)
                 if partitions:
                     _build_partitioned_index(raw, name, definition, table, partitions)
-                    continue
-                _build_concurrently(raw, name, definition)
+                else:
+                    _build_concurrently(raw, name, definition)
+                raw.execute("DELETE FROM pending_index WHERE name = %s", (name,))
             finally:
                 raw.autocommit = False  # the connection goes back to the pool
+
+
+def _index_name(definition: str) -> str:
+    """The name in ``CREATE INDEX name ON …``."""
+    return definition.split(" ON ", 1)[0].rsplit(" ", 1)[1]
 
 
 def _build_concurrently(raw: psycopg.Connection, name: str, definition: str) -> None:

@@ -270,3 +270,11 @@ audit_log = Table(
     # what gridmap wrote, as keys and values (domain/notes.py); NULL: a text as written
     Column("detail_notes", JSONB(none_as_null=True)),
 )
+
+# indexes a bulk import left to build after its commit, until built (migration 0020)
+pending_index = Table(
+    "pending_index", metadata,
+    Column("name", Text, primary_key=True),
+    Column("definition", Text, nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+)

@@ -23,7 +23,7 @@ def _divisions(conn: Connection) -> None:
 
 
 def test_migrated_to_head(conn: Connection) -> None:
-    assert current_revision(conn) == "0019"
+    assert current_revision(conn) == "0020"
 
 
 def test_tables_module_matches_the_migrated_schema(conn: Connection) -> None:
