@@ -361,6 +361,22 @@ def follow_assignment(conn: Connection, table: str, touched: list[str] | None = 
         raw.execute(read_sql("incident_divisions.sql"))
 
 
+def store_counted_load(conn: Connection, grids: pd.Series, residents: pd.Series) -> None:
+    """``grid_load`` from the households just written into an empty table — their grids
+    (None: in no grid) and residents — counted here instead of recounted by a scan of the
+    table (0.3–0.45 s a million): the same rows :func:`follow_assignment` would store."""
+    inside = grids.notna().to_numpy()
+    counted = pd.DataFrame({"code": grids.to_numpy()[inside],
+                            "residents": residents.to_numpy(np.int64)[inside]}
+                           ).groupby("code")["residents"].agg(["size", "sum"])
+    raw = _raw(conn)
+    codes = [str(c) for c in counted.index]
+    raw.execute(read_sql("grid_load_counted.sql"), {
+        "codes": codes, "households": counted["size"].tolist(),
+        "residents": counted["sum"].tolist()})
+    raw.execute("DELETE FROM grid_load WHERE grid_code <> ALL(%s::text[])", (codes,))
+
+
 def assign_frame(conn: Connection, points: gpd.GeoSeries) -> np.ndarray | None:
     """The grid code (None: in no grid) of each WGS84 point of *points* by gridmap's rule,
     from the grids stored now, for rows about to be written — so an import stores its

@@ -37,6 +37,7 @@ from gridmap.store.assign import (
     assign_layer,
     follow_assignment,
     grid_index,
+    store_counted_load,
 )
 from gridmap.store.binary_copy import OutOfRange, check_ranges, column_kind, frame_to_copy
 from gridmap.store.partitions import (
@@ -754,7 +755,11 @@ def _load(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.DataFr
                       defer_search_index=defer_search_index)
     if bulk is not None:
         clock = time.perf_counter()
-        _follow(conn, spec, layer_name, assigned="grid_code" in columns, assign=assign_after)
+        if spec.table == "household" and "grid_code" in columns:  # the table was empty
+            store_counted_load(conn, frame["grid_code"], frame["residents"])
+        else:
+            _follow(conn, spec, layer_name, assigned="grid_code" in columns,
+                    assign=assign_after)
         bulk.phases = {"assign": assigning, **bulk.phases,
                        "grid counts": time.perf_counter() - clock}
         bulk.inside = inside
