@@ -108,7 +108,7 @@ def main() -> None:
                     phases["commit"] = time.perf_counter() - mark
                     committed = time.perf_counter() - start
                     mark = time.perf_counter()
-                    build_deferred_indexes(engine, loaded)
+                    build_deferred_indexes(engine)
                     phases["trigram index, concurrently after commit"] = \
                         time.perf_counter() - mark
                     seconds = time.perf_counter() - start

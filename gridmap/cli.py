@@ -624,7 +624,7 @@ def import_(
     if dry_run:
         typer.echo(_("dry run, nothing written — the import would give:") + f"\n{loaded}")
         return
-    build_deferred_indexes(engine, loaded)
+    build_deferred_indexes(engine)
     typer.echo(_("{done} in {seconds} s", done=loaded,
                  seconds=f"{time.perf_counter() - start:.2f}"))
 

@@ -124,8 +124,8 @@ def _fixed(data: bytes, dtype: str) -> np.ndarray:
 @dataclass
 class _Points:
     """The points to re-assign as numpy reads them: x, y, and the stored grid of each (a
-    15-byte code, :data:`NO_GRID` for none); the ids as one byte string of NUL-separated
-    UTF-8 (a text holds no NUL), cut out only for the rows written."""
+    15-byte code, :data:`NO_GRID` for none); the ids as one byte string, NUL-separated (a
+    text holds no NUL) in the connection's encoding, cut out only for the rows written."""
 
     x: np.ndarray
     y: np.ndarray

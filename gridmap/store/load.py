@@ -382,8 +382,9 @@ def _bulk_load(conn: Connection, spec: LayerSpec, frame: pd.DataFrame, columns: 
     ``TRUNCATE``: the table was empty before. Inside the caller's
     transaction like everything else, so a failure leaves the table, and its indexes, as they
     were. With *defer_search_index* the trigram (search) indexes are not built here but
-    returned in ``LoadResult.deferred`` for :func:`build_deferred_indexes` to build
-    concurrently after the commit; until then search reads the table without them. Returns
+    recorded in ``pending_index`` (and named in ``LoadResult.deferred``) for
+    :func:`build_deferred_indexes` to build concurrently after the commit; until then
+    search reads the table without them. Returns
     None (and does nothing) when the fast path does not apply: a small frame, a table with
     rows, or a table that other tables refer to."""
     raw = _raw(conn)
@@ -533,20 +534,19 @@ def _fresh_partition(raw: psycopg.Connection, table: str, key: str, value: str) 
     return part
 
 
-def build_deferred_indexes(engine: Engine, result: LoadResult | None = None) -> None:
-    """Build the indexes a bulk load left for after its commit (``CREATE INDEX
-    CONCURRENTLY``: reads and writes go on meanwhile) — *result*'s and any an earlier import
-    recorded in ``pending_index`` and did not get to build (it was stopped after its
-    commit) — each struck off the record once built. An index left invalid by an earlier
-    interrupted build is dropped first. A partitioned table's index cannot be built
-    concurrently: it is declared on the parent alone, built concurrently on each partition
-    and attached, partition by partition (the parent's becomes valid with the last)."""
+def build_deferred_indexes(engine: Engine) -> None:
+    """Build the indexes bulk loads left for after their commit (``CREATE INDEX
+    CONCURRENTLY``: reads and writes go on meanwhile): those on record in
+    ``pending_index`` — the last import's, and any an earlier one did not get to build (it
+    was stopped after its commit) — each struck off the record once built. An index left
+    invalid by an earlier interrupted build is dropped first. A partitioned table's index
+    cannot be built concurrently: it is declared on the parent alone, built concurrently on
+    each partition and attached, partition by partition (the parent's becomes valid with
+    the last)."""
     with engine.connect() as conn:
         pending: dict[str, str] = {str(name): str(definition) for name, definition in _raw(
             conn).execute("SELECT name, definition FROM pending_index ORDER BY since")}
         conn.rollback()
-    for definition in result.deferred if result is not None else []:
-        pending.setdefault(_index_name(definition), definition)
     for name, definition in pending.items():
         with engine.connect() as conn:
             raw = _raw(conn)
@@ -674,8 +674,8 @@ def load_layer(conn: Connection, layer_name: str, frame: gpd.GeoDataFrame | pd.D
 
     A large load into an empty point table takes the bulk path (binary ``COPY`` straight
     into the table, indexes built after it). With *defer_search_index* its trigram (search)
-    index is left out and named in ``LoadResult.deferred``: the caller must pass the result
-    to :func:`build_deferred_indexes` after committing (``gridmap import`` does).
+    index is left out, recorded and named in ``LoadResult.deferred``: the caller calls
+    :func:`build_deferred_indexes` after committing (``gridmap import`` does).
 
     Runs inside the transaction of *conn* (open a savepoint around it to keep a failed load
     from poisoning an outer transaction). Raises :class:`ImportRejected` naming every row that
